@@ -1,0 +1,171 @@
+/**
+ * Bencode (BEP 3) for untrusted input.
+ *
+ * Decoding is our own: bencode@4's decoder has no limits, reports no byte
+ * offsets and cannot tell us where a dictionary started, which we need for the
+ * info-hash (SHA-1 of the original `info` bytes). Encoding uses bencode@4.
+ *
+ * Limits (defaults, after libtorrent): input 10 MiB, nesting depth 100,
+ * 3,000,000 tokens. Integers must be safe JS integers.
+ */
+import bencode from "bencode"
+import { Result, Schema } from "effect"
+
+export class BencodeError extends Schema.TaggedError<BencodeError>()("BencodeError", {
+  offset: Schema.Number,
+  problem: Schema.String
+}) {
+  override get message() {
+    return `invalid bencode at byte ${this.offset}: ${this.problem}`
+  }
+}
+
+export type BValue = number | Uint8Array | ReadonlyArray<BValue> | BDict
+export interface BDict {
+  readonly [key: string]: BValue
+}
+
+export interface Limits {
+  readonly maxBytes: number
+  readonly maxDepth: number
+  readonly maxTokens: number
+}
+
+export const defaultLimits: Limits = { maxBytes: 10 * 1024 * 1024, maxDepth: 100, maxTokens: 3_000_000 }
+
+/** The original bytes of each decoded dictionary (a view on the input). */
+const sources = new WeakMap<BDict, Uint8Array>()
+
+/** The exact bytes a decoded dictionary was read from. */
+export const sourceBytes = (dict: BDict): Uint8Array | undefined => sources.get(dict)
+
+const utf8 = new TextDecoder("utf-8")
+
+const D = 0x64, L = 0x6c, I = 0x69, E = 0x65, COLON = 0x3a, MINUS = 0x2d, ZERO = 0x30, NINE = 0x39
+
+/**
+ * Decodes exactly one value spanning the whole input. Never throws: bad input
+ * is a `BencodeError` naming the byte offset. (A `Result` is yieldable in
+ * `Effect.gen`.)
+ */
+export const decode = (bytes: Uint8Array, limits: Limits = defaultLimits): Result.Result<BValue, BencodeError> => {
+  if (bytes.length > limits.maxBytes) {
+    return Result.fail(
+      new BencodeError({ offset: 0, problem: `input is ${bytes.length} bytes; the limit is ${limits.maxBytes}` })
+    )
+  }
+  const parser = new Parser(bytes, limits)
+  try {
+    const value = parser.value(0)
+    if (parser.pos !== bytes.length) parser.fail(parser.pos, "trailing data after the value")
+    return Result.succeed(value)
+  } catch (error) {
+    if (error instanceof BencodeError) return Result.fail(error)
+    throw error
+  }
+}
+
+export const encode = (value: unknown): Uint8Array => bencode.encode(value)
+
+class Parser {
+  pos = 0
+  tokens = 0
+  constructor(readonly bytes: Uint8Array, readonly limits: Limits) {}
+
+  fail(offset: number, problem: string): never {
+    throw new BencodeError({ offset, problem })
+  }
+
+  value(depth: number): BValue {
+    const { bytes } = this
+    if (this.pos >= bytes.length) this.fail(this.pos, "unexpected end of input")
+    if (++this.tokens > this.limits.maxTokens) this.fail(this.pos, `more than ${this.limits.maxTokens} tokens`)
+    const c = bytes[this.pos]!
+    if (c === I) return this.integer()
+    if (c >= ZERO && c <= NINE) return this.string()
+    if (c === L || c === D) {
+      if (depth >= this.limits.maxDepth) this.fail(this.pos, `nesting deeper than ${this.limits.maxDepth}`)
+      return c === L ? this.list(depth + 1) : this.dict(depth + 1)
+    }
+    return this.fail(this.pos, `unexpected byte 0x${c.toString(16).padStart(2, "0")}`)
+  }
+
+  integer(): number {
+    const start = this.pos
+    const end = this.bytes.indexOf(E, start + 1)
+    if (end < 0) this.fail(start, "unterminated integer")
+    const digits = this.digitsAt(start + 1, end, "integer")
+    const negative = this.bytes[start + 1] === MINUS
+    if (negative && digits === "-0") this.fail(start, "negative zero")
+    const body = negative ? digits.slice(1) : digits
+    if (body.length === 0) this.fail(start, "empty integer")
+    if (body.length > 1 && body.startsWith("0")) this.fail(start, "integer with a leading zero")
+    const n = Number(digits)
+    if (!Number.isSafeInteger(n)) this.fail(start, `integer ${digits} is outside the safe range`)
+    this.pos = end + 1
+    return n
+  }
+
+  string(): Uint8Array {
+    const start = this.pos
+    const colon = this.bytes.indexOf(COLON, start)
+    if (colon < 0) this.fail(start, "string length without ':'")
+    const digits = this.digitsAt(start, colon, "string length")
+    if (digits.startsWith("-")) this.fail(start, "negative string length")
+    if (digits.length > 1 && digits.startsWith("0")) this.fail(start, "string length with a leading zero")
+    const length = Number(digits)
+    const from = colon + 1
+    if (length > this.bytes.length - from) {
+      this.fail(start, `string of ${digits} bytes runs past the end of the input (${this.bytes.length - from} left)`)
+    }
+    this.pos = from + length
+    return this.bytes.subarray(from, this.pos)
+  }
+
+  list(depth: number): ReadonlyArray<BValue> {
+    const start = this.pos++
+    const items: Array<BValue> = []
+    while (true) {
+      if (this.pos >= this.bytes.length) this.fail(start, "unterminated list")
+      if (this.bytes[this.pos] === E) break
+      items.push(this.value(depth))
+    }
+    this.pos++
+    return items
+  }
+
+  dict(depth: number): BDict {
+    const start = this.pos++
+    const dict: Record<string, BValue> = Object.create(null)
+    while (true) {
+      if (this.pos >= this.bytes.length) this.fail(start, "unterminated dictionary")
+      if (this.bytes[this.pos] === E) break
+      const keyAt = this.pos
+      const c = this.bytes[keyAt]!
+      if (c < ZERO || c > NINE) this.fail(keyAt, "dictionary key is not a string")
+      this.tokens++
+      const key = utf8.decode(this.string())
+      if (Object.prototype.hasOwnProperty.call(dict, key)) this.fail(keyAt, `duplicate key "${key}"`)
+      dict[key] = this.value(depth)
+    }
+    this.pos++
+    sources.set(dict, this.bytes.subarray(start, this.pos))
+    return dict
+  }
+
+  digitsAt(from: number, to: number, what: string): string {
+    if (to - from > 20) this.fail(from, `${what} has too many digits`)
+    let s = ""
+    for (let i = from; i < to; i++) {
+      const c = this.bytes[i]!
+      if ((c < ZERO || c > NINE) && !(c === MINUS && i === from)) {
+        this.fail(i, `${what} has a non-digit byte 0x${c.toString(16).padStart(2, "0")}`)
+      }
+      s += String.fromCharCode(c)
+    }
+    return s
+  }
+}
+
+/** Decodes a byte string as UTF-8 text. */
+export const text = (bytes: Uint8Array): string => utf8.decode(bytes)
