@@ -1,0 +1,112 @@
+/**
+ * Magnet links (BEP 9): `xt=urn:btih:` with a 40-hex or 32-base32 info-hash,
+ * `dn`, repeated `tr`, `x.pe` peer addresses and `ws` web seeds. Other
+ * parameters (`xl`, `as`, `kt`, …) carry nothing we use and are ignored, as
+ * other clients do.
+ */
+import { Result, Schema } from "effect"
+import * as InfoHash from "./InfoHash.ts"
+import type { Metainfo } from "./Metainfo.ts"
+
+export class MagnetError extends Schema.TaggedError<MagnetError>()("MagnetError", {
+  detail: Schema.String
+}) {
+  override get message() {
+    return `invalid magnet link: ${this.detail}`
+  }
+}
+
+export const Magnet = Schema.Struct({
+  infoHash: InfoHash.InfoHash,
+  name: Schema.optionalKey(Schema.String),
+  trackers: Schema.Array(Schema.String),
+  /** `x.pe` peers as `host:port` (IPv6 hosts in brackets). */
+  peers: Schema.Array(Schema.String),
+  webSeeds: Schema.Array(Schema.String)
+})
+export type Magnet = typeof Magnet.Type
+
+const fail = (detail: string) => Result.fail(new MagnetError({ detail }))
+
+export const isMagnet = (input: string): boolean => input.toLowerCase().startsWith("magnet:?")
+
+export const parse = (uri: string): Result.Result<Magnet, MagnetError> => {
+  if (!isMagnet(uri)) return fail("it does not start with magnet:?")
+  let params: URLSearchParams
+  try {
+    params = new URLSearchParams(uri.slice("magnet:?".length))
+  } catch {
+    return fail("its query string cannot be decoded")
+  }
+  const topics = params.getAll("xt")
+  const btih = topics.filter((xt) => xt.toLowerCase().startsWith("urn:btih:"))
+  if (btih.length === 0) {
+    return topics.some((xt) => xt.toLowerCase().startsWith("urn:btmh:"))
+      ? fail("BitTorrent v2-only magnet links (urn:btmh) are not supported yet")
+      : fail("it has no xt=urn:btih: info-hash")
+  }
+  const hashes = new Set(btih.map((xt) => decodeHash(xt.slice("urn:btih:".length))))
+  if (hashes.has(undefined)) return fail(`the info-hash in ${JSON.stringify(btih[0])} is neither 40 hex nor 32 base32 characters`)
+  if (hashes.size > 1) return fail("it names more than one info-hash")
+  const infoHash = [...hashes][0]!
+  const peers = params.getAll("x.pe")
+  const badPeer = peers.find((peer) => parsePeer(peer) === undefined)
+  if (badPeer !== undefined) return fail(`x.pe ${JSON.stringify(badPeer)} is not a host:port address`)
+  const trackers = unique(params.getAll("tr"))
+  const badTracker = trackers.find((url) => !/^(https?|udp|wss?):\/\/[^/]/i.test(url))
+  if (badTracker !== undefined) return fail(`tr ${JSON.stringify(badTracker)} is not a tracker URL`)
+  const name = params.get("dn")
+  return Result.succeed({
+    infoHash,
+    ...(name !== null && name !== "" ? { name } : {}),
+    trackers,
+    peers: unique(peers),
+    webSeeds: unique(params.getAll("ws"))
+  })
+}
+
+/** The canonical magnet string: hex info-hash first, then dn, tr, ws, x.pe in that order. */
+export const format = (magnet: Magnet): string => {
+  const parts = [`xt=urn:btih:${magnet.infoHash}`]
+  if (magnet.name !== undefined) parts.push(`dn=${encodeURIComponent(magnet.name)}`)
+  for (const tr of magnet.trackers) parts.push(`tr=${encodeURIComponent(tr)}`)
+  for (const ws of magnet.webSeeds) parts.push(`ws=${encodeURIComponent(ws)}`)
+  for (const pe of magnet.peers) parts.push(`x.pe=${encodeURIComponent(pe)}`)
+  return `magnet:?${parts.join("&")}`
+}
+
+export const fromMetainfo = (meta: Metainfo): Magnet => ({
+  infoHash: meta.infoHash,
+  name: meta.name,
+  trackers: unique(meta.announce.flat()),
+  peers: [],
+  webSeeds: [...meta.urlList]
+})
+
+/** A `host:port` (or `[v6]:port`) address. */
+export const parsePeer = (peer: string): { readonly host: string; readonly port: number } | undefined => {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(peer)
+  if (match === null) return undefined
+  const port = Number(match[3])
+  return port > 0 && port < 65536 ? { host: match[1] ?? match[2]!, port } : undefined
+}
+
+const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+const decodeHash = (text: string): InfoHash.InfoHash | undefined => {
+  if (/^[0-9a-fA-F]{40}$/.test(text)) return text.toLowerCase() as InfoHash.InfoHash
+  if (!/^[A-Za-z2-7]{32}$/.test(text)) return undefined
+  const bytes = new Uint8Array(20)
+  let bits = 0, value = 0, at = 0
+  for (const ch of text.toUpperCase()) {
+    value = (value << 5) | BASE32.indexOf(ch)
+    bits += 5
+    if (bits >= 8) {
+      bits -= 8
+      bytes[at++] = (value >>> bits) & 0xff
+    }
+  }
+  return InfoHash.fromBytes(bytes)
+}
+
+const unique = (items: ReadonlyArray<string>): Array<string> => [...new Set(items)]
