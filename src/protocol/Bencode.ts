@@ -45,8 +45,8 @@ const D = 0x64, L = 0x6c, I = 0x69, E = 0x65, COLON = 0x3a, MINUS = 0x2d, ZERO =
 
 /**
  * Decodes exactly one value spanning the whole input. Never throws: bad input
- * is a `BencodeError` naming the byte offset. (A `Result` is yieldable in
- * `Effect.gen`.)
+ * is a `BencodeError` naming the byte offset (use `Effect.fromResult` in
+ * Effect code).
  */
 export const decode = (bytes: Uint8Array, limits: Limits = defaultLimits): Result.Result<BValue, BencodeError> => {
   if (bytes.length > limits.maxBytes) {

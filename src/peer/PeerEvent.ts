@@ -1,0 +1,49 @@
+/**
+ * What PeerSessions tell the Orchestrator, and what it tells them back.
+ * Sessions share no state: these messages are the only link.
+ */
+import type { Queue } from "effect"
+import type * as Handshake from "../protocol/Handshake.ts"
+import type { WireMessage } from "../protocol/WireMessage.ts"
+import type { BlockRequest } from "../torrent/Synchronizer.ts"
+
+/** `host:port` of the remote peer (IPv6 hosts in brackets). */
+export type PeerKey = string
+
+export const keyOf = (address: { readonly host: string; readonly port: number }): PeerKey =>
+  address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
+
+/** Commands for one session: wire messages to send, or an order to disconnect. */
+export type PeerCommand = WireMessage | { readonly _tag: "Disconnect"; readonly reason: string }
+
+export type PeerEvent =
+  | {
+    readonly _tag: "Connected"
+    readonly peer: PeerKey
+    readonly handshake: Handshake.Handshake
+    readonly outbox: Queue.Queue<PeerCommand>
+  }
+  | {
+    /** One socket read's worth of messages, plus requests the peer will not answer. */
+    readonly _tag: "Messages"
+    readonly peer: PeerKey
+    readonly messages: ReadonlyArray<WireMessage>
+    readonly released: ReadonlyArray<BlockRequest>
+    /** How many requests the peer's pipeline should hold. */
+    readonly depth: number
+  }
+  | {
+    /** The periodic check of a session: timed-out requests and the pipeline's appetite. */
+    readonly _tag: "Tick"
+    readonly peer: PeerKey
+    readonly released: ReadonlyArray<BlockRequest>
+    readonly depth: number
+    readonly rate: number
+    readonly snubbing: boolean
+  }
+  | {
+    readonly _tag: "Disconnected"
+    readonly peer: PeerKey
+    readonly reason: string
+    readonly released: ReadonlyArray<BlockRequest>
+  }

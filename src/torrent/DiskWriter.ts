@@ -1,0 +1,215 @@
+/**
+ * DiskWriter: puts verified pieces into the torrent's files and reads them
+ * back (resume checks, seeding).
+ *
+ * A piece may span several files; each part is one positional write. Files
+ * are created lazily (sparse), zero-length files and folders up front.
+ * At most `maxOpenFiles` handles stay open (least recently used is closed).
+ * Every path is resolved under the download folder and checked again after
+ * resolving symlinks, so nothing is ever written outside it.
+ */
+import { Context, Effect, Exit, FileSystem, Layer, Path, Schema, Scope, Semaphore } from "effect"
+import type { PlatformError } from "effect/PlatformError"
+import * as Metainfo from "../protocol/Metainfo.ts"
+
+export class DiskError extends Schema.TaggedError<DiskError>()("DiskError", {
+  reason: Schema.Literals(["UnsafePath", "NoSpace", "Io"]),
+  path: Schema.String,
+  detail: Schema.String
+}) {
+  override get message() {
+    return this.reason === "NoSpace"
+      ? `the disk is full writing ${this.path}`
+      : this.reason === "UnsafePath"
+      ? `refusing to write ${this.path}: ${this.detail}`
+      : `cannot access ${this.path}: ${this.detail}`
+  }
+}
+
+export interface Segment {
+  readonly file: number
+  /** Position in the file. */
+  readonly position: number
+  /** Position in the piece. */
+  readonly offset: number
+  readonly length: number
+}
+
+/** The parts of the files that piece `index` covers (padding files included). */
+export const segments = (meta: Metainfo.Metainfo, index: number): Array<Segment> => {
+  const start = index * meta.pieceLength
+  const end = start + Metainfo.pieceSize(meta, index)
+  const out: Array<Segment> = []
+  // Binary search for the first file that ends after `start`.
+  let lo = 0, hi = meta.files.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    const f = meta.files[mid]!
+    if (f.offset + f.length <= start) lo = mid + 1
+    else hi = mid
+  }
+  for (let i = lo; i < meta.files.length; i++) {
+    const file = meta.files[i]!
+    if (file.offset >= end) break
+    const from = Math.max(start, file.offset)
+    const to = Math.min(end, file.offset + file.length)
+    if (to > from) out.push({ file: i, position: from - file.offset, offset: from - start, length: to - from })
+  }
+  return out
+}
+
+export class DiskWriter extends Context.Service<DiskWriter, {
+  /** Checks every path, creates folders and zero-length files. */
+  readonly prepare: Effect.Effect<void, DiskError>
+  readonly write: (index: number, piece: Uint8Array) => Effect.Effect<void, DiskError>
+  /** Reads piece `index` into `into`; false when some of its data is not on disk. */
+  readonly read: (index: number, into: Uint8Array) => Effect.Effect<boolean, DiskError>
+  /** Syncs every open file to disk. */
+  readonly flush: Effect.Effect<void, DiskError>
+}>()("effect-torrent/torrent/DiskWriter") {
+  static readonly layer = (meta: Metainfo.Metainfo, options: { readonly downloadDir: string; readonly maxOpenFiles?: number }) =>
+    Layer.effect(DiskWriter, make(meta, options))
+}
+
+interface Handle {
+  readonly file: FileSystem.File
+  readonly scope: Scope.Closeable
+  readonly writable: boolean
+}
+
+export const make = Effect.fnUntraced(function*(
+  meta: Metainfo.Metainfo,
+  options: { readonly downloadDir: string; readonly maxOpenFiles?: number }
+) {
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const maxOpen = options.maxOpenFiles ?? 32
+  const root = path.resolve(options.downloadDir)
+  const handles = new Map<number, Handle>() // insertion order = LRU order
+  const lock = yield* Semaphore.make(1)
+  let rootReal: string | undefined
+
+  const pathOf = (index: number) => path.join(root, ...meta.files[index]!.path)
+
+  const fail = (file: string, error: PlatformError | string) =>
+    new DiskError({
+      reason: typeof error !== "string" && isNoSpace(error) ? "NoSpace" : "Io",
+      path: file,
+      detail: typeof error === "string" ? error : error.message
+    })
+
+  /** Resolves symlinks of the deepest existing ancestor and checks it is inside the root. */
+  const checkInside = Effect.fnUntraced(function*(target: string) {
+    if (rootReal === undefined) {
+      yield* fs.makeDirectory(root, { recursive: true }).pipe(Effect.mapError((e) => fail(root, e)))
+      rootReal = yield* fs.realPath(root).pipe(Effect.mapError((e) => fail(root, e)))
+    }
+    const relative = path.relative(root, target)
+    if (relative.startsWith("..") || path.isAbsolute(relative)) {
+      return yield* new DiskError({ reason: "UnsafePath", path: target, detail: "it is outside the download folder" })
+    }
+    let probe = target
+    while (probe !== root && !(yield* fs.exists(probe).pipe(Effect.orElseSucceed(() => false)))) {
+      probe = path.dirname(probe)
+    }
+    const real = yield* fs.realPath(probe).pipe(Effect.mapError((e) => fail(probe, e)))
+    const inside = path.relative(rootReal, real)
+    if (inside.startsWith("..") || path.isAbsolute(inside)) {
+      return yield* new DiskError({ reason: "UnsafePath", path: target, detail: `a symlink leads outside the download folder (to ${real})` })
+    }
+  })
+
+  const close = (index: number) => {
+    const handle = handles.get(index)
+    handles.delete(index)
+    return handle === undefined ? Effect.void : Scope.close(handle.scope, Exit.void)
+  }
+
+  const open = Effect.fnUntraced(function*(index: number, writable: boolean) {
+    const cached = handles.get(index)
+    if (cached !== undefined && (cached.writable || !writable)) {
+      handles.delete(index)
+      handles.set(index, cached)
+      return cached.file
+    }
+    yield* close(index)
+    if (handles.size >= maxOpen) yield* close(handles.keys().next().value!)
+    const file = pathOf(index)
+    yield* checkInside(file)
+    const scope = yield* Scope.make()
+    const opened = writable
+      ? fs.makeDirectory(path.dirname(file), { recursive: true }).pipe(
+        Effect.andThen(fs.open(file, { flag: "r+" }).pipe(Effect.catch(() => fs.open(file, { flag: "w+" }))))
+      )
+      : fs.open(file, { flag: "r" })
+    const handle = yield* opened.pipe(
+      Scope.provide(scope),
+      Effect.mapError((e) => fail(file, e)),
+      Effect.onError(() => Scope.close(scope, Exit.void))
+    )
+    handles.set(index, { file: handle, scope, writable })
+    return handle
+  })
+
+  yield* Effect.addFinalizer(() =>
+    Effect.forEach([...handles.keys()], (index) => close(index), { discard: true })
+  )
+
+  const prepare = Effect.fnUntraced(function*() {
+    for (let i = 0; i < meta.files.length; i++) {
+      const file = meta.files[i]!
+      yield* checkInside(pathOf(i))
+      if (file.length === 0 && !file.padding) {
+        yield* lock.withPermits(1)(open(i, true).pipe(Effect.andThen(close(i))))
+      }
+    }
+  })
+
+  const write = Effect.fnUntraced(function*(index: number, piece: Uint8Array) {
+    for (const s of segments(meta, index)) {
+      if (meta.files[s.file]!.padding) continue
+      const file = yield* open(s.file, true)
+      yield* file.seek(BigInt(s.position), "start").pipe(
+        Effect.andThen(file.writeAll(piece.subarray(s.offset, s.offset + s.length))),
+        Effect.mapError((e) => fail(pathOf(s.file), e))
+      )
+    }
+  }, lock.withPermits(1))
+
+  const read = Effect.fnUntraced(function*(index: number, into: Uint8Array) {
+    for (const s of segments(meta, index)) {
+      const target = into.subarray(s.offset, s.offset + s.length)
+      if (meta.files[s.file]!.padding) {
+        target.fill(0)
+        continue
+      }
+      const exists = yield* fs.exists(pathOf(s.file)).pipe(Effect.orElseSucceed(() => false))
+      if (!exists) return false
+      const file = yield* open(s.file, false)
+      let done = 0
+      while (done < s.length) {
+        const n = yield* file.read(target.subarray(done), { position: BigInt(s.position + done) }).pipe(
+          Effect.mapError((e) => fail(pathOf(s.file), e))
+        )
+        if (n === 0) return false
+        done += n
+      }
+    }
+    return true
+  }, lock.withPermits(1))
+
+  const flush = Effect.suspend(() =>
+    Effect.forEach(
+      [...handles.entries()].filter(([, h]) => h.writable),
+      ([index, h]) => h.file.sync.pipe(Effect.mapError((e) => fail(pathOf(index), e))),
+      { discard: true }
+    )
+  ).pipe(lock.withPermits(1))
+
+  return DiskWriter.of({ prepare: prepare(), write, read, flush })
+})
+
+const isNoSpace = (error: PlatformError): boolean => {
+  const cause = (error.reason as { readonly cause?: unknown }).cause
+  return typeof cause === "object" && cause !== null && (cause as { code?: unknown }).code === "ENOSPC"
+}

@@ -1,0 +1,129 @@
+/**
+ * Monitor: the pool of peer connections for one torrent.
+ *
+ * It keeps up to `maxPeers` sessions (at most `maxHalfOpen` still
+ * connecting), each a supervised fiber in a FiberMap keyed by address, so an
+ * address is never dialled twice at once and closing the torrent's scope
+ * ends them all. Addresses that fail are retried with exponential backoff and
+ * dropped after a few failures; banned addresses are never dialled.
+ */
+import { Clock, Context, Effect, FiberMap, Layer, Option, Queue } from "effect"
+import * as InfoHash from "../protocol/InfoHash.ts"
+import { type Address, PeerConnector } from "../peer/PeerConnector.ts"
+import { keyOf, type PeerKey } from "../peer/PeerEvent.ts"
+import * as PeerSession from "../peer/PeerSession.ts"
+import { Orchestrator } from "./Orchestrator.ts"
+import { Synchronizer } from "./Synchronizer.ts"
+import { TorrentConfig } from "./TorrentConfig.ts"
+
+interface Candidate {
+  readonly address: Address
+  failures: number
+  retryAt: number
+}
+
+/** Connection failures before an address is forgotten. */
+const maxFailures = 5
+const baseBackoffMillis = 15_000
+/** After a working connection ends, wait this long before dialling it again. */
+const reconnectMillis = 60_000
+/** Most addresses remembered. */
+const maxCandidates = 2000
+
+/** The wait before the `failures`th retry of an address: 15 s · 2ⁿ⁻¹, capped at 30 min. */
+export const backoffMillis = (failures: number): number =>
+  Math.min(30 * 60_000, baseBackoffMillis * 2 ** Math.max(0, failures - 1))
+
+export class Monitor extends Context.Service<Monitor, {
+  /** New addresses to try (from trackers, DHT, PEX…). */
+  readonly add: (addresses: Iterable<Address>) => Effect.Effect<void>
+  readonly connections: Effect.Effect<number>
+  /** Dials peers until interrupted. */
+  readonly run: Effect.Effect<never>
+}>()("effect-torrent/torrent/Monitor") {
+  static readonly layer = Layer.effect(Monitor, Effect.suspend(() => make))
+}
+
+export const make = Effect.gen(function*() {
+  const config = yield* TorrentConfig
+  const connector = yield* PeerConnector
+  const orchestrator = yield* Orchestrator
+  const sync = yield* Synchronizer
+  const context = yield* Effect.context<Orchestrator | TorrentConfig>()
+  const sessions = yield* FiberMap.make<PeerKey, void, never>()
+  const candidates = new Map<PeerKey, Candidate>()
+  const wake = yield* Queue.sliding<void>(1)
+  const infoHash = InfoHash.toBytes(sync.meta.infoHash)
+  let halfOpen = 0
+
+  const ended = (key: PeerKey, outcome: PeerSession.Outcome) =>
+    Effect.gen(function*() {
+      const candidate = candidates.get(key)
+      if (candidate !== undefined) {
+        const now = yield* Clock.currentTimeMillis
+        if (outcome.handshaken) {
+          candidate.failures = 0
+          candidate.retryAt = now + reconnectMillis
+        } else if (++candidate.failures >= maxFailures || outcome.reason.includes("that is us")) {
+          candidates.delete(key)
+        } else {
+          candidate.retryAt = now + backoffMillis(candidate.failures)
+        }
+      }
+      yield* Queue.offer(wake, undefined)
+    })
+
+  const dial = Effect.fnUntraced(function*(key: PeerKey, candidate: Candidate) {
+    halfOpen++
+    let counted = true
+    const settle = Effect.sync(() => {
+      if (counted) halfOpen--
+      counted = false
+    })
+    const session = PeerSession.run({
+      peer: key,
+      socket: connector.connect(candidate.address, config.connectTimeoutMillis),
+      infoHash,
+      pieceCount: sync.meta.pieceCount,
+      onHandshake: settle
+    }).pipe(
+      Effect.ensuring(settle),
+      Effect.flatMap((outcome) => ended(key, outcome)),
+      Effect.provideContext(context)
+    )
+    yield* FiberMap.run(sessions, key, session, { onlyIfMissing: true })
+  })
+
+  /** Starts sessions for the addresses due, within the limits. */
+  const fill = Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    let open = yield* FiberMap.size(sessions)
+    for (const [key, candidate] of candidates) {
+      if (open >= config.maxPeers || halfOpen >= config.maxHalfOpen) return
+      if (candidate.retryAt > now || orchestrator.isBanned(key) || (yield* FiberMap.has(sessions, key))) continue
+      candidate.retryAt = Infinity // until the session ends
+      yield* dial(key, candidate)
+      open++
+    }
+  })
+
+  const add = (addresses: Iterable<Address>) =>
+    Effect.gen(function*() {
+      for (const address of addresses) {
+        const key = keyOf(address)
+        if (!candidates.has(key) && candidates.size < maxCandidates) {
+          candidates.set(key, { address, failures: 0, retryAt: 0 })
+        }
+      }
+      yield* Queue.offer(wake, undefined)
+    })
+
+  const run = Effect.gen(function*() {
+    while (true) {
+      yield* fill
+      yield* Queue.take(wake).pipe(Effect.timeoutOption(1000), Effect.map(Option.getOrUndefined))
+    }
+  })
+
+  return Monitor.of({ add, connections: FiberMap.size(sessions), run })
+})

@@ -1,0 +1,346 @@
+/**
+ * Orchestrator: the one fiber that owns a torrent's download state.
+ *
+ * PeerSessions send it `PeerEvent`s; it updates the Synchronizer, keeps
+ * each peer's interest and requests right, hands completed pieces to the
+ * verifiers (SHA-1 off the event loop, then DiskWriter) and publishes
+ * progress. It writes to sessions only through their outboxes, so there is
+ * no shared mutable state and no lock.
+ */
+import { Context, Deferred, Effect, Layer, Queue, Result, Schema, SubscriptionRef } from "effect"
+import { Digest } from "effect/crypto"
+import * as Bitfield from "../protocol/Bitfield.ts"
+import * as Metainfo from "../protocol/Metainfo.ts"
+import type { WireMessage } from "../protocol/WireMessage.ts"
+import type { PeerCommand, PeerEvent, PeerKey } from "../peer/PeerEvent.ts"
+import { DiskWriter, type DiskError } from "./DiskWriter.ts"
+import { blockKey, type BlockRequest, type OpenPiece, Synchronizer } from "./Synchronizer.ts"
+import { TorrentConfig } from "./TorrentConfig.ts"
+
+export const TorrentState = Schema.Literals(["checking", "downloading", "seeding", "stopped"])
+export type TorrentState = typeof TorrentState.Type
+
+export const Progress = Schema.Struct({
+  state: TorrentState,
+  /** Verified bytes of the selected files. */
+  done: Schema.Number,
+  /** Bytes of the selected files. */
+  wanted: Schema.Number,
+  /** Verified bytes of the whole torrent (what trackers call `left`'s complement). */
+  verified: Schema.Number,
+  downloaded: Schema.Number,
+  uploaded: Schema.Number,
+  downloadRate: Schema.Number,
+  uploadRate: Schema.Number,
+  peers: Schema.Number,
+  /** Seconds to completion at the current rate (Infinity when stalled). */
+  eta: Schema.Number,
+  /** Verified bytes per file. */
+  files: Schema.Array(Schema.Number),
+  hashFailures: Schema.Number
+})
+export type Progress = typeof Progress.Type
+
+/** Hashing/writing a piece, done outside the Orchestrator's fiber; the result comes back as an event. */
+type Internal =
+  | { readonly _tag: "PieceChecked"; readonly piece: OpenPiece; readonly ok: boolean }
+  | { readonly _tag: "Second" }
+
+type Event = PeerEvent | Internal
+
+interface PeerState {
+  readonly outbox: Queue.Queue<PeerCommand>
+  has: Bitfield.Bitfield
+  /** Blocks we asked this peer for (mirrors its Coordinator). */
+  readonly assigned: Map<number, BlockRequest>
+  choked: boolean
+  interested: boolean
+  depth: number
+  rate: number
+  hashStrikes: number
+}
+
+/** Hash failures a peer may contribute to before it is disconnected and banned. */
+const maxHashStrikes = 2
+/** Memory for pieces being downloaded. */
+const openPieceBytes = 64 * 1024 * 1024
+
+export class Orchestrator extends Context.Service<Orchestrator, {
+  readonly offer: (event: PeerEvent) => Effect.Effect<void>
+  /** Our pieces, as a fresh bitfield. */
+  readonly bitfield: Effect.Effect<Bitfield.Bitfield>
+  readonly progress: SubscriptionRef.SubscriptionRef<Progress>
+  /** Completed when every selected piece is verified and on disk. */
+  readonly completed: Deferred.Deferred<void, DiskError>
+  /** Whether the address was banned for sending bad data. */
+  readonly isBanned: (peer: PeerKey) => boolean
+  /** Runs the event loop and the verifiers until interrupted. */
+  readonly run: Effect.Effect<never, DiskError>
+}>()("effect-torrent/torrent/Orchestrator") {
+  static readonly layer = Layer.effect(Orchestrator, Effect.suspend(() => make))
+}
+
+const hostOf = (peer: PeerKey) => peer.slice(0, peer.lastIndexOf(":"))
+
+export const make = Effect.gen(function*() {
+  const sync = yield* Synchronizer
+  const disk = yield* DiskWriter
+  const config = yield* TorrentConfig
+  const digest = yield* Digest.Digest
+  const meta = sync.meta
+  const events = yield* Queue.unbounded<Event>()
+  const checks = yield* Queue.unbounded<OpenPiece>()
+  const completed = yield* Deferred.make<void, DiskError>()
+  const peers = new Map<PeerKey, PeerState>()
+  const banned = new Set<string>()
+  const maxOpen = Math.max(4, Math.floor(openPieceBytes / meta.pieceLength))
+  let downloaded = 0
+  let lastDownloaded = 0
+  let hashFailures = 0
+  let downloadRate = 0
+
+  const fileProgress = () =>
+    meta.files.map((file) => {
+      if (file.length === 0) return 0
+      let done = 0
+      const first = Math.floor(file.offset / meta.pieceLength)
+      const last = Math.floor((file.offset + file.length - 1) / meta.pieceLength)
+      for (let p = first; p <= last; p++) {
+        if (sync.have[p] === 0) continue
+        const start = Math.max(file.offset, p * meta.pieceLength)
+        const end = Math.min(file.offset + file.length, p * meta.pieceLength + Metainfo.pieceSize(meta, p))
+        done += end - start
+      }
+      return done
+    })
+
+  const snapshot = (state: TorrentState): Progress => {
+    const left = sync.wantedBytesLeft()
+    const wanted = sync.completedBytes() + left // approximate: deselected verified pieces count as done
+    return {
+      state,
+      done: wanted - left,
+      wanted,
+      verified: sync.completedBytes(),
+      downloaded,
+      uploaded: 0,
+      downloadRate,
+      uploadRate: 0,
+      peers: peers.size,
+      eta: left === 0 ? 0 : downloadRate > 0 ? left / downloadRate : Infinity,
+      files: fileProgress(),
+      hashFailures
+    }
+  }
+  const progress = yield* SubscriptionRef.make(snapshot("checking"))
+
+  const send = (state: PeerState, messages: ReadonlyArray<PeerCommand>) =>
+    messages.length === 0 ? Effect.void : Queue.offerAll(state.outbox, messages)
+
+  /** Interested exactly while the peer has a piece we need. */
+  const updateInterest = (state: PeerState) => {
+    const interesting = sync.isInteresting(state.has)
+    if (interesting === state.interested) return Effect.void
+    state.interested = interesting
+    return send(state, [{ _tag: interesting ? "Interested" : "NotInterested" }])
+  }
+
+  const refill = (state: PeerState) => {
+    if (state.choked || !state.interested || sync.pending.size >= config.maxPendingPieces) return Effect.void
+    const picks = sync.pick(state.has, state.depth - state.assigned.size, state.assigned, maxOpen)
+    if (picks.length === 0) return Effect.void
+    for (const r of picks) state.assigned.set(blockKey(r.index, r.begin), r)
+    return send(state, picks.map((r): WireMessage => ({ _tag: "Request", ...r })))
+  }
+
+  const release = (state: PeerState | undefined, requests: ReadonlyArray<BlockRequest>) => {
+    for (const r of requests) {
+      if (state?.assigned.delete(blockKey(r.index, r.begin)) !== false) sync.release(r)
+    }
+  }
+
+  /** A block arrived from `from`: cancel the same request at other peers (endgame). */
+  const cancelElsewhere = Effect.fnUntraced(function*(from: PeerKey, index: number, begin: number) {
+    const key = blockKey(index, begin)
+    for (const [peer, state] of peers) {
+      const request = peer === from ? undefined : state.assigned.get(key)
+      if (request === undefined) continue
+      state.assigned.delete(key)
+      sync.release(request)
+      yield* send(state, [{ _tag: "Cancel", ...request }])
+    }
+  })
+
+  const onMessages = Effect.fnUntraced(function*(peer: PeerKey, state: PeerState, messages: ReadonlyArray<WireMessage>) {
+    let haveChanged = false
+    for (const m of messages) {
+      switch (m._tag) {
+        case "Piece": {
+          const key = blockKey(m.index, m.begin)
+          if (!state.assigned.delete(key)) break
+          downloaded += m.block.length
+          const result = sync.receive(m.index, m.begin, m.block, peer)
+          if (result.fresh) yield* cancelElsewhere(peer, m.index, m.begin)
+          if (result.complete !== undefined) yield* Queue.offer(checks, result.complete)
+          break
+        }
+        case "Have":
+          if (!state.has.has(m.index)) {
+            state.has.set(m.index)
+            sync.availability[m.index]!++
+            haveChanged = true
+          }
+          break
+        case "Bitfield":
+        case "HaveAll":
+        case "HaveNone": {
+          sync.addAvailability(state.has, -1)
+          state.has = m._tag === "HaveAll"
+            ? Bitfield.full(meta.pieceCount)
+            : m._tag === "HaveNone"
+            ? Bitfield.make(meta.pieceCount)
+            // The session checked the bitfield's size and spare bits already.
+            : Result.getOrElse(Bitfield.fromBytes(m.bytes.slice(), meta.pieceCount), () => Bitfield.make(meta.pieceCount))
+          sync.addAvailability(state.has, 1)
+          haveChanged = true
+          break
+        }
+        case "Choke":
+          state.choked = true
+          break
+        case "Unchoke":
+          state.choked = false
+          break
+      }
+    }
+    if (haveChanged) yield* updateInterest(state)
+  })
+
+  const onEvent = Effect.fnUntraced(function*(event: Event) {
+    switch (event._tag) {
+      case "Connected": {
+        peers.set(event.peer, {
+          outbox: event.outbox,
+          has: Bitfield.make(meta.pieceCount),
+          assigned: new Map(),
+          choked: true,
+          interested: false,
+          depth: 16,
+          rate: 0,
+          hashStrikes: 0
+        })
+        return
+      }
+      case "Messages": {
+        const state = peers.get(event.peer)
+        if (state === undefined) return
+        release(state, event.released)
+        state.depth = event.depth
+        yield* onMessages(event.peer, state, event.messages)
+        return
+      }
+      case "Tick": {
+        const state = peers.get(event.peer)
+        if (state === undefined) return
+        release(state, event.released)
+        state.depth = event.depth
+        state.rate = event.rate
+        if (event.snubbing && peers.size > 1) yield* send(state, [{ _tag: "Disconnect", reason: "snubbed us" }])
+        return
+      }
+      case "Disconnected": {
+        const state = peers.get(event.peer)
+        peers.delete(event.peer)
+        if (state === undefined) return
+        release(state, [...state.assigned.values()])
+        sync.addAvailability(state.has, -1)
+        yield* Effect.logDebug(`disconnected: ${event.reason}`).pipe(Effect.annotateLogs({ peer: event.peer }))
+        return
+      }
+      case "PieceChecked":
+        return yield* onPieceChecked(event.piece, event.ok)
+      case "Second": {
+        const now = downloaded
+        downloadRate = downloadRate * 0.5 + (now - lastDownloaded) * 0.5
+        lastDownloaded = now
+        const done = sync.isComplete() && sync.pending.size === 0
+        yield* SubscriptionRef.set(progress, snapshot(done ? "seeding" : "downloading"))
+        return
+      }
+    }
+  })
+
+  const onPieceChecked = Effect.fnUntraced(function*(piece: OpenPiece, ok: boolean) {
+    if (ok) {
+      sync.verified(piece)
+      for (const state of peers.values()) {
+        yield* send(state, [{ _tag: "Have", index: piece.index }])
+        yield* updateInterest(state)
+      }
+      if (sync.isComplete() && sync.pending.size === 0 && !(yield* Deferred.isDone(completed))) {
+        yield* disk.flush.pipe(Effect.exit, Effect.flatMap((exit) => Deferred.done(completed, exit)))
+        yield* SubscriptionRef.set(progress, snapshot("seeding"))
+      }
+      return
+    }
+    hashFailures++
+    sync.failed(piece)
+    yield* Effect.logWarning(`piece ${piece.index} failed its hash check; from ${[...piece.contributors].join(", ")}`)
+    for (const peer of piece.contributors) {
+      const state = peers.get(peer)
+      if (state === undefined) continue
+      // A peer that alone sent a bad piece, or is in several bad pieces, is banned.
+      if (piece.contributors.size === 1 || ++state.hashStrikes >= maxHashStrikes) {
+        banned.add(hostOf(peer))
+        yield* send(state, [{ _tag: "Disconnect", reason: "sent corrupt data" }])
+      }
+    }
+  })
+
+  /** Hash, then write: a piece is marked ours only once it is on disk. */
+  const verifier = Effect.gen(function*() {
+    while (true) {
+      const piece = yield* Queue.take(checks)
+      const hash = yield* digest.digest(Digest.sha1, piece.buffer)
+      const ok = Buffer.compare(hash, Metainfo.pieceHash(meta, piece.index)) === 0
+      if (ok) {
+        yield* disk.write(piece.index, piece.buffer).pipe(
+          Effect.tapError((error) => Deferred.fail(completed, error))
+        )
+      }
+      yield* Queue.offer(events, { _tag: "PieceChecked", piece, ok })
+    }
+  })
+
+  const loop = Effect.gen(function*() {
+    while (true) {
+      const batch = yield* Queue.takeAll(events)
+      for (const event of batch) yield* onEvent(event)
+      for (const state of peers.values()) yield* refill(state)
+    }
+  })
+
+  const second = Effect.gen(function*() {
+    while (true) {
+      yield* Effect.sleep(1000)
+      yield* Queue.offer(events, { _tag: "Second" })
+    }
+  })
+
+  const run = Effect.all([loop, verifier, verifier, second], { concurrency: "unbounded", discard: true }).pipe(
+    Effect.andThen(Effect.never)
+  )
+
+  return Orchestrator.of({
+    offer: (event) => Queue.offer(events, event).pipe(Effect.asVoid),
+    bitfield: Effect.sync(() => {
+      const bits = Bitfield.make(meta.pieceCount)
+      for (let i = 0; i < meta.pieceCount; i++) if (sync.have[i] === 1) bits.set(i)
+      return bits
+    }),
+    progress,
+    completed,
+    isBanned: (peer) => banned.has(hostOf(peer)),
+    run
+  })
+})

@@ -1,0 +1,251 @@
+/**
+ * Synchronizer: which blocks to ask which peer for, and what we have.
+ *
+ * Rarest-first by availability, with a few random pieces first (so a new
+ * peer has something to trade quickly), pieces already started are finished
+ * before new ones are opened, and in endgame the last outstanding blocks are
+ * requested from several peers at once. Deselected files' pieces are skipped.
+ *
+ * It is owned by the Orchestrator fiber alone, so its state is plain mutable
+ * data with no locks; every method is synchronous.
+ */
+import { Context, Effect, Layer } from "effect"
+import * as Metainfo from "../protocol/Metainfo.ts"
+
+export const blockSize = 16 * 1024
+
+/** Pieces a peer has. */
+export interface PieceSet {
+  readonly has: (index: number) => boolean
+}
+
+export interface BlockRequest {
+  readonly index: number
+  readonly begin: number
+  readonly length: number
+}
+
+/** A piece being downloaded: its buffer and the state of each block. */
+export interface OpenPiece {
+  readonly index: number
+  readonly buffer: Uint8Array
+  /** Outstanding requests per block (more than one in endgame). */
+  readonly requested: Uint8Array
+  readonly received: Uint8Array
+  receivedCount: number
+  /** Peers that sent blocks of this piece (for penalties when the hash fails). */
+  readonly contributors: Set<string>
+}
+
+const randomFirstPieces = 4
+
+export const make = (meta: Metainfo.Metainfo, options?: { readonly wanted?: ReadonlyArray<boolean> }) => {
+  const count = meta.pieceCount
+  const blocksIn = (index: number) => Math.ceil(Metainfo.pieceSize(meta, index) / blockSize)
+  /** 1 for each verified piece. */
+  const have = new Uint8Array(count)
+  let haveCount = 0
+  /** 1 for each piece of a selected file. */
+  const wanted = new Uint8Array(count).fill(1)
+  if (options?.wanted !== undefined) setWantedFiles(options.wanted)
+  const availability = new Uint32Array(count)
+  const open = new Map<number, OpenPiece>()
+  /** Complete pieces handed to hashing/writing, not yet verified. */
+  const pending = new Set<number>()
+  const free: Array<Uint8Array> = []
+
+  function setWantedFiles(files: ReadonlyArray<boolean>) {
+    wanted.fill(0)
+    meta.files.forEach((file, i) => {
+      if (files[i] === false || file.length === 0) return
+      const first = Math.floor(file.offset / meta.pieceLength)
+      const last = Math.floor((file.offset + file.length - 1) / meta.pieceLength)
+      for (let p = first; p <= last; p++) wanted[p] = 1
+    })
+  }
+
+  const needs = (index: number) => wanted[index] === 1 && have[index] === 0 && !pending.has(index)
+
+  const openPiece = (index: number): OpenPiece => {
+    const size = Metainfo.pieceSize(meta, index)
+    const reused = free.pop()
+    const buffer = reused !== undefined && reused.length >= size ? reused.subarray(0, size) : new Uint8Array(size)
+    const blocks = blocksIn(index)
+    const piece: OpenPiece = {
+      index,
+      buffer,
+      requested: new Uint8Array(blocks),
+      received: new Uint8Array(blocks),
+      receivedCount: 0,
+      contributors: new Set()
+    }
+    open.set(index, piece)
+    return piece
+  }
+
+  const requestOf = (index: number, block: number): BlockRequest => {
+    const begin = block * blockSize
+    return { index, begin, length: Math.min(blockSize, Metainfo.pieceSize(meta, index) - begin) }
+  }
+
+  /** Unrequested blocks of `piece`, up to `n`, marked requested. */
+  const takeBlocks = (piece: OpenPiece, n: number, out: Array<BlockRequest>) => {
+    for (let b = 0; b < piece.requested.length && out.length < n; b++) {
+      if (piece.received[b] === 0 && piece.requested[b] === 0) {
+        piece.requested[b] = 1
+        out.push(requestOf(piece.index, b))
+      }
+    }
+  }
+
+  /** The next piece to open for a peer: random among the first few, then the rarest. */
+  const choosePiece = (peer: PieceSet): number | undefined => {
+    let best: number | undefined
+    let bestAvailability = Infinity
+    let ties = 0
+    const random = haveCount < randomFirstPieces
+    for (let i = 0; i < count; i++) {
+      if (!needs(i) || open.has(i) || !peer.has(i)) continue
+      const a = random ? 0 : availability[i]!
+      if (a < bestAvailability) {
+        best = i
+        bestAvailability = a
+        ties = 1
+      } else if (a === bestAvailability && Math.random() * ++ties < 1) {
+        best = i // reservoir sampling: a random one among equally rare pieces
+      }
+    }
+    return best
+  }
+
+  const hasUnopened = () => {
+    for (let i = 0; i < count; i++) if (needs(i) && !open.has(i)) return true
+    return false
+  }
+
+  return {
+    meta,
+    have,
+    availability,
+    open,
+    pending,
+    get haveCount() {
+      return haveCount
+    },
+    blocksIn,
+    setWantedFiles,
+    /** Bytes of verified data. */
+    completedBytes: () => {
+      let total = 0
+      for (let i = 0; i < count; i++) if (have[i] === 1) total += Metainfo.pieceSize(meta, i)
+      return total
+    },
+    /** Bytes still wanted (selected files, not verified). */
+    wantedBytesLeft: () => {
+      let total = 0
+      for (let i = 0; i < count; i++) if (wanted[i] === 1 && have[i] === 0) total += Metainfo.pieceSize(meta, i)
+      return total
+    },
+    isComplete: () => {
+      for (let i = 0; i < count; i++) if (wanted[i] === 1 && have[i] === 0) return false
+      return true
+    },
+    /** Whether the peer has any piece we still need. */
+    isInteresting: (peer: PieceSet) => {
+      for (let i = 0; i < count; i++) if (needs(i) && peer.has(i)) return true
+      return false
+    },
+    addAvailability: (peer: PieceSet, delta: 1 | -1) => {
+      for (let i = 0; i < count; i++) if (peer.has(i)) availability[i]! += delta
+    },
+    /**
+     * Up to `n` block requests for a peer, not including blocks this peer has
+     * already been asked for (`assigned`). Started pieces first, then new ones;
+     * in endgame, blocks already requested from others.
+     */
+    pick: (peer: PieceSet, n: number, assigned: { readonly has: (key: number) => boolean }, maxOpen: number): Array<BlockRequest> => {
+      const out: Array<BlockRequest> = []
+      if (n <= 0) return out
+      for (const piece of open.values()) {
+        if (out.length >= n) return out
+        if (peer.has(piece.index)) takeBlocks(piece, n, out)
+      }
+      while (out.length < n && open.size < maxOpen) {
+        const index = choosePiece(peer)
+        if (index === undefined) break
+        takeBlocks(openPiece(index), n, out)
+      }
+      // Endgame only once every needed piece is open: then ask this peer too
+      // for blocks other peers were asked for.
+      if (out.length >= n || hasUnopened()) return out
+      const picked = new Set(out.map((r) => blockKey(r.index, r.begin)))
+      for (const piece of open.values()) {
+        if (!peer.has(piece.index)) continue
+        for (let b = 0; b < piece.requested.length && out.length < n; b++) {
+          const key = blockKey(piece.index, b * blockSize)
+          if (piece.received[b] === 0 && !assigned.has(key) && !picked.has(key)) {
+            piece.requested[b]!++
+            out.push(requestOf(piece.index, b))
+          }
+        }
+      }
+      return out
+    },
+    /** A request that will not be answered (timeout, choke, disconnect). */
+    release: (request: BlockRequest) => {
+      const piece = open.get(request.index)
+      const b = request.begin / blockSize
+      if (piece !== undefined && piece.requested[b]! > 0) piece.requested[b]!--
+    },
+    /**
+     * Stores a received block. Returns the piece when it is complete, and
+     * whether the block was new (false for duplicates and blocks never asked for).
+     */
+    receive: (index: number, begin: number, block: Uint8Array, from: string) => {
+      const piece = open.get(index)
+      const b = begin / blockSize
+      if (piece === undefined || !Number.isInteger(b) || b >= piece.received.length) return { fresh: false } as const
+      const expected = requestOf(index, b).length
+      if (block.length !== expected || piece.received[b] === 1) return { fresh: false } as const
+      piece.buffer.set(block, begin)
+      piece.received[b] = 1
+      piece.receivedCount++
+      piece.contributors.add(from)
+      if (piece.receivedCount < piece.received.length) return { fresh: true } as const
+      open.delete(index)
+      pending.add(index)
+      return { fresh: true, complete: piece } as const
+    },
+    /** The piece's hash matched and it is on disk. */
+    verified: (piece: OpenPiece) => {
+      pending.delete(piece.index)
+      if (have[piece.index] === 0) {
+        have[piece.index] = 1
+        haveCount++
+      }
+      free.push(piece.buffer)
+    },
+    /** The piece's hash did not match: download it again. */
+    failed: (piece: OpenPiece) => {
+      pending.delete(piece.index)
+      free.push(piece.buffer)
+    },
+    /** Marks pieces found valid on disk at start-up. */
+    markHave: (index: number) => {
+      if (have[index] === 0) {
+        have[index] = 1
+        haveCount++
+      }
+    }
+  }
+}
+
+export type State = ReturnType<typeof make>
+
+/** A number naming one block, for sets of outstanding requests. */
+export const blockKey = (index: number, begin: number): number => index * 0x10000 + begin / blockSize
+
+export class Synchronizer extends Context.Service<Synchronizer, State>()("effect-torrent/torrent/Synchronizer") {
+  static readonly layer = (meta: Metainfo.Metainfo, options?: { readonly wanted?: ReadonlyArray<boolean> }) =>
+    Layer.effect(Synchronizer, Effect.sync(() => Synchronizer.of(make(meta, options))))
+}

@@ -1,0 +1,67 @@
+/**
+ * Settings for the engine, read from `TORRENT_*` environment variables by
+ * `layer`, or given directly with `layerWith` (CLI flags, tests).
+ */
+import { randomBytes } from "node:crypto"
+import { Config, Context, Effect, Layer } from "effect"
+
+export interface Settings {
+  /** Folder that downloads are written under. */
+  readonly downloadDir: string
+  /** Most open peer connections per torrent. */
+  readonly maxPeers: number
+  /** Most connection attempts in flight per torrent. */
+  readonly maxHalfOpen: number
+  /** TCP port we announce (and, with seeding, listen on). */
+  readonly port: number
+  /** Our 20-byte peer id (Azureus style: -ET0100-…). */
+  readonly peerId: Uint8Array
+  readonly connectTimeoutMillis: number
+  readonly handshakeTimeoutMillis: number
+  /** A request not answered in this time is given to another peer. */
+  readonly requestTimeoutMillis: number
+  /** A peer that sends nothing for this long is dropped. */
+  readonly idleTimeoutMillis: number
+  readonly keepAliveMillis: number
+  /** Most completed pieces waiting for hashing and writing before requests pause. */
+  readonly maxPendingPieces: number
+}
+
+export const makePeerId = (): Uint8Array => {
+  const id = Buffer.alloc(20)
+  id.write("-ET0100-", "latin1")
+  randomBytes(12).copy(id, 8)
+  return id
+}
+
+export const defaults = (): Settings => ({
+  downloadDir: ".",
+  maxPeers: 50,
+  maxHalfOpen: 8,
+  port: 6881,
+  peerId: makePeerId(),
+  connectTimeoutMillis: 10_000,
+  handshakeTimeoutMillis: 10_000,
+  requestTimeoutMillis: 30_000,
+  idleTimeoutMillis: 120_000,
+  keepAliveMillis: 90_000,
+  maxPendingPieces: 16
+})
+
+export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("effect-torrent/torrent/TorrentConfig") {
+  static readonly layerWith = (settings: Partial<Settings>) =>
+    Layer.sync(TorrentConfig, () => TorrentConfig.of({ ...defaults(), ...settings }))
+
+  static readonly layer = Layer.effect(
+    TorrentConfig,
+    Effect.gen(function*() {
+      const base = defaults()
+      const read = yield* Config.all({
+        downloadDir: Config.String("DOWNLOAD_DIR").pipe(Config.withDefault(base.downloadDir)),
+        maxPeers: Config.Int("MAX_PEERS").pipe(Config.withDefault(base.maxPeers)),
+        port: Config.Int("PORT").pipe(Config.withDefault(base.port))
+      }).pipe(Config.nested("TORRENT"))
+      return TorrentConfig.of({ ...base, ...read })
+    })
+  )
+}
