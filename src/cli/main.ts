@@ -2,23 +2,26 @@
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Console, Effect } from "effect"
 import { Command } from "effect/cli"
+import * as Download from "./Download.ts"
 import * as Info from "./Info.ts"
 
-const root = Command.make("effect-torrent").pipe(
-  Command.withDescription("A BitTorrent client built on Effect"),
+const root = Command.make("effect-torrent", Download.flags, Download.run).pipe(
+  Command.withDescription("A BitTorrent client built on Effect: downloads the given torrents"),
   Command.withSubcommands([Info.command])
 )
 
+/** One line for a failure; a full cause only for bugs. */
+const report = (cause: Cause.Cause<unknown>) => {
+  if (Cause.hasInterruptsOnly(cause)) return Effect.void
+  const error = Cause.squash(cause)
+  return Cause.hasFails(cause)
+    ? Console.error(`effect-torrent: ${error instanceof Error ? error.message : String(error)}`)
+    : Console.error(Cause.pretty(cause))
+}
+
 root.pipe(
   Command.run({ version: "0.1.0" }),
-  // Failures are one line naming the problem; only bugs get a full cause.
-  Effect.tapCause((cause) =>
-    Cause.hasInterruptsOnly(cause)
-      ? Effect.void
-      : Cause.hasFails(cause)
-      ? Console.error(`effect-torrent: ${Cause.squash(cause) instanceof Error ? (Cause.squash(cause) as Error).message : String(Cause.squash(cause))}`)
-      : Console.error(Cause.pretty(cause))
-  ),
+  Effect.tapCause(report),
   Effect.provide(NodeServices.layer),
   NodeRuntime.runMain({ disableErrorReporting: true })
 )

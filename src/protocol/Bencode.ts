@@ -33,11 +33,17 @@ export interface Limits {
 
 export const defaultLimits: Limits = { maxBytes: 10 * 1024 * 1024, maxDepth: 100, maxTokens: 3_000_000 }
 
-/** The original bytes of each decoded dictionary (a view on the input). */
-const sources = new WeakMap<BDict, Uint8Array>()
+/**
+ * The original bytes of each decoded dictionary (a view on the input), kept in
+ * a non-enumerable symbol property. Not a WeakMap: V8 slows down badly with
+ * millions of WeakMap entries, which a hostile input of empty dictionaries
+ * ("dede…") reaches within the token limit (75 s for 6 MB).
+ */
+const source: unique symbol = Symbol("effect-torrent/Bencode/source")
 
 /** The exact bytes a decoded dictionary was read from. */
-export const sourceBytes = (dict: BDict): Uint8Array | undefined => sources.get(dict)
+export const sourceBytes = (dict: BDict): Uint8Array | undefined =>
+  (dict as { readonly [source]?: Uint8Array })[source]
 
 const utf8 = new TextDecoder("utf-8")
 
@@ -136,7 +142,7 @@ class Parser {
 
   dict(depth: number): BDict {
     const start = this.pos++
-    const dict: Record<string, BValue> = Object.create(null)
+    const dict: Record<string, BValue> = Object.setPrototypeOf({}, null)
     while (true) {
       if (this.pos >= this.bytes.length) this.fail(start, "unterminated dictionary")
       if (this.bytes[this.pos] === E) break
@@ -149,7 +155,7 @@ class Parser {
       dict[key] = this.value(depth)
     }
     this.pos++
-    sources.set(dict, this.bytes.subarray(start, this.pos))
+    Object.defineProperty(dict, source, { value: this.bytes.subarray(start, this.pos) })
     return dict
   }
 

@@ -1,0 +1,145 @@
+/**
+ * TorrentManager: every torrent of the process.
+ *
+ * Each torrent runs as a supervised fiber in the manager's scope; pausing
+ * interrupts it (closing its sockets and files, saving resume data), resuming
+ * starts it again from what is on disk. Progress is a SubscriptionRef per
+ * torrent that outlives pauses.
+ */
+import { Context, Deferred, Effect, FiberMap, FileSystem, Layer, Path, Schema, Stream, SubscriptionRef } from "effect"
+import { Digest } from "effect/crypto"
+import { NodeServices } from "@effect/platform-node"
+import type * as InfoHash from "./protocol/InfoHash.ts"
+import type * as Metainfo from "./protocol/Metainfo.ts"
+import { PeerConnector } from "./peer/PeerConnector.ts"
+import type { Progress } from "./torrent/Orchestrator.ts"
+import * as Torrent from "./torrent/Torrent.ts"
+import { TorrentConfig } from "./torrent/TorrentConfig.ts"
+import * as HttpTracker from "./tracker/HttpTracker.ts"
+import * as Tracker from "./tracker/Tracker.ts"
+import * as UdpTracker from "./tracker/UdpTracker.ts"
+
+export class TorrentNotFound extends Schema.TaggedError<TorrentNotFound>()("TorrentNotFound", {
+  infoHash: Schema.String
+}) {
+  override get message() {
+    return `no torrent with info-hash ${this.infoHash}`
+  }
+}
+
+export interface TorrentHandle {
+  readonly meta: Metainfo.Metainfo
+  readonly progress: SubscriptionRef.SubscriptionRef<Progress>
+  /** Succeeds once the selected files are complete and verified; fails with the torrent's error. */
+  readonly completed: Effect.Effect<void, Torrent.TorrentError>
+}
+
+interface Entry extends TorrentHandle {
+  readonly options: Torrent.Options
+  readonly done: Deferred.Deferred<void, Torrent.TorrentError>
+}
+
+export class TorrentManager extends Context.Service<TorrentManager, {
+  /** Starts a torrent (idempotent: adding a running torrent returns its handle). */
+  readonly add: (meta: Metainfo.Metainfo, options?: Torrent.Options) => Effect.Effect<TorrentHandle>
+  readonly pause: (infoHash: InfoHash.InfoHash) => Effect.Effect<void, TorrentNotFound>
+  readonly resume: (infoHash: InfoHash.InfoHash) => Effect.Effect<void, TorrentNotFound>
+  /** Stops a torrent and forgets it (its files stay). */
+  readonly remove: (infoHash: InfoHash.InfoHash) => Effect.Effect<void, TorrentNotFound>
+  readonly list: Effect.Effect<ReadonlyArray<TorrentHandle>>
+}>()("effect-torrent/TorrentManager") {
+  /** Needs TorrentConfig, FileSystem, Path, Digest, PeerConnector and Tracker. */
+  static readonly layer = Layer.effect(TorrentManager, Effect.suspend(() => make))
+
+  /** Everything on Node: TCP peers, HTTP/UDP trackers, files, SHA-1 on the thread pool. */
+  static readonly layerNode = (settings: Partial<TorrentConfig["Service"]> = {}) =>
+    TorrentManager.layer.pipe(
+      Layer.provide(Layer.mergeAll(
+        TorrentConfig.layerWith(settings),
+        PeerConnector.layerNode,
+        Digest.layerWebCrypto,
+        Tracker.Tracker.layer.pipe(Layer.provide(Layer.mergeAll(HttpTracker.layerNode, UdpTracker.layerNode)))
+      )),
+      Layer.provideMerge(NodeServices.layer)
+    )
+}
+
+const stopped = (meta: Metainfo.Metainfo): Progress => ({
+  state: "stopped",
+  done: 0,
+  wanted: meta.length,
+  verified: 0,
+  downloaded: 0,
+  uploaded: 0,
+  downloadRate: 0,
+  uploadRate: 0,
+  peers: 0,
+  eta: Infinity,
+  files: meta.files.map(() => 0),
+  hashFailures: 0
+})
+
+export const make = Effect.gen(function*() {
+  const context = yield* Effect.context<TorrentConfig | FileSystem.FileSystem | Path.Path | Digest.Digest | PeerConnector | Tracker.Tracker>()
+  const fibers = yield* FiberMap.make<InfoHash.InfoHash, void, never>()
+  const entries = new Map<InfoHash.InfoHash, Entry>()
+
+  const start = (entry: Entry) =>
+    FiberMap.run(
+      fibers,
+      entry.meta.infoHash,
+      Torrent.run(entry.meta, {
+        ...entry.options,
+        onStart: (progress) =>
+          SubscriptionRef.changes(progress).pipe(
+            Stream.runForEach((p) => SubscriptionRef.set(entry.progress, p)),
+            Effect.forkScoped,
+            Effect.asVoid
+          )
+      }).pipe(
+        Effect.matchCauseEffect({
+          onSuccess: () => Deferred.succeed(entry.done, undefined),
+          onFailure: (cause) => Deferred.failCause(entry.done, cause)
+        }),
+        Effect.ensuring(SubscriptionRef.update(entry.progress, (p) => p.state === "seeding" ? p : { ...p, state: "stopped" as const })),
+        Effect.provideContext(context),
+        Effect.asVoid
+      ),
+      { onlyIfMissing: true }
+    )
+
+  const find = (infoHash: InfoHash.InfoHash) => {
+    const entry = entries.get(infoHash)
+    return entry === undefined ? Effect.fail(new TorrentNotFound({ infoHash })) : Effect.succeed(entry)
+  }
+
+  const add = Effect.fn("TorrentManager.add")(function*(meta: Metainfo.Metainfo, options: Torrent.Options = {}) {
+    const existing = entries.get(meta.infoHash)
+    if (existing !== undefined) return existing as TorrentHandle
+    const done = yield* Deferred.make<void, Torrent.TorrentError>()
+    const progress = yield* SubscriptionRef.make(stopped(meta))
+    // Completion: the download finished (seeding) or the torrent failed.
+    const completed = Effect.raceFirst(
+      SubscriptionRef.changes(progress).pipe(
+        Stream.filter((p) => p.state === "seeding"),
+        Stream.take(1),
+        Stream.runDrain
+      ),
+      Deferred.await(done)
+    )
+    const entry: Entry = { meta, options, done, progress, completed }
+    entries.set(meta.infoHash, entry)
+    yield* start(entry)
+    return entry as TorrentHandle
+  })
+
+  return TorrentManager.of({
+    add,
+    pause: (infoHash) => Effect.flatMap(find(infoHash), () => FiberMap.remove(fibers, infoHash)),
+    resume: (infoHash) => Effect.flatMap(find(infoHash), (entry) => Effect.asVoid(start(entry))),
+    remove: (infoHash) =>
+      Effect.flatMap(find(infoHash), () =>
+        FiberMap.remove(fibers, infoHash).pipe(Effect.andThen(Effect.sync(() => entries.delete(infoHash))))),
+    list: Effect.sync(() => [...entries.values()])
+  })
+})

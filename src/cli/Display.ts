@@ -1,0 +1,42 @@
+/**
+ * The live progress display. On a terminal: one line per torrent redrawn in
+ * place (percent, bar, rates, peers, ETA). Otherwise: a plain line per
+ * torrent at longer intervals, for logs.
+ */
+import { Effect, Schedule, SubscriptionRef } from "effect"
+import type { TorrentHandle } from "../TorrentManager.ts"
+import * as Format from "./Format.ts"
+
+const barWidth = 24
+
+export const line = (name: string, p: import("../torrent/Orchestrator.ts").Progress, withBar: boolean): string => {
+  const fraction = p.wanted === 0 ? 1 : p.done / p.wanted
+  const percent = `${(fraction * 100).toFixed(1).padStart(5)}%`
+  const filled = Math.round(fraction * barWidth)
+  const bar = withBar ? ` [${"#".repeat(filled)}${"-".repeat(barWidth - filled)}]` : ""
+  const state = p.state === "downloading" ? `ETA ${Format.duration(p.eta)}` : p.state
+  return `${name.slice(0, 30).padEnd(30)} ${percent}${bar} ↓ ${Format.rate(p.downloadRate).padStart(11)} ↑ ${
+    Format.rate(p.uploadRate).padStart(11)
+  } ${String(p.peers).padStart(3)} peers  ${state}`
+}
+
+const render = Effect.fnUntraced(function*(handles: ReadonlyArray<TorrentHandle>, tty: boolean, redraw: boolean) {
+  const lines: Array<string> = []
+  for (const handle of handles) lines.push(line(handle.meta.name, yield* SubscriptionRef.get(handle.progress), tty))
+  const text = lines.join("\n")
+  yield* Effect.sync(() => {
+    if (tty) process.stdout.write(`${redraw ? `\x1b[${lines.length}F` : ""}${lines.map((l) => `\x1b[2K${l}`).join("\n")}\n`)
+    else process.stdout.write(`${text}\n`)
+  })
+})
+
+/** Shows progress until interrupted (then once more, so the final state is on screen). */
+export const show = (handles: ReadonlyArray<TorrentHandle>) => {
+  const tty = process.stdout.isTTY === true
+  let drawn = false
+  const draw = Effect.suspend(() => render(handles, tty, drawn)).pipe(Effect.tap(() => Effect.sync(() => (drawn = true))))
+  return draw.pipe(
+    Effect.repeat({ schedule: Schedule.spaced(tty ? 500 : 5000) }),
+    Effect.ensuring(Effect.ignore(draw))
+  )
+}

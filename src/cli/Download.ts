@@ -1,0 +1,72 @@
+/** `effect-torrent <file.torrent>...`: download (and optionally seed) torrents. */
+import { Console, Effect, Option, Schema } from "effect"
+import { Argument, Flag } from "effect/cli"
+import * as Magnet from "../protocol/Magnet.ts"
+import { TorrentManager } from "../TorrentManager.ts"
+import * as Display from "./Display.ts"
+import * as Input from "./Input.ts"
+
+export const flags = {
+  torrents: Argument.String("torrent").pipe(
+    Argument.withDescription(".torrent files to download"),
+    Argument.variadic({ min: 1 })
+  ),
+  out: Flag.String("out").pipe(Flag.withAlias("o"), Flag.withDescription("download folder"), Flag.withDefault(".")),
+  maxPeers: Flag.Int("max-peers").pipe(Flag.withDescription("most connections per torrent"), Flag.withDefault(50)),
+  port: Flag.Int("port").pipe(Flag.withDescription("TCP port to announce"), Flag.withDefault(6881)),
+  select: Flag.String("select").pipe(
+    Flag.withDescription("comma-separated file indexes to download (see `info`); default all"),
+    Flag.optional
+  ),
+  peer: Flag.String("peer").pipe(Flag.withDescription("a peer to connect to, host:port (repeatable)"), Flag.atLeast(0)),
+  quiet: Flag.Boolean("quiet").pipe(Flag.withDescription("no progress display"), Flag.withDefault(false))
+}
+
+export class UsageError extends Schema.TaggedError<UsageError>()("UsageError", { detail: Schema.String }) {
+  override get message() {
+    return this.detail
+  }
+}
+
+const parseSelect = (text: string) =>
+  Effect.forEach(text.split(","), (part) => {
+    const n = Number(part.trim())
+    return Number.isInteger(n) && n >= 0 ? Effect.succeed(n) : Effect.fail(new UsageError({ detail: `--select: ${JSON.stringify(part)} is not a file index` }))
+  })
+
+export const run = Effect.fnUntraced(function*(input: {
+  readonly torrents: ReadonlyArray<string>
+  readonly out: string
+  readonly maxPeers: number
+  readonly port: number
+  readonly select: Option.Option<string>
+  readonly peer: ReadonlyArray<string>
+  readonly quiet: boolean
+}) {
+  const selected = Option.isSome(input.select) ? yield* parseSelect(input.select.value) : undefined
+  const peers = yield* Effect.forEach(input.peer, (text) => {
+    const address = Magnet.parsePeer(text)
+    return address === undefined ? Effect.fail(new UsageError({ detail: `--peer: ${JSON.stringify(text)} is not host:port` })) : Effect.succeed(address)
+  })
+  const sources = yield* Effect.forEach(input.torrents, Input.load)
+  const metas = yield* Effect.forEach(sources, (source) =>
+    source._tag === "Torrent"
+      ? Effect.succeed(source.meta)
+      : Effect.fail(new UsageError({ detail: "magnet links need metadata exchange, which is not supported yet" })))
+  for (const meta of metas) {
+    const bad = selected?.find((i) => i >= meta.files.length)
+    if (bad !== undefined) return yield* new UsageError({ detail: `--select: ${meta.name} has no file ${bad}` })
+  }
+
+  const program = Effect.gen(function*() {
+    const manager = yield* TorrentManager
+    const handles = yield* Effect.forEach(metas, (meta) => manager.add(meta, { selected, peers }))
+    const all = Effect.forEach(handles, (h) => h.completed, { concurrency: "unbounded", discard: true })
+    if (input.quiet) return yield* all
+    yield* Effect.raceFirst(all, Display.show(handles).pipe(Effect.andThen(Effect.never)))
+  })
+  yield* program.pipe(
+    Effect.provide(TorrentManager.layerNode({ downloadDir: input.out, maxPeers: input.maxPeers, port: input.port }))
+  )
+  if (!input.quiet) yield* Console.log("done: every torrent is complete and verified")
+})

@@ -1,0 +1,116 @@
+/**
+ * Torrent: one torrent from start to stop.
+ *
+ * It builds the torrent's core (Synchronizer, DiskWriter, Orchestrator,
+ * Monitor) in its own scope, checks what is already on disk, then runs peer
+ * discovery (trackers, plus any addresses given) into the Monitor. Closing
+ * the scope ends every session, saves resume data, flushes the files and
+ * announces `stopped`.
+ */
+import { Deferred, Effect, Layer, Schedule, Schema, type Scope, Stream, SubscriptionRef } from "effect"
+import * as InfoHash from "../protocol/InfoHash.ts"
+import type * as Metainfo from "../protocol/Metainfo.ts"
+import type { Address } from "../peer/PeerConnector.ts"
+import * as Tracker from "../tracker/Tracker.ts"
+import { DiskWriter } from "./DiskWriter.ts"
+import { Monitor } from "./Monitor.ts"
+import { Orchestrator, type Progress } from "./Orchestrator.ts"
+import * as Resume from "./Resume.ts"
+import { Synchronizer } from "./Synchronizer.ts"
+import { TorrentConfig } from "./TorrentConfig.ts"
+
+export class TorrentError extends Schema.TaggedError<TorrentError>()("TorrentError", {
+  name: Schema.String,
+  detail: Schema.String
+}) {
+  override get message() {
+    return `${this.name}: ${this.detail}`
+  }
+}
+
+export interface Options {
+  /** Which files to download, by index (default: all). */
+  readonly selected?: ReadonlyArray<number> | undefined
+  /** Peers to dial besides those the trackers return. */
+  readonly peers?: ReadonlyArray<Address> | undefined
+  /** Keep running after completion (seeding). */
+  readonly seed?: boolean | undefined
+  /** Called, in the torrent's scope, with its progress once it is running. */
+  readonly onStart?: ((progress: SubscriptionRef.SubscriptionRef<Progress>) => Effect.Effect<void, never, Scope.Scope>) | undefined
+}
+
+const resumeEveryMillis = 10_000
+
+/** The per-torrent services, built in the torrent's scope. */
+export const layer = (meta: Metainfo.Metainfo, options: Options, downloadDir: string) => {
+  const wanted = options.selected === undefined ? undefined : meta.files.map((_, i) => options.selected!.includes(i))
+  const base = Layer.mergeAll(
+    Synchronizer.layer(meta, wanted === undefined ? undefined : { wanted }),
+    DiskWriter.layer(meta, { downloadDir })
+  )
+  const orchestrator = Orchestrator.layer.pipe(Layer.provideMerge(base))
+  return Monitor.layer.pipe(Layer.provideMerge(orchestrator))
+}
+
+/**
+ * Downloads (and with `seed`, keeps serving) one torrent. Succeeds when the
+ * selected files are complete and verified; with `seed`, runs until interrupted.
+ */
+export const run = (meta: Metainfo.Metainfo, options: Options = {}) =>
+  Effect.gen(function*() {
+    const config = yield* TorrentConfig
+    const context = layer(meta, options, config.downloadDir)
+    yield* body(meta, options).pipe(Effect.provide(context), Effect.scoped)
+  }).pipe(Effect.annotateLogs({ torrent: meta.name, infoHash: meta.infoHash }))
+
+const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Options) {
+  const config = yield* TorrentConfig
+  const sync = yield* Synchronizer
+  const disk = yield* DiskWriter
+  const orchestrator = yield* Orchestrator
+  const monitor = yield* Monitor
+  const fail = (detail: string) => new TorrentError({ name: meta.name, detail })
+
+  yield* disk.prepare.pipe(Effect.mapError((e) => fail(e.message)))
+  const found = yield* Resume.check(sync, config.downloadDir).pipe(Effect.mapError((e) => fail(e.message)))
+  if (found > 0) yield* Effect.logInfo(`${found} of ${meta.pieceCount} pieces already on disk`)
+  if (options.onStart !== undefined) yield* options.onStart(orchestrator.progress)
+
+  // Saved when the scope closes (stop, Ctrl-C, failure), before the files are closed.
+  yield* Effect.addFinalizer(() => disk.flush.pipe(Effect.ignore, Effect.andThen(Resume.save(sync, config.downloadDir))))
+
+  if (sync.isComplete()) {
+    yield* Deferred.succeed(orchestrator.completed, undefined)
+  }
+
+  const tiers = yield* Tracker.makeTiers(meta.announce)
+  const params = SubscriptionRef.get(orchestrator.progress).pipe(
+    Effect.map((p): Tracker.AnnounceParams => ({
+      infoHash: InfoHash.toBytes(meta.infoHash),
+      peerId: config.peerId,
+      port: config.port,
+      uploaded: p.uploaded,
+      downloaded: p.downloaded,
+      left: meta.length - p.verified,
+      numWant: 50
+    }))
+  )
+  yield* Effect.addFinalizer(() => Tracker.announceStopped(tiers, params))
+
+  yield* Effect.forkScoped(orchestrator.run)
+  yield* Effect.forkScoped(monitor.run)
+  if (options.peers !== undefined) yield* monitor.add(options.peers)
+  yield* Tracker.peers(tiers, params).pipe(
+    Stream.runForEachArray((addresses) => monitor.add(addresses)),
+    Effect.forkScoped
+  )
+  yield* Effect.forkScoped(
+    Effect.repeat(Resume.save(sync, config.downloadDir), { schedule: Schedule.spaced(resumeEveryMillis) })
+  )
+
+  const wasComplete = sync.isComplete()
+  yield* Deferred.await(orchestrator.completed).pipe(Effect.mapError((e) => fail(e.message)))
+  yield* Resume.save(sync, config.downloadDir)
+  if (!wasComplete) yield* Tracker.announceCompleted(tiers, params)
+  if (options.seed === true) return yield* Effect.never
+})

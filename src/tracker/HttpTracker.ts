@@ -1,0 +1,139 @@
+/**
+ * BEP 3 HTTP announce over Effect's HttpClient, asking for compact peers
+ * (BEP 23) and reading `peers6` (BEP 7) and dictionary peer lists too.
+ *
+ * Limits: 15 s per announce (redirects included), 4 MiB of response body,
+ * 5 redirects.
+ */
+import { NodeHttpClient } from "@effect/platform-node"
+import { Duration, Effect, Layer, Option, Result, Schema, Stream } from "effect"
+import { HttpClient } from "effect/http"
+import * as NetAddress from "effect/net/NetAddress"
+import * as Bencode from "../protocol/Bencode.ts"
+import * as Tracker from "./Tracker.ts"
+
+const timeout = Duration.seconds(15)
+const maxResponseBytes = 4 * 1024 * 1024
+const maxRedirects = 5
+
+export const make = Effect.gen(function*() {
+  const client = (yield* HttpClient.HttpClient).pipe(HttpClient.followRedirects(maxRedirects))
+
+  const announce = Effect.fn("HttpTracker.announce")(
+    function*(url: URL, request: Tracker.AnnounceRequest) {
+      const { body, status } = yield* client.get(announceUrl(url, request)).pipe(
+        Effect.flatMap((response) => Effect.map(readBody(response.stream), (body) => ({ body, status: response.status }))),
+        Effect.catchTag("HttpClientError", (cause) => Effect.fail(new Tracker.Network({ cause }))),
+        Effect.timeoutOrElse({
+          duration: timeout,
+          orElse: () => Effect.fail(new Tracker.Timeout({ seconds: Duration.toSeconds(timeout) }))
+        })
+      )
+      return yield* Effect.fromResult(parse(status, body))
+    },
+    Tracker.withUrl
+  )
+
+  return Tracker.HttpTransport.of({ announce })
+})
+
+/** Needs an `HttpClient` that does not follow redirects itself (we bound them). */
+export const layer = Layer.effect(Tracker.HttpTransport, make)
+
+export const layerNode = layer.pipe(Layer.provide(NodeHttpClient.layerNodeHttp))
+
+/** The announce URL with our query appended (keeping any passkey query it has). */
+export const announceUrl = (url: URL, request: Tracker.AnnounceRequest): string => {
+  const params = [
+    `info_hash=${percentEncode(request.infoHash)}`,
+    `peer_id=${percentEncode(request.peerId)}`,
+    `port=${request.port}`,
+    `uploaded=${request.uploaded}`,
+    `downloaded=${request.downloaded}`,
+    `left=${request.left}`,
+    "compact=1",
+    `numwant=${request.numWant}`
+  ]
+  if (request.event !== "none") params.push(`event=${request.event}`)
+  if (request.key !== undefined) params.push(`key=${request.key.toString(16).padStart(8, "0")}`)
+  if (request.trackerId !== undefined) params.push(`trackerid=${encodeURIComponent(request.trackerId)}`)
+  const base = url.href.replace(/#.*$/, "")
+  return `${base}${url.search === "" ? "?" : "&"}${params.join("&")}`
+}
+
+/** Escapes every byte that is not unreserved (RFC 3986), as trackers expect for raw 20-byte values. */
+const percentEncode = (bytes: Uint8Array): string => {
+  let out = ""
+  for (const byte of bytes) {
+    const c = String.fromCharCode(byte)
+    out += /[A-Za-z0-9\-._~]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`
+  }
+  return out
+}
+
+const readBody = <E>(stream: Stream.Stream<Uint8Array, E>) =>
+  Effect.gen(function*() {
+    const chunks: Array<Uint8Array> = []
+    let size = 0
+    yield* Stream.runForEach(stream, (chunk) => {
+      size += chunk.length
+      if (size > maxResponseBytes) {
+        return Effect.fail(new Tracker.BadResponse({ problem: `the body is larger than ${maxResponseBytes} bytes` }))
+      }
+      chunks.push(chunk)
+      return Effect.void
+    })
+    return Buffer.concat(chunks)
+  })
+
+const Refusal = Schema.Struct({ "failure reason": Schema.Uint8Array })
+
+const DictPeer = Schema.Struct({ ip: Schema.Uint8Array, port: Schema.Port })
+
+const Wire = Schema.Struct({
+  interval: Schema.Natural,
+  "min interval": Schema.optionalKey(Schema.Natural),
+  "tracker id": Schema.optionalKey(Schema.Uint8Array),
+  complete: Schema.optionalKey(Schema.Natural),
+  incomplete: Schema.optionalKey(Schema.Natural),
+  "warning message": Schema.optionalKey(Schema.Uint8Array),
+  peers: Schema.optionalKey(Schema.Union([Schema.Uint8Array, Schema.Array(DictPeer)])),
+  peers6: Schema.optionalKey(Schema.Uint8Array)
+})
+
+const bad = (problem: string) => new Tracker.BadResponse({ problem })
+
+/** The response: bytes and HTTP status in, announce response or the reason it is not one out. */
+const parse = (status: number, body: Uint8Array) => Result.gen(function*() {
+  const decoded = Bencode.decode(body)
+  // Trackers send "failure reason" with 200 and with error statuses alike.
+  const refusal = Result.isSuccess(decoded) ? Schema.decodeUnknownOption(Refusal)(decoded.success) : Option.none()
+  if (Option.isSome(refusal)) {
+    return yield* Result.fail(new Tracker.Failure({ text: Bencode.text(refusal.value["failure reason"]) }))
+  }
+  if (status !== 200) return yield* Result.fail(bad(`HTTP status ${status}`))
+  const value = yield* Result.mapError(decoded, (error) => bad(error.message))
+  const wire = yield* Result.mapError(Schema.decodeUnknownResult(Wire)(value), (error) => bad(error.message))
+  const peers = wire.peers === undefined
+    ? []
+    : wire.peers instanceof Uint8Array
+    ? yield* Tracker.compactPeers(wire.peers, 6)
+    : wire.peers.flatMap(dictPeer)
+  const peers6 = wire.peers6 === undefined ? [] : yield* Tracker.compactPeers(wire.peers6, 18)
+  const response: Tracker.AnnounceResponse = {
+    interval: wire.interval,
+    peers: [...peers, ...peers6],
+    ...(wire["min interval"] === undefined ? {} : { minInterval: wire["min interval"] }),
+    ...(wire["tracker id"] === undefined ? {} : { trackerId: Bencode.text(wire["tracker id"]) }),
+    ...(wire.complete === undefined ? {} : { complete: wire.complete }),
+    ...(wire.incomplete === undefined ? {} : { incomplete: wire.incomplete }),
+    ...(wire["warning message"] === undefined ? {} : { warning: Bencode.text(wire["warning message"]) })
+  }
+  return response
+})
+
+/** A dictionary-model peer; entries with a DNS name instead of an IP are skipped. */
+const dictPeer = (peer: typeof DictPeer.Type): Array<Tracker.PeerAddress> => {
+  const ip = NetAddress.ipFromString(Bencode.text(peer.ip))
+  return Result.isSuccess(ip) ? [{ host: NetAddress.formatIp(ip.success), port: peer.port }] : []
+}

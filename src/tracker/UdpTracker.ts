@@ -1,0 +1,139 @@
+/**
+ * BEP 15 UDP announce: a connect exchange yields a connection id (reused for
+ * 60 s), then the announce. A request not answered within 15·2ⁿ seconds is
+ * sent again with n + 1, up to `maxRetransmits`; then the announce fails with
+ * `Timeout`. Answers with another transaction id (late answers, spoofs) are
+ * ignored.
+ *
+ * Each announce uses its own socket connected to the tracker, so the kernel
+ * drops datagrams from other senders. Peers are IPv4 (6 bytes) unless that
+ * socket is IPv6 (18 bytes).
+ */
+import { NodeDatagramSocket } from "@effect/platform-node"
+import { Clock, Duration, Effect, Layer, Option, Random, Result } from "effect"
+import * as NetAddress from "effect/net/NetAddress"
+import type * as DatagramSocket from "effect/socket/DatagramSocket"
+import * as Bencode from "../protocol/Bencode.ts"
+import * as Tracker from "./Tracker.ts"
+
+export interface Options {
+  /** Highest n in 15·2ⁿ. BEP 15 says 8 (over two hours in all); lower it to give up sooner. */
+  readonly maxRetransmits?: number
+  /** Opens a socket connected to host:port. Defaults to node:dgram; tests pass an in-memory one. */
+  readonly open?: (host: string, port: number) => Effect.Effect<DatagramSocket.DatagramSocket>
+}
+
+const protocolId = 0x41727101980n
+const CONNECT = 0
+const ANNOUNCE = 1
+const ERROR = 3
+const eventCodes = { none: 0, completed: 1, started: 2, stopped: 3 } as const
+const connectionLifetime = Duration.seconds(60)
+
+export const make = (options: Options = {}) =>
+  Effect.sync(() => {
+    const maxRetransmits = options.maxRetransmits ?? 8
+    const open = options.open ?? ((host, port) => NodeDatagramSocket.make({ connect: { address: host, port } }))
+    // connection ids by "host:port", with the time they stop being valid
+    const connections = new Map<string, { readonly id: Uint8Array; readonly expires: number }>()
+
+    const announce = Effect.fn("UdpTracker.announce")(
+      function*(url: URL, request: Tracker.AnnounceRequest) {
+        if (url.port === "") return yield* new Tracker.UnsupportedUrl({ problem: "a udp:// URL needs a port" })
+        const host = url.hostname.replace(/^\[(.*)\]$/, "$1") // IPv6 literals come bracketed
+        const socket = yield* open(host, Number(url.port))
+        const reader = yield* Effect.mapError(socket.reader, (cause) => new Tracker.Network({ cause }))
+        const writer = yield* socket.writer
+
+        /** Sends one request and waits `seconds` for its answer; `undefined` when none came. */
+        const exchange = (packet: (transactionId: number) => Uint8Array, action: number, seconds: number) =>
+          Effect.gen(function*() {
+            const transactionId = yield* Random.nextIntBetween(0, 0xffffffff)
+            yield* writer.write({ payload: packet(transactionId) })
+            while (true) {
+              for (const { payload } of yield* reader.pull) {
+                const answer = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
+                if (payload.length < 8 || answer.getUint32(4) !== transactionId) continue
+                const got = answer.getUint32(0)
+                if (got === action) return answer
+                if (got === ERROR) return yield* new Tracker.Failure({ text: Bencode.text(payload.subarray(8)) })
+                return yield* new Tracker.BadResponse({ problem: `action ${got} in answer to action ${action}` })
+              }
+            }
+          }).pipe(
+            Effect.catchTag("DatagramSocketError", (cause) => Effect.fail(new Tracker.Network({ cause }))),
+            Effect.timeoutOption(Duration.seconds(seconds)),
+            Effect.map(Option.getOrUndefined)
+          )
+
+        const key = url.host
+        const ipv6 = NetAddress.isInetAddressV6(reader.address)
+        for (let n = 0;; n++) {
+          const seconds = 15 * 2 ** n
+          const cached = connections.get(key)
+          let id = cached !== undefined && cached.expires > (yield* Clock.currentTimeMillis) ? cached.id : undefined
+          if (id === undefined) {
+            const answer = yield* exchange(connectPacket, CONNECT, seconds)
+            if (answer !== undefined) {
+              if (answer.byteLength < 16) return yield* new Tracker.BadResponse({ problem: "short connect answer" })
+              id = new Uint8Array(answer.buffer.slice(answer.byteOffset + 8, answer.byteOffset + 16))
+              connections.set(key, { id, expires: (yield* Clock.currentTimeMillis) + Duration.toMillis(connectionLifetime) })
+            }
+          }
+          if (id !== undefined) {
+            const answer = yield* exchange(announcePacket(id, request), ANNOUNCE, seconds)
+            if (answer !== undefined) return yield* Effect.fromResult(parseAnnounce(answer, ipv6))
+          }
+          if (n >= maxRetransmits) return yield* new Tracker.Timeout({ seconds: 15 * (2 ** (n + 1) - 1) })
+        }
+      },
+      Effect.scoped,
+      Tracker.withUrl
+    )
+
+    return Tracker.UdpTransport.of({ announce })
+  })
+
+export const layerWith = (options: Options = {}) => Layer.effect(Tracker.UdpTransport, make(options))
+
+export const layerNode = layerWith()
+
+const connectPacket = (transactionId: number): Uint8Array => {
+  const packet = new DataView(new ArrayBuffer(16))
+  packet.setBigUint64(0, protocolId)
+  packet.setUint32(8, CONNECT)
+  packet.setUint32(12, transactionId)
+  return new Uint8Array(packet.buffer)
+}
+
+const announcePacket = (connectionId: Uint8Array, request: Tracker.AnnounceRequest) => (transactionId: number) => {
+  const bytes = new Uint8Array(98)
+  const packet = new DataView(bytes.buffer)
+  bytes.set(connectionId, 0)
+  packet.setUint32(8, ANNOUNCE)
+  packet.setUint32(12, transactionId)
+  bytes.set(request.infoHash, 16)
+  bytes.set(request.peerId, 36)
+  packet.setBigUint64(56, BigInt(request.downloaded))
+  packet.setBigUint64(64, BigInt(request.left))
+  packet.setBigUint64(72, BigInt(request.uploaded))
+  packet.setUint32(80, eventCodes[request.event])
+  // 84: IP address 0 = the sender's
+  packet.setUint32(88, request.key ?? 0)
+  packet.setInt32(92, request.numWant)
+  packet.setUint16(96, request.port)
+  return bytes
+}
+
+const parseAnnounce = (answer: DataView, ipv6: boolean) => {
+  if (answer.byteLength < 20) {
+    return Result.fail(new Tracker.BadResponse({ problem: `announce answer of ${answer.byteLength} bytes` }))
+  }
+  const peers = new Uint8Array(answer.buffer, answer.byteOffset + 20, answer.byteLength - 20)
+  return Result.map(Tracker.compactPeers(peers, ipv6 ? 18 : 6), (peers): Tracker.AnnounceResponse => ({
+    interval: answer.getUint32(8),
+    incomplete: answer.getUint32(12),
+    complete: answer.getUint32(16),
+    peers
+  }))
+}
