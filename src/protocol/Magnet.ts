@@ -45,10 +45,12 @@ export const parse = (uri: string): Result.Result<Magnet, MagnetError> => {
       ? fail("BitTorrent v2-only magnet links (urn:btmh) are not supported yet")
       : fail("it has no xt=urn:btih: info-hash")
   }
-  const hashes = new Set(btih.map((xt) => decodeHash(xt.slice("urn:btih:".length))))
-  if (hashes.has(undefined)) return fail(`the info-hash in ${JSON.stringify(btih[0])} is neither 40 hex nor 32 base32 characters`)
+  const decoded = btih.map((xt) => decodeHash(xt.slice("urn:btih:".length)))
+  const bad = decoded.indexOf(undefined)
+  if (bad >= 0) return fail(`the info-hash in ${JSON.stringify(btih[bad])} is neither 40 hex nor 32 base32 characters`)
+  const hashes = new Set(decoded)
   if (hashes.size > 1) return fail("it names more than one info-hash")
-  const infoHash = [...hashes][0]!
+  const infoHash = decoded[0]!
   const peers = params.getAll("x.pe")
   const badPeer = peers.find((peer) => parsePeer(peer) === undefined)
   if (badPeer !== undefined) return fail(`x.pe ${JSON.stringify(badPeer)} is not a host:port address`)

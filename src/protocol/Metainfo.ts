@@ -166,14 +166,15 @@ export const fromInfo = (info: Bencode.BDict): Result.Result<Metainfo, MetainfoE
     name,
     pieceLength,
     pieceCount,
-    pieces: r.pieces.slice(),
+    // Copies: on a Node Buffer, slice() is a view that would pin and alias the input.
+    pieces: new Uint8Array(r.pieces),
     length,
     files,
     multiFile: r.files !== undefined,
     private: r.private === 1,
     announce: [],
     urlList: [],
-    info: infoBytes.slice()
+    info: new Uint8Array(infoBytes)
   })
 }
 
@@ -214,11 +215,16 @@ const unsafeComponent = (component: string): string | undefined => {
   return undefined
 }
 
-/** Two files at the same path, or a file where another needs a folder. */
+/**
+ * Two files at the same path, or a file where another needs a folder. Padding
+ * files are never written, and libtorrent names them ".pad/<size>", so two pads
+ * of one size share a path: they are left out.
+ */
 const findCollision = (files: ReadonlyArray<FileEntry>): string | undefined => {
   const seen = new Set<string>()
   const folders = new Set<string>()
   for (const file of files) {
+    if (file.padding) continue
     const key = file.path.join("/")
     if (seen.has(key) || folders.has(key)) return `two entries share the path ${JSON.stringify(key)}`
     seen.add(key)
