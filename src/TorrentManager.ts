@@ -64,8 +64,9 @@ export class TorrentManager extends Context.Service<TorrentManager, {
     )
 }
 
-const stopped = (meta: Metainfo.Metainfo): Progress => ({
-  state: "stopped",
+/** Before the torrent's first progress report. */
+const starting = (meta: Metainfo.Metainfo): Progress => ({
+  state: "checking",
   done: 0,
   wanted: meta.length,
   verified: 0,
@@ -117,7 +118,7 @@ export const make = Effect.gen(function*() {
     const existing = entries.get(meta.infoHash)
     if (existing !== undefined) return existing as TorrentHandle
     const done = yield* Deferred.make<void, Torrent.TorrentError>()
-    const progress = yield* SubscriptionRef.make(stopped(meta))
+    const progress = yield* SubscriptionRef.make(starting(meta))
     // Completion: the download finished (seeding) or the torrent failed.
     const completed = Effect.raceFirst(
       SubscriptionRef.changes(progress).pipe(

@@ -22,7 +22,9 @@ export const make = Effect.gen(function*() {
   const announce = Effect.fn("HttpTracker.announce")(
     function*(url: URL, request: Tracker.AnnounceRequest) {
       const { body, status } = yield* client.get(announceUrl(url, request)).pipe(
-        Effect.flatMap((response) => Effect.map(readBody(response.stream), (body) => ({ body, status: response.status }))),
+        Effect.flatMap((response) =>
+          Effect.map(readBody(response.stream), (body) => ({ body, status: response.status }))
+        ),
         Effect.catchTag("HttpClientError", (cause) => Effect.fail(new Tracker.Network({ cause }))),
         Effect.timeoutOrElse({
           duration: timeout,

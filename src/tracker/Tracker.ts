@@ -190,11 +190,11 @@ const announceTiers = (
   params: Effect.Effect<AnnounceParams>,
   event: Event
 ): Effect.Effect<AnnounceResponse, TrackerError> =>
-  Effect.flatMap(params, (params) =>
+  Effect.flatMap(params, (current) =>
     Effect.firstSuccessOf(tiers.tiers.flatMap((tier) =>
       tier.map((url) => {
         const trackerId = tiers.trackerIds.get(url)
-        return tracker.announce(url, { ...params, event, ...(trackerId === undefined ? {} : { trackerId }) }).pipe(
+        return tracker.announce(url, { ...current, event, ...(trackerId === undefined ? {} : { trackerId }) }).pipe(
           Effect.tap((response) =>
             Effect.sync(() => {
               tier.splice(tier.indexOf(url), 1)

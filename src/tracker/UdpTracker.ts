@@ -28,13 +28,13 @@ const CONNECT = 0
 const ANNOUNCE = 1
 const ERROR = 3
 const eventCodes = { none: 0, completed: 1, started: 2, stopped: 3 } as const
-const connectionLifetime = Duration.seconds(60)
+const connectionLifetimeMillis = 60_000
 
 export const make = (options: Options = {}) =>
   Effect.sync(() => {
     const maxRetransmits = options.maxRetransmits ?? 8
     const open = options.open ?? ((host, port) => NodeDatagramSocket.make({ connect: { address: host, port } }))
-    // connection ids by "host:port", with the time they stop being valid
+    // connection ids by URL host ("host:port"), with the time they stop being valid
     const connections = new Map<string, { readonly id: Uint8Array; readonly expires: number }>()
 
     const announce = Effect.fn("UdpTracker.announce")(
@@ -52,10 +52,9 @@ export const make = (options: Options = {}) =>
             yield* writer.write({ payload: packet(transactionId) })
             while (true) {
               for (const { payload } of yield* reader.pull) {
-                const answer = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
-                if (payload.length < 8 || answer.getUint32(4) !== transactionId) continue
-                const got = answer.getUint32(0)
-                if (got === action) return answer
+                if (payload.length < 8 || view(payload).getUint32(4) !== transactionId) continue
+                const got = view(payload).getUint32(0)
+                if (got === action) return payload
                 if (got === ERROR) return yield* new Tracker.Failure({ text: Bencode.text(payload.subarray(8)) })
                 return yield* new Tracker.BadResponse({ problem: `action ${got} in answer to action ${action}` })
               }
@@ -75,9 +74,11 @@ export const make = (options: Options = {}) =>
           if (id === undefined) {
             const answer = yield* exchange(connectPacket, CONNECT, seconds)
             if (answer !== undefined) {
-              if (answer.byteLength < 16) return yield* new Tracker.BadResponse({ problem: "short connect answer" })
-              id = new Uint8Array(answer.buffer.slice(answer.byteOffset + 8, answer.byteOffset + 16))
-              connections.set(key, { id, expires: (yield* Clock.currentTimeMillis) + Duration.toMillis(connectionLifetime) })
+              if (answer.length < 16) {
+                return yield* new Tracker.BadResponse({ problem: `connect answer of ${answer.length} bytes` })
+              }
+              id = new Uint8Array(answer.subarray(8, 16))
+              connections.set(key, { id, expires: (yield* Clock.currentTimeMillis) + connectionLifetimeMillis })
             }
           }
           if (id !== undefined) {
@@ -125,15 +126,16 @@ const announcePacket = (connectionId: Uint8Array, request: Tracker.AnnounceReque
   return bytes
 }
 
-const parseAnnounce = (answer: DataView, ipv6: boolean) => {
-  if (answer.byteLength < 20) {
-    return Result.fail(new Tracker.BadResponse({ problem: `announce answer of ${answer.byteLength} bytes` }))
+const parseAnnounce = (answer: Uint8Array, ipv6: boolean) => {
+  if (answer.length < 20) {
+    return Result.fail(new Tracker.BadResponse({ problem: `announce answer of ${answer.length} bytes` }))
   }
-  const peers = new Uint8Array(answer.buffer, answer.byteOffset + 20, answer.byteLength - 20)
-  return Result.map(Tracker.compactPeers(peers, ipv6 ? 18 : 6), (peers): Tracker.AnnounceResponse => ({
-    interval: answer.getUint32(8),
-    incomplete: answer.getUint32(12),
-    complete: answer.getUint32(16),
+  return Result.map(Tracker.compactPeers(answer.subarray(20), ipv6 ? 18 : 6), (peers): Tracker.AnnounceResponse => ({
+    interval: view(answer).getUint32(8),
+    incomplete: view(answer).getUint32(12),
+    complete: view(answer).getUint32(16),
     peers
   }))
 }
+
+const view = (bytes: Uint8Array) => new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)

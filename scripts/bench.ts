@@ -1,0 +1,126 @@
+/**
+ * `npm run bench`: download throughput on loopback, effect-torrent beside aria2c.
+ *
+ * A 1 GiB torrent (1 MiB pieces) seeded by one aria2c, then by four at once,
+ * all found through a local bittorrent-tracker (HTTP). In each swarm the same download is
+ * done by effect-torrent (the built CLI) and by aria2c; each reports MiB/s
+ * (wall clock, process start to verified data), CPU seconds and peak RSS
+ * (from /usr/bin/time). Needs aria2c, mktorrent and time
+ * (Debian packages; .ci/run installs them). BENCH_MIB sets the size.
+ */
+import { Server } from "bittorrent-tracker"
+import { execFileSync, spawn, type ChildProcess } from "node:child_process"
+import { createHash, randomBytes } from "node:crypto"
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+
+const mib = Number(process.env.BENCH_MIB ?? 1024)
+const work = mkdtempSync(join(tmpdir(), "et-bench-"))
+const trackerPort = 20000 + Math.floor(Math.random() * 10000)
+const children: Array<ChildProcess> = []
+
+const cleanup = () => {
+  for (const child of children) child.kill("SIGKILL")
+  rmSync(work, { recursive: true, force: true })
+}
+process.on("exit", cleanup)
+process.on("SIGINT", () => process.exit(130))
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+const startDaemon = (command: string, args: ReadonlyArray<string>) => {
+  const child = spawn(command, args, { stdio: "ignore" })
+  children.push(child)
+  return child
+}
+
+interface Measure {
+  readonly seconds: number
+  readonly cpu: number
+  readonly rssMiB: number
+}
+
+/** Runs a command under /usr/bin/time; fails unless it exits 0 within the deadline. */
+const timed = (command: string, args: ReadonlyArray<string>, deadlineMs: number): Promise<Measure> =>
+  new Promise((resolve, reject) => {
+    const child = spawn("/usr/bin/time", ["-f", "TIME %e %U %S %M", command, ...args], { stdio: ["ignore", "ignore", "pipe"] })
+    let stderr = ""
+    child.stderr.on("data", (d) => (stderr += d))
+    const timer = setTimeout(() => child.kill("SIGKILL"), deadlineMs)
+    child.on("exit", (code) => {
+      clearTimeout(timer)
+      const m = /TIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+)/.exec(stderr)
+      if (code !== 0 || m === null) return reject(new Error(`${command} failed (${code}): ${stderr.slice(-500)}`))
+      resolve({ seconds: Number(m[1]), cpu: Number(m[2]) + Number(m[3]), rssMiB: Number(m[4]) / 1024 })
+    })
+  })
+
+const sha1File = (path: string) => createHash("sha1").update(readFileSync(path)).digest("hex")
+
+const main = async () => {
+  console.log(`effect-torrent bench: ${mib} MiB, 1 MiB pieces, loopback (work dir ${work})`)
+  const seedDir = join(work, "seed")
+  execFileSync("mkdir", ["-p", seedDir])
+  const data = join(seedDir, "data.bin")
+  const fd = openSync(data, "w")
+  const chunk = randomBytes(1024 * 1024)
+  for (let i = 0; i < mib; i++) {
+    chunk.writeUInt32LE(i, 0) // distinct pieces
+    writeSync(fd, chunk)
+  }
+  closeSync(fd)
+  const expected = sha1File(data)
+  const torrent = join(work, "data.torrent")
+  execFileSync("mktorrent", ["-l", "20", "-a", `http://127.0.0.1:${trackerPort}/announce`, "-o", torrent, data], { stdio: "ignore" })
+
+  const tracker = new Server({ http: true, udp: false, ws: false, stats: false })
+  tracker.on("warning", () => {})
+  await new Promise<void>((resolve) => {
+    tracker.once("listening", () => resolve())
+    tracker.listen(trackerPort, { http: "127.0.0.1", udp: "127.0.0.1", udp6: "::1" })
+  })
+
+  const seeders: Array<ChildProcess> = []
+  const startSeeder = (n: number) =>
+    seeders.push(startDaemon("aria2c", [
+      "--bt-seed-unverified=true", "-d", seedDir, `--listen-port=${30000 + n}`, "--enable-dht=false",
+      "--bt-enable-lpd=false", "--enable-peer-exchange=false", "--seed-ratio=0.0", "--summary-interval=0",
+      "--bt-tracker-interval=1", "--console-log-level=error", torrent
+    ]))
+
+  const run = async (label: string, client: "effect-torrent" | "aria2c") => {
+    const out = join(work, `out-${client}`)
+    rmSync(out, { recursive: true, force: true })
+    const measure = client === "effect-torrent"
+      ? await timed(process.execPath, ["bin/effect-torrent.js", torrent, "-o", out, "--port", "6999", "--quiet"], 600_000)
+      : await timed("aria2c", [
+        "-d", out, "--listen-port=6998", "--enable-dht=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
+        "--seed-time=0", "--summary-interval=0", "--console-log-level=error", "--file-allocation=none", torrent
+      ], 600_000)
+    const ok = sha1File(join(out, "data.bin")) === expected
+    rmSync(out, { recursive: true, force: true })
+    const rate = mib / measure.seconds
+    console.log(
+      `${label.padEnd(12)} ${client.padEnd(15)} ${rate.toFixed(1).padStart(7)} MiB/s  ${measure.cpu.toFixed(2).padStart(6)} CPU s  ${
+        measure.rssMiB.toFixed(0).padStart(5)
+      } MiB peak RSS  ${ok ? "data verified" : "DATA MISMATCH"}`
+    )
+    if (!ok) process.exitCode = 1
+  }
+
+  console.log(`${"swarm".padEnd(12)} ${"client".padEnd(15)} ${"rate".padStart(13)}  ${"CPU".padStart(12)}  ${"memory".padStart(19)}`)
+  startSeeder(0)
+  await sleep(2000) // the seeder announces itself
+  await run("1 seeder", "effect-torrent")
+  await run("1 seeder", "aria2c")
+  for (let n = 1; n < 4; n++) startSeeder(n)
+  await sleep(2000)
+  await run("4 seeders", "effect-torrent")
+  await run("4 seeders", "aria2c")
+}
+
+main().then(() => process.exit(), (error) => {
+  console.error(`bench failed: ${error instanceof Error ? error.message : String(error)}`)
+  process.exit(1)
+})
