@@ -8,7 +8,7 @@
  */
 import { Context, Deferred, Effect, FiberMap, FileSystem, Layer, Path, Schema, Stream, SubscriptionRef } from "effect"
 import { Digest } from "effect/crypto"
-import { NodeServices } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import type * as InfoHash from "./protocol/InfoHash.ts"
 import type * as Metainfo from "./protocol/Metainfo.ts"
 import { PeerConnector } from "./peer/PeerConnector.ts"

@@ -19,7 +19,7 @@ export interface Options {
   readonly maxDepth?: number
 }
 
-const minDepth = 128
+const minDepth = 32
 const queueSeconds = 2
 
 export const make = (options: Options) => {

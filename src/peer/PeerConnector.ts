@@ -2,7 +2,7 @@
  * PeerConnector: opens connections to peers. `layerNode` dials TCP;
  * tests swap in in-memory sockets.
  */
-import { NodeSocket } from "@effect/platform-node"
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import { Context, type Effect, Layer } from "effect"
 import type * as Socket from "effect/socket/Socket"
 

@@ -49,6 +49,8 @@ type Internal =
 type Event = PeerEvent | Internal
 
 interface PeerState {
+  /** The peer id from its handshake. */
+  readonly id: string
   readonly outbox: Queue.Queue<PeerCommand>
   has: Bitfield.Bitfield
   /** Blocks we asked this peer for (mirrors its Coordinator). */
@@ -63,7 +65,7 @@ interface PeerState {
 /** Hash failures a peer may contribute to before it is disconnected and banned. */
 const maxHashStrikes = 2
 /** Memory for pieces being downloaded. */
-const openPieceBytes = 64 * 1024 * 1024
+const openPieceBytes = 16 * 1024 * 1024
 
 export class Orchestrator extends Context.Service<Orchestrator, {
   readonly offer: (event: PeerEvent) => Effect.Effect<void>
@@ -153,9 +155,14 @@ export const make = Effect.gen(function*() {
     return send(state, picks.map((r): WireMessage => ({ _tag: "Request", ...r })))
   }
 
+  /** Set when requests go back to the pool during a batch of events. */
+  let returned = false
   const release = (state: PeerState | undefined, requests: ReadonlyArray<BlockRequest>) => {
     for (const r of requests) {
-      if (state?.assigned.delete(blockKey(r.index, r.begin)) !== false) sync.release(r)
+      if (state?.assigned.delete(blockKey(r.index, r.begin)) !== false) {
+        sync.release(r)
+        returned = true
+      }
     }
   }
 
@@ -219,7 +226,13 @@ export const make = Effect.gen(function*() {
   const onEvent = Effect.fnUntraced(function*(event: Event) {
     switch (event._tag) {
       case "Connected": {
+        const id = Buffer.from(event.handshake.peerId).toString("latin1")
+        if ([...peers.values()].some((p) => p.id === id)) {
+          // The same client at a second address: one connection is enough.
+          return yield* Queue.offer(event.outbox, { _tag: "Disconnect", reason: "already connected to this peer" })
+        }
         peers.set(event.peer, {
+          id,
           outbox: event.outbox,
           has: Bitfield.make(meta.pieceCount),
           assigned: new Map(),
@@ -312,11 +325,23 @@ export const make = Effect.gen(function*() {
     }
   })
 
+  /**
+   * After each batch of events, only peers whose events came in are given
+   * more requests, unless blocks went back to the pool or pieces finished,
+   * which may give work to anyone.
+   */
   const loop = Effect.gen(function*() {
     while (true) {
       const batch = yield* Queue.takeAll(events)
-      for (const event of batch) yield* onEvent(event)
-      for (const state of peers.values()) yield* refill(state)
+      const before = sync.pending.size + sync.haveCount
+      returned = false
+      const touched = new Set<PeerKey>()
+      for (const event of batch) {
+        yield* onEvent(event)
+        if ("peer" in event) touched.add(event.peer)
+      }
+      const everyone = returned || sync.pending.size + sync.haveCount !== before
+      for (const [peer, state] of peers) if (everyone || touched.has(peer)) yield* refill(state)
     }
   })
 

@@ -5,7 +5,7 @@
  * Limits: 15 s per announce (redirects included), 4 MiB of response body,
  * 5 redirects.
  */
-import { NodeHttpClient } from "@effect/platform-node"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Duration, Effect, Layer, Option, Result, Schema, Stream } from "effect"
 import { HttpClient } from "effect/http"
 import * as NetAddress from "effect/net/NetAddress"

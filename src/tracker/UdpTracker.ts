@@ -9,7 +9,7 @@
  * drops datagrams from other senders. Peers are IPv4 (6 bytes) unless that
  * socket is IPv6 (18 bytes).
  */
-import { NodeDatagramSocket } from "@effect/platform-node"
+import * as NodeDatagramSocket from "@effect/platform-node/NodeDatagramSocket"
 import { Clock, Duration, Effect, Layer, Option, Random, Result } from "effect"
 import * as NetAddress from "effect/net/NetAddress"
 import type * as DatagramSocket from "effect/socket/DatagramSocket"
