@@ -6,12 +6,17 @@
  * starts it again from what is on disk. Progress is a SubscriptionRef per
  * torrent that outlives pauses.
  */
-import { Context, Deferred, Effect, FiberMap, FileSystem, Layer, Path, Schema, Stream, SubscriptionRef } from "effect"
+import { Context, Deferred, Effect, FiberMap, FiberSet, FileSystem, Layer, Path, Queue, Schema, Stream, SubscriptionRef } from "effect"
 import { Digest } from "effect/crypto"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import type * as InfoHash from "./protocol/InfoHash.ts"
+import * as Frame from "./protocol/Frame.ts"
+import * as InfoHash from "./protocol/InfoHash.ts"
 import type * as Metainfo from "./protocol/Metainfo.ts"
+import * as Listener from "./peer/Listener.ts"
 import { PeerConnector } from "./peer/PeerConnector.ts"
+import { keyOf } from "./peer/PeerEvent.ts"
+import * as PeerIo from "./peer/PeerIo.ts"
+import * as PeerSession from "./peer/PeerSession.ts"
 import type { Progress } from "./torrent/Orchestrator.ts"
 import * as Torrent from "./torrent/Torrent.ts"
 import { TorrentConfig } from "./torrent/TorrentConfig.ts"
@@ -32,6 +37,8 @@ export interface TorrentHandle {
   readonly progress: SubscriptionRef.SubscriptionRef<Progress>
   /** Succeeds once the selected files are complete and verified; fails with the torrent's error. */
   readonly completed: Effect.Effect<void, Torrent.TorrentError>
+  /** Succeeds when the torrent stops by itself (complete, or its seeding goal reached). */
+  readonly finished: Effect.Effect<void, Torrent.TorrentError>
 }
 
 interface Entry extends TorrentHandle {
@@ -40,6 +47,8 @@ interface Entry extends TorrentHandle {
 }
 
 export class TorrentManager extends Context.Service<TorrentManager, {
+  /** The TCP port we accept peers on. */
+  readonly port: number
   /** Starts a torrent (idempotent: adding a running torrent returns its handle). */
   readonly add: (meta: Metainfo.Metainfo, options?: Torrent.Options) => Effect.Effect<TorrentHandle>
   readonly pause: (infoHash: InfoHash.InfoHash) => Effect.Effect<void, TorrentNotFound>
@@ -82,8 +91,32 @@ const starting = (meta: Metainfo.Metainfo): Progress => ({
 
 export const make = Effect.gen(function*() {
   const context = yield* Effect.context<TorrentConfig | FileSystem.FileSystem | Path.Path | Digest.Digest | PeerConnector | Tracker.Tracker>()
+  const config = yield* TorrentConfig
   const fibers = yield* FiberMap.make<InfoHash.InfoHash, void, never>()
   const entries = new Map<InfoHash.InfoHash, Entry>()
+  /** Running torrents' hand-over for incoming connections, by info-hash. */
+  const accepting = new Map<InfoHash.InfoHash, Torrent.Running["accept"]>()
+
+  // Incoming connections: read the handshake, then hand over to the torrent it names.
+  const incoming = yield* Queue.unbounded<Listener.Connection>()
+  const port = yield* Listener.listen(config.port, (c) => Queue.offerUnsafe(incoming, c))
+  const route = (connection: Listener.Connection) =>
+    Effect.gen(function*() {
+      const largest = Math.max(1, ...[...entries.values()].map((e) => e.meta.pieceCount))
+      const io = yield* PeerIo.make(connection.socket, { maxFrame: Frame.maxFrameFor(largest) })
+      const peer = keyOf(connection)
+      const first = yield* PeerSession.readHandshake(io, config.handshakeTimeoutMillis, (detail) =>
+        new PeerSession.PeerError({ peer, detail }))
+      const handshake = first[0]!
+      const accept = handshake._tag === "Handshake" ? accepting.get(InfoHash.fromBytes(handshake.infoHash)) : undefined
+      if (accept !== undefined) yield* accept(peer, io, first)
+    }).pipe(Effect.scoped, Effect.ignore)
+  const connections = yield* FiberSet.make()
+  yield* Queue.take(incoming).pipe(
+    Effect.flatMap((connection) => FiberSet.run(connections, route(connection))),
+    Effect.forever,
+    Effect.forkScoped
+  )
 
   const start = (entry: Entry) =>
     FiberMap.run(
@@ -91,12 +124,16 @@ export const make = Effect.gen(function*() {
       entry.meta.infoHash,
       Torrent.run(entry.meta, {
         ...entry.options,
-        onStart: (progress) =>
-          SubscriptionRef.changes(progress).pipe(
-            Stream.runForEach((p) => SubscriptionRef.set(entry.progress, p)),
-            Effect.forkScoped,
-            Effect.asVoid
-          )
+        port,
+        onStart: (running) =>
+          Effect.gen(function*() {
+            accepting.set(entry.meta.infoHash, running.accept)
+            yield* Effect.addFinalizer(() => Effect.sync(() => accepting.delete(entry.meta.infoHash)))
+            yield* SubscriptionRef.changes(running.progress).pipe(
+              Stream.runForEach((p) => SubscriptionRef.set(entry.progress, p)),
+              Effect.forkScoped
+            )
+          })
       }).pipe(
         Effect.matchCauseEffect({
           onSuccess: () => Deferred.succeed(entry.done, undefined),
@@ -128,13 +165,14 @@ export const make = Effect.gen(function*() {
       ),
       Deferred.await(done)
     )
-    const entry: Entry = { meta, options, done, progress, completed }
+    const entry: Entry = { meta, options, done, progress, completed, finished: Deferred.await(done) }
     entries.set(meta.infoHash, entry)
     yield* start(entry)
     return entry as TorrentHandle
   })
 
   return TorrentManager.of({
+    port,
     add,
     pause: (infoHash) => Effect.flatMap(find(infoHash), () => FiberMap.remove(fibers, infoHash)),
     resume: (infoHash) => Effect.flatMap(find(infoHash), (entry) => Effect.asVoid(start(entry))),

@@ -1,6 +1,6 @@
 /** `effect-torrent <file.torrent>...`: download (and optionally seed) torrents. */
 import { Console, Effect, Option, Schema } from "effect"
-import { Argument, Flag } from "effect/cli"
+import { Argument, Command, Flag } from "effect/cli"
 import * as Magnet from "../protocol/Magnet.ts"
 import { TorrentManager } from "../TorrentManager.ts"
 import * as Display from "./Display.ts"
@@ -19,6 +19,11 @@ export const flags = {
     Flag.optional
   ),
   peer: Flag.String("peer").pipe(Flag.withDescription("a peer to connect to, host:port (repeatable)"), Flag.atLeast(0)),
+  seed: Flag.Boolean("seed").pipe(Flag.withDescription("keep seeding after the download completes"), Flag.withDefault(false)),
+  seedRatio: Flag.Finite("seed-ratio").pipe(
+    Flag.withDescription("with --seed: stop once uploaded / size reaches this ratio"),
+    Flag.optional
+  ),
   quiet: Flag.Boolean("quiet").pipe(Flag.withDescription("no progress display"), Flag.withDefault(false))
 }
 
@@ -41,6 +46,8 @@ export const run = Effect.fnUntraced(function*(input: {
   readonly port: number
   readonly select: Option.Option<string>
   readonly peer: ReadonlyArray<string>
+  readonly seed: boolean
+  readonly seedRatio: Option.Option<number>
   readonly quiet: boolean
 }) {
   const selected = Option.isSome(input.select) ? yield* parseSelect(input.select.value) : undefined
@@ -60,13 +67,37 @@ export const run = Effect.fnUntraced(function*(input: {
 
   const program = Effect.gen(function*() {
     const manager = yield* TorrentManager
-    const handles = yield* Effect.forEach(metas, (meta) => manager.add(meta, { selected, peers }))
-    const all = Effect.forEach(handles, (h) => h.completed, { concurrency: "unbounded", discard: true })
+    const handles = yield* Effect.forEach(metas, (meta) => manager.add(meta, {
+      selected,
+      peers,
+      seed: input.seed,
+      seedRatio: Option.getOrUndefined(input.seedRatio)
+    }))
+    // Seeding runs until interrupted or the ratio is reached; downloading until complete.
+    const all = Effect.forEach(handles, (h) => input.seed ? h.finished : h.completed, {
+      concurrency: "unbounded",
+      discard: true
+    })
     if (input.quiet) return yield* all
     yield* Effect.raceFirst(all, Display.show(handles).pipe(Effect.andThen(Effect.never)))
   })
   yield* program.pipe(
     Effect.provide(TorrentManager.layerNode({ downloadDir: input.out, maxPeers: input.maxPeers, port: input.port }))
   )
-  if (!input.quiet) yield* Console.log("done: every torrent is complete and verified")
+  if (!input.quiet) yield* Console.log(input.seed ? "done seeding" : "done: every torrent is complete and verified")
 })
+
+/** `effect-torrent seed <file.torrent> [-o DIR]`: check the data under DIR (fetching what is missing) and seed it. */
+export const seedCommand = Command.make(
+  "seed",
+  {
+    torrent: Argument.String("torrent").pipe(Argument.withDescription("the .torrent file whose data to seed")),
+    out: flags.out,
+    maxPeers: flags.maxPeers,
+    port: flags.port,
+    peer: flags.peer,
+    seedRatio: flags.seedRatio,
+    quiet: flags.quiet
+  },
+  (input) => run({ ...input, torrents: [input.torrent], select: Option.none(), seed: true })
+).pipe(Command.withDescription("Verify a torrent's data and seed it, showing peers and upload rate"))

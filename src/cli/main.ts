@@ -5,10 +5,11 @@ import { Cause, Console, Effect } from "effect"
 import { Command } from "effect/cli"
 import * as Download from "./Download.ts"
 import * as Info from "./Info.ts"
+import * as Create from "./Create.ts"
 
 const root = Command.make("effect-torrent", Download.flags, Download.run).pipe(
   Command.withDescription("A BitTorrent client built on Effect: downloads the given torrents"),
-  Command.withSubcommands([Info.command])
+  Command.withSubcommands([Download.seedCommand, Info.command, Create.command])
 )
 
 /** One line for a failure; a full cause only for bugs. */

@@ -38,7 +38,10 @@ export type PeerEvent =
     readonly peer: PeerKey
     readonly released: ReadonlyArray<BlockRequest>
     readonly depth: number
+    /** Download rate from the peer (bytes/s). */
     readonly rate: number
+    /** Bytes uploaded to the peer since the last tick. */
+    readonly uploaded: number
     readonly snubbing: boolean
   }
   | {

@@ -1,13 +1,14 @@
 /**
  * PeerSession: the life of one peer connection.
  *
- * Handshake (with a deadline), then three fibers in the session's scope: the
+ * Handshake (with a deadline), then four fibers in the session's scope: the
  * reader (one socket read → one event to the Orchestrator), the writer (drains
- * the session's outbox into one write per batch, with keep-alives), and a
- * once-a-second tick (request timeouts, pipeline size, idle and snub checks).
- * The session handles its own failures: whatever ends it, the Orchestrator
- * gets one `Disconnected` event with the requests it leaves unanswered, and
- * closing the scope closes the socket.
+ * the session's outbox into one write per batch, with keep-alives), the
+ * uploader (serves the peer's queued requests from disk while we unchoke
+ * it) and a once-a-second tick (request timeouts, pipeline size, rates, idle
+ * and snub checks). The session handles its own failures: whatever ends it,
+ * the Orchestrator gets one `Disconnected` event with the requests it leaves
+ * unanswered, and closing the scope closes the socket.
  */
 import { Cause, Clock, Effect, Option, Queue, Schema } from "effect"
 import type * as Socket from "effect/socket/Socket"
@@ -15,8 +16,9 @@ import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Frame from "../protocol/Frame.ts"
 import * as Handshake from "../protocol/Handshake.ts"
 import type { WireMessage } from "../protocol/WireMessage.ts"
-import type { BlockRequest } from "../torrent/Synchronizer.ts"
+import { DiskWriter } from "../torrent/DiskWriter.ts"
 import { Orchestrator } from "../torrent/Orchestrator.ts"
+import { blockSize, type BlockRequest } from "../torrent/Synchronizer.ts"
 import { TorrentConfig } from "../torrent/TorrentConfig.ts"
 import * as Coordinator from "./Coordinator.ts"
 import type { PeerCommand, PeerKey } from "./PeerEvent.ts"
@@ -33,11 +35,22 @@ export class PeerError extends Schema.TaggedError<PeerError>()("PeerError", {
 
 /** Blocks sent that we never asked for (late after a cancel, or hostile) before we hang up. */
 const maxUnrequested = 256
+/** Requests from a peer we queue (libtorrent allows 2000); beyond this they are rejected (fast extension) or dropped. */
+export const maxUploadQueue = 2000
+/** Blocks served per write. */
+const uploadBatch = 16
+
+/** A connection we dial, or one that came in and whose handshake the listener read. */
+export type Connection =
+  | { readonly _tag: "Outgoing"; readonly socket: Effect.Effect<Socket.Socket> }
+  | { readonly _tag: "Incoming"; readonly io: PeerIo.PeerIo["Service"]; readonly first: ReadonlyArray<PeerIo.Incoming> }
 
 export interface Options {
   readonly peer: PeerKey
-  readonly socket: Effect.Effect<Socket.Socket>
+  readonly connection: Connection
   readonly infoHash: Uint8Array
+  /** Piece sizes, to check the peer's requests. */
+  readonly pieceSize: (index: number) => number
   readonly pieceCount: number
   /** Called once the handshake is done (the Monitor counts half-open connections). */
   readonly onHandshake?: Effect.Effect<void>
@@ -50,7 +63,7 @@ export interface Outcome {
 }
 
 /** Runs one session to its end; never fails (see the module comment). */
-export const run = (options: Options): Effect.Effect<Outcome, never, Orchestrator | TorrentConfig> =>
+export const run = (options: Options): Effect.Effect<Outcome, never, Orchestrator | TorrentConfig | DiskWriter> =>
   Effect.gen(function*() {
     const orchestrator = yield* Orchestrator
     let coordinator: Coordinator.State | undefined
@@ -71,22 +84,23 @@ const describe = (cause: Cause.Cause<unknown>): string => {
 const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordinator.State) => void) {
   const config = yield* TorrentConfig
   const orchestrator = yield* Orchestrator
+  const disk = yield* DiskWriter
   const { peer } = options
   const fail = (detail: string) => new PeerError({ peer, detail })
-
-  const socket = yield* options.socket
-  const io = yield* PeerIo.make(socket, { maxFrame: Frame.maxFrameFor(options.pieceCount) })
-  yield* io.sendRaw(Handshake.encode(Handshake.make({ infoHash: options.infoHash, peerId: config.peerId, features: ["fast"] })))
-
-  // The handshake, with a deadline; messages read with it are kept.
-  const first = yield* Effect.gen(function*() {
-    while (true) {
-      const batch = yield* io.read
-      if (batch.length > 0) return batch
-    }
-  }).pipe(
-    Effect.timeoutOrElse({ duration: config.handshakeTimeoutMillis, orElse: () => Effect.fail(fail("no handshake in time")) })
+  const ourHandshake = Handshake.encode(
+    Handshake.make({ infoHash: options.infoHash, peerId: config.peerId, features: ["fast"] })
   )
+
+  // Outgoing: we speak first. Incoming: the listener read their handshake; we answer.
+  const { first, io } = options.connection._tag === "Incoming"
+    ? options.connection
+    : yield* Effect.gen(function*() {
+      const socket = yield* (options.connection as Extract<Connection, { _tag: "Outgoing" }>).socket
+      const io = yield* PeerIo.make(socket, { maxFrame: Frame.maxFrameFor(options.pieceCount) })
+      yield* io.sendRaw(ourHandshake)
+      return { io, first: yield* readHandshake(io, config.handshakeTimeoutMillis, fail) }
+    })
+  if (options.connection._tag === "Incoming") yield* io.sendRaw(ourHandshake)
   const handshake = first[0]!
   if (handshake._tag !== "Handshake") return yield* fail("sent a message before its handshake")
   if (Buffer.compare(handshake.infoHash, options.infoHash) !== 0) return yield* fail("handshake names another torrent")
@@ -98,15 +112,34 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
   if (options.onHandshake !== undefined) yield* options.onHandshake
   const outbox = yield* Queue.unbounded<PeerCommand>()
 
-  const have = yield* orchestrator.bitfield
-  const opening: Array<WireMessage> = have.count() > 0
-    ? [fast && have.isComplete() ? { _tag: "HaveAll" } : { _tag: "Bitfield", bytes: have.toBytes() }]
+  /** Our pieces, kept current by the Have commands passing through the writer. */
+  const ours = yield* orchestrator.bitfield
+  const opening: Array<WireMessage> = ours.count() > 0
+    ? [fast && ours.isComplete() ? { _tag: "HaveAll" } : { _tag: "Bitfield", bytes: ours.toBytes() }]
     : fast ? [{ _tag: "HaveNone" }] : []
   yield* io.send(opening)
   yield* orchestrator.offer({ _tag: "Connected", peer, handshake, outbox })
 
   let lastHeard = yield* Clock.currentTimeMillis
   let unrequested = 0
+  let choking = true
+  let uploaded = 0
+  const uploads: Array<BlockRequest> = []
+  const uploadsReady = yield* Queue.sliding<void>(1)
+  // Not `{ _tag, ...r }`: r is often the peer's Request message, whose own _tag would win.
+  const reject = (r: BlockRequest): Array<WireMessage> =>
+    fast ? [{ _tag: "RejectRequest", index: r.index, begin: r.begin, length: r.length }] : []
+
+  const inRange = (r: BlockRequest) =>
+    r.index < options.pieceCount && r.length > 0 && r.length <= blockSize && r.begin + r.length <= options.pieceSize(r.index)
+
+  /** A valid request: queued if we may serve it, rejected (fast extension) or dropped otherwise. */
+  const onRequest = (r: BlockRequest): Array<WireMessage> => {
+    if (choking || !ours.has(r.index) || uploads.length >= maxUploadQueue) return reject(r)
+    uploads.push(r)
+    Queue.offerUnsafe(uploadsReady, undefined)
+    return []
+  }
 
   /** One read's messages: the Coordinator checks blocks, the Orchestrator gets the rest. */
   const handle = Effect.fnUntraced(function*(incoming: ReadonlyArray<PeerIo.Incoming>) {
@@ -114,6 +147,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
     lastHeard = now
     const messages: Array<WireMessage> = []
     const released: Array<BlockRequest> = []
+    const replies: Array<WireMessage> = []
     for (const m of incoming) {
       switch (m._tag) {
         case "Handshake":
@@ -126,6 +160,15 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
             continue
           }
           break
+        case "Request":
+          if (!inRange(m)) return yield* fail(`requested ${m.length} bytes at ${m.begin} of piece ${m.index}: out of range`)
+          replies.push(...onRequest(m))
+          continue
+        case "Cancel": {
+          const at = uploads.findIndex((r) => r.index === m.index && r.begin === m.begin && r.length === m.length)
+          if (at >= 0) uploads.splice(at, 1)
+          continue
+        }
         case "Choke":
           released.push(...coordinator.clear())
           break
@@ -151,6 +194,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
       }
       messages.push(m)
     }
+    yield* io.send(replies)
     if (messages.length > 0 || released.length > 0) {
       yield* orchestrator.offer({ _tag: "Messages", peer, messages, released, depth: coordinator.depth })
     }
@@ -172,16 +216,50 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
       const messages: Array<WireMessage> = []
       const requests: Array<BlockRequest> = []
       for (const command of batch.value) {
-        if (command._tag === "Disconnect") {
-          yield* io.send(messages)
-          return yield* fail(command.reason)
+        switch (command._tag) {
+          case "Disconnect":
+            yield* io.send(messages)
+            return yield* fail(command.reason)
+          case "Request":
+            requests.push(command)
+            break
+          case "Cancel":
+            coordinator.sent(requests.splice(0), now) // a Request earlier in this batch must be known before its Cancel
+            coordinator.cancel(command.index, command.begin)
+            break
+          case "Have":
+            ours.set(command.index)
+            break
+          case "Choke":
+            choking = true
+            messages.push(...uploads.flatMap(reject))
+            uploads.length = 0
+            break
+          case "Unchoke":
+            choking = false
+            break
         }
-        if (command._tag === "Request") requests.push(command)
-        else if (command._tag === "Cancel") coordinator.cancel(command.index, command.begin)
         messages.push(command)
       }
       coordinator.sent(requests, now)
       yield* io.send(messages)
+    }
+  })
+
+  /** Serves queued requests, a few blocks per write; the socket's backpressure paces it. */
+  const uploader = Effect.gen(function*() {
+    while (true) {
+      yield* Queue.take(uploadsReady)
+      while (uploads.length > 0) {
+        const batch = uploads.splice(0, uploadBatch)
+        const pieces: Array<WireMessage> = []
+        for (const r of batch) {
+          const block = yield* disk.readBlock(r.index, r.begin, r.length)
+          pieces.push({ _tag: "Piece", index: r.index, begin: r.begin, block })
+          uploaded += r.length
+        }
+        yield* io.send(pieces)
+      }
     }
   })
 
@@ -199,11 +277,26 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
         released: coordinator.expire(now),
         depth: coordinator.depth,
         rate: coordinator.rate,
+        uploaded,
         snubbing: coordinator.isSnubbing(now)
       })
+      uploaded = 0
     }
   })
 
-  // The first of the three to end (always by failure) ends the session.
-  return yield* Effect.raceFirst(reader, Effect.raceFirst(writer, ticker))
+  // The first of the four to end (always by failure) ends the session.
+  return yield* Effect.raceFirst(Effect.raceFirst(reader, uploader), Effect.raceFirst(writer, ticker))
 })
+
+/** Reads until the peer's handshake (and what came with it) arrives, within the deadline. */
+export const readHandshake = (
+  io: PeerIo.PeerIo["Service"],
+  timeoutMillis: number,
+  fail: (detail: string) => PeerError
+) =>
+  Effect.gen(function*() {
+    while (true) {
+      const batch = yield* io.read
+      if (batch.length > 0) return batch
+    }
+  }).pipe(Effect.timeoutOrElse({ duration: timeoutMillis, orElse: () => Effect.fail(fail("no handshake in time")) }))

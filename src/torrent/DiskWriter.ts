@@ -26,6 +26,9 @@ export class DiskError extends Schema.TaggedError<DiskError>()("DiskError", {
   }
 }
 
+/** Memory for pieces read to serve uploads. */
+const readCacheBytes = 8 * 1024 * 1024
+
 export interface Segment {
   readonly file: number
   /** Position in the file. */
@@ -64,6 +67,11 @@ export class DiskWriter extends Context.Service<DiskWriter, {
   readonly write: (index: number, piece: Uint8Array) => Effect.Effect<void, DiskError>
   /** Reads piece `index` into `into`; false when some of its data is not on disk. */
   readonly read: (index: number, into: Uint8Array) => Effect.Effect<boolean, DiskError>
+  /**
+   * A block of a verified piece, for uploading: pieces are read whole into a
+   * small LRU cache (peers usually ask for a piece's blocks in a row).
+   */
+  readonly readBlock: (index: number, begin: number, length: number) => Effect.Effect<Uint8Array, DiskError>
   /** Syncs every open file to disk. */
   readonly flush: Effect.Effect<void, DiskError>
 }>()("effect-torrent/torrent/DiskWriter") {
@@ -206,7 +214,24 @@ export const make = Effect.fnUntraced(function*(
     )
   ).pipe(lock.withPermits(1))
 
-  return DiskWriter.of({ prepare: prepare(), write, read, flush })
+  const cache = new Map<number, Uint8Array>() // insertion order = LRU order
+  const cachePieces = Math.max(2, Math.floor(readCacheBytes / meta.pieceLength))
+  const readBlock = Effect.fnUntraced(function*(index: number, begin: number, length: number) {
+    let piece = cache.get(index)
+    if (piece === undefined) {
+      piece = new Uint8Array(Metainfo.pieceSize(meta, index))
+      if (!(yield* read(index, piece))) {
+        return yield* new DiskError({ reason: "Io", path: meta.name, detail: `piece ${index} is missing on disk` })
+      }
+      if (cache.size >= cachePieces) cache.delete(cache.keys().next().value!)
+    } else {
+      cache.delete(index)
+    }
+    cache.set(index, piece)
+    return piece.subarray(begin, begin + length)
+  })
+
+  return DiskWriter.of({ prepare: prepare(), write, read, readBlock, flush })
 })
 
 const isNoSpace = (error: PlatformError): boolean => {

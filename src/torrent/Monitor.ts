@@ -7,11 +7,14 @@
  * ends them all. Addresses that fail are retried with exponential backoff and
  * dropped after a few failures; banned addresses are never dialled.
  */
-import { Clock, Context, Effect, FiberMap, Layer, Option, Queue } from "effect"
+import { Clock, Context, Effect, Fiber, FiberMap, Layer, Queue } from "effect"
 import * as InfoHash from "../protocol/InfoHash.ts"
+import * as Metainfo from "../protocol/Metainfo.ts"
+import type * as PeerIo from "../peer/PeerIo.ts"
 import { type Address, PeerConnector } from "../peer/PeerConnector.ts"
 import { keyOf, type PeerKey } from "../peer/PeerEvent.ts"
 import * as PeerSession from "../peer/PeerSession.ts"
+import { DiskWriter } from "./DiskWriter.ts"
 import { Orchestrator } from "./Orchestrator.ts"
 import { Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
@@ -37,6 +40,11 @@ export const backoffMillis = (failures: number): number =>
 export class Monitor extends Context.Service<Monitor, {
   /** New addresses to try (from trackers, DHT, PEX…). */
   readonly add: (addresses: Iterable<Address>) => Effect.Effect<void>
+  readonly accept: (
+    peer: PeerKey,
+    io: PeerIo.PeerIo["Service"],
+    first: ReadonlyArray<PeerIo.Incoming>
+  ) => Effect.Effect<boolean>
   readonly connections: Effect.Effect<number>
   /** Dials peers until interrupted. */
   readonly run: Effect.Effect<never>
@@ -49,7 +57,7 @@ export const make = Effect.gen(function*() {
   const connector = yield* PeerConnector
   const orchestrator = yield* Orchestrator
   const sync = yield* Synchronizer
-  const context = yield* Effect.context<Orchestrator | TorrentConfig>()
+  const context = yield* Effect.context<Orchestrator | TorrentConfig | DiskWriter>()
   const sessions = yield* FiberMap.make<PeerKey, void, never>()
   const candidates = new Map<PeerKey, Candidate>()
   const wake = yield* Queue.sliding<void>(1)
@@ -81,10 +89,8 @@ export const make = Effect.gen(function*() {
       counted = false
     })
     const session = PeerSession.run({
-      peer: key,
-      socket: connector.connect(candidate.address, config.connectTimeoutMillis),
-      infoHash,
-      pieceCount: sync.meta.pieceCount,
+      ...sessionOptions(key),
+      connection: { _tag: "Outgoing", socket: connector.connect(candidate.address, config.connectTimeoutMillis) },
       onHandshake: settle
     }).pipe(
       Effect.ensuring(settle),
@@ -92,6 +98,34 @@ export const make = Effect.gen(function*() {
       Effect.provideContext(context)
     )
     yield* FiberMap.run(sessions, key, session, { onlyIfMissing: true })
+  })
+
+  const sessionOptions = (peer: PeerKey) => ({
+    peer,
+    infoHash,
+    pieceCount: sync.meta.pieceCount,
+    pieceSize: (index: number) => Metainfo.pieceSize(sync.meta, index)
+  })
+
+  /**
+   * Runs a session for a connection that came in (its handshake already read
+   * by the listener) and waits for its end. Refused beyond `maxPeers`, from
+   * banned addresses, and from an address we already talk to.
+   */
+  const accept = Effect.fnUntraced(function*(peer: PeerKey, io: PeerIo.PeerIo["Service"], first: ReadonlyArray<PeerIo.Incoming>) {
+    const open = yield* FiberMap.size(sessions)
+    if (open >= config.maxPeers || orchestrator.isBanned(peer) || (yield* FiberMap.has(sessions, peer))) return false
+    const fiber = yield* FiberMap.run(
+      sessions,
+      peer,
+      PeerSession.run({ ...sessionOptions(peer), connection: { _tag: "Incoming", io, first } }).pipe(
+        Effect.asVoid,
+        Effect.provideContext(context)
+      ),
+      { onlyIfMissing: true }
+    )
+    yield* Fiber.await(fiber)
+    return true
   })
 
   /** Starts sessions for the addresses due, within the limits. */
@@ -121,9 +155,9 @@ export const make = Effect.gen(function*() {
   const run = Effect.gen(function*() {
     while (true) {
       yield* fill
-      yield* Queue.take(wake).pipe(Effect.timeoutOption(1000), Effect.map(Option.getOrUndefined))
+      yield* Queue.take(wake).pipe(Effect.timeoutOption(1000))
     }
   })
 
-  return Monitor.of({ add, connections: FiberMap.size(sessions), run })
+  return Monitor.of({ add, accept, connections: FiberMap.size(sessions), run })
 })

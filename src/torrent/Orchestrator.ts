@@ -7,12 +7,13 @@
  * progress. It writes to sessions only through their outboxes, so there is
  * no shared mutable state and no lock.
  */
-import { Context, Deferred, Effect, Layer, Queue, Result, Schema, SubscriptionRef } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Queue, Result, Schema, SubscriptionRef } from "effect"
 import { Digest } from "effect/crypto"
 import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
 import type { WireMessage } from "../protocol/WireMessage.ts"
 import type { PeerCommand, PeerEvent, PeerKey } from "../peer/PeerEvent.ts"
+import * as Choker from "./Choker.ts"
 import { DiskWriter, type DiskError } from "./DiskWriter.ts"
 import { blockKey, type BlockRequest, type OpenPiece, Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
@@ -45,6 +46,7 @@ export type Progress = typeof Progress.Type
 type Internal =
   | { readonly _tag: "PieceChecked"; readonly piece: OpenPiece; readonly ok: boolean }
   | { readonly _tag: "Second" }
+  | { readonly _tag: "Rechoke" }
 
 type Event = PeerEvent | Internal
 
@@ -55,10 +57,19 @@ interface PeerState {
   has: Bitfield.Bitfield
   /** Blocks we asked this peer for (mirrors its Coordinator). */
   readonly assigned: Map<number, BlockRequest>
+  /** The peer chokes us. */
   choked: boolean
+  /** We are interested in the peer. */
   interested: boolean
+  /** We choke the peer. */
+  choking: boolean
+  /** The peer is interested in us. */
+  peerInterested: boolean
   depth: number
   rate: number
+  uploadRate: number
+  snubbing: boolean
+  readonly connectedAt: number
   hashStrikes: number
 }
 
@@ -97,7 +108,12 @@ export const make = Effect.gen(function*() {
   const banned = new Set<string>()
   const maxOpen = Math.max(4, Math.floor(openPieceBytes / meta.pieceLength))
   let downloaded = 0
+  let uploaded = 0
+  let uploadRate = 0
+  let uploadedThisSecond = 0
   let lastDownloaded = 0
+  let chokeRound = 0
+  let optimistic: PeerKey | undefined
   let hashFailures = 0
   let downloadRate = 0
 
@@ -125,9 +141,9 @@ export const make = Effect.gen(function*() {
       wanted,
       verified: sync.completedBytes(),
       downloaded,
-      uploaded: 0,
+      uploaded,
       downloadRate,
-      uploadRate: 0,
+      uploadRate,
       peers: peers.size,
       eta: left === 0 ? 0 : downloadRate > 0 ? left / downloadRate : Infinity,
       files: fileProgress(),
@@ -218,6 +234,14 @@ export const make = Effect.gen(function*() {
         case "Unchoke":
           state.choked = false
           break
+        case "Interested":
+          state.peerInterested = true
+          // A free upload slot is given at once rather than at the next round.
+          if (state.choking && unchokedCount() < Choker.defaultSlots) yield* setChoking(state, false)
+          break
+        case "NotInterested":
+          state.peerInterested = false
+          break
       }
     }
     if (haveChanged) yield* updateInterest(state)
@@ -238,8 +262,13 @@ export const make = Effect.gen(function*() {
           assigned: new Map(),
           choked: true,
           interested: false,
+          choking: true,
+          peerInterested: false,
           depth: 16,
           rate: 0,
+          uploadRate: 0,
+          snubbing: false,
+          connectedAt: yield* Clock.currentTimeMillis,
           hashStrikes: 0
         })
         return
@@ -258,6 +287,10 @@ export const make = Effect.gen(function*() {
         release(state, event.released)
         state.depth = event.depth
         state.rate = event.rate
+        state.uploadRate = state.uploadRate * 0.5 + event.uploaded * 0.5
+        uploaded += event.uploaded
+        uploadedThisSecond += event.uploaded
+        state.snubbing = event.snubbing
         if (event.snubbing && peers.size > 1) yield* send(state, [{ _tag: "Disconnect", reason: "snubbed us" }])
         return
       }
@@ -272,9 +305,13 @@ export const make = Effect.gen(function*() {
       }
       case "PieceChecked":
         return yield* onPieceChecked(event.piece, event.ok)
+      case "Rechoke":
+        return yield* rechoke
       case "Second": {
         const now = downloaded
         downloadRate = downloadRate * 0.5 + (now - lastDownloaded) * 0.5
+        uploadRate = uploadRate * 0.5 + uploadedThisSecond * 0.5
+        uploadedThisSecond = 0
         lastDownloaded = now
         const done = sync.isComplete() && sync.pending.size === 0
         yield* SubscriptionRef.set(progress, snapshot(done ? "seeding" : "downloading"))
@@ -298,6 +335,7 @@ export const make = Effect.gen(function*() {
     }
     hashFailures++
     sync.failed(piece)
+    for (const state of peers.values()) yield* updateInterest(state) // the piece is needed again
     yield* Effect.logWarning(`piece ${piece.index} failed its hash check; from ${[...piece.contributors].join(", ")}`)
     for (const peer of piece.contributors) {
       const state = peers.get(peer)
@@ -308,6 +346,41 @@ export const make = Effect.gen(function*() {
         yield* send(state, [{ _tag: "Disconnect", reason: "sent corrupt data" }])
       }
     }
+  })
+
+  const unchokedCount = () => {
+    let n = 0
+    for (const state of peers.values()) if (!state.choking) n++
+    return n
+  }
+
+  const setChoking = (state: PeerState, choking: boolean) => {
+    if (state.choking === choking) return Effect.void
+    state.choking = choking
+    return send(state, [{ _tag: choking ? "Choke" : "Unchoke" }])
+  }
+
+  const rechoke = Effect.gen(function*() {
+    const round = Choker.rechoke(
+      [...peers].map(([peer, s]) => ({
+        peer,
+        interested: s.peerInterested,
+        downloadRate: s.rate,
+        uploadRate: s.uploadRate,
+        snubbing: s.snubbing,
+        connectedAt: s.connectedAt
+      })),
+      {
+        slots: Choker.defaultSlots,
+        seeding: sync.isComplete(),
+        now: yield* Clock.currentTimeMillis,
+        rotate: chokeRound++ % Choker.optimisticRounds === 0,
+        previousOptimistic: optimistic,
+        random: Math.random
+      }
+    )
+    optimistic = round.optimistic
+    for (const [peer, state] of peers) yield* setChoking(state, !round.unchoked.has(peer))
   })
 
   /** Hash, then write: a piece is marked ours only once it is on disk. */
@@ -345,14 +418,16 @@ export const make = Effect.gen(function*() {
     }
   })
 
-  const second = Effect.gen(function*() {
-    while (true) {
-      yield* Effect.sleep(1000)
-      yield* Queue.offer(events, { _tag: "Second" })
-    }
-  })
+  const every = (millis: number, event: Internal) =>
+    Effect.forever(Effect.sleep(millis).pipe(Effect.andThen(Queue.offer(events, event))))
 
-  const run = Effect.all([loop, verifier, verifier, second], { concurrency: "unbounded", discard: true }).pipe(
+  const run = Effect.all([
+    loop,
+    verifier,
+    verifier,
+    every(1000, { _tag: "Second" }),
+    every(Choker.roundMillis, { _tag: "Rechoke" })
+  ], { concurrency: "unbounded", discard: true }).pipe(
     Effect.andThen(Effect.never)
   )
 

@@ -7,7 +7,7 @@
  * the scope ends every session, saves resume data, flushes the files and
  * announces `stopped`.
  */
-import { Deferred, Effect, Layer, Schedule, Schema, type Scope, Stream, SubscriptionRef } from "effect"
+import { Deferred, Effect, Layer, Schedule, Schema, type Scope, Semaphore, Stream, SubscriptionRef } from "effect"
 import * as InfoHash from "../protocol/InfoHash.ts"
 import type * as Metainfo from "../protocol/Metainfo.ts"
 import type { Address } from "../peer/PeerConnector.ts"
@@ -33,10 +33,21 @@ export interface Options {
   readonly selected?: ReadonlyArray<number> | undefined
   /** Peers to dial besides those the trackers return. */
   readonly peers?: ReadonlyArray<Address> | undefined
-  /** Keep running after completion (seeding). */
+  /** Keep running after completion (seeding)... */
   readonly seed?: boolean | undefined
-  /** Called, in the torrent's scope, with its progress once it is running. */
-  readonly onStart?: ((progress: SubscriptionRef.SubscriptionRef<Progress>) => Effect.Effect<void, never, Scope.Scope>) | undefined
+  /** ...until uploaded / size reaches this ratio (default: until interrupted). */
+  readonly seedRatio?: number | undefined
+  /** The TCP port we listen on, for announces (default: the configured port). */
+  readonly port?: number | undefined
+  /** Called, in the torrent's scope, once it is running. */
+  readonly onStart?: ((running: Running) => Effect.Effect<void, never, Scope.Scope>) | undefined
+}
+
+/** What a running torrent offers its manager. */
+export interface Running {
+  readonly progress: SubscriptionRef.SubscriptionRef<Progress>
+  /** Takes over an incoming connection whose handshake named this torrent. */
+  readonly accept: Monitor["Service"]["accept"]
 }
 
 const resumeEveryMillis = 10_000
@@ -71,13 +82,17 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
   const monitor = yield* Monitor
   const fail = (detail: string) => new TorrentError({ name: meta.name, detail })
 
+  // Saves come from a timer, completion and shutdown: one at a time.
+  const saveLock = yield* Semaphore.make(1)
+  const saveResume = Resume.save(sync, config.downloadDir).pipe(saveLock.withPermits(1))
+
   yield* disk.prepare.pipe(Effect.mapError((e) => fail(e.message)))
   const found = yield* Resume.check(sync, config.downloadDir).pipe(Effect.mapError((e) => fail(e.message)))
   if (found > 0) yield* Effect.logInfo(`${found} of ${meta.pieceCount} pieces already on disk`)
-  if (options.onStart !== undefined) yield* options.onStart(orchestrator.progress)
+  if (options.onStart !== undefined) yield* options.onStart({ progress: orchestrator.progress, accept: monitor.accept })
 
   // Saved when the scope closes (stop, Ctrl-C, failure), before the files are closed.
-  yield* Effect.addFinalizer(() => disk.flush.pipe(Effect.ignore, Effect.andThen(Resume.save(sync, config.downloadDir))))
+  yield* Effect.addFinalizer(() => disk.flush.pipe(Effect.ignore, Effect.andThen(saveResume)))
 
   if (sync.isComplete()) {
     yield* Deferred.succeed(orchestrator.completed, undefined)
@@ -88,7 +103,7 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
     Effect.map((p): Tracker.AnnounceParams => ({
       infoHash: InfoHash.toBytes(meta.infoHash),
       peerId: config.peerId,
-      port: config.port,
+      port: options.port ?? config.port,
       uploaded: p.uploaded,
       downloaded: p.downloaded,
       left: meta.length - p.verified,
@@ -105,12 +120,19 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
     Effect.forkScoped
   )
   yield* Effect.forkScoped(
-    Effect.repeat(Resume.save(sync, config.downloadDir), { schedule: Schedule.spaced(resumeEveryMillis) })
+    Effect.repeat(saveResume, { schedule: Schedule.spaced(resumeEveryMillis) })
   )
 
   const wasComplete = sync.isComplete()
   yield* Deferred.await(orchestrator.completed).pipe(Effect.mapError((e) => fail(e.message)))
-  yield* Resume.save(sync, config.downloadDir)
+  yield* saveResume
   if (!wasComplete) yield* Tracker.announceCompleted(tiers, params)
-  if (options.seed === true) return yield* Effect.never
+  if (options.seed !== true) return
+  const ratio = options.seedRatio
+  if (ratio === undefined) return yield* Effect.never
+  yield* SubscriptionRef.changes(orchestrator.progress).pipe(
+    Stream.filter((p) => p.uploaded >= ratio * meta.length),
+    Stream.take(1),
+    Stream.runDrain
+  )
 })

@@ -1,0 +1,228 @@
+/**
+ * Making a BitTorrent v1 metainfo (BEP 3, BEP 12 tiers, BEP 19 web seeds,
+ * BEP 27 private): the pure parts of `effect-torrent create`. Reading the
+ * files is the CLI's job (src/cli/Create.ts); here are the piece-length rule,
+ * the file order, an incremental piece hasher and the encoder, which decodes
+ * its own output with `Metainfo.decode` so we never hand out a torrent we
+ * would refuse ourselves.
+ */
+import { createHash, type Hash } from "node:crypto"
+import { Result, Schema } from "effect"
+import * as Bencode from "./Bencode.ts"
+import * as Metainfo from "./Metainfo.ts"
+
+export const CreateProblem = Schema.Literals([
+  "PieceLength",
+  "Url",
+  "Missing",
+  "NotRegular",
+  "NoData",
+  "Unreadable",
+  "Changed",
+  "OutputExists",
+  "Write",
+  "SelfCheck"
+])
+export type CreateProblem = typeof CreateProblem.Type
+
+export class CreateError extends Schema.TaggedError<CreateError>()("CreateError", {
+  problem: CreateProblem,
+  detail: Schema.String
+}) {
+  override get message() {
+    return this.detail
+  }
+}
+
+const fail = (problem: CreateProblem, detail: string) => Result.fail(new CreateError({ problem, detail }))
+
+export const createdBy = "effect-torrent/0.1.0"
+
+/** Smallest piece length we make: one block (16 KiB), as every client expects. */
+export const minPieceLength = 16 * 1024
+/** Largest piece length chosen automatically (the upper end of libtorrent's and mktorrent's rules). */
+export const maxAutoPieceLength = 16 * 1024 * 1024
+/** The automatic rule doubles the piece length from 16 KiB until there are at most this many pieces. */
+export const maxAutoPieces = 2000
+
+/**
+ * The automatic piece length: the smallest power of two from 16 KiB to 16 MiB
+ * that gives at most 2000 pieces, so a large torrent gets 1000–2000 pieces
+ * (and a .torrent of 20–40 KB), a small one 16 KiB pieces, and one above
+ * 32 GiB more pieces of 16 MiB.
+ */
+export const autoPieceLength = (totalLength: number): number => {
+  let pieceLength = minPieceLength
+  while (pieceLength < maxAutoPieceLength && Math.ceil(totalLength / pieceLength) > maxAutoPieces) pieceLength *= 2
+  return pieceLength
+}
+
+/**
+ * A piece length given by the user: bytes, or with a K/KiB or M/MiB suffix
+ * (binary), a power of two from 16 KiB up to the largest we accept when
+ * reading (64 MiB).
+ */
+export const parsePieceLength = (text: string): Result.Result<number, CreateError> => {
+  const match = /^(\d{1,12})\s*(k|kib|m|mib)?$/i.exec(text.trim())
+  if (match === null) return fail("PieceLength", `--piece-length ${JSON.stringify(text)} is not a number of bytes`)
+  const unit = match[2] === undefined ? 1 : match[2].toLowerCase().startsWith("k") ? 1024 : 1024 * 1024
+  const pieceLength = Number(match[1]) * unit
+  const power = pieceLength > 0 && Number.isInteger(Math.log2(pieceLength))
+  if (!power || pieceLength < minPieceLength || pieceLength > Metainfo.maxPieceLength) {
+    return fail(
+      "PieceLength",
+      `--piece-length ${text.trim()} is not a power of two from 16 KiB (16384) to 64 MiB (${Metainfo.maxPieceLength})`
+    )
+  }
+  return Result.succeed(pieceLength)
+}
+
+const trackerUrl = /^(https?|udp|wss?):\/\/[^/\s]/i
+const webSeedUrl = /^https?:\/\/[^/\s]/i
+
+/** Tracker URLs as other clients accept them (the same rule as magnet links' `tr`), and http(s) web seeds. */
+export const checkUrls = (
+  trackers: ReadonlyArray<string>,
+  webSeeds: ReadonlyArray<string>
+): Result.Result<void, CreateError> => {
+  const tracker = trackers.find((url) => !trackerUrl.test(url))
+  if (tracker !== undefined) {
+    return fail("Url", `--tracker ${JSON.stringify(tracker)} is not an http, https, udp, ws or wss URL`)
+  }
+  const webSeed = webSeeds.find((url) => !webSeedUrl.test(url))
+  if (webSeed !== undefined) return fail("Url", `--web-seed ${JSON.stringify(webSeed)} is not an http or https URL`)
+  return Result.succeed(undefined)
+}
+
+/** A file of the torrent: its path components below the torrent's folder (none for a single-file torrent). */
+export interface SourceFile {
+  readonly path: ReadonlyArray<string>
+  readonly length: number
+}
+
+const utf8 = new TextEncoder()
+
+/** Path order of a torrent's files: component by component, each compared as UTF-8 bytes (a folder's files sort as a group). */
+export const comparePaths = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): number => {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    if (a[i] === b[i]) continue
+    return Buffer.compare(utf8.encode(a[i]!), utf8.encode(b[i]!))
+  }
+  return a.length - b.length
+}
+
+/** Sorts files into torrent order (a copy). */
+export const sortFiles = <F extends SourceFile>(files: ReadonlyArray<F>): Array<F> =>
+  [...files].sort((a, b) => comparePaths(a.path, b.path))
+
+/**
+ * SHA-1 of each piece of the concatenated file data, fed in chunks of any
+ * size that may straddle pieces (and files). Holds one hash state and the
+ * 20-byte digests, never the data: `update` hashes a view without copying it.
+ */
+export class PieceHasher {
+  readonly pieces: Uint8Array
+  private hash: Hash = createHash("sha1")
+  private inPiece = 0
+  private piece = 0
+  private fed = 0
+
+  constructor(readonly pieceLength: number, readonly totalLength: number) {
+    this.pieces = new Uint8Array(20 * Math.ceil(totalLength / pieceLength))
+  }
+
+  get bytesHashed(): number {
+    return this.fed
+  }
+
+  update(chunk: Uint8Array): void {
+    if (this.fed + chunk.length > this.totalLength) throw new RangeError("PieceHasher: more data than the total length")
+    let at = 0
+    while (at < chunk.length) {
+      const take = Math.min(chunk.length - at, this.pieceLength - this.inPiece)
+      this.hash.update(chunk.subarray(at, at + take))
+      at += take
+      this.inPiece += take
+      this.fed += take
+      if (this.inPiece === this.pieceLength || this.fed === this.totalLength) this.endPiece()
+    }
+  }
+
+  /** The concatenated piece hashes, once every byte has been fed. */
+  finish(): Uint8Array {
+    if (this.fed !== this.totalLength) {
+      throw new RangeError(`PieceHasher: ${this.fed} of ${this.totalLength} bytes were fed`)
+    }
+    return this.pieces
+  }
+
+  private endPiece() {
+    this.pieces.set(this.hash.digest(), 20 * this.piece++)
+    this.hash = createHash("sha1")
+    this.inPiece = 0
+  }
+}
+
+export interface Options {
+  readonly name: string
+  /** False for a single file: then `files` holds that one file, with an empty path. */
+  readonly multiFile: boolean
+  /** In torrent order (see `sortFiles`). */
+  readonly files: ReadonlyArray<SourceFile>
+  readonly pieceLength: number
+  readonly pieces: Uint8Array
+  /** One tier each, in order: the first is `announce`; `announce-list` when there are several. */
+  readonly trackers: ReadonlyArray<string>
+  readonly webSeeds: ReadonlyArray<string>
+  readonly private: boolean
+  readonly comment?: string | undefined
+  readonly createdBy: string
+  /** Seconds since the epoch. */
+  readonly creationDate: number
+}
+
+export interface Created {
+  /** The .torrent file's bytes. */
+  readonly bytes: Uint8Array
+  /** The same bytes read back by `Metainfo.decode`. */
+  readonly meta: Metainfo.Metainfo
+}
+
+/** Encodes a metainfo and reads it back; fails rather than return a torrent `Metainfo.decode` refuses or reads differently. */
+export const encode = (options: Options): Result.Result<Created, CreateError> => {
+  const totalLength = options.files.reduce((n, file) => n + file.length, 0)
+  const info: Record<string, unknown> = {
+    name: options.name,
+    "piece length": options.pieceLength,
+    pieces: options.pieces
+  }
+  if (options.multiFile) info["files"] = options.files.map((file) => ({ length: file.length, path: file.path }))
+  else info["length"] = totalLength
+  if (options.private) info["private"] = 1
+
+  const root: Record<string, unknown> = {
+    info,
+    "created by": options.createdBy,
+    "creation date": options.creationDate
+  }
+  if (options.trackers.length > 0) root["announce"] = options.trackers[0]
+  if (options.trackers.length > 1) root["announce-list"] = options.trackers.map((url) => [url])
+  if (options.webSeeds.length > 0) root["url-list"] = options.webSeeds
+  if (options.comment !== undefined && options.comment !== "") root["comment"] = options.comment
+
+  const bytes = Bencode.encode(root)
+  const decoded = Metainfo.decode(bytes)
+  if (Result.isFailure(decoded)) {
+    return fail("SelfCheck", `refusing to write a torrent we could not read back: ${decoded.failure.message}`)
+  }
+  const meta = decoded.success
+  const pieceCount = Math.ceil(totalLength / options.pieceLength)
+  if (meta.length !== totalLength || meta.pieceCount !== pieceCount || meta.files.length !== options.files.length) {
+    return fail(
+      "SelfCheck",
+      `refusing to write a torrent that reads back differently: ${meta.length} bytes in ${meta.pieceCount} pieces and ${meta.files.length} files, not ${totalLength} bytes in ${pieceCount} pieces and ${options.files.length} files`
+    )
+  }
+  return Result.succeed({ bytes, meta })
+}
