@@ -19,6 +19,7 @@ import * as PeerIo from "./peer/PeerIo.ts"
 import * as PeerSession from "./peer/PeerSession.ts"
 import type { Progress } from "./torrent/Orchestrator.ts"
 import * as Torrent from "./torrent/Torrent.ts"
+import * as RateLimit from "./torrent/RateLimit.ts"
 import { TorrentConfig } from "./torrent/TorrentConfig.ts"
 import * as HttpTracker from "./tracker/HttpTracker.ts"
 import * as Tracker from "./tracker/Tracker.ts"
@@ -32,13 +33,26 @@ export class TorrentNotFound extends Schema.TaggedError<TorrentNotFound>()("Torr
   }
 }
 
+/** Bytes per second; 0 or absent = unlimited. */
+export interface RateSettings {
+  readonly upload?: number | undefined
+  readonly download?: number | undefined
+}
+
 export interface TorrentHandle {
   readonly meta: Metainfo.Metainfo
+  /** Changes this torrent's own rate limits while it runs. */
+  readonly setLimits: (limits: RateSettings) => Effect.Effect<void>
   readonly progress: SubscriptionRef.SubscriptionRef<Progress>
   /** Succeeds once the selected files are complete and verified; fails with the torrent's error. */
   readonly completed: Effect.Effect<void, Torrent.TorrentError>
   /** Succeeds when the torrent stops by itself (complete, or its seeding goal reached). */
   readonly finished: Effect.Effect<void, Torrent.TorrentError>
+}
+
+export interface AddOptions extends Omit<Torrent.Options, "limits" | "port" | "onStart"> {
+  readonly maxUploadRate?: number | undefined
+  readonly maxDownloadRate?: number | undefined
 }
 
 interface Entry extends TorrentHandle {
@@ -50,12 +64,14 @@ export class TorrentManager extends Context.Service<TorrentManager, {
   /** The TCP port we accept peers on. */
   readonly port: number
   /** Starts a torrent (idempotent: adding a running torrent returns its handle). */
-  readonly add: (meta: Metainfo.Metainfo, options?: Torrent.Options) => Effect.Effect<TorrentHandle>
+  readonly add: (meta: Metainfo.Metainfo, options?: AddOptions) => Effect.Effect<TorrentHandle>
   readonly pause: (infoHash: InfoHash.InfoHash) => Effect.Effect<void, TorrentNotFound>
   readonly resume: (infoHash: InfoHash.InfoHash) => Effect.Effect<void, TorrentNotFound>
   /** Stops a torrent and forgets it (its files stay). */
   readonly remove: (infoHash: InfoHash.InfoHash) => Effect.Effect<void, TorrentNotFound>
   readonly list: Effect.Effect<ReadonlyArray<TorrentHandle>>
+  /** Changes the limits shared by all torrents while they run. */
+  readonly setLimits: (limits: RateSettings) => Effect.Effect<void>
 }>()("effect-torrent/TorrentManager") {
   /** Needs TorrentConfig, FileSystem, Path, Digest, PeerConnector and Tracker. */
   static readonly layer = Layer.effect(TorrentManager, Effect.suspend(() => make))
@@ -89,9 +105,17 @@ const starting = (meta: Metainfo.Metainfo): Progress => ({
   hashFailures: 0
 })
 
+const applyLimits = (up: RateLimit.Bucket, down: RateLimit.Bucket) => (limits: RateSettings) =>
+  Effect.sync(() => {
+    if (limits.upload !== undefined) up.setRate(limits.upload)
+    if (limits.download !== undefined) down.setRate(limits.download)
+  })
+
 export const make = Effect.gen(function*() {
   const context = yield* Effect.context<TorrentConfig | FileSystem.FileSystem | Path.Path | Digest.Digest | PeerConnector | Tracker.Tracker>()
   const config = yield* TorrentConfig
+  const globalUpload = new RateLimit.Bucket(config.maxUploadRate)
+  const globalDownload = new RateLimit.Bucket(config.maxDownloadRate)
   const fibers = yield* FiberMap.make<InfoHash.InfoHash, void, never>()
   const entries = new Map<InfoHash.InfoHash, Entry>()
   /** Running torrents' hand-over for incoming connections, by info-hash. */
@@ -151,7 +175,7 @@ export const make = Effect.gen(function*() {
     return entry === undefined ? Effect.fail(new TorrentNotFound({ infoHash })) : Effect.succeed(entry)
   }
 
-  const add = Effect.fn("TorrentManager.add")(function*(meta: Metainfo.Metainfo, options: Torrent.Options = {}) {
+  const add = Effect.fn("TorrentManager.add")(function*(meta: Metainfo.Metainfo, options: AddOptions = {}) {
     const existing = entries.get(meta.infoHash)
     if (existing !== undefined) return existing as TorrentHandle
     const done = yield* Deferred.make<void, Torrent.TorrentError>()
@@ -165,7 +189,17 @@ export const make = Effect.gen(function*() {
       ),
       Deferred.await(done)
     )
-    const entry: Entry = { meta, options, done, progress, completed, finished: Deferred.await(done) }
+    const upload = new RateLimit.Bucket(options.maxUploadRate ?? 0)
+    const download = new RateLimit.Bucket(options.maxDownloadRate ?? 0)
+    const entry: Entry = {
+      meta,
+      options: { ...options, limits: { upload: [globalUpload, upload], download: [globalDownload, download] } },
+      done,
+      progress,
+      completed,
+      finished: Deferred.await(done),
+      setLimits: applyLimits(upload, download)
+    }
     entries.set(meta.infoHash, entry)
     yield* start(entry)
     return entry as TorrentHandle
@@ -179,6 +213,7 @@ export const make = Effect.gen(function*() {
     remove: (infoHash) =>
       Effect.flatMap(find(infoHash), () =>
         FiberMap.remove(fibers, infoHash).pipe(Effect.andThen(Effect.sync(() => entries.delete(infoHash))))),
-    list: Effect.sync(() => [...entries.values()])
+    list: Effect.sync(() => [...entries.values()]),
+    setLimits: applyLimits(globalUpload, globalDownload)
   })
 })

@@ -59,7 +59,7 @@ const collect = Effect.fn("Create.collect")(function*(input: string) {
   const absolute = path.resolve(input)
   const name = path.basename(absolute)
   const info = yield* fs.stat(absolute).pipe(
-    Effect.mapError(() => error("Missing", `${input}: no such file or folder`))
+    Effect.mapError((e) => error(e.reason._tag === "NotFound" ? "Missing" : "Unreadable", `${input}: ${why(e)}`))
   )
   const root = yield* fs.realPath(absolute).pipe(Effect.mapError((e) => error("Unreadable", `${input}: ${why(e)}`)))
 
@@ -154,7 +154,10 @@ const hashPieces = Effect.fn("Create.hashPieces")(function*(input: string, sourc
     const unreadable = (e: PlatformError.PlatformError) => error("Unreadable", `${shown}: ${why(e)}`)
     const changed = error("Changed", `${shown} changed while it was hashed; try again once it is complete`)
     return Effect.gen(function*() {
-      const handle = yield* fs.open(file.source, { flag: "r" }).pipe(Effect.mapError(unreadable))
+      // Every source is a real path, so a file swapped for a link since the listing is refused, not followed.
+      const handle = yield* fs.open(file.source, { flag: "r", noFollow: process.platform !== "win32" }).pipe(
+        Effect.mapError(unreadable)
+      )
       let left = file.length
       while (left > 0) {
         const n = yield* handle.read(left < buffer.length ? buffer.subarray(0, left) : buffer).pipe(

@@ -24,6 +24,14 @@ export const flags = {
     Flag.withDescription("with --seed: stop once uploaded / size reaches this ratio"),
     Flag.optional
   ),
+  maxUpload: Flag.String("max-upload").pipe(
+    Flag.withDescription("upload limit in bytes/s, e.g. 500K or 2M (default: unlimited)"),
+    Flag.optional
+  ),
+  maxDownload: Flag.String("max-download").pipe(
+    Flag.withDescription("download limit in bytes/s, e.g. 500K or 2M (default: unlimited)"),
+    Flag.optional
+  ),
   quiet: Flag.Boolean("quiet").pipe(Flag.withDescription("no progress display"), Flag.withDefault(false))
 }
 
@@ -31,6 +39,15 @@ export class UsageError extends Schema.TaggedError<UsageError>()("UsageError", {
   override get message() {
     return this.detail
   }
+}
+
+/** "2M" → 2097152: a rate in bytes/s with an optional K/M/G (binary) suffix. */
+export const parseRate = (flag: string, text: Option.Option<string>) => {
+  if (Option.isNone(text)) return Effect.succeed(0)
+  const match = /^(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?(?:\/s)?$/i.exec(text.value.trim())
+  if (match === null) return Effect.fail(new UsageError({ detail: `--${flag}: ${JSON.stringify(text.value)} is not a rate like 500K or 2M` }))
+  const scale = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[match[2]!.toUpperCase() as "" | "K" | "M" | "G"]
+  return Effect.succeed(Math.round(Number(match[1]) * scale))
 }
 
 const parseSelect = (text: string) =>
@@ -48,8 +65,12 @@ export const run = Effect.fnUntraced(function*(input: {
   readonly peer: ReadonlyArray<string>
   readonly seed: boolean
   readonly seedRatio: Option.Option<number>
+  readonly maxUpload: Option.Option<string>
+  readonly maxDownload: Option.Option<string>
   readonly quiet: boolean
 }) {
+  const maxUploadRate = yield* parseRate("max-upload", input.maxUpload)
+  const maxDownloadRate = yield* parseRate("max-download", input.maxDownload)
   const selected = Option.isSome(input.select) ? yield* parseSelect(input.select.value) : undefined
   const peers = yield* Effect.forEach(input.peer, (text) => {
     const address = Magnet.parsePeer(text)
@@ -82,7 +103,13 @@ export const run = Effect.fnUntraced(function*(input: {
     yield* Effect.raceFirst(all, Display.show(handles).pipe(Effect.andThen(Effect.never)))
   })
   yield* program.pipe(
-    Effect.provide(TorrentManager.layerNode({ downloadDir: input.out, maxPeers: input.maxPeers, port: input.port }))
+    Effect.provide(TorrentManager.layerNode({
+      downloadDir: input.out,
+      maxPeers: input.maxPeers,
+      port: input.port,
+      maxUploadRate,
+      maxDownloadRate
+    }))
   )
   if (!input.quiet) yield* Console.log(input.seed ? "done seeding" : "done: every torrent is complete and verified")
 })
@@ -97,7 +124,8 @@ export const seedCommand = Command.make(
     port: flags.port,
     peer: flags.peer,
     seedRatio: flags.seedRatio,
+    maxUpload: flags.maxUpload,
     quiet: flags.quiet
   },
-  (input) => run({ ...input, torrents: [input.torrent], select: Option.none(), seed: true })
+  (input) => run({ ...input, torrents: [input.torrent], select: Option.none(), maxDownload: Option.none(), seed: true })
 ).pipe(Command.withDescription("Verify a torrent's data and seed it, showing peers and upload rate"))

@@ -18,6 +18,8 @@ import * as Handshake from "../protocol/Handshake.ts"
 import type { WireMessage } from "../protocol/WireMessage.ts"
 import { DiskWriter } from "../torrent/DiskWriter.ts"
 import { Orchestrator } from "../torrent/Orchestrator.ts"
+import * as RateLimit from "../torrent/RateLimit.ts"
+import { RateLimits } from "../torrent/RateLimit.ts"
 import { blockSize, type BlockRequest } from "../torrent/Synchronizer.ts"
 import { TorrentConfig } from "../torrent/TorrentConfig.ts"
 import * as Coordinator from "./Coordinator.ts"
@@ -63,7 +65,9 @@ export interface Outcome {
 }
 
 /** Runs one session to its end; never fails (see the module comment). */
-export const run = (options: Options): Effect.Effect<Outcome, never, Orchestrator | TorrentConfig | DiskWriter> =>
+export const run = (
+  options: Options
+): Effect.Effect<Outcome, never, Orchestrator | TorrentConfig | DiskWriter | RateLimits> =>
   Effect.gen(function*() {
     const orchestrator = yield* Orchestrator
     let coordinator: Coordinator.State | undefined
@@ -85,6 +89,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
   const config = yield* TorrentConfig
   const orchestrator = yield* Orchestrator
   const disk = yield* DiskWriter
+  const limits = yield* RateLimits
   const { peer } = options
   const fail = (detail: string) => new PeerError({ peer, detail })
   const ourHandshake = Handshake.encode(
@@ -145,6 +150,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
   const handle = Effect.fnUntraced(function*(incoming: ReadonlyArray<PeerIo.Incoming>) {
     const now = yield* Clock.currentTimeMillis
     lastHeard = now
+    let received = 0
     const messages: Array<WireMessage> = []
     const released: Array<BlockRequest> = []
     const replies: Array<WireMessage> = []
@@ -155,6 +161,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
         case "KeepAlive":
           continue
         case "Piece":
+          received += m.block.length
           if (!coordinator.received(m.index, m.begin, m.block.length, now)) {
             if (++unrequested > maxUnrequested) return yield* fail(`sent more than ${maxUnrequested} blocks we never asked for`)
             continue
@@ -198,6 +205,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
     if (messages.length > 0 || released.length > 0) {
       yield* orchestrator.offer({ _tag: "Messages", peer, messages, released, depth: coordinator.depth })
     }
+    yield* RateLimit.take(limits.download, received)
   })
 
   const reader = Effect.gen(function*() {
@@ -253,12 +261,15 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
       while (uploads.length > 0) {
         const batch = uploads.splice(0, uploadBatch)
         const pieces: Array<WireMessage> = []
+        let bytes = 0
         for (const r of batch) {
           const block = yield* disk.readBlock(r.index, r.begin, r.length)
           pieces.push({ _tag: "Piece", index: r.index, begin: r.begin, block })
-          uploaded += r.length
+          bytes += r.length
         }
+        yield* RateLimit.take(limits.upload, bytes)
         yield* io.send(pieces)
+        uploaded += bytes
       }
     }
   })

@@ -16,6 +16,7 @@ import { keyOf, type PeerKey } from "../peer/PeerEvent.ts"
 import * as PeerSession from "../peer/PeerSession.ts"
 import { DiskWriter } from "./DiskWriter.ts"
 import { Orchestrator } from "./Orchestrator.ts"
+import { RateLimits } from "./RateLimit.ts"
 import { Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
 
@@ -57,7 +58,7 @@ export const make = Effect.gen(function*() {
   const connector = yield* PeerConnector
   const orchestrator = yield* Orchestrator
   const sync = yield* Synchronizer
-  const context = yield* Effect.context<Orchestrator | TorrentConfig | DiskWriter>()
+  const context = yield* Effect.context<Orchestrator | TorrentConfig | DiskWriter | RateLimits>()
   const sessions = yield* FiberMap.make<PeerKey, void, never>()
   const candidates = new Map<PeerKey, Candidate>()
   const wake = yield* Queue.sliding<void>(1)

@@ -15,6 +15,8 @@ import * as Tracker from "../tracker/Tracker.ts"
 import { DiskWriter } from "./DiskWriter.ts"
 import { Monitor } from "./Monitor.ts"
 import { Orchestrator, type Progress } from "./Orchestrator.ts"
+import type * as RateLimit from "./RateLimit.ts"
+import { RateLimits } from "./RateLimit.ts"
 import * as Resume from "./Resume.ts"
 import { Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
@@ -37,6 +39,8 @@ export interface Options {
   readonly seed?: boolean | undefined
   /** ...until uploaded / size reaches this ratio (default: until interrupted). */
   readonly seedRatio?: number | undefined
+  /** Rate limits to apply (the manager passes its global buckets and this torrent's). */
+  readonly limits?: RateLimit.Limits | undefined
   /** The TCP port we listen on, for announces (default: the configured port). */
   readonly port?: number | undefined
   /** Called, in the torrent's scope, once it is running. */
@@ -57,7 +61,8 @@ export const layer = (meta: Metainfo.Metainfo, options: Options, downloadDir: st
   const wanted = options.selected === undefined ? undefined : meta.files.map((_, i) => options.selected!.includes(i))
   const base = Layer.mergeAll(
     Synchronizer.layer(meta, wanted === undefined ? undefined : { wanted }),
-    DiskWriter.layer(meta, { downloadDir })
+    DiskWriter.layer(meta, { downloadDir }),
+    RateLimits.layer(options.limits ?? { upload: [], download: [] })
   )
   const orchestrator = Orchestrator.layer.pipe(Layer.provideMerge(base))
   return Monitor.layer.pipe(Layer.provideMerge(orchestrator))

@@ -23,6 +23,9 @@ export interface Settings {
   /** A peer that sends nothing for this long is dropped. */
   readonly idleTimeoutMillis: number
   readonly keepAliveMillis: number
+  /** Global upload and download limits in bytes/s (0 = unlimited); adjustable with `TorrentManager.setLimits`. */
+  readonly maxUploadRate: number
+  readonly maxDownloadRate: number
   /** Most completed pieces waiting for hashing and writing before requests pause. */
   readonly maxPendingPieces: number
 }
@@ -45,6 +48,8 @@ export const defaults = (): Settings => ({
   requestTimeoutMillis: 30_000,
   idleTimeoutMillis: 120_000,
   keepAliveMillis: 90_000,
+  maxUploadRate: 0,
+  maxDownloadRate: 0,
   maxPendingPieces: 16
 })
 
