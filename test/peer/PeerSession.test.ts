@@ -1,0 +1,366 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber, Layer, Queue } from "effect"
+import { TestClock } from "effect/testing"
+import type { PeerCommand, PeerEvent } from "../../src/peer/PeerEvent.ts"
+import * as Coordinator from "../../src/peer/Coordinator.ts"
+import * as PeerSession from "../../src/peer/PeerSession.ts"
+import * as Handshake from "../../src/protocol/Handshake.ts"
+import * as WireMessage from "../../src/protocol/WireMessage.ts"
+import { blockSize, type BlockRequest } from "../../src/torrent/Synchronizer.ts"
+import { RateLimits } from "../../src/torrent/RateLimit.ts"
+import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
+import * as FakePeer from "../util/FakePeer.ts"
+import * as MemorySocket from "../util/MemorySocket.ts"
+
+const peer = "10.0.0.1:6881"
+const infoHash = new Uint8Array(20).fill(0xab)
+const otherHash = new Uint8Array(20).fill(0xcd)
+const ourId = new Uint8Array(20).fill(1)
+const theirId = new Uint8Array(20).fill(2)
+const pieceCount = 8
+const pieceLength = 32 * 1024
+const lastPieceLength = 1000
+const data = Uint8Array.from({ length: 7 * pieceLength + lastPieceLength }, (_, i) => (i * 7) & 0xff)
+
+const settings = {
+  peerId: ourId,
+  handshakeTimeoutMillis: 5_000,
+  keepAliveMillis: 20_000,
+  idleTimeoutMillis: 60_000,
+  requestTimeoutMillis: 10_000
+}
+
+/** Lets every runnable fiber run until it waits again. */
+const settle = Effect.gen(function*() {
+  for (let i = 0; i < 50; i++) yield* Effect.yieldNow
+})
+
+const isDone = <A, E>(fiber: Fiber.Fiber<A, E>) => fiber.pollUnsafe() !== undefined
+
+/** Starts a session over an in-memory socket, with a scripted remote and a recording Orchestrator. */
+const start = Effect.fnUntraced(function*(overrides?: Partial<typeof settings>, have?: ReadonlyArray<number>) {
+  const pair = yield* MemorySocket.makePair
+  const orchestrator = yield* FakePeer.makeOrchestrator(pieceCount, have !== undefined ? { have } : undefined)
+  const remote = yield* FakePeer.make(pair.remote, { pieceCount })
+  const disk = FakePeer.makeDisk(data, pieceLength)
+  const fiber = yield* PeerSession.run({
+    peer,
+    connection: { _tag: "Outgoing", socket: Effect.succeed(pair.local.socket) },
+    infoHash,
+    pieceCount,
+    pieceSize: (index) => index === pieceCount - 1 ? lastPieceLength : pieceLength
+  }).pipe(
+    Effect.provide(
+      Layer.mergeAll(
+        orchestrator.layer,
+        disk.layer,
+        RateLimits.unlimited,
+        TorrentConfig.layerWith({ ...settings, ...overrides })
+      )
+    ),
+    Effect.forkChild
+  )
+  yield* settle
+  return { pair, orchestrator, remote, fiber, disk, events: orchestrator.events }
+})
+
+/** Starts a session and completes the handshake (fast extension) at the current time. */
+const connected = Effect.fnUntraced(function*(overrides?: Partial<typeof settings>, have?: ReadonlyArray<number>) {
+  const s = yield* start(overrides, have)
+  yield* s.remote.sendHandshake({ infoHash, peerId: theirId, features: ["fast"] })
+  yield* settle
+  const first = s.events[0]
+  assert.strictEqual(first?._tag, "Connected")
+  const outbox = (first as Extract<PeerEvent, { _tag: "Connected" }>).outbox
+  const send = (commands: ReadonlyArray<PeerCommand>) => Effect.andThen(Queue.offerAll(outbox, commands), settle)
+  return { ...s, outbox, send }
+})
+
+const tagsOf = (received: ReadonlyArray<{ readonly _tag: string }>) => received.map((m) => m._tag)
+const ofTag = <T extends PeerEvent["_tag"]>(events: ReadonlyArray<PeerEvent>, tag: T) =>
+  events.filter((e): e is Extract<PeerEvent, { _tag: T }> => e._tag === tag)
+
+const request = (index: number, block: number): BlockRequest & { readonly _tag: "Request" } => ({
+  _tag: "Request",
+  index,
+  begin: block * blockSize,
+  length: blockSize
+})
+const blockOf = (r: BlockRequest): WireMessage.WireMessage => ({
+  _tag: "Piece",
+  index: r.index,
+  begin: r.begin,
+  block: new Uint8Array(r.length).fill(r.index)
+})
+const requestOnly = ({ index, begin, length }: BlockRequest): BlockRequest => ({ index, begin, length })
+
+describe("PeerSession", () => {
+  describe("handshake", () => {
+    it.effect("sends ours, then times out exactly at handshakeTimeoutMillis", () =>
+      Effect.gen(function*() {
+        const { remote, fiber, events } = yield* start()
+        const ours = remote.received[0]
+        assert.strictEqual(ours?._tag, "Handshake")
+        if (ours?._tag === "Handshake") {
+          assert.deepStrictEqual(ours.infoHash, infoHash)
+          assert.deepStrictEqual(ours.peerId, ourId)
+          assert.isTrue(Handshake.supports(ours, "fast"))
+        }
+
+        yield* TestClock.adjust(4_999)
+        assert.isFalse(isDone(fiber), "not yet 1 ms before the deadline")
+        assert.isFalse(remote.closed())
+        yield* TestClock.adjust(1)
+        assert.isTrue(isDone(fiber), "at the deadline")
+        const outcome = yield* Fiber.join(fiber)
+        assert.deepStrictEqual(outcome, { handshaken: false, reason: `peer ${peer}: no handshake in time` })
+        yield* settle
+        assert.isTrue(remote.closed(), "the socket is closed")
+        assert.deepStrictEqual(events, [], "no Connected, so no Disconnected either")
+      }))
+
+    it.effect("a handshake naming another torrent ends the session", () =>
+      Effect.gen(function*() {
+        const { remote, fiber, events } = yield* start()
+        yield* remote.sendHandshake({ infoHash: otherHash, peerId: theirId })
+        yield* settle
+        assert.isTrue(isDone(fiber))
+        const outcome = yield* Fiber.join(fiber)
+        assert.deepStrictEqual(outcome, { handshaken: false, reason: `peer ${peer}: handshake names another torrent` })
+        assert.isTrue(remote.closed())
+        assert.deepStrictEqual(events, [])
+        assert.deepStrictEqual(tagsOf(remote.received), ["Handshake"], "nothing sent after the handshake")
+      }))
+
+    it.effect("a connection to ourselves ends the session", () =>
+      Effect.gen(function*() {
+        const { remote, fiber } = yield* start()
+        yield* remote.sendHandshake({ infoHash, peerId: ourId })
+        yield* settle
+        const outcome = yield* Fiber.join(fiber)
+        assert.deepStrictEqual(outcome, { handshaken: false, reason: `peer ${peer}: that is us` })
+      }))
+
+    it.effect("a good handshake: HaveNone (fast, nothing yet), then Connected; messages after it are kept", () =>
+      Effect.gen(function*() {
+        const { remote, fiber, events } = yield* start()
+        // The handshake and the first messages in one write: nothing may be lost.
+        const hs = Handshake.encode(Handshake.make({ infoHash, peerId: theirId, features: ["fast"] }))
+        const rest = WireMessage.encodeBatch([{ _tag: "HaveAll" }, { _tag: "Unchoke" }])
+        const both = new Uint8Array(hs.length + rest.length)
+        both.set(hs)
+        both.set(rest, hs.length)
+        yield* remote.sendRaw(both)
+        yield* settle
+        assert.isFalse(isDone(fiber))
+        assert.deepStrictEqual(tagsOf(remote.received), ["Handshake", "HaveNone"])
+        assert.deepStrictEqual(tagsOf(events), ["Connected", "Messages"])
+        const messages = ofTag(events, "Messages")[0]!
+        assert.deepStrictEqual(tagsOf(messages.messages), ["HaveAll", "Unchoke"])
+        assert.strictEqual(messages.depth, Coordinator.make({ requestTimeoutMillis: 1 }).depth, "a new pipeline's depth")
+      }))
+
+    it.effect("without the fast extension nothing follows our handshake, and fast messages are refused", () =>
+      Effect.gen(function*() {
+        const { remote, fiber, events } = yield* start()
+        yield* remote.sendHandshake({ infoHash, peerId: theirId })
+        yield* settle
+        assert.deepStrictEqual(tagsOf(remote.received), ["Handshake"])
+        yield* remote.send([{ _tag: "HaveAll" }])
+        yield* settle
+        const outcome = yield* Fiber.join(fiber)
+        assert.deepStrictEqual(outcome, { handshaken: true, reason: `peer ${peer}: sent HaveAll without the fast extension` })
+        assert.deepStrictEqual(tagsOf(events), ["Connected", "Disconnected"])
+      }))
+  })
+
+  describe("timers", () => {
+    it.effect("a keep-alive goes out after keepAliveMillis of silence on our side", () =>
+      Effect.gen(function*() {
+        const { remote, send } = yield* connected()
+        const keepAlives = () => remote.received.filter((m) => m._tag === "KeepAlive").length
+        yield* remote.send([{ _tag: "KeepAlive" }]) // the peer talking does not count
+        yield* TestClock.adjust(19_999)
+        assert.strictEqual(keepAlives(), 0, "not yet")
+        yield* TestClock.adjust(1)
+        assert.strictEqual(keepAlives(), 1, "at keepAliveMillis")
+
+        // We send something at 25 s: the next keep-alive is due 20 s after it.
+        yield* TestClock.adjust(5_000)
+        yield* send([{ _tag: "Interested" }])
+        assert.strictEqual(remote.received.at(-1)?._tag, "Interested")
+        yield* TestClock.adjust(19_999)
+        assert.strictEqual(keepAlives(), 1, "not 20 s after the last keep-alive")
+        yield* TestClock.adjust(1)
+        assert.strictEqual(keepAlives(), 2, "20 s after the last message")
+        assert.deepStrictEqual(tagsOf(remote.received), ["Handshake", "HaveNone", "KeepAlive", "Interested", "KeepAlive"])
+      }))
+
+    it.effect("an idle peer is dropped after idleTimeoutMillis; anything it sends restarts the clock", () =>
+      Effect.gen(function*() {
+        const { remote, fiber, events } = yield* connected()
+        yield* TestClock.adjust(30_000)
+        yield* remote.send([{ _tag: "KeepAlive" }])
+        yield* settle
+        yield* TestClock.adjust(59_999)
+        assert.isFalse(isDone(fiber), "not yet: our own keep-alives do not count, theirs does")
+        assert.isTrue(remote.received.some((m) => m._tag === "KeepAlive"), "we did send keep-alives meanwhile")
+        yield* TestClock.adjust(1)
+        assert.isTrue(isDone(fiber), "60 s after the peer's last message")
+        const outcome = yield* Fiber.join(fiber)
+        assert.deepStrictEqual(outcome, { handshaken: true, reason: `peer ${peer}: silent for 60 s` })
+        const disconnected = ofTag(events, "Disconnected")
+        assert.deepStrictEqual(disconnected, [{ _tag: "Disconnected", peer, reason: outcome.reason, released: [] }])
+        yield* settle
+        assert.isTrue(remote.closed())
+      }))
+
+    it.effect("ticks once a second; a request unanswered for requestTimeoutMillis is released once", () =>
+      Effect.gen(function*() {
+        const { remote, send, events } = yield* connected()
+        const r = request(1, 0)
+        yield* send([r])
+        assert.deepStrictEqual(remote.received.at(-1), r)
+
+        yield* TestClock.adjust(9_999)
+        const early = ofTag(events, "Tick")
+        assert.strictEqual(early.length, 9)
+        assert.isTrue(early.every((t) => t.released.length === 0 && t.peer === peer))
+        yield* TestClock.adjust(1)
+        const ticks = ofTag(events, "Tick")
+        assert.strictEqual(ticks.length, 10)
+        assert.deepStrictEqual(ticks[9]!.released.map(requestOnly), [requestOnly(r)])
+        assert.isFalse(ticks[9]!.snubbing)
+        yield* TestClock.adjust(5_000)
+        assert.isTrue(ofTag(events, "Tick").slice(10).every((t) => t.released.length === 0), "released once")
+        // A late answer to an expired request is not passed on.
+        const before = events.length
+        yield* remote.send([blockOf(r)])
+        yield* settle
+        assert.strictEqual(ofTag(events.slice(before), "Messages").length, 0)
+      }))
+  })
+
+  describe("requests", () => {
+    it.effect("answered blocks are passed on; Disconnected carries the outstanding ones", () =>
+      Effect.gen(function*() {
+        const { remote, send, fiber, events } = yield* connected()
+        const [r1, r2, r3] = [request(2, 0), request(2, 1), request(3, 0)]
+        yield* send([{ _tag: "Interested" }, r1!, r2!, r3!])
+        assert.deepStrictEqual(remote.received.slice(-4), [{ _tag: "Interested" }, r1, r2, r3])
+        yield* remote.send([blockOf(r2!)])
+        yield* settle
+        const messages = ofTag(events, "Messages")
+        assert.strictEqual(messages.length, 1)
+        assert.deepStrictEqual(messages[0]!.messages, [blockOf(r2!)])
+        assert.deepStrictEqual(messages[0]!.released, [])
+
+        yield* remote.close
+        yield* settle
+        assert.isTrue(isDone(fiber))
+        const outcome = yield* Fiber.join(fiber)
+        assert.isTrue(outcome.handshaken)
+        const disconnected = ofTag(events, "Disconnected")
+        assert.strictEqual(disconnected.length, 1)
+        assert.strictEqual(disconnected[0]!.reason, outcome.reason)
+        assert.deepStrictEqual(disconnected[0]!.released.map(requestOnly), [requestOnly(r1!), requestOnly(r3!)])
+      }))
+
+    it.effect("a choke releases every outstanding request; blocks sent after it are dropped", () =>
+      Effect.gen(function*() {
+        const { remote, send, fiber, events } = yield* connected()
+        const [r1, r2] = [request(0, 0), request(0, 1)]
+        yield* send([r1!, r2!])
+        yield* remote.send([{ _tag: "Choke" }])
+        yield* settle
+        const messages = ofTag(events, "Messages")
+        assert.strictEqual(messages.length, 1)
+        assert.deepStrictEqual(messages[0]!.messages, [{ _tag: "Choke" }])
+        assert.deepStrictEqual(messages[0]!.released.map(requestOnly), [requestOnly(r1!), requestOnly(r2!)])
+        yield* remote.send([blockOf(r1!)])
+        yield* settle
+        assert.strictEqual(ofTag(events, "Messages").length, 1, "an unrequested block is not passed on")
+        assert.isFalse(isDone(fiber), "one stray block is tolerated")
+      }))
+
+    it.effect("a Cancel cancels its Request, even in the same outbox batch", () =>
+      Effect.gen(function*() {
+        const { remote, send, events } = yield* connected()
+        const [r1, r2] = [request(5, 0), request(6, 0)]
+        yield* send([r1!])
+        yield* send([{ _tag: "Cancel", ...requestOnly(r1!) }])
+        // The Orchestrator asks for a block and cancels it before the writer ran.
+        yield* send([r2!, { _tag: "Cancel", ...requestOnly(r2!) }])
+        assert.deepStrictEqual(tagsOf(remote.received).slice(-4), ["Request", "Cancel", "Request", "Cancel"])
+        // The peer sends them anyway: neither is passed on as ours.
+        yield* remote.send([blockOf(r1!), blockOf(r2!)])
+        yield* settle
+        assert.deepStrictEqual(ofTag(events, "Messages"), [])
+        // Nor does either time out later (it is not outstanding).
+        yield* TestClock.adjust(settings.requestTimeoutMillis)
+        assert.isTrue(ofTag(events, "Tick").every((t) => t.released.length === 0))
+      }))
+
+    it.effect("a Disconnect command sends what precedes it and ends the session", () =>
+      Effect.gen(function*() {
+        const { remote, send, fiber, events } = yield* connected()
+        const r = request(4, 0)
+        yield* send([r])
+        yield* send([{ _tag: "NotInterested" }, { _tag: "Disconnect", reason: "sent corrupt data" }, { _tag: "Interested" }])
+        assert.isTrue(isDone(fiber))
+        const outcome = yield* Fiber.join(fiber)
+        assert.deepStrictEqual(outcome, { handshaken: true, reason: `peer ${peer}: sent corrupt data` })
+        assert.deepStrictEqual(tagsOf(remote.received).slice(-2), ["Request", "NotInterested"])
+        assert.isTrue(remote.closed())
+        assert.deepStrictEqual(ofTag(events, "Disconnected")[0]!.released.map(requestOnly), [requestOnly(r)])
+      }))
+
+    it.effect("interrupting the session (torrent stopped) closes the socket", () =>
+      Effect.gen(function*() {
+        const { remote, fiber, events } = yield* connected()
+        // (No Disconnected event then: the Orchestrator is stopping too.)
+        yield* Fiber.interrupt(fiber)
+        yield* settle
+        assert.isTrue(remote.closed())
+        assert.deepStrictEqual(tagsOf(events), ["Connected"])
+      }))
+  })
+  describe("uploads", () => {
+    it.effect("requests are rejected while we choke, served from disk once we unchoke", () =>
+      Effect.gen(function*() {
+        const { remote, send, disk, fiber, events } = yield* connected(undefined, [0, 7])
+        assert.deepStrictEqual(tagsOf(remote.received), ["Handshake", "Bitfield"])
+        const bitfield = remote.received[1]
+        assert.deepStrictEqual(bitfield?._tag === "Bitfield" ? [...bitfield.bytes] : [], [0b1000_0001])
+
+        const asked = { index: 0, begin: blockSize, length: blockSize }
+        yield* remote.send([{ _tag: "Request", ...asked }])
+        yield* settle
+        assert.deepStrictEqual(remote.received.at(-1), { _tag: "RejectRequest", ...asked }, "we choke it")
+
+        yield* send([{ _tag: "Unchoke" }])
+        const last = { index: 7, begin: 0, length: lastPieceLength }
+        const missing = { index: 3, begin: 0, length: blockSize }
+        yield* remote.send([{ _tag: "Request", ...asked }, { _tag: "Request", ...missing }, { _tag: "Request", ...last }])
+        yield* settle
+        assert.deepStrictEqual(disk.reads, [asked, last])
+        const pieces = remote.received.filter((m) => m._tag === "Piece")
+        assert.deepStrictEqual(pieces, [
+          { _tag: "Piece", ...({ index: 0, begin: blockSize }), block: data.subarray(blockSize, 2 * blockSize) },
+          { _tag: "Piece", index: 7, begin: 0, block: data.subarray(7 * pieceLength) }
+        ])
+        assert.isTrue(
+          remote.received.some((m) => m._tag === "RejectRequest" && m.index === 3),
+          "a piece we do not have is rejected"
+        )
+        yield* TestClock.adjust(1000)
+        assert.strictEqual(ofTag(events, "Tick")[0]!.uploaded, blockSize + lastPieceLength)
+
+        // A request past the end of a piece is a protocol violation.
+        yield* remote.send([{ _tag: "Request", index: 7, begin: 0, length: lastPieceLength + 1 }])
+        yield* settle
+        const outcome = yield* Fiber.join(fiber)
+        assert.include(outcome.reason, "out of range")
+      }))
+  })
+})

@@ -1,0 +1,284 @@
+import { NodeCrypto } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Layer, Queue, SubscriptionRef } from "effect"
+import { TestClock } from "effect/testing"
+import type { PeerCommand, PeerEvent, PeerKey } from "../../src/peer/PeerEvent.ts"
+import * as Handshake from "../../src/protocol/Handshake.ts"
+import * as InfoHash from "../../src/protocol/InfoHash.ts"
+import * as Metainfo from "../../src/protocol/Metainfo.ts"
+import type { WireMessage } from "../../src/protocol/WireMessage.ts"
+import * as Orchestrator from "../../src/torrent/Orchestrator.ts"
+import { blockSize, type BlockRequest, Synchronizer } from "../../src/torrent/Synchronizer.ts"
+import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
+import * as FakePeer from "../util/FakePeer.ts"
+import * as Fixtures from "./fixtures.ts"
+
+/** 3 pieces: two of 32 KiB (2 blocks each), then 2000 bytes (1 block): 5 blocks. */
+const fixture = Fixtures.make([30_000, 37_536])
+const meta = fixture.meta
+const infoHash = InfoHash.toBytes(meta.infoHash)
+
+const settle = Effect.gen(function*() {
+  for (let i = 0; i < 50; i++) yield* Effect.yieldNow
+})
+
+const allBlocks: ReadonlyArray<BlockRequest> = [
+  { index: 0, begin: 0, length: blockSize },
+  { index: 0, begin: blockSize, length: blockSize },
+  { index: 1, begin: 0, length: blockSize },
+  { index: 1, begin: blockSize, length: blockSize },
+  { index: 2, begin: 0, length: 2000 }
+]
+const keyOf = (r: BlockRequest) => `${r.index}:${r.begin}:${r.length}`
+const sortedKeys = (rs: ReadonlyArray<BlockRequest>) => rs.map(keyOf).sort()
+
+const blockOf = (r: BlockRequest, corrupt = false): WireMessage => {
+  const block = fixture.block(r.index, r.begin, r.length).slice()
+  if (corrupt) block[0] ^= 0xff
+  return { _tag: "Piece", index: r.index, begin: r.begin, block }
+}
+
+/** An Orchestrator over a fresh Synchronizer, an in-memory disk and node:crypto SHA-1, running. */
+const start = Effect.gen(function*() {
+  const disk = FakePeer.makeDisk(fixture.data, meta.pieceLength)
+  const layer = Layer.mergeAll(
+    Synchronizer.layer(meta),
+    disk.layer,
+    NodeCrypto.layerDigest,
+    TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1) })
+  )
+  const { orchestrator, sync } = yield* Effect.gen(function*() {
+    return { sync: yield* Synchronizer, orchestrator: yield* Orchestrator.make }
+  }).pipe(Effect.provide(layer))
+  yield* Effect.forkChild(orchestrator.run)
+
+  /** A fake session: its Connected event carries an outbox the test reads. */
+  const connect = Effect.fnUntraced(function*(peer: PeerKey, id = peer) {
+    const outbox = yield* Queue.unbounded<PeerCommand>()
+    const peerId = new Uint8Array(20)
+    peerId.set(new TextEncoder().encode(id).subarray(0, 20))
+    yield* orchestrator.offer({ _tag: "Connected", peer, handshake: Handshake.make({ infoHash, peerId }), outbox })
+    yield* settle
+    return {
+      peer,
+      /** Everything sent to the session since the last call. */
+      drain: Queue.clear(outbox),
+      /** One socket read's worth of messages from the peer. */
+      says: (messages: ReadonlyArray<WireMessage>, options?: { readonly depth?: number; readonly released?: ReadonlyArray<BlockRequest> }) =>
+        Effect.andThen(
+          orchestrator.offer({
+            _tag: "Messages",
+            peer,
+            messages,
+            released: options?.released ?? [],
+            depth: options?.depth ?? 10
+          }),
+          settle
+        ),
+      offer: (event: PeerEvent) => Effect.andThen(orchestrator.offer(event), settle)
+    }
+  })
+  return { orchestrator, sync, disk, connect }
+})
+
+const tagsOf = (commands: ReadonlyArray<PeerCommand>) => commands.map((c) => c._tag)
+const requestsIn = (commands: ReadonlyArray<PeerCommand>): Array<BlockRequest> =>
+  commands.flatMap((c) => c._tag === "Request" ? [{ index: c.index, begin: c.begin, length: c.length }] : [])
+
+describe("Orchestrator", () => {
+  it.effect("interest follows what the peer has; requests only once unchoked, up to its depth", () =>
+    Effect.gen(function*() {
+      const { connect } = yield* start
+      const a = yield* connect("10.0.0.1:6881")
+      const empty = yield* connect("10.0.0.2:6881")
+      assert.deepStrictEqual(yield* a.drain, [])
+
+      yield* empty.says([{ _tag: "HaveNone" }, { _tag: "Unchoke" }])
+      assert.deepStrictEqual(yield* empty.drain, [], "nothing to want from a peer with nothing")
+
+      yield* a.says([{ _tag: "Have", index: 2 }], { depth: 3 })
+      assert.deepStrictEqual(yield* a.drain, [{ _tag: "Interested" }])
+      yield* a.says([{ _tag: "HaveAll" }], { depth: 3 })
+      assert.deepStrictEqual(yield* a.drain, [], "already interested")
+
+      yield* a.says([{ _tag: "Unchoke" }], { depth: 3 })
+      const first = requestsIn(yield* a.drain)
+      assert.strictEqual(first.length, 3, "the session's depth")
+      assert.strictEqual(new Set(first.map(keyOf)).size, 3)
+
+      // One answered: one more request keeps the pipeline at 3.
+      yield* a.says([blockOf(first[0]!)], { depth: 3 })
+      const second = requestsIn(yield* a.drain)
+      assert.strictEqual(second.length, 1)
+      assert.isFalse(first.map(keyOf).includes(keyOf(second[0]!)))
+
+      // Choked: no more requests, even when the depth grows.
+      yield* a.says([{ _tag: "Choke" }], { depth: 5, released: [first[1]!, first[2]!, second[0]!] })
+      assert.deepStrictEqual(yield* a.drain, [])
+      // Unchoked again: the released blocks are asked for again (4 missing).
+      yield* a.says([{ _tag: "Unchoke" }], { depth: 5 })
+      const third = requestsIn(yield* a.drain)
+      assert.deepStrictEqual(sortedKeys(third), sortedKeys(allBlocks.filter((r) => keyOf(r) !== keyOf(first[0]!))))
+    }))
+
+  it.effect("verified pieces go to disk, are announced, and end our interest; completion is signalled", () =>
+    Effect.gen(function*() {
+      const { connect, disk, orchestrator, sync } = yield* start
+      const a = yield* connect("10.0.0.1:6881")
+      const b = yield* connect("10.0.0.2:6881")
+      yield* b.says([{ _tag: "HaveNone" }])
+      yield* a.says([{ _tag: "HaveAll" }, { _tag: "Unchoke" }])
+      const requests = requestsIn(yield* a.drain)
+      assert.deepStrictEqual(sortedKeys(requests), sortedKeys(allBlocks))
+      assert.isFalse(yield* Deferred.isDone(orchestrator.completed))
+
+      yield* a.says(requests.map((r) => blockOf(r)))
+      for (let i = 0; i < meta.pieceCount; i++) {
+        assert.deepStrictEqual(disk.written.get(i), fixture.piece(i), `piece ${i} on disk`)
+        assert.strictEqual(sync.have[i], 1)
+      }
+      const toA = yield* a.drain
+      assert.deepStrictEqual(
+        toA.filter((c) => c._tag === "Have").map((c) => (c as { index: number }).index).sort(),
+        [0, 1, 2]
+      )
+      assert.strictEqual(toA.filter((c) => c._tag === "NotInterested").length, 1)
+      assert.deepStrictEqual(tagsOf(yield* b.drain), ["Have", "Have", "Have"])
+      assert.isTrue(yield* Deferred.isDone(orchestrator.completed))
+      const progress = yield* SubscriptionRef.get(orchestrator.progress)
+      assert.strictEqual(progress.state, "seeding")
+      assert.strictEqual(progress.done, meta.length)
+      assert.deepStrictEqual(progress.files, [30_000, 37_536])
+    }))
+
+  it.effect("endgame: a block from A cancels the same request at B", () =>
+    Effect.gen(function*() {
+      const { connect } = yield* start
+      const a = yield* connect("10.0.0.1:6881")
+      const b = yield* connect("10.0.0.2:6881")
+      yield* a.says([{ _tag: "HaveAll" }, { _tag: "Unchoke" }])
+      const toA = requestsIn(yield* a.drain)
+      assert.deepStrictEqual(sortedKeys(toA), sortedKeys(allBlocks))
+      yield* b.says([{ _tag: "HaveAll" }, { _tag: "Unchoke" }])
+      const toB = requestsIn(yield* b.drain)
+      assert.deepStrictEqual(sortedKeys(toB), sortedKeys(allBlocks), "every block duplicated at B")
+
+      const block = allBlocks[1]!
+      yield* a.says([blockOf(block)])
+      assert.deepStrictEqual(yield* b.drain, [{ _tag: "Cancel", ...block }])
+      assert.deepStrictEqual(requestsIn(yield* a.drain), [], "A is not asked for anything it already has")
+
+      // B's answer the other way round.
+      const other = allBlocks[4]!
+      yield* b.says([blockOf(other)])
+      const toA2 = yield* a.drain
+      assert.deepStrictEqual(toA2.filter((c) => c._tag === "Cancel"), [{ _tag: "Cancel", ...other }])
+      assert.deepStrictEqual(toA2.filter((c) => c._tag !== "Cancel"), [{ _tag: "Have", index: 2 }], "piece 2 is done")
+      // B's late copy of the cancelled block is ignored, nothing is cancelled at A.
+      yield* b.says([blockOf(block)])
+      assert.deepStrictEqual(yield* a.drain, [])
+    }))
+
+  it.effect("a piece failing its hash: its sole contributor is disconnected and banned; the piece is fetched again", () =>
+    Effect.gen(function*() {
+      const { connect, orchestrator, disk, sync } = yield* start
+      const bad = yield* connect("10.0.0.1:6881")
+      const good = yield* connect("10.0.0.2:6881")
+      yield* bad.says([{ _tag: "HaveAll" }, { _tag: "Unchoke" }])
+      yield* bad.drain
+      yield* bad.says([blockOf(allBlocks[0]!, true), blockOf(allBlocks[1]!)])
+      const toBad = yield* bad.drain
+      assert.deepStrictEqual(toBad.find((c) => c._tag === "Disconnect"), { _tag: "Disconnect", reason: "sent corrupt data" })
+      assert.isTrue(orchestrator.isBanned("10.0.0.1:6881"))
+      assert.isTrue(orchestrator.isBanned("10.0.0.1:51413"), "the host, whatever its port")
+      assert.isFalse(orchestrator.isBanned("10.0.0.2:6881"))
+      assert.isFalse(disk.written.has(0))
+      assert.strictEqual(sync.have[0], 0)
+
+      yield* bad.offer({ _tag: "Disconnected", peer: bad.peer, reason: "sent corrupt data", released: [] })
+      yield* good.says([{ _tag: "HaveAll" }, { _tag: "Unchoke" }])
+      const toGood = requestsIn(yield* good.drain)
+      assert.deepStrictEqual(sortedKeys(toGood), sortedKeys(allBlocks), "piece 0 again, and the blocks the bad peer held")
+      yield* good.says(toGood.map((r) => blockOf(r)))
+      assert.deepStrictEqual(disk.written.get(0), fixture.piece(0))
+      assert.isTrue(yield* Deferred.isDone(orchestrator.completed))
+
+      yield* TestClock.adjust(1000) // progress is published every second
+      const progress = yield* SubscriptionRef.get(orchestrator.progress)
+      assert.strictEqual(progress.hashFailures, 1)
+    }))
+
+  it.effect("a piece failing its hash after we lost interest: we become interested again and fetch it", () =>
+    Effect.gen(function*() {
+      const { connect, orchestrator, disk } = yield* start
+      const a = yield* connect("10.0.0.1:6881")
+      const b = yield* connect("10.0.0.2:6881")
+      yield* a.says([{ _tag: "HaveAll" }, { _tag: "Unchoke" }])
+      const requests = requestsIn(yield* a.drain)
+      yield* b.says([{ _tag: "HaveAll" }, { _tag: "Unchoke" }])
+      yield* b.drain
+      // Every block at once, piece 2's corrupt: pieces 0 and 1 verify while 2 is pending.
+      const order = [...requests].sort((x, y) => x.index - y.index)
+      yield* a.says(order.map((r) => blockOf(r, r.index === 2)))
+      assert.isTrue(orchestrator.isBanned(a.peer))
+      assert.isTrue(disk.written.has(0) && disk.written.has(1) && !disk.written.has(2))
+      const toB = yield* b.drain
+      // B has piece 2, which we need again: we must (still or again) be interested and ask for it.
+      const interested = toB.reduce(
+        (state, c) => c._tag === "Interested" ? true : c._tag === "NotInterested" ? false : state,
+        true
+      )
+      assert.isTrue(interested, `B was told ${JSON.stringify(tagsOf(toB))}`)
+      assert.deepStrictEqual(requestsIn(toB).map(keyOf), [keyOf(allBlocks[4]!)], "piece 2 asked of B")
+    }))
+
+  it.effect("a bad piece from two peers: a strike each, both banned at their second bad piece", () =>
+    Effect.gen(function*() {
+      const { connect, orchestrator } = yield* start
+      const a = yield* connect("10.0.0.1:6881")
+      const b = yield* connect("10.0.0.2:6881")
+      // Both have only piece 0, one block of it each.
+      yield* a.says([{ _tag: "Have", index: 0 }, { _tag: "Unchoke" }], { depth: 1 })
+      yield* b.says([{ _tag: "Have", index: 0 }, { _tag: "Unchoke" }], { depth: 1 })
+      for (let round = 1; round <= 2; round++) {
+        const fromA = requestsIn(yield* a.drain)
+        const fromB = requestsIn(yield* b.drain)
+        assert.deepStrictEqual(sortedKeys([...fromA, ...fromB]), sortedKeys(allBlocks.slice(0, 2)), `round ${round}`)
+        yield* a.says([blockOf(fromA[0]!, true)], { depth: 1 }) // A corrupts its block
+        yield* b.says([blockOf(fromB[0]!)], { depth: 1 })
+        const banned = round === 2
+        assert.strictEqual(orchestrator.isBanned(a.peer), banned, `A after round ${round}`)
+        assert.strictEqual(orchestrator.isBanned(b.peer), banned, `B after round ${round}`)
+        if (banned) {
+          assert.isTrue(tagsOf(yield* a.drain).includes("Disconnect"))
+          assert.isTrue(tagsOf(yield* b.drain).includes("Disconnect"))
+        }
+      }
+    }))
+
+  it.effect("a second connection from the same peer id is refused", () =>
+    Effect.gen(function*() {
+      const { connect } = yield* start
+      yield* connect("10.0.0.1:6881", "same-client")
+      const twin = yield* connect("10.0.0.9:6881", "same-client")
+      assert.deepStrictEqual(yield* twin.drain, [{ _tag: "Disconnect", reason: "already connected to this peer" }])
+    }))
+
+  it.effect("a snubbing peer is dropped when there are others", () =>
+    Effect.gen(function*() {
+      const { connect } = yield* start
+      const a = yield* connect("10.0.0.1:6881")
+      const tick = { _tag: "Tick", peer: a.peer, released: [], depth: 10, rate: 0, uploaded: 0, snubbing: true } as const
+      yield* a.offer(tick)
+      assert.deepStrictEqual(yield* a.drain, [], "not our only peer")
+      yield* connect("10.0.0.2:6881")
+      yield* a.offer(tick)
+      assert.deepStrictEqual(yield* a.drain, [{ _tag: "Disconnect", reason: "snubbed us" }])
+    }))
+})
+
+// Keep the fixture honest: the pieces above are what the tests assume.
+it("fixture: 3 pieces, 5 blocks", () => {
+  assert.strictEqual(meta.pieceCount, 3)
+  assert.strictEqual(Metainfo.pieceSize(meta, 2), 2000)
+})

@@ -1,0 +1,349 @@
+import { afterEach, assert, beforeEach, describe, it } from "@effect/vitest"
+import { vi } from "vitest"
+import * as Metainfo from "../../src/protocol/Metainfo.ts"
+import * as Synchronizer from "../../src/torrent/Synchronizer.ts"
+import { blockKey, blockSize, type BlockRequest } from "../../src/torrent/Synchronizer.ts"
+import * as Fixtures from "./fixtures.ts"
+
+const all: Synchronizer.PieceSet = { has: () => true }
+const only = (...indices: Array<number>): Synchronizer.PieceSet => ({ has: (i) => indices.includes(i) })
+const without = (...indices: Array<number>): Synchronizer.PieceSet => ({ has: (i) => !indices.includes(i) })
+const none = new Set<number>()
+
+const req = (index: number, block: number, length = blockSize): BlockRequest => ({ index, begin: block * blockSize, length })
+const keysOf = (requests: ReadonlyArray<BlockRequest>) => new Set(requests.map((r) => blockKey(r.index, r.begin)))
+const piecesOf = (requests: ReadonlyArray<BlockRequest>) => [...new Set(requests.map((r) => r.index))]
+
+/**
+ * 11 pieces of 32 KiB, the last one 2320 bytes (one short block), over three
+ * files, one of them empty.
+ */
+const eleven = Fixtures.make([150_000, 0, 180_000])
+/** 3 pieces: two of 32 KiB, then 2000 bytes. */
+const three = Fixtures.make([30_000, 37_536])
+/**
+ * 7 pieces, the last one 3392 bytes:
+ *   file 0: 40000 bytes, pieces 0–1
+ *   file 1: empty, at offset 40000 (inside piece 1)
+ *   file 2: 50000 bytes, pieces 1–2
+ *   file 3: 100000 bytes, pieces 2–5
+ *   file 4: 10000 bytes, pieces 5–6
+ */
+const files = Fixtures.make([40_000, 0, 50_000, 100_000, 10_000])
+
+/** Receives every block of an open piece from `from`; returns the completed piece. */
+const complete = (sync: Synchronizer.State, fixture: Fixtures.Fixture, index: number, from = "peer") => {
+  let done: Synchronizer.OpenPiece | undefined
+  for (let b = 0; b < sync.blocksIn(index); b++) {
+    const r = req(index, b, Math.min(blockSize, Metainfo.pieceSize(fixture.meta, index) - b * blockSize))
+    const result = sync.receive(index, r.begin, fixture.block(index, r.begin, r.length), from)
+    assert.isTrue(result.fresh, `block ${b} of piece ${index}`)
+    if (result.complete !== undefined) done = result.complete
+  }
+  assert.isDefined(done)
+  return done!
+}
+
+/** Picks a whole piece for a peer that has only it, downloads and verifies it. */
+const fetch = (sync: Synchronizer.State, fixture: Fixtures.Fixture, index: number) => {
+  const picked = sync.pick(only(index), 100, none, 100)
+  assert.deepStrictEqual(piecesOf(picked), [index])
+  sync.verified(complete(sync, fixture, index))
+}
+
+describe("Synchronizer", () => {
+  describe("the fixtures", () => {
+    it("have short last pieces and an empty file", () => {
+      assert.strictEqual(eleven.meta.pieceCount, 11)
+      assert.strictEqual(Metainfo.pieceSize(eleven.meta, 10), 2320)
+      assert.strictEqual(eleven.meta.files[1]!.length, 0)
+      assert.strictEqual(three.meta.pieceCount, 3)
+      assert.strictEqual(Metainfo.pieceSize(three.meta, 2), 2000)
+      assert.strictEqual(files.meta.pieceCount, 7)
+      assert.strictEqual(Metainfo.pieceSize(files.meta, 6), 3392)
+    })
+  })
+
+  describe("pick order", () => {
+    let random: ReturnType<typeof vi.spyOn>
+    beforeEach(() => {
+      // Ties are broken with Math.random (reservoir sampling). 0 makes every
+      // later candidate win the tie: the highest index is chosen.
+      random = vi.spyOn(Math, "random").mockReturnValue(0)
+    })
+    afterEach(() => random.mockRestore())
+
+    /** Availability i + 1 for piece i: piece 0 is the rarest, piece 10 the commonest. */
+    const rising = (sync: Synchronizer.State) => {
+      for (let k = 0; k < sync.meta.pieceCount; k++) sync.addAvailability({ has: (i) => i >= k }, 1)
+      assert.deepStrictEqual([...sync.availability], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+    }
+
+    it("the first 4 pieces are random, whatever their availability; then rarest first", () => {
+      const sync = Synchronizer.make(eleven.meta)
+      rising(sync)
+      // Random phase: every needed piece ties, the mocked tie-break takes the last.
+      const first: Array<number> = []
+      for (let k = 0; k < 4; k++) {
+        const picked = sync.pick(all, 1, none, 100)
+        assert.strictEqual(picked.length, 1)
+        first.push(picked[0]!.index)
+        sync.verified(complete(sync, eleven, picked[0]!.index))
+      }
+      assert.deepStrictEqual(first, [10, 9, 8, 7], "the commonest pieces: availability was ignored")
+      assert.strictEqual(sync.haveCount, 4)
+      assert.isTrue(random.mock.calls.length > 0)
+
+      // Rarest first: 0, then 1 (0 is open), …
+      assert.deepStrictEqual(sync.pick(all, 2, none, 100), [req(0, 0), req(0, 1)])
+      assert.deepStrictEqual(sync.pick(all, 2, none, 100), [req(1, 0), req(1, 1)])
+      // … following availability as it changes: piece 5 becomes the rarest.
+      for (let k = 0; k < 6; k++) sync.addAvailability(only(5), -1)
+      assert.strictEqual(sync.availability[5], 0)
+      assert.deepStrictEqual(sync.pick(all, 2, none, 100), [req(5, 0), req(5, 1)])
+      // The rarest piece this peer has.
+      assert.deepStrictEqual(sync.pick(without(2), 2, none, 100), [req(3, 0), req(3, 1)])
+      assert.deepStrictEqual(sync.pick(all, 2, none, 100), [req(2, 0), req(2, 1)])
+    })
+
+    it("the rarest piece is chosen even when the tie-break never switches", () => {
+      random.mockReturnValue(0.99)
+      const sync = Synchronizer.make(eleven.meta)
+      for (const i of [0, 1, 2, 3]) sync.markHave(i)
+      // Piece 9 alone is the rarest (availability 1), the rest 2.
+      sync.addAvailability(all, 1)
+      sync.addAvailability(without(9), 1)
+      assert.deepStrictEqual(piecesOf(sync.pick(all, 2, none, 100)), [9])
+      // Ties now (all 2): the first candidate stays.
+      assert.deepStrictEqual(piecesOf(sync.pick(all, 2, none, 100)), [4])
+    })
+
+    it("started pieces are finished before new ones are opened", () => {
+      const sync = Synchronizer.make(eleven.meta)
+      for (const i of [7, 8, 9, 10]) sync.markHave(i)
+      rising(sync)
+      assert.deepStrictEqual(sync.pick(all, 1, none, 100), [req(0, 0)])
+      // Piece 3 becomes the rarest, but piece 0 was started: its other block first.
+      for (let k = 0; k < 4; k++) sync.addAvailability(only(3), -1)
+      assert.deepStrictEqual(sync.pick(all, 1, none, 100), [req(0, 1)])
+      // Piece 0 is fully requested: now the rarest new one.
+      assert.deepStrictEqual(sync.pick(all, 1, none, 100), [req(3, 0)])
+      // A request that timed out goes out again before anything new.
+      sync.release(req(0, 1))
+      assert.deepStrictEqual(sync.pick(all, 3, none, 100), [req(0, 1), req(3, 1), req(1, 0)])
+      // A peer without the started piece gets a new one.
+      assert.deepStrictEqual(sync.pick(only(6), 5, none, 100), [req(6, 0), req(6, 1)])
+    })
+
+    it("opens at most maxOpen pieces", () => {
+      const sync = Synchronizer.make(eleven.meta)
+      const first = sync.pick(all, 100, none, 3)
+      assert.strictEqual(sync.open.size, 3)
+      assert.deepStrictEqual(piecesOf(first), [...sync.open.keys()])
+      assert.strictEqual(first.length, [...sync.open.keys()].reduce((n, i) => n + sync.blocksIn(i), 0))
+      assert.deepStrictEqual(sync.pick(all, 100, keysOf(first), 3), [], "no duplicates while pieces are unopened")
+      assert.strictEqual(sync.open.size, 3)
+      const more = sync.pick(all, 100, keysOf(first), 4)
+      assert.strictEqual(more.length, 2)
+      assert.strictEqual(sync.open.size, 4)
+      // Completing a piece frees a slot.
+      const piece = more[0]!.index
+      sync.verified(complete(sync, eleven, piece))
+      assert.strictEqual(sync.open.size, 3)
+      assert.strictEqual(sync.pick(all, 100, none, 4).length, 2)
+      assert.strictEqual(sync.open.size, 4)
+    })
+
+    it("n <= 0 picks nothing", () => {
+      const sync = Synchronizer.make(eleven.meta)
+      assert.deepStrictEqual(sync.pick(all, 0, none, 100), [])
+      assert.deepStrictEqual(sync.pick(all, -3, none, 100), [])
+      assert.strictEqual(sync.open.size, 0)
+    })
+  })
+
+  describe("endgame", () => {
+    let random: ReturnType<typeof vi.spyOn>
+    beforeEach(() => {
+      random = vi.spyOn(Math, "random").mockReturnValue(0.99) // ties: lowest index
+    })
+    afterEach(() => random.mockRestore())
+
+    it("duplicates blocks assigned to other peers, never one this peer already has", () => {
+      const sync = Synchronizer.make(three.meta)
+      const assignedA = new Set<number>()
+      const assignedB = new Set<number>()
+      const give = (assigned: Set<number>, rs: ReadonlyArray<BlockRequest>) => {
+        for (const r of rs) assigned.add(blockKey(r.index, r.begin))
+        return rs
+      }
+
+      const a = give(assignedA, sync.pick(all, 3, assignedA, 100))
+      assert.deepStrictEqual(a, [req(0, 0), req(0, 1), req(1, 0)])
+      // Piece 2 is not open yet: no endgame, B gets fresh blocks first, then
+      // (everything open now) duplicates of A's, never of its own picks.
+      const b = give(assignedB, sync.pick(all, 10, assignedB, 100))
+      assert.deepStrictEqual(b, [req(1, 1), req(2, 0, 2000), req(0, 0), req(0, 1), req(1, 0)])
+      assert.deepStrictEqual([...sync.open.get(0)!.requested], [2, 2])
+      // A gets duplicates of B's blocks only.
+      const a2 = give(assignedA, sync.pick(all, 10, assignedA, 100))
+      assert.deepStrictEqual(a2, [req(1, 1), req(2, 0, 2000)])
+      assert.deepStrictEqual(sync.pick(all, 10, assignedA, 100), [], "A has every block already")
+      assert.deepStrictEqual(sync.pick(all, 10, assignedB, 100), [], "so has B")
+      // A third peer with only piece 2 duplicates just that block.
+      assert.deepStrictEqual(sync.pick(only(2), 10, none, 100), [req(2, 0, 2000)])
+      assert.deepStrictEqual([...sync.open.get(2)!.requested], [3])
+    })
+
+    it("received blocks are not requested again", () => {
+      const sync = Synchronizer.make(three.meta)
+      const a = sync.pick(all, 10, none, 100)
+      assert.strictEqual(a.length, 5)
+      assert.isTrue(sync.receive(0, 0, three.block(0, 0, blockSize), "A").fresh)
+      assert.isTrue(sync.receive(2, 0, three.block(2, 0, 2000), "A").fresh)
+      // B (assigned nothing) gets duplicates of the three blocks still missing.
+      assert.deepStrictEqual(sync.pick(all, 10, none, 100), [req(0, 1), req(1, 0), req(1, 1)])
+      // Released everywhere (timeouts): fresh requests again, still not the received ones.
+      for (const r of [req(0, 1), req(1, 0), req(1, 1)]) {
+        sync.release(r)
+        sync.release(r)
+      }
+      assert.deepStrictEqual([...sync.open.get(1)!.requested], [0, 0])
+      assert.deepStrictEqual(sync.pick(all, 2, none, 100), [req(0, 1), req(1, 0)])
+    })
+
+    it("no endgame while a needed piece is unopened, even if the peer lacks it", () => {
+      const sync = Synchronizer.make(three.meta)
+      const a = sync.pick(only(0), 10, none, 100)
+      assert.deepStrictEqual(a, [req(0, 0), req(0, 1)])
+      assert.deepStrictEqual(sync.pick(only(0), 10, none, 100), [])
+    })
+  })
+
+  describe("receive", () => {
+    it("ignores blocks of unopened pieces, misaligned, out of range, wrong lengths and duplicates", () => {
+      const sync = Synchronizer.make(three.meta)
+      assert.deepStrictEqual(sync.receive(0, 0, three.block(0, 0, blockSize), "A"), { fresh: false }, "not open")
+      sync.pick(all, 10, none, 100)
+      assert.isFalse(sync.receive(0, 100, three.block(0, 100, blockSize), "A").fresh, "misaligned")
+      assert.isFalse(sync.receive(0, 2 * blockSize, new Uint8Array(blockSize), "A").fresh, "past the piece")
+      assert.isFalse(sync.receive(0, 0, three.block(0, 0, 1000), "A").fresh, "too short")
+      assert.isFalse(sync.receive(2, 0, new Uint8Array(blockSize), "A").fresh, "longer than the short last block")
+      assert.isFalse(sync.receive(7, 0, new Uint8Array(blockSize), "A").fresh, "no such piece")
+      assert.strictEqual(sync.open.get(0)!.receivedCount, 0)
+
+      assert.deepStrictEqual(sync.receive(0, 0, three.block(0, 0, blockSize), "A"), { fresh: true })
+      assert.deepStrictEqual(
+        sync.receive(0, 0, new Uint8Array(blockSize).fill(7), "B"),
+        { fresh: false },
+        "a duplicate is ignored"
+      )
+      assert.strictEqual(sync.open.get(0)!.receivedCount, 1)
+      assert.deepStrictEqual([...sync.open.get(0)!.contributors], ["A"])
+      const last = sync.receive(2, 0, three.block(2, 0, 2000), "B")
+      assert.isTrue(last.fresh)
+      assert.strictEqual(last.complete?.index, 2)
+    })
+  })
+
+  describe("completion", () => {
+    it("complete → pending; failed → picked again; verified → have", () => {
+      const sync = Synchronizer.make(three.meta)
+      assert.deepStrictEqual(sync.pick(only(0), 2, none, 100), [req(0, 0), req(0, 1)])
+      assert.isTrue(sync.receive(0, blockSize, three.block(0, blockSize, blockSize), "B").fresh)
+      const result = sync.receive(0, 0, three.block(0, 0, blockSize), "A")
+      const piece = result.complete!
+      assert.strictEqual(piece.index, 0)
+      assert.deepStrictEqual(piece.buffer, three.piece(0))
+      assert.deepStrictEqual(new Set(piece.contributors), new Set(["A", "B"]))
+      assert.isFalse(sync.open.has(0))
+      assert.isTrue(sync.pending.has(0))
+      // Pending pieces are neither needed nor picked.
+      assert.isFalse(sync.isInteresting(only(0)))
+      assert.deepStrictEqual(sync.pick(only(0), 10, none, 100), [])
+      assert.isFalse(sync.isComplete())
+
+      sync.failed(piece)
+      assert.isFalse(sync.pending.has(0))
+      assert.strictEqual(sync.have[0], 0)
+      assert.strictEqual(sync.haveCount, 0)
+      assert.isTrue(sync.isInteresting(only(0)))
+      assert.deepStrictEqual(sync.pick(only(0), 10, none, 100), [req(0, 0), req(0, 1)], "downloaded again")
+      // The buffer may be reused: the second download must still be exact.
+      const again = complete(sync, three, 0, "C")
+      assert.deepStrictEqual(again.buffer, three.piece(0))
+      assert.deepStrictEqual([...again.contributors], ["C"])
+      sync.verified(again)
+      assert.strictEqual(sync.have[0], 1)
+      assert.strictEqual(sync.haveCount, 1)
+      assert.isFalse(sync.pending.has(0))
+      assert.isFalse(sync.isInteresting(only(0)))
+      assert.deepStrictEqual(sync.pick(only(0), 10, none, 100), [])
+      assert.strictEqual(sync.completedBytes(), 32 * 1024)
+      assert.strictEqual(sync.wantedBytesLeft(), three.meta.length - 32 * 1024)
+
+      fetch(sync, three, 1)
+      assert.isFalse(sync.isComplete())
+      fetch(sync, three, 2)
+      assert.isTrue(sync.isComplete())
+      assert.strictEqual(sync.haveCount, 3)
+      assert.strictEqual(sync.completedBytes(), three.meta.length)
+      assert.strictEqual(sync.wantedBytesLeft(), 0)
+      assert.isFalse(sync.isInteresting(all))
+      assert.deepStrictEqual(sync.pick(all, 10, none, 100), [])
+    })
+
+    it("pieces found on disk count once and are not picked", () => {
+      const sync = Synchronizer.make(three.meta)
+      sync.markHave(1)
+      sync.markHave(1)
+      assert.strictEqual(sync.haveCount, 1)
+      assert.strictEqual(sync.completedBytes(), 32 * 1024)
+      assert.isFalse(sync.isInteresting(only(1)))
+      assert.deepStrictEqual(sync.pick(only(1), 10, none, 100), [])
+    })
+  })
+
+  describe("file selection", () => {
+    const pickAll = (sync: Synchronizer.State, peer = all) => sync.pick(peer, 1000, none, 1000)
+
+    it("never picks pieces of deselected files only; shared pieces are picked", () => {
+      // Files 2 and 3 deselected: pieces 2–4 are theirs alone; 1 and 5 are shared.
+      const sync = Synchronizer.make(files.meta, { wanted: [true, true, false, false, true] })
+      assert.isFalse(sync.isInteresting(only(2, 3, 4)))
+      assert.deepStrictEqual(pickAll(sync, only(2, 3, 4)), [])
+      assert.strictEqual(sync.wantedBytesLeft(), 3 * 32 * 1024 + 3392)
+
+      const picked = pickAll(sync)
+      assert.deepStrictEqual(picked.map((r) => r.index).sort(), [0, 0, 1, 1, 5, 5, 6])
+      assert.strictEqual(picked.length, 7, "and no endgame duplicates of its own picks")
+      for (const index of [0, 1, 5, 6]) sync.verified(complete(sync, files, index))
+      assert.isTrue(sync.isComplete())
+      assert.deepStrictEqual(pickAll(sync), [])
+
+      // Selecting file 2 later: piece 1 is already here, piece 2 is needed.
+      sync.setWantedFiles([true, true, true, false, true])
+      assert.isFalse(sync.isComplete())
+      assert.deepStrictEqual(piecesOf(pickAll(sync)), [2])
+    })
+
+    it("a selected empty file needs no piece (not even the one at its offset)", () => {
+      const sync = Synchronizer.make(files.meta, { wanted: [false, true, false, false, false] })
+      assert.isTrue(sync.isComplete())
+      assert.strictEqual(sync.wantedBytesLeft(), 0)
+      assert.isFalse(sync.isInteresting(all))
+      assert.deepStrictEqual(pickAll(sync), [])
+    })
+
+    it("an empty file at the very end needs no piece either", () => {
+      const fixture = Fixtures.make([40_000, 0])
+      const sync = Synchronizer.make(fixture.meta, { wanted: [false, true] })
+      assert.isTrue(sync.isComplete())
+    })
+
+    it("a missing entry in wanted means selected", () => {
+      const sync = Synchronizer.make(files.meta, { wanted: [false, false, false] })
+      assert.deepStrictEqual([...new Set(pickAll(sync).map((r) => r.index))].sort(), [2, 3, 4, 5, 6])
+    })
+  })
+})
