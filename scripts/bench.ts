@@ -5,7 +5,10 @@
  * all found through a local bittorrent-tracker (HTTP). In each swarm the same download is
  * done by effect-torrent (the built CLI) and by aria2c; each reports MiB/s
  * (wall clock, process start to verified data), CPU seconds and peak RSS
- * (from /usr/bin/time). Needs aria2c, mktorrent and time
+ * (from /usr/bin/time). Then the upload side: effect-torrent seeding to an
+ * aria2c leecher (rate as the leecher saw it; CPU and RSS of our seeder,
+ * including its start-up check of the data), beside the first row, which is
+ * aria2c seeding to aria2c. Needs aria2c, mktorrent and time
  * (Debian packages; .ci/run installs them). BENCH_MIB sets the size.
  */
 import { Server } from "bittorrent-tracker"
@@ -41,20 +44,49 @@ interface Measure {
   readonly rssMiB: number
 }
 
-/** Runs a command under /usr/bin/time; fails unless it exits 0 within the deadline. */
-const timed = (command: string, args: ReadonlyArray<string>, deadlineMs: number): Promise<Measure> =>
-  new Promise((resolve, reject) => {
-    const child = spawn("/usr/bin/time", ["-f", "TIME %e %U %S %M", command, ...args], { stdio: ["ignore", "ignore", "pipe"] })
-    let stderr = ""
-    child.stderr.on("data", (d) => (stderr += d))
-    const timer = setTimeout(() => child.kill("SIGKILL"), deadlineMs)
+/** Starts a command under /usr/bin/time; `result` settles when it exits (0, or by `stop()`). */
+const startTimed = (command: string, args: ReadonlyArray<string>, deadlineMs: number) => {
+  const child = spawn("/usr/bin/time", ["-f", "TIME %e %U %S %M", command, ...args], { stdio: ["ignore", "ignore", "pipe"] })
+  let stderr = ""
+  let stopped = false
+  child.stderr.on("data", (d) => (stderr += d))
+  const timer = setTimeout(() => child.kill("SIGKILL"), deadlineMs)
+  const result = new Promise<Measure>((resolve, reject) =>
     child.on("exit", (code) => {
       clearTimeout(timer)
       const m = /TIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+)/.exec(stderr)
-      if (code !== 0 || m === null) return reject(new Error(`${command} failed (${code}): ${stderr.slice(-500)}`))
+      if ((code !== 0 && !stopped) || m === null) return reject(new Error(`${command} failed (${code}): ${stderr.slice(-500)}`))
       resolve({ seconds: Number(m[1]), cpu: Number(m[2]) + Number(m[3]), rssMiB: Number(m[4]) / 1024 })
     })
-  })
+  )
+  // /usr/bin/time passes SIGINT on to the command: a clean stop.
+  const stop = () => {
+    stopped = true
+    child.kill("SIGINT")
+    return result
+  }
+  return { result, stop }
+}
+
+const timed = (command: string, args: ReadonlyArray<string>, deadlineMs: number): Promise<Measure> =>
+  startTimed(command, args, deadlineMs).result
+
+const aria2Leecher = (out: string) =>
+  timed("aria2c", [
+    "-d", out, "--listen-port=6998", "--enable-dht=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
+    "--seed-time=0", "--summary-interval=0", "--console-log-level=error", "--file-allocation=none", torrentPath()
+  ], 600_000)
+
+const report = (label: string, client: string, measure: Measure, ok: boolean) => {
+  console.log(
+    `${label.padEnd(12)} ${client.padEnd(22)} ${(mib / measure.seconds).toFixed(1).padStart(7)} MiB/s  ${
+      measure.cpu.toFixed(2).padStart(6)
+    } CPU s  ${measure.rssMiB.toFixed(0).padStart(5)} MiB peak RSS  ${ok ? "data verified" : "DATA MISMATCH"}`
+  )
+  if (!ok) process.exitCode = 1
+}
+
+const torrentPath = () => join(work, "data.torrent")
 
 const sha1File = (path: string) => createHash("sha1").update(readFileSync(path)).digest("hex")
 
@@ -71,7 +103,7 @@ const main = async () => {
   }
   closeSync(fd)
   const expected = sha1File(data)
-  const torrent = join(work, "data.torrent")
+  const torrent = torrentPath()
   execFileSync("mktorrent", ["-l", "20", "-a", `http://127.0.0.1:${trackerPort}/announce`, "-o", torrent, data], { stdio: "ignore" })
 
   const tracker = new Server({ http: true, udp: false, ws: false, stats: false })
@@ -94,22 +126,13 @@ const main = async () => {
     rmSync(out, { recursive: true, force: true })
     const measure = client === "effect-torrent"
       ? await timed(process.execPath, ["bin/effect-torrent.js", torrent, "-o", out, "--port", "6999", "--quiet"], 600_000)
-      : await timed("aria2c", [
-        "-d", out, "--listen-port=6998", "--enable-dht=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
-        "--seed-time=0", "--summary-interval=0", "--console-log-level=error", "--file-allocation=none", torrent
-      ], 600_000)
+      : await aria2Leecher(out)
     const ok = sha1File(join(out, "data.bin")) === expected
     rmSync(out, { recursive: true, force: true })
-    const rate = mib / measure.seconds
-    console.log(
-      `${label.padEnd(12)} ${client.padEnd(15)} ${rate.toFixed(1).padStart(7)} MiB/s  ${measure.cpu.toFixed(2).padStart(6)} CPU s  ${
-        measure.rssMiB.toFixed(0).padStart(5)
-      } MiB peak RSS  ${ok ? "data verified" : "DATA MISMATCH"}`
-    )
-    if (!ok) process.exitCode = 1
+    report(label, `${client} ← aria2c`, measure, ok)
   }
 
-  console.log(`${"swarm".padEnd(12)} ${"client".padEnd(15)} ${"rate".padStart(13)}  ${"CPU".padStart(12)}  ${"memory".padStart(19)}`)
+  console.log(`${"swarm".padEnd(12)} ${"download ← seeders".padEnd(22)} ${"rate".padStart(13)}  ${"CPU".padStart(12)}  ${"memory".padStart(19)}`)
   startSeeder(0)
   await sleep(2000) // the seeder announces itself
   await run("1 seeder", "effect-torrent")
@@ -118,6 +141,20 @@ const main = async () => {
   await sleep(2000)
   await run("4 seeders", "effect-torrent")
   await run("4 seeders", "aria2c")
+
+  // Upload: our seeder alone in the swarm, an aria2c leecher.
+  for (const seeder of seeders) seeder.kill("SIGKILL")
+  const announced = new Promise<void>((resolve) => tracker.once("start", () => resolve()))
+  const ours = startTimed(process.execPath, [
+    "bin/effect-torrent.js", "seed", torrent, "-o", seedDir, "--port", "6997", "--quiet"
+  ], 600_000)
+  await announced
+  const out = join(work, "out-upload")
+  const leecher = await aria2Leecher(out)
+  const ok = sha1File(join(out, "data.bin")) === expected
+  const seeder = await ours.stop()
+  report("upload", "aria2c ← effect-torrent", { ...leecher, cpu: seeder.cpu, rssMiB: seeder.rssMiB }, ok)
+  console.log("(upload row: rate seen by the aria2c leecher; CPU and RSS of our seeder. Compare with the first row, aria2c ← aria2c.)")
 }
 
 main().then(() => process.exit(), (error) => {
