@@ -1,0 +1,54 @@
+// A webtorrent@1.9.7 seeder, run as a child process by the interop tests:
+//   node webtorrent-seeder.cjs '<json options>'
+// Options: torrent (path of a .torrent), dir (folder holding its data), port,
+// trackers (announce to the torrent's trackers), uploadLimit (bytes/s, optional).
+// Prints one JSON line {"ready":true,...} once it has verified its data and
+// listens, then {"uploaded":n} whenever the bytes it uploaded changed (at most
+// every 100 ms); exits when stdin closes or on SIGTERM.
+"use strict"
+const fs = require("node:fs")
+const net = require("node:net")
+
+// webtorrent listens on every interface and has no option for it: bind its
+// server(s) to 127.0.0.1 (listen(port, cb) becomes listen(port, "127.0.0.1", cb)).
+const listen = net.Server.prototype.listen
+net.Server.prototype.listen = function (...args) {
+  if (typeof args[0] === "number" && typeof args[1] !== "string") args.splice(1, 0, "127.0.0.1")
+  return listen.apply(this, args)
+}
+const WebTorrent = require("webtorrent")
+
+const options = JSON.parse(process.argv[2])
+const client = new WebTorrent({
+  dht: false,
+  lsd: false,
+  utPex: false,
+  utp: false,
+  webSeeds: false,
+  tracker: options.trackers ? { wrtc: false } : false,
+  torrentPort: options.port,
+  ...(options.uploadLimit !== undefined ? { uploadLimit: options.uploadLimit } : {})
+})
+client.on("error", (error) => {
+  process.stderr.write(`webtorrent error: ${error.message}\n`)
+  process.exit(2)
+})
+const torrent = client.add(fs.readFileSync(options.torrent), { path: options.dir })
+torrent.on("warning", (warning) => process.stderr.write(`webtorrent warning: ${warning.message ?? warning}\n`))
+const report = () => {
+  const ready = torrent.progress === 1
+  process.stdout.write(`${JSON.stringify({ ready, infoHash: torrent.infoHash, port: client.torrentPort, progress: torrent.progress })}\n`)
+  if (!ready) process.exit(3)
+  let uploaded = 0
+  setInterval(() => {
+    if (torrent.uploaded === uploaded) return
+    uploaded = torrent.uploaded
+    process.stdout.write(`${JSON.stringify({ uploaded })}\n`)
+  }, 100)
+}
+torrent.on("ready", () => (torrent.done ? report() : torrent.once("done", report)))
+setTimeout(() => { if (!torrent.done) report() }, 20_000).unref()
+const stop = () => client.destroy(() => process.exit(0))
+process.stdin.on("end", stop)
+process.stdin.resume()
+process.on("SIGTERM", stop)
