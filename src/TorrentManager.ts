@@ -8,6 +8,7 @@
  */
 import { Context, Deferred, Effect, FiberMap, FiberSet, FileSystem, Layer, Path, Queue, Schema, Stream, SubscriptionRef } from "effect"
 import { Digest } from "effect/crypto"
+import * as NodeCrypto from "@effect/platform-node/NodeCrypto"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Frame from "./protocol/Frame.ts"
 import * as InfoHash from "./protocol/InfoHash.ts"
@@ -17,6 +18,7 @@ import { PeerConnector } from "./peer/PeerConnector.ts"
 import { keyOf } from "./peer/PeerEvent.ts"
 import * as PeerIo from "./peer/PeerIo.ts"
 import * as PeerSession from "./peer/PeerSession.ts"
+import * as Orchestrator from "./torrent/Orchestrator.ts"
 import type { Progress } from "./torrent/Orchestrator.ts"
 import * as Torrent from "./torrent/Torrent.ts"
 import * as RateLimit from "./torrent/RateLimit.ts"
@@ -50,7 +52,7 @@ export interface TorrentHandle {
   readonly finished: Effect.Effect<void, Torrent.TorrentError>
 }
 
-export interface AddOptions extends Omit<Torrent.Options, "limits" | "port" | "onStart"> {
+export interface AddOptions extends Omit<Torrent.Options, "limits" | "port" | "onStart" | "bans"> {
   readonly maxUploadRate?: number | undefined
   readonly maxDownloadRate?: number | undefined
 }
@@ -82,7 +84,7 @@ export class TorrentManager extends Context.Service<TorrentManager, {
       Layer.provide(Layer.mergeAll(
         TorrentConfig.layerWith(settings),
         PeerConnector.layerNode,
-        Digest.layerWebCrypto,
+        NodeCrypto.layerDigest,
         Tracker.Tracker.layer.pipe(Layer.provide(Layer.mergeAll(HttpTracker.layerNode, UdpTracker.layerNode)))
       )),
       Layer.provideMerge(NodeServices.layer)
@@ -123,7 +125,7 @@ export const make = Effect.gen(function*() {
 
   // Incoming connections: read the handshake, then hand over to the torrent it names.
   const incoming = yield* Queue.unbounded<Listener.Connection>()
-  const port = yield* Listener.listen(config.port, (c) => Queue.offerUnsafe(incoming, c))
+  const port = yield* Listener.listen(config.port, (c) => Queue.offerUnsafe(incoming, c), config.listenHost)
   const route = (connection: Listener.Connection) =>
     Effect.gen(function*() {
       const largest = Math.max(1, ...[...entries.values()].map((e) => e.meta.pieceCount))
@@ -193,7 +195,11 @@ export const make = Effect.gen(function*() {
     const download = new RateLimit.Bucket(options.maxDownloadRate ?? 0)
     const entry: Entry = {
       meta,
-      options: { ...options, limits: { upload: [globalUpload, upload], download: [globalDownload, download] } },
+      options: {
+        ...options,
+        bans: Orchestrator.makeBans(),
+        limits: { upload: [globalUpload, upload], download: [globalDownload, download] }
+      },
       done,
       progress,
       completed,

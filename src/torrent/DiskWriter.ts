@@ -75,8 +75,7 @@ export class DiskWriter extends Context.Service<DiskWriter, {
   /** Syncs every open file to disk. */
   readonly flush: Effect.Effect<void, DiskError>
 }>()("effect-torrent/torrent/DiskWriter") {
-  static readonly layer = (meta: Metainfo.Metainfo, options: { readonly downloadDir: string; readonly maxOpenFiles?: number }) =>
-    Layer.effect(DiskWriter, make(meta, options))
+  static readonly layer = (meta: Metainfo.Metainfo, options: Options) => Layer.effect(DiskWriter, make(meta, options))
 }
 
 interface Handle {
@@ -85,10 +84,14 @@ interface Handle {
   readonly writable: boolean
 }
 
-export const make = Effect.fnUntraced(function*(
-  meta: Metainfo.Metainfo,
-  options: { readonly downloadDir: string; readonly maxOpenFiles?: number }
-) {
+export interface Options {
+  readonly downloadDir: string
+  readonly maxOpenFiles?: number
+  /** Selected files, by index (default: all); only they get created up front. */
+  readonly wanted?: ReadonlyArray<boolean>
+}
+
+export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Options) {
   const fs = yield* FileSystem.FileSystem
   const path = yield* Path.Path
   const maxOpen = options.maxOpenFiles ?? 32
@@ -167,7 +170,7 @@ export const make = Effect.fnUntraced(function*(
     for (let i = 0; i < meta.files.length; i++) {
       const file = meta.files[i]!
       yield* checkInside(pathOf(i))
-      if (file.length === 0 && !file.padding) {
+      if (file.length === 0 && !file.padding && options.wanted?.[i] !== false) {
         yield* lock.withPermits(1)(open(i, true).pipe(Effect.andThen(close(i))))
       }
     }

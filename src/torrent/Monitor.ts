@@ -47,7 +47,7 @@ export class Monitor extends Context.Service<Monitor, {
     first: ReadonlyArray<PeerIo.Incoming>
   ) => Effect.Effect<boolean>
   readonly connections: Effect.Effect<number>
-  /** Dials peers until interrupted. */
+  /** Dials peers until interrupted; then ends every session. */
   readonly run: Effect.Effect<never>
 }>()("effect-torrent/torrent/Monitor") {
   static readonly layer = Layer.effect(Monitor, Effect.suspend(() => make))
@@ -153,12 +153,13 @@ export const make = Effect.gen(function*() {
       yield* Queue.offer(wake, undefined)
     })
 
+  // Stopping the Monitor ends every session it runs.
   const run = Effect.gen(function*() {
     while (true) {
       yield* fill
       yield* Queue.take(wake).pipe(Effect.timeoutOption(1000))
     }
-  })
+  }).pipe(Effect.ensuring(FiberMap.clear(sessions)))
 
   return Monitor.of({ add, accept, connections: FiberMap.size(sessions), run })
 })

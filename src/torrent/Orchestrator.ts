@@ -90,12 +90,23 @@ export class Orchestrator extends Context.Service<Orchestrator, {
   /** Runs the event loop and the verifiers until interrupted. */
   readonly run: Effect.Effect<never, DiskError>
 }>()("effect-torrent/torrent/Orchestrator") {
-  static readonly layer = Layer.effect(Orchestrator, Effect.suspend(() => make))
+  /** `bans` outlive the torrent's runs (the manager keeps them across pause and resume). */
+  static readonly layer = (bans: Bans = makeBans()) => Layer.effect(Orchestrator, Effect.suspend(() => make(bans)))
 }
 
-const hostOf = (peer: PeerKey) => peer.slice(0, peer.lastIndexOf(":"))
+/**
+ * Peers banned for sending corrupt data: by address and by peer id (so the
+ * same client is refused when it connects from another port). Not by IP
+ * alone: other clients behind the same address are innocent.
+ */
+export interface Bans {
+  readonly addresses: Set<PeerKey>
+  readonly ids: Set<string>
+}
 
-export const make = Effect.gen(function*() {
+export const makeBans = (): Bans => ({ addresses: new Set(), ids: new Set() })
+
+export const make = Effect.fnUntraced(function*(bans: Bans) {
   const sync = yield* Synchronizer
   const disk = yield* DiskWriter
   const config = yield* TorrentConfig
@@ -105,8 +116,8 @@ export const make = Effect.gen(function*() {
   const checks = yield* Queue.unbounded<OpenPiece>()
   const completed = yield* Deferred.make<void, DiskError>()
   const peers = new Map<PeerKey, PeerState>()
-  const banned = new Set<string>()
   const maxOpen = Math.max(4, Math.floor(openPieceBytes / meta.pieceLength))
+  const maxPending = Math.max(4, Math.floor(config.maxPendingBytes / meta.pieceLength))
   let downloaded = 0
   let uploaded = 0
   let uploadRate = 0
@@ -164,7 +175,7 @@ export const make = Effect.gen(function*() {
   }
 
   const refill = (state: PeerState) => {
-    if (state.choked || !state.interested || sync.pending.size >= config.maxPendingPieces) return Effect.void
+    if (state.choked || !state.interested || sync.pending.size >= maxPending) return Effect.void
     const picks = sync.pick(state.has, state.depth - state.assigned.size, state.assigned, maxOpen)
     if (picks.length === 0) return Effect.void
     for (const r of picks) state.assigned.set(blockKey(r.index, r.begin), r)
@@ -251,6 +262,7 @@ export const make = Effect.gen(function*() {
     switch (event._tag) {
       case "Connected": {
         const id = Buffer.from(event.handshake.peerId).toString("latin1")
+        if (bans.ids.has(id)) return yield* Queue.offer(event.outbox, { _tag: "Disconnect", reason: "banned" })
         if ([...peers.values()].some((p) => p.id === id)) {
           // The same client at a second address: one connection is enough.
           return yield* Queue.offer(event.outbox, { _tag: "Disconnect", reason: "already connected to this peer" })
@@ -342,7 +354,8 @@ export const make = Effect.gen(function*() {
       if (state === undefined) continue
       // A peer that alone sent a bad piece, or is in several bad pieces, is banned.
       if (piece.contributors.size === 1 || ++state.hashStrikes >= maxHashStrikes) {
-        banned.add(hostOf(peer))
+        bans.addresses.add(peer)
+        bans.ids.add(state.id)
         yield* send(state, [{ _tag: "Disconnect", reason: "sent corrupt data" }])
       }
     }
@@ -440,7 +453,7 @@ export const make = Effect.gen(function*() {
     }),
     progress,
     completed,
-    isBanned: (peer) => banned.has(hostOf(peer)),
+    isBanned: (peer) => bans.addresses.has(peer),
     run
   })
 })

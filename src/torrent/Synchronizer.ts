@@ -69,7 +69,8 @@ export const make = (meta: Metainfo.Metainfo, options?: { readonly wanted?: Read
   const openPiece = (index: number): OpenPiece => {
     const size = Metainfo.pieceSize(meta, index)
     const reused = free.pop()
-    const buffer = reused !== undefined && reused.length >= size ? reused.subarray(0, size) : new Uint8Array(size)
+    // Every byte is overwritten by blocks before use: no need to zero it.
+    const buffer = reused !== undefined && reused.length >= size ? reused.subarray(0, size) : Buffer.allocUnsafeSlow(size)
     const blocks = blocksIn(index)
     const piece: OpenPiece = {
       index,

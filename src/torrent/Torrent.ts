@@ -14,7 +14,7 @@ import type { Address } from "../peer/PeerConnector.ts"
 import * as Tracker from "../tracker/Tracker.ts"
 import { DiskWriter } from "./DiskWriter.ts"
 import { Monitor } from "./Monitor.ts"
-import { Orchestrator, type Progress } from "./Orchestrator.ts"
+import { type Bans, Orchestrator, type Progress } from "./Orchestrator.ts"
 import type * as RateLimit from "./RateLimit.ts"
 import { RateLimits } from "./RateLimit.ts"
 import * as Resume from "./Resume.ts"
@@ -39,6 +39,8 @@ export interface Options {
   readonly seed?: boolean | undefined
   /** ...until uploaded / size reaches this ratio (default: until interrupted). */
   readonly seedRatio?: number | undefined
+  /** Peers banned for corrupt data, kept by the manager across pause and resume. */
+  readonly bans?: Bans | undefined
   /** Rate limits to apply (the manager passes its global buckets and this torrent's). */
   readonly limits?: RateLimit.Limits | undefined
   /** The TCP port we listen on, for announces (default: the configured port). */
@@ -61,10 +63,10 @@ export const layer = (meta: Metainfo.Metainfo, options: Options, downloadDir: st
   const wanted = options.selected === undefined ? undefined : meta.files.map((_, i) => options.selected!.includes(i))
   const base = Layer.mergeAll(
     Synchronizer.layer(meta, wanted === undefined ? undefined : { wanted }),
-    DiskWriter.layer(meta, { downloadDir }),
+    DiskWriter.layer(meta, { downloadDir, ...(wanted === undefined ? {} : { wanted }) }),
     RateLimits.layer(options.limits ?? { upload: [], download: [] })
   )
-  const orchestrator = Orchestrator.layer.pipe(Layer.provideMerge(base))
+  const orchestrator = Orchestrator.layer(options.bans).pipe(Layer.provideMerge(base))
   return Monitor.layer.pipe(Layer.provideMerge(orchestrator))
 }
 
@@ -75,9 +77,11 @@ export const layer = (meta: Metainfo.Metainfo, options: Options, downloadDir: st
 export const run = (meta: Metainfo.Metainfo, options: Options = {}) =>
   Effect.gen(function*() {
     const config = yield* TorrentConfig
-    const context = layer(meta, options, config.downloadDir)
-    yield* body(meta, options).pipe(Effect.provide(context), Effect.scoped)
-  }).pipe(Effect.annotateLogs({ torrent: meta.name, infoHash: meta.infoHash }))
+    // The layer is built in the torrent's scope first, so it closes last:
+    // files are closed only after the body's finalizers (flush, save) ran.
+    const context = yield* Layer.build(layer(meta, options, config.downloadDir))
+    yield* body(meta, options).pipe(Effect.provideContext(context))
+  }).pipe(Effect.scoped, Effect.annotateLogs({ torrent: meta.name, infoHash: meta.infoHash }))
 
 const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Options) {
   const config = yield* TorrentConfig
@@ -96,9 +100,6 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
   if (found > 0) yield* Effect.logInfo(`${found} of ${meta.pieceCount} pieces already on disk`)
   if (options.onStart !== undefined) yield* options.onStart({ progress: orchestrator.progress, accept: monitor.accept })
 
-  // Saved when the scope closes (stop, Ctrl-C, failure), before the files are closed.
-  yield* Effect.addFinalizer(() => disk.flush.pipe(Effect.ignore, Effect.andThen(saveResume)))
-
   if (sync.isComplete()) {
     yield* Deferred.succeed(orchestrator.completed, undefined)
   }
@@ -115,7 +116,11 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
       numWant: 50
     }))
   )
+  // Finalizers run in reverse: the fibers forked below stop first (with
+  // them every session), then the data is flushed and resume state saved,
+  // then the trackers hear that we left.
   yield* Effect.addFinalizer(() => Tracker.announceStopped(tiers, params))
+  yield* Effect.addFinalizer(() => disk.flush.pipe(Effect.ignore, Effect.andThen(saveResume)))
 
   yield* Effect.forkScoped(orchestrator.run)
   yield* Effect.forkScoped(monitor.run)

@@ -12,8 +12,10 @@ export interface Settings {
   readonly maxPeers: number
   /** Most connection attempts in flight per torrent. */
   readonly maxHalfOpen: number
-  /** TCP port we announce (and, with seeding, listen on). */
+  /** TCP port we listen on and announce (the next free ones are tried when it is taken). */
   readonly port: number
+  /** Address to listen on; default: every interface (IPv6 and IPv4). */
+  readonly listenHost: string | undefined
   /** Our 20-byte peer id (Azureus style: -ET0100-…). */
   readonly peerId: Uint8Array
   readonly connectTimeoutMillis: number
@@ -26,8 +28,8 @@ export interface Settings {
   /** Global upload and download limits in bytes/s (0 = unlimited); adjustable with `TorrentManager.setLimits`. */
   readonly maxUploadRate: number
   readonly maxDownloadRate: number
-  /** Most completed pieces waiting for hashing and writing before requests pause. */
-  readonly maxPendingPieces: number
+  /** Completed pieces waiting for hashing and writing, in bytes, before requests pause. */
+  readonly maxPendingBytes: number
 }
 
 export const makePeerId = (): Uint8Array => {
@@ -42,6 +44,7 @@ export const defaults = (): Settings => ({
   maxPeers: 50,
   maxHalfOpen: 8,
   port: 6881,
+  listenHost: undefined,
   peerId: makePeerId(),
   connectTimeoutMillis: 10_000,
   handshakeTimeoutMillis: 10_000,
@@ -50,7 +53,7 @@ export const defaults = (): Settings => ({
   keepAliveMillis: 90_000,
   maxUploadRate: 0,
   maxDownloadRate: 0,
-  maxPendingPieces: 16
+  maxPendingBytes: 32 * 1024 * 1024
 })
 
 export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("effect-torrent/torrent/TorrentConfig") {

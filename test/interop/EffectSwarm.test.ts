@@ -13,7 +13,7 @@ import { createWithMktorrent, sameBytes, tempDir, writeTree } from "../util/File
 
 /** One effect-torrent instance: its own listener, peer id and download folder. */
 const instance = (downloadDir: string) =>
-  Layer.build(TorrentManager.layerNode({ downloadDir, port: 0, maxPeers: 20 })).pipe(
+  Layer.build(TorrentManager.layerNode({ downloadDir, port: 0, listenHost: "127.0.0.1", maxPeers: 20 })).pipe(
     Effect.map((context) => context.mapUnsafe.get(TorrentManager.key) as TorrentManager["Service"])
   )
 

@@ -29,7 +29,7 @@ const swarm = Effect.gen(function*() {
   })
   const startSeeder = Effect.gen(function*() {
     const context = yield* Layer.build(
-      TorrentManager.layerNode({ downloadDir: seedDir, port: 0 }).pipe(
+      TorrentManager.layerNode({ downloadDir: seedDir, port: 0, listenHost: "127.0.0.1" }).pipe(
         Layer.provideMerge(Layer.succeed(References.MinimumLogLevel, "Warn"))
       )
     )

@@ -13,7 +13,7 @@ import { freePort } from "./Swarm.ts"
 
 /** TorrentManager.layerNode on `downloadDir`, announcing a port nobody listens on; logs at Warn and above. */
 export const managerLayer = (downloadDir: string, settings: Partial<Settings> = {}) =>
-  Layer.unwrap(Effect.map(freePort, (port) => TorrentManager.layerNode({ downloadDir, port, ...settings }))).pipe(
+  Layer.unwrap(Effect.map(freePort, (port) => TorrentManager.layerNode({ downloadDir, port, listenHost: "127.0.0.1", ...settings }))).pipe(
     Layer.provideMerge(Layer.succeed(References.MinimumLogLevel, "Warn"))
   )
 
