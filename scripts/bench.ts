@@ -59,10 +59,10 @@ const startTimed = (command: string, args: ReadonlyArray<string>, deadlineMs: nu
       resolve({ seconds: Number(m[1]), cpu: Number(m[2]) + Number(m[3]), rssMiB: Number(m[4]) / 1024 })
     })
   )
-  // /usr/bin/time passes SIGINT on to the command: a clean stop.
+  // SIGINT to the measured command (time's child): a clean stop, after which time reports.
   const stop = () => {
     stopped = true
-    child.kill("SIGINT")
+    execFileSync("pkill", ["-INT", "-P", String(child.pid)])
     return result
   }
   return { result, stop }
