@@ -24,6 +24,10 @@ export const flags = {
     Flag.withDescription("with --seed: stop once uploaded / size reaches this ratio"),
     Flag.optional
   ),
+  seedTime: Flag.Finite("seed-time").pipe(
+    Flag.withDescription("with --seed: stop after this many minutes"),
+    Flag.optional
+  ),
   maxUpload: Flag.String("max-upload").pipe(
     Flag.withDescription("upload limit in bytes/s, e.g. 500K or 2M (default: unlimited)"),
     Flag.optional
@@ -65,6 +69,7 @@ export const run = Effect.fnUntraced(function*(input: {
   readonly peer: ReadonlyArray<string>
   readonly seed: boolean
   readonly seedRatio: Option.Option<number>
+  readonly seedTime: Option.Option<number>
   readonly maxUpload: Option.Option<string>
   readonly maxDownload: Option.Option<string>
   readonly quiet: boolean
@@ -92,7 +97,8 @@ export const run = Effect.fnUntraced(function*(input: {
       selected,
       peers,
       seed: input.seed,
-      seedRatio: Option.getOrUndefined(input.seedRatio)
+      seedRatio: Option.getOrUndefined(input.seedRatio),
+      seedMillis: Option.getOrUndefined(Option.map(input.seedTime, (minutes) => minutes * 60_000))
     }))
     // Seeding runs until interrupted or the ratio is reached; downloading until complete.
     const all = Effect.forEach(handles, (h) => input.seed ? h.finished : h.completed, {
@@ -124,6 +130,7 @@ export const seedCommand = Command.make(
     port: flags.port,
     peer: flags.peer,
     seedRatio: flags.seedRatio,
+    seedTime: flags.seedTime,
     maxUpload: flags.maxUpload,
     quiet: flags.quiet
   },

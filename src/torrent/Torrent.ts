@@ -37,8 +37,9 @@ export interface Options {
   readonly peers?: ReadonlyArray<Address> | undefined
   /** Keep running after completion (seeding)... */
   readonly seed?: boolean | undefined
-  /** ...until uploaded / size reaches this ratio (default: until interrupted). */
+  /** ...until uploaded / size reaches this ratio, or `seedMillis` pass (whichever first; default: until interrupted). */
   readonly seedRatio?: number | undefined
+  readonly seedMillis?: number | undefined
   /** Peers banned for corrupt data, kept by the manager across pause and resume. */
   readonly bans?: Bans | undefined
   /** Rate limits to apply (the manager passes its global buckets and this torrent's). */
@@ -139,10 +140,11 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
   if (!wasComplete) yield* Tracker.announceCompleted(tiers, params)
   if (options.seed !== true) return
   const ratio = options.seedRatio
-  if (ratio === undefined) return yield* Effect.never
-  yield* SubscriptionRef.changes(orchestrator.progress).pipe(
+  const ratioReached = ratio === undefined ? Effect.never : SubscriptionRef.changes(orchestrator.progress).pipe(
     Stream.filter((p) => p.uploaded >= ratio * meta.length),
     Stream.take(1),
     Stream.runDrain
   )
+  const timeUp = options.seedMillis === undefined ? Effect.never : Effect.sleep(options.seedMillis)
+  yield* Effect.raceFirst(ratioReached, timeUp)
 })

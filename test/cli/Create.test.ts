@@ -20,6 +20,7 @@ import * as CreateCli from "../../src/cli/Create.ts"
 import * as Create from "../../src/protocol/Create.ts"
 import * as Magnet from "../../src/protocol/Magnet.ts"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
+import { deterministicBytes as bytes } from "../util/Files.ts"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
@@ -50,20 +51,6 @@ const decodeFile = (file: string) => Result.getOrThrow(Metainfo.decode(readFileS
 
 // ---------------------------------------------------------------------- data
 
-/** Deterministic bytes (xorshift32), so a failure can be reproduced. */
-const bytes = (length: number, seed: number): Buffer => {
-  const out = Buffer.alloc(length)
-  let x = seed * 2654435761 >>> 0 || 1
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13
-    x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5
-    x >>>= 0
-    out[i] = x & 0xff
-  }
-  return out
-}
 
 /**
  * The folder's regular files, in the order the torrent must list them:

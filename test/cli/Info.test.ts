@@ -13,6 +13,7 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Result } from "effect"
 import * as Magnet from "../../src/protocol/Magnet.ts"
+import { deterministicBytes as bytes } from "../util/Files.ts"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
@@ -152,20 +153,6 @@ const byPath = <A extends { readonly path: string }>(files: ReadonlyArray<A>) =>
 
 // ---------------------------------------------------------------------- data
 
-/** Deterministic bytes (xorshift32), so a failure can be reproduced. */
-const bytes = (length: number, seed: number): Buffer => {
-  const out = Buffer.alloc(length)
-  let x = seed * 2654435761 >>> 0 || 1
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13
-    x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5
-    x >>>= 0
-    out[i] = x & 0xff
-  }
-  return out
-}
 
 /** Files of the multi-file tree, relative to its folder: nested folders, a zero-length file, odd sizes, non-ASCII names. */
 const multiFiles: ReadonlyArray<readonly [string, number]> = [

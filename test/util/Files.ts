@@ -25,6 +25,21 @@ export interface FileSpec {
   readonly size: number
 }
 
+/** Deterministic bytes (xorshift32), so a failure can be reproduced. */
+export const deterministicBytes = (length: number, seed: number): Buffer => {
+  const out = Buffer.alloc(length)
+  let x = seed * 2654435761 >>> 0 || 1
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13
+    x >>>= 0
+    x ^= x >>> 17
+    x ^= x << 5
+    x >>>= 0
+    out[i] = x & 0xff
+  }
+  return out
+}
+
 /** Writes files of random bytes (folders as needed) under `root`. */
 export const writeTree = (root: string, files: ReadonlyArray<FileSpec>) =>
   Effect.sync(() => {
