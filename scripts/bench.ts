@@ -24,7 +24,8 @@ const trackerPort = 20000 + Math.floor(Math.random() * 10000)
 const children: Array<ChildProcess> = []
 
 const cleanup = () => {
-  for (const child of children) child.kill("SIGKILL")
+  // Each child leads its own process group (time and what it measures): kill the group.
+  for (const child of children) if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, "SIGKILL")
   rmSync(work, { recursive: true, force: true })
 }
 process.on("exit", cleanup)
@@ -33,7 +34,7 @@ process.on("SIGINT", () => process.exit(130))
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const startDaemon = (command: string, args: ReadonlyArray<string>) => {
-  const child = spawn(command, args, { stdio: "ignore" })
+  const child = spawn(command, args, { stdio: "ignore", detached: true })
   children.push(child)
   return child
 }
@@ -46,11 +47,15 @@ interface Measure {
 
 /** Starts a command under /usr/bin/time; `result` settles when it exits (0, or by `stop()`). */
 const startTimed = (command: string, args: ReadonlyArray<string>, deadlineMs: number) => {
-  const child = spawn("/usr/bin/time", ["-f", "TIME %e %U %S %M", command, ...args], { stdio: ["ignore", "ignore", "pipe"] })
+  const child = spawn("/usr/bin/time", ["-f", "TIME %e %U %S %M", command, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+    detached: true
+  })
+  children.push(child)
   let stderr = ""
   let stopped = false
   child.stderr.on("data", (d) => (stderr += d))
-  const timer = setTimeout(() => child.kill("SIGKILL"), deadlineMs)
+  const timer = setTimeout(() => process.kill(-child.pid!, "SIGKILL"), deadlineMs)
   const result = new Promise<Measure>((resolve, reject) =>
     child.on("exit", (code) => {
       clearTimeout(timer)

@@ -174,9 +174,9 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
     return send(state, [{ _tag: interesting ? "Interested" : "NotInterested" }])
   }
 
-  const refill = (state: PeerState) => {
+  const refill = (peer: PeerKey, state: PeerState) => {
     if (state.choked || !state.interested || sync.pending.size >= maxPending) return Effect.void
-    const picks = sync.pick(state.has, state.depth - state.assigned.size, state.assigned, maxOpen)
+    const picks = sync.pick(state.has, state.depth - state.assigned.size, state.assigned, maxOpen, peer)
     if (picks.length === 0) return Effect.void
     for (const r of picks) state.assigned.set(blockKey(r.index, r.begin), r)
     return send(state, picks.map((r): WireMessage => ({ _tag: "Request", ...r })))
@@ -427,7 +427,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
         if ("peer" in event) touched.add(event.peer)
       }
       const everyone = returned || sync.pending.size + sync.haveCount !== before
-      for (const [peer, state] of peers) if (everyone || touched.has(peer)) yield* refill(state)
+      for (const [peer, state] of peers) if (everyone || touched.has(peer)) yield* refill(peer, state)
     }
   })
 

@@ -35,6 +35,8 @@ export interface OpenPiece {
   receivedCount: number
   /** Peers that sent blocks of this piece (for penalties when the hash fails). */
   readonly contributors: Set<string>
+  /** The peer that opened it, which finishes it first (see `pick`). */
+  owner: string | undefined
 }
 
 const randomFirstPieces = 4
@@ -78,7 +80,8 @@ export const make = (meta: Metainfo.Metainfo, options?: { readonly wanted?: Read
       requested: new Uint8Array(blocks),
       received: new Uint8Array(blocks),
       receivedCount: 0,
-      contributors: new Set()
+      contributors: new Set(),
+      owner: undefined
     }
     open.set(index, piece)
     return piece
@@ -163,19 +166,36 @@ export const make = (meta: Metainfo.Metainfo, options?: { readonly wanted?: Read
      * Up to `n` block requests for a peer, not including blocks this peer has
      * already been asked for (`assigned`). Started pieces first, then new ones;
      * in endgame, blocks already requested from others.
+     *
+     * With `owner`, a peer first finishes the pieces it opened and opens its
+     * own before sharing others' (piece affinity): pieces then complete one
+     * after another instead of all at once, and a slow peer holds up only its
+     * own pieces.
      */
-    pick: (peer: PieceSet, n: number, assigned: { readonly has: (key: number) => boolean }, maxOpen: number): Array<BlockRequest> => {
+    pick: (
+      peer: PieceSet,
+      n: number,
+      assigned: { readonly has: (key: number) => boolean },
+      maxOpen: number,
+      owner?: string
+    ): Array<BlockRequest> => {
       const out: Array<BlockRequest> = []
       if (n <= 0) return out
-      for (const piece of open.values()) {
-        if (out.length >= n) return out
-        if (peer.has(piece.index)) takeBlocks(piece, n, out)
+      const take = (shared: boolean) => {
+        for (const piece of open.values()) {
+          if (out.length >= n) return
+          if (peer.has(piece.index) && (shared || piece.owner === owner)) takeBlocks(piece, n, out)
+        }
       }
+      take(owner === undefined)
       while (out.length < n && open.size < maxOpen) {
         const index = choosePiece(peer)
         if (index === undefined) break
-        takeBlocks(openPiece(index), n, out)
+        const piece = openPiece(index)
+        piece.owner = owner
+        takeBlocks(piece, n, out)
       }
+      if (out.length < n) take(true)
       // Endgame only once every needed piece is open: then ask this peer too
       // for blocks other peers were asked for.
       if (out.length >= n || hasUnopened()) return out
