@@ -25,7 +25,13 @@ const children: Array<ChildProcess> = []
 
 const cleanup = () => {
   // Each child leads its own process group (time and what it measures): kill the group.
-  for (const child of children) if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, "SIGKILL")
+  for (const child of children) {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL")
+    } catch {
+      // already gone
+    }
+  }
   rmSync(work, { recursive: true, force: true })
 }
 process.on("exit", cleanup)
