@@ -52,7 +52,7 @@ export interface TorrentHandle {
   readonly finished: Effect.Effect<void, Torrent.TorrentError>
 }
 
-export interface AddOptions extends Omit<Torrent.Options, "limits" | "port" | "onStart" | "bans"> {
+export interface AddOptions extends Omit<Torrent.Options, "limits" | "onStart" | "bans"> {
   readonly maxUploadRate?: number | undefined
   readonly maxDownloadRate?: number | undefined
 }
@@ -150,7 +150,6 @@ export const make = Effect.gen(function*() {
       entry.meta.infoHash,
       Torrent.run(entry.meta, {
         ...entry.options,
-        port,
         onStart: (running) =>
           Effect.gen(function*() {
             accepting.set(entry.meta.infoHash, running.accept)
@@ -166,6 +165,8 @@ export const make = Effect.gen(function*() {
           onFailure: (cause) => Deferred.failCause(entry.done, cause)
         }),
         Effect.ensuring(SubscriptionRef.update(entry.progress, (p) => p.state === "seeding" ? p : { ...p, state: "stopped" as const })),
+        // Torrents announce (and tell peers) the port we really listen on.
+        Effect.provideService(TorrentConfig, { ...config, port }),
         Effect.provideContext(context),
         Effect.asVoid
       ),

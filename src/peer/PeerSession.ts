@@ -10,8 +10,10 @@
  * the Orchestrator gets one `Disconnected` event with the requests it leaves
  * unanswered, and closing the scope closes the socket.
  */
-import { Cause, Clock, Effect, Option, Queue, Schema } from "effect"
+import { Cause, Clock, Effect, Option, Queue, Result, Schema } from "effect"
 import type * as Socket from "effect/socket/Socket"
+import * as AllowedFast from "../protocol/AllowedFast.ts"
+import * as Bencode from "../protocol/Bencode.ts"
 import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Frame from "../protocol/Frame.ts"
 import * as Handshake from "../protocol/Handshake.ts"
@@ -93,7 +95,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
   const { peer } = options
   const fail = (detail: string) => new PeerError({ peer, detail })
   const ourHandshake = Handshake.encode(
-    Handshake.make({ infoHash: options.infoHash, peerId: config.peerId, features: ["fast"] })
+    Handshake.make({ infoHash: options.infoHash, peerId: config.peerId, features: ["fast", "extensions"] })
   )
 
   // Outgoing: we speak first. Incoming: the listener read their handshake; we answer.
@@ -119,9 +121,22 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
 
   /** Our pieces, kept current by the Have commands passing through the writer. */
   const ours = yield* orchestrator.bitfield
-  const opening: Array<WireMessage> = ours.count() > 0
-    ? [fast && ours.isComplete() ? { _tag: "HaveAll" } : { _tag: "Bitfield", bytes: ours.toBytes() }]
-    : fast ? [{ _tag: "HaveNone" }] : []
+  /**
+   * Pieces the peer may fetch while we choke it (BEP 6), among those we have
+   * now; only in torrents large enough that they are a small share of it.
+   */
+  const allowedFast = new Set(
+    fast && options.pieceCount >= AllowedFast.minPieceCount
+      ? AllowedFast.compute(hostOf(peer), options.infoHash, options.pieceCount).filter((i) => ours.has(i))
+      : []
+  )
+  const opening: Array<WireMessage> = [
+    ...(Handshake.supports(handshake, "extensions") ? [extensionHandshake(config.port)] : []),
+    ...(ours.count() > 0
+      ? [fast && ours.isComplete() ? { _tag: "HaveAll" as const } : { _tag: "Bitfield" as const, bytes: ours.toBytes() }]
+      : fast ? [{ _tag: "HaveNone" as const }] : []),
+    ...[...allowedFast].map((index): WireMessage => ({ _tag: "AllowedFast", index }))
+  ]
   yield* io.send(opening)
   yield* orchestrator.offer({ _tag: "Connected", peer, handshake, outbox })
 
@@ -140,7 +155,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
 
   /** A valid request: queued if we may serve it, rejected (fast extension) or dropped otherwise. */
   const onRequest = (r: BlockRequest): Array<WireMessage> => {
-    if (choking || !ours.has(r.index) || uploads.length >= maxUploadQueue) return reject(r)
+    if ((choking && !allowedFast.has(r.index)) || !ours.has(r.index) || uploads.length >= maxUploadQueue) return reject(r)
     uploads.push(r)
     Queue.offerUnsafe(uploadsReady, undefined)
     return []
@@ -170,6 +185,13 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
         case "Request":
           if (!inRange(m)) return yield* fail(`requested ${m.length} bytes at ${m.begin} of piece ${m.index}: out of range`)
           replies.push(...onRequest(m))
+          continue
+        case "Extended":
+          // Only the extension handshake (id 0) matters here: its `reqq` bounds our pipeline.
+          if (m.id === 0) {
+            const reqq = extensionQueueLimit(m.payload)
+            if (reqq !== undefined) coordinator.setMaxDepth(reqq)
+          }
           continue
         case "Cancel": {
           const at = uploads.findIndex((r) => r.index === m.index && r.begin === m.begin && r.length === m.length)
@@ -238,11 +260,14 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
           case "Have":
             ours.set(command.index)
             break
-          case "Choke":
+          case "Choke": {
             choking = true
-            messages.push(...uploads.flatMap(reject))
-            uploads.length = 0
+            // Queued requests are rejected, except for allowed-fast pieces (BEP 6).
+            const kept = uploads.filter((r) => allowedFast.has(r.index))
+            messages.push(...uploads.filter((r) => !allowedFast.has(r.index)).flatMap(reject))
+            uploads.splice(0, uploads.length, ...kept)
             break
+          }
           case "Unchoke":
             choking = false
             break
@@ -298,6 +323,23 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
   // The first of the four to end (always by failure) ends the session.
   return yield* Effect.raceFirst(Effect.raceFirst(reader, uploader), Effect.raceFirst(writer, ticker))
 })
+
+const hostOf = (peer: PeerKey) => peer.slice(0, peer.lastIndexOf(":")).replace(/^\[|\]$/g, "")
+
+/** Our BEP 10 extension handshake: no extensions yet, but our listening port, client and request queue size. */
+const extensionHandshake = (port: number): WireMessage => ({
+  _tag: "Extended",
+  id: 0,
+  payload: Bencode.encode({ m: {}, p: port, v: "effect-torrent 0.1.0", reqq: maxUploadQueue })
+})
+
+/** The `reqq` of a peer's extension handshake, if it gives a sane one. */
+const extensionQueueLimit = (payload: Uint8Array): number | undefined => {
+  const decoded = Bencode.decode(payload, { maxBytes: 64 * 1024, maxDepth: 8, maxTokens: 4096 })
+  if (Result.isFailure(decoded)) return undefined
+  const reqq = (decoded.success as { readonly reqq?: unknown }).reqq
+  return typeof reqq === "number" && reqq > 0 ? Math.min(reqq, 2000) : undefined
+}
 
 /** Reads until the peer's handshake (and what came with it) arrives, within the deadline. */
 export const readHandshake = (

@@ -44,8 +44,6 @@ export interface Options {
   readonly bans?: Bans | undefined
   /** Rate limits to apply (the manager passes its global buckets and this torrent's). */
   readonly limits?: RateLimit.Limits | undefined
-  /** The TCP port we listen on, for announces (default: the configured port). */
-  readonly port?: number | undefined
   /** Called, in the torrent's scope, once it is running. */
   readonly onStart?: ((running: Running) => Effect.Effect<void, never, Scope.Scope>) | undefined
 }
@@ -110,7 +108,7 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
     Effect.map((p): Tracker.AnnounceParams => ({
       infoHash: InfoHash.toBytes(meta.infoHash),
       peerId: config.peerId,
-      port: options.port ?? config.port,
+      port: config.port,
       uploaded: p.uploaded,
       downloaded: p.downloaded,
       left: meta.length - p.verified,
