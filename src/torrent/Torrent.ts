@@ -111,7 +111,8 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
       port: config.port,
       uploaded: p.uploaded,
       downloaded: p.downloaded,
-      left: meta.length - p.verified,
+      // From the Synchronizer, not the snapshot: right from the first announce after the check.
+      left: meta.length - sync.completedBytes(),
       numWant: 50
     }))
   )
