@@ -5,9 +5,8 @@
  * optimistic unchoke) is stubbed. The pure round logic has its own tests in
  * Choker.test.ts.
  */
-import { NodeCrypto } from "@effect/platform-node"
 import { afterEach, assert, beforeEach, describe, it } from "@effect/vitest"
-import { Effect, Layer, Queue } from "effect"
+import { Effect, Queue } from "effect"
 import { TestClock } from "effect/testing"
 import { vi } from "vitest"
 import type { PeerCommand, PeerKey } from "../../src/peer/PeerEvent.ts"
@@ -15,10 +14,6 @@ import * as Handshake from "../../src/protocol/Handshake.ts"
 import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import type { WireMessage } from "../../src/protocol/WireMessage.ts"
 import * as Choker from "../../src/torrent/Choker.ts"
-import * as Orchestrator from "../../src/torrent/Orchestrator.ts"
-import { Synchronizer } from "../../src/torrent/Synchronizer.ts"
-import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
-import * as FakePeer from "../util/FakePeer.ts"
 import * as Fixtures from "./fixtures.ts"
 
 const fixture = Fixtures.make([30_000, 37_536])
@@ -41,16 +36,7 @@ const names = "ABCDEFGH"
  * disconnecting).
  */
 const start = Effect.fnUntraced(function*(count: number, options?: { readonly seeding?: boolean }) {
-  const disk = FakePeer.makeDisk(fixture.data, meta.pieceLength)
-  const layer = Layer.mergeAll(
-    Synchronizer.layer(meta),
-    disk.layer,
-    NodeCrypto.layerDigest,
-    TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1) })
-  )
-  const { orchestrator, sync } = yield* Effect.gen(function*() {
-    return { sync: yield* Synchronizer, orchestrator: yield* Orchestrator.make(Orchestrator.makeBans()) }
-  }).pipe(Effect.provide(layer))
+  const { orchestrator, sync } = yield* Fixtures.orchestrator(fixture)
   if (options?.seeding === true) {
     for (let i = 0; i < meta.pieceCount; i++) sync.markHave(i)
     assert.isTrue(sync.isComplete())

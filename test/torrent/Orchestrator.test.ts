@@ -1,16 +1,12 @@
-import { NodeCrypto } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Layer, Queue, SubscriptionRef } from "effect"
+import { Deferred, Effect, Queue, SubscriptionRef } from "effect"
 import { TestClock } from "effect/testing"
 import type { PeerCommand, PeerEvent, PeerKey } from "../../src/peer/PeerEvent.ts"
 import * as Handshake from "../../src/protocol/Handshake.ts"
 import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
 import type { WireMessage } from "../../src/protocol/WireMessage.ts"
-import * as Orchestrator from "../../src/torrent/Orchestrator.ts"
-import { blockSize, type BlockRequest, Synchronizer } from "../../src/torrent/Synchronizer.ts"
-import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
-import * as FakePeer from "../util/FakePeer.ts"
+import { blockSize, type BlockRequest } from "../../src/torrent/Synchronizer.ts"
 import * as Fixtures from "./fixtures.ts"
 
 /** 3 pieces: two of 32 KiB (2 blocks each), then 2000 bytes (1 block): 5 blocks. */
@@ -40,16 +36,7 @@ const blockOf = (r: BlockRequest, corrupt = false): WireMessage => {
 
 /** An Orchestrator over a fresh Synchronizer, an in-memory disk and node:crypto SHA-1, running. */
 const start = Effect.gen(function*() {
-  const disk = FakePeer.makeDisk(fixture.data, meta.pieceLength)
-  const layer = Layer.mergeAll(
-    Synchronizer.layer(meta),
-    disk.layer,
-    NodeCrypto.layerDigest,
-    TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1) })
-  )
-  const { orchestrator, sync } = yield* Effect.gen(function*() {
-    return { sync: yield* Synchronizer, orchestrator: yield* Orchestrator.make(Orchestrator.makeBans()) }
-  }).pipe(Effect.provide(layer))
+  const { disk, orchestrator, sync } = yield* Fixtures.orchestrator(fixture)
   yield* Effect.forkChild(orchestrator.run)
 
   /** A fake session: its Connected event carries an outbox the test reads. */

@@ -3,10 +3,15 @@
  * piece hashes, decoded by `Metainfo.decode` from bytes built with
  * `Bencode.encode`.
  */
+import * as NodeCrypto from "@effect/platform-node/NodeCrypto"
+import { Effect, Layer, Result } from "effect"
 import { createHash } from "node:crypto"
-import { Result } from "effect"
 import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
+import * as Orchestrator from "../../src/torrent/Orchestrator.ts"
+import { Synchronizer } from "../../src/torrent/Synchronizer.ts"
+import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
+import * as FakePeer from "../util/FakePeer.ts"
 
 export const pieceLength = 32 * 1024
 
@@ -58,3 +63,21 @@ export const make = (fileLengths: ReadonlyArray<number>, options?: { readonly pi
     block: (index, begin, length) => data.subarray(index * size + begin, index * size + begin + length)
   }
 }
+
+/**
+ * An Orchestrator (not yet running) over a fresh Synchronizer, an in-memory
+ * disk holding nothing, node:crypto SHA-1 and a fixed peer id.
+ */
+export const orchestrator = (fixture: Fixture) =>
+  Effect.gen(function*() {
+    const disk = FakePeer.makeDisk(fixture.data, fixture.meta.pieceLength)
+    const layer = Layer.mergeAll(
+      Synchronizer.layer(fixture.meta),
+      disk.layer,
+      NodeCrypto.layerDigest,
+      TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1) })
+    )
+    return yield* Effect.gen(function*() {
+      return { disk, sync: yield* Synchronizer, orchestrator: yield* Orchestrator.make(Orchestrator.makeBans()) }
+    }).pipe(Effect.provide(layer))
+  })

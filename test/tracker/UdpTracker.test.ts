@@ -125,7 +125,7 @@ describe("UdpTracker", () => {
   it.effect("retransmits after 15·2ⁿ seconds, then gives up", () =>
     Effect.gen(function*() {
       const silent = yield* scripted(() => undefined)
-      const fiber = yield* announce("udp://tracker.test:6969", {}, { maxRetransmits: 2, open: silent.open }).pipe(
+      const fiber = yield* announce("udp://silent.test:6969", {}, { maxRetransmits: 2, open: silent.open }).pipe(
         Effect.flip,
         Effect.forkChild
       )
@@ -143,7 +143,7 @@ describe("UdpTracker", () => {
       yield* TestClock.adjust("1 millis")
       const error = yield* Fiber.join(fiber)
       assert.strictEqual(error.reason._tag, "Timeout")
-      assert.strictEqual(error.message, "tracker udp://tracker.test:6969 did not answer within 105 seconds")
+      assert.strictEqual(error.message, "tracker udp://silent.test:6969 did not answer within 105 seconds")
       assert.isTrue(silent.sent.every((sent) => sent.action === 0))
     }))
 
@@ -155,13 +155,13 @@ describe("UdpTracker", () => {
       yield* Effect.provide(
         Effect.gen(function*() {
           const { announce } = yield* Tracker.Tracker
-          yield* announce("udp://tracker.test:6969", request())
+          yield* announce("udp://silent.test:6969", request())
           assert.deepStrictEqual(actions(), [0, 1])
           yield* TestClock.adjust("59 seconds")
-          yield* announce("udp://tracker.test:6969", request({ event: "none" }))
+          yield* announce("udp://silent.test:6969", request({ event: "none" }))
           assert.deepStrictEqual(actions(), [0, 1, 1])
           yield* TestClock.adjust("1 seconds")
-          yield* announce("udp://tracker.test:6969", request({ event: "none" }))
+          yield* announce("udp://silent.test:6969", request({ event: "none" }))
           assert.deepStrictEqual(actions(), [0, 1, 1, 0, 1])
         }),
         layer(options)
@@ -185,8 +185,8 @@ describe("UdpTracker", () => {
           ? answer(request)
           : Buffer.concat([packet(3, view(request).getUint32(12)), Buffer.from("torrent not registered")])
       )
-      const error = yield* Effect.flip(announce("udp://tracker.test:6969", {}, { open: refusing.open }))
-      assert.strictEqual(error.message, "tracker udp://tracker.test:6969 refused the announce: torrent not registered")
+      const error = yield* Effect.flip(announce("udp://silent.test:6969", {}, { open: refusing.open }))
+      assert.strictEqual(error.message, "tracker udp://silent.test:6969 refused the announce: torrent not registered")
     }))
 
   it.effect("a udp:// URL without a port is unsupported", () =>
