@@ -15,18 +15,16 @@ import { blockKey, blockSize, type BlockRequest } from "../torrent/Synchronizer.
 export interface Options {
   readonly requestTimeoutMillis: number
   readonly snubMillis?: number
-  /** Most outstanding requests the peer accepts (its `reqq`, else `defaultMaxDepth`). */
+  /** Most outstanding requests the peer accepts (its `reqq`, else 250). */
   readonly maxDepth?: number
 }
 
 const minDepth = 32
-/** Outstanding requests when the peer states no `reqq` (its queue; libtorrent accepts 500). */
-export const defaultMaxDepth = 500
 const queueSeconds = 2
 
 export const make = (options: Options) => {
   const outstanding = new Map<number, { readonly request: BlockRequest; readonly sentAt: number }>()
-  let maxDepth = options.maxDepth ?? defaultMaxDepth
+  let maxDepth = options.maxDepth ?? 250
   let depth = minDepth
   let rate = 0 // bytes/s, smoothed
   let windowBytes = 0

@@ -6,9 +6,6 @@ import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import { Context, type Effect, Layer } from "effect"
 import type * as Socket from "effect/socket/Socket"
 
-/** How much Node buffers per socket between our reads. */
-const readBufferBytes = 256 * 1024
-
 export interface Address {
   readonly host: string
   readonly port: number
@@ -21,18 +18,8 @@ export class PeerConnector extends Context.Service<PeerConnector, {
   static readonly layerNode = Layer.succeed(
     PeerConnector,
     PeerConnector.of({
-      connect: (address, timeoutMillis) => {
-        // Large reads: one pull (one event) carries many blocks; Node's default 16 KiB would cap it.
-        // (net.createConnection takes it; makeNet passes its options through, its type omits it.)
-        const options = {
-          host: address.host,
-          port: address.port,
-          noDelay: true,
-          openTimeout: timeoutMillis,
-          readableHighWaterMark: readBufferBytes
-        }
-        return NodeSocket.makeNet(options)
-      }
+      connect: (address, timeoutMillis) =>
+        NodeSocket.makeNet({ host: address.host, port: address.port, noDelay: true, openTimeout: timeoutMillis })
     })
   )
 }

@@ -24,7 +24,7 @@ describe("Coordinator", () => {
     /** The floor: the depth before any data, whatever minDepth is set to. */
     const floor = Coordinator.make({ requestTimeoutMillis: 30_000 }).depth
     /** Two seconds' worth of blocks at `blocksPerSecond`, between the floor and `max`. */
-    const expected = (blocksPerSecond: number, max = Coordinator.defaultMaxDepth) => Math.min(max, Math.max(floor, Math.ceil(2 * blocksPerSecond)))
+    const expected = (blocksPerSecond: number, max = 250) => Math.min(max, Math.max(floor, Math.ceil(2 * blocksPerSecond)))
 
     it("starts at a small floor and stays there with no data", () => {
       assert.isTrue(floor >= 1 && floor < 100, `floor ${floor}`)
@@ -69,11 +69,11 @@ describe("Coordinator", () => {
       assert.strictEqual(c.depth, floor)
     })
 
-    it("is capped at maxDepth (defaultMaxDepth, or the peer's reqq)", () => {
+    it("is capped at maxDepth (250 by default, the peer's reqq otherwise)", () => {
       const byDefault = Coordinator.make({ requestTimeoutMillis: 30_000 })
       transfer(byDefault, 0, 1000, 0) // 2000 blocks of appetite
       byDefault.tick(1000)
-      assert.strictEqual(byDefault.depth, Coordinator.defaultMaxDepth)
+      assert.strictEqual(byDefault.depth, 250)
 
       const limited = Coordinator.make({ requestTimeoutMillis: 30_000, maxDepth: 150 })
       transfer(limited, 0, 100, 0) // 200 blocks of appetite
