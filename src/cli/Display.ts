@@ -4,12 +4,13 @@
  * torrent at longer intervals, for logs.
  */
 import { Effect, Schedule, SubscriptionRef } from "effect"
+import type { Progress } from "../torrent/Orchestrator.ts"
 import type { TorrentHandle } from "../TorrentManager.ts"
 import * as Format from "./Format.ts"
 
 const barWidth = 24
 
-export const line = (name: string, p: import("../torrent/Orchestrator.ts").Progress, withBar: boolean): string => {
+export const line = (name: string, p: Progress, withBar: boolean): string => {
   const fraction = p.wanted === 0 ? 1 : p.done / p.wanted
   const percent = `${(fraction * 100).toFixed(1).padStart(5)}%`
   const filled = Math.round(fraction * barWidth)
