@@ -191,7 +191,7 @@ describe("UdpTracker", () => {
 
   it.effect("a udp:// URL without a port is unsupported", () =>
     Effect.gen(function*() {
-      const error = yield* Effect.flip(announce("udp://tracker.test/announce"))
+      const error = yield* Effect.flip(announce("udp://silent.test/announce"))
       assert.strictEqual(error.reason._tag, "UnsupportedUrl")
     }))
 })
