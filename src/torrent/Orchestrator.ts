@@ -214,7 +214,9 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
           if (!state.assigned.delete(key)) break
           downloaded += m.block.length
           const result = sync.receive(m.index, m.begin, m.block, peer)
-          if (result.fresh) yield* cancelElsewhere(peer, m.index, m.begin)
+          if (!result.fresh) break
+          // Only endgame blocks are asked of several peers: no scan of every peer per block otherwise.
+          if (result.shared === true) yield* cancelElsewhere(peer, m.index, m.begin)
           if (result.complete !== undefined) yield* Queue.offer(checks, result.complete)
           break
         }

@@ -39,6 +39,11 @@ export interface OpenPiece {
   owner: string | undefined
 }
 
+/** What `receive` made of a block. */
+export type Received =
+  | { readonly fresh: false; readonly shared?: undefined; readonly complete?: undefined }
+  | { readonly fresh: true; readonly shared?: true; readonly complete?: OpenPiece }
+
 const randomFirstPieces = 4
 
 export const make = (meta: Metainfo.Metainfo, options?: { readonly wanted?: ReadonlyArray<boolean> }) => {
@@ -219,10 +224,11 @@ export const make = (meta: Metainfo.Metainfo, options?: { readonly wanted?: Read
       if (piece !== undefined && piece.requested[b]! > 0) piece.requested[b]!--
     },
     /**
-     * Stores a received block. Returns the piece when it is complete, and
-     * whether the block was new (false for duplicates and blocks never asked for).
+     * Stores a received block. Returns the piece when it is complete, whether
+     * the block was new (false for duplicates and blocks never asked for), and
+     * whether other peers were asked for it too.
      */
-    receive: (index: number, begin: number, block: Uint8Array, from: string) => {
+    receive: (index: number, begin: number, block: Uint8Array, from: string): Received => {
       const piece = open.get(index)
       const b = begin / blockSize
       if (piece === undefined || !Number.isInteger(b) || b >= piece.received.length) return { fresh: false } as const
@@ -232,10 +238,12 @@ export const make = (meta: Metainfo.Metainfo, options?: { readonly wanted?: Read
       piece.received[b] = 1
       piece.receivedCount++
       piece.contributors.add(from)
-      if (piece.receivedCount < piece.received.length) return { fresh: true } as const
+      // Requested from more than one peer (endgame): the others' requests are now moot.
+      const shared = piece.requested[b]! > 1 ? { shared: true as const } : {}
+      if (piece.receivedCount < piece.received.length) return { fresh: true, ...shared }
       open.delete(index)
       pending.add(index)
-      return { fresh: true, complete: piece } as const
+      return { fresh: true, ...shared, complete: piece }
     },
     /** The piece's hash matched and it is on disk. */
     verified: (piece: OpenPiece) => {
