@@ -174,9 +174,15 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
     return send(state, [{ _tag: interesting ? "Interested" : "NotInterested" }])
   }
 
+  /**
+   * Tops up the peer's pipeline once it has drained by an eighth: one write
+   * then carries many requests, rather than one write per block received.
+   */
   const refill = (peer: PeerKey, state: PeerState) => {
     if (state.choked || !state.interested || sync.pending.size >= maxPending) return Effect.void
-    const picks = sync.pick(state.has, state.depth - state.assigned.size, state.assigned, maxOpen, peer)
+    const room = state.depth - state.assigned.size
+    if (state.assigned.size > 0 && room < state.depth / 8) return Effect.void
+    const picks = sync.pick(state.has, room, state.assigned, maxOpen, peer)
     if (picks.length === 0) return Effect.void
     for (const r of picks) state.assigned.set(blockKey(r.index, r.begin), r)
     return send(state, picks.map((r): WireMessage => ({ _tag: "Request", ...r })))
@@ -421,14 +427,15 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
   const loop = Effect.gen(function*() {
     while (true) {
       const batch = yield* Queue.takeAll(events)
-      const before = sync.pending.size + sync.haveCount
+      const pendingBefore = sync.pending.size
+      const haveBefore = sync.haveCount
       returned = false
       const touched = new Set<PeerKey>()
       for (const event of batch) {
         yield* onEvent(event)
         if ("peer" in event) touched.add(event.peer)
       }
-      const everyone = returned || sync.pending.size + sync.haveCount !== before
+      const everyone = returned || sync.pending.size !== pendingBefore || sync.haveCount !== haveBefore
       for (const [peer, state] of peers) if (everyone || touched.has(peer)) yield* refill(peer, state)
     }
   })

@@ -7,6 +7,7 @@ import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
 import type { WireMessage } from "../../src/protocol/WireMessage.ts"
 import { blockSize, type BlockRequest } from "../../src/torrent/Synchronizer.ts"
+import type { Settings } from "../../src/torrent/TorrentConfig.ts"
 import * as Fixtures from "./fixtures.ts"
 
 /** 3 pieces: two of 32 KiB (2 blocks each), then 2000 bytes (1 block): 5 blocks. */
@@ -35,8 +36,8 @@ const blockOf = (r: BlockRequest, corrupt = false): WireMessage => {
 }
 
 /** An Orchestrator over a fresh Synchronizer, an in-memory disk and node:crypto SHA-1, running. */
-const start = Effect.gen(function*() {
-  const { disk, orchestrator, sync } = yield* Fixtures.orchestrator(fixture)
+const startWith = Effect.fnUntraced(function*(fixture: Fixtures.Fixture, settings?: Partial<Settings>) {
+  const { disk, orchestrator, sync } = yield* Fixtures.orchestrator(fixture, settings)
   yield* Effect.forkChild(orchestrator.run)
 
   /** A fake session: its Connected event carries an outbox the test reads. */
@@ -67,6 +68,7 @@ const start = Effect.gen(function*() {
   })
   return { orchestrator, sync, disk, connect }
 })
+const start = startWith(fixture)
 
 const tagsOf = (commands: ReadonlyArray<PeerCommand>) => commands.map((c) => c._tag)
 const requestsIn = (commands: ReadonlyArray<PeerCommand>): Array<BlockRequest> =>
@@ -106,6 +108,25 @@ describe("Orchestrator", () => {
       yield* a.says([{ _tag: "Unchoke" }], { depth: 5 })
       const third = requestsIn(yield* a.drain)
       assert.deepStrictEqual(sortedKeys(third), sortedKeys(allBlocks.filter((r) => keyOf(r) !== keyOf(first[0]!))))
+    }))
+
+  it.effect("a peer held back by the budget of unverified pieces gets requests again once they are verified", () =>
+    Effect.gen(function*() {
+      // 8 one-block pieces; at most 4 (the floor) complete but unverified pieces at a time.
+      const small = Fixtures.make([8 * blockSize], { pieceLength: blockSize })
+      const { connect, sync } = yield* startWith(small, { maxPendingBytes: 1 })
+      const a = yield* connect("10.0.0.1:6881")
+      yield* a.says([{ _tag: "HaveAll" }, { _tag: "Unchoke" }], { depth: 4 })
+      const first = requestsIn(yield* a.drain)
+      assert.strictEqual(first.length, 4)
+      // All four arrive in one read: four pieces wait for their hash, so no requests in that batch;
+      // once they are verified, A must be asked again without any further event of its own.
+      const blocks = first.map((r): WireMessage => ({ _tag: "Piece", ...r, block: small.block(r.index, r.begin, r.length) }))
+      yield* a.says(blocks, { depth: 4 })
+      assert.strictEqual(sync.haveCount, 4)
+      const next = requestsIn(yield* a.drain)
+      assert.strictEqual(next.length, 4, "the other four pieces requested")
+      assert.deepStrictEqual(new Set([...first, ...next].map((r) => r.index)).size, 8)
     }))
 
   it.effect("verified pieces go to disk, are announced, and end our interest; completion is signalled", () =>

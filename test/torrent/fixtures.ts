@@ -10,7 +10,7 @@ import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
 import * as Orchestrator from "../../src/torrent/Orchestrator.ts"
 import { Synchronizer } from "../../src/torrent/Synchronizer.ts"
-import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
+import { type Settings, TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
 import * as FakePeer from "../util/FakePeer.ts"
 
 export const pieceLength = 32 * 1024
@@ -68,14 +68,14 @@ export const make = (fileLengths: ReadonlyArray<number>, options?: { readonly pi
  * An Orchestrator (not yet running) over a fresh Synchronizer, an in-memory
  * disk holding nothing, node:crypto SHA-1 and a fixed peer id.
  */
-export const orchestrator = (fixture: Fixture) =>
+export const orchestrator = (fixture: Fixture, settings?: Partial<Settings>) =>
   Effect.gen(function*() {
     const disk = FakePeer.makeDisk(fixture.data, fixture.meta.pieceLength)
     const layer = Layer.mergeAll(
       Synchronizer.layer(fixture.meta),
       disk.layer,
       NodeCrypto.layerDigest,
-      TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1) })
+      TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1), ...settings })
     )
     return yield* Effect.gen(function*() {
       return { disk, sync: yield* Synchronizer, orchestrator: yield* Orchestrator.make(Orchestrator.makeBans()) }
