@@ -127,4 +127,12 @@ describe("Dht serving", () => {
       const pong = answer(yield* exchange(port, { t: "p1", y: "q", q: "ping", a: { id: clientId } }))
       assert.deepStrictEqual(new Uint8Array(pong.r.id), ours.nodeId, "still serving")
     }), { timeout: 20_000 })
+
+  it.live("a port already taken is a DhtError naming it", () =>
+    Effect.gen(function*() {
+      const { port } = yield* client
+      const error = yield* Effect.flip(effectDht({ port }))
+      assert.strictEqual(error._tag, "DhtError")
+      assert.include(error.message, `cannot open the DHT's UDP socket on ${localhost}:${port}`)
+    }), { timeout: 10_000 })
 })
