@@ -30,6 +30,7 @@ import * as NodeDatagramSocket from "@effect/platform-node/NodeDatagramSocket"
 import {
   Clock,
   Context,
+  Data,
   Deferred,
   Duration,
   Effect,
@@ -65,7 +66,7 @@ export class DhtError extends Schema.TaggedError<DhtError>()("DhtError", {
 }
 
 /** Why one query got no answer (private: callers of the service never see it). */
-class QueryFailed extends Schema.TaggedError<QueryFailed>()("QueryFailed", { problem: Schema.String }) {}
+class QueryFailed extends Data.TaggedError("QueryFailed")<{ readonly problem: string }> {}
 
 export interface Address {
   readonly host: string
@@ -175,7 +176,7 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
     if (insert._tag === "Full") pingInBackground(insert.questionable[0]!)
   }
 
-  // A transaction id not in use: the table never holds more than MAX_OUTSTANDING of 65536.
+  // A transaction id not in use (at most MAX_OUTSTANDING of the 65536 are).
   const transactionId = () => {
     do nextTransaction = (nextTransaction + 1) & 0xffff
     while (pending.has(nextTransaction))
