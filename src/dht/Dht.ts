@@ -41,7 +41,6 @@ import {
   Path,
   Queue,
   Result,
-  Schedule,
   Schema,
   Semaphore,
   Stream
@@ -209,9 +208,11 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
 
   const ping = (to: Contact) => Effect.ignore(query(to, { _tag: "Ping", id: nodeId }))
 
-  /** Pings without waiting, and only while fewer than half the query slots are taken. */
+  /** Pings without waiting: only while fewer than half the query slots are taken, and not twice at once. */
   function pingInBackground(to: Contact) {
-    if (pending.size < MAX_OUTSTANDING / 2) runInBackground(ping(to))
+    if (pending.size >= MAX_OUTSTANDING / 2) return
+    for (const query of pending.values()) if (query.host === to.host && query.port === to.port) return
+    runInBackground(ping(to))
   }
 
   const answer = (query: Krpc.Query, from: Address, now: number): Krpc.Response | Krpc.KrpcError => {
@@ -288,7 +289,7 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
 
   /**
    * Asks nodes ever closer to `target` (get_peers or find_node), handing each
-   * answer's peers to `onPeers`; returns the closest nodes that answered.
+   * answer's peers to `onPeers`; returns the nodes that answered, closest first.
    */
   const iterate = (target: Uint8Array, kind: "GetPeers" | "FindNode", onPeers: (peers: ReadonlyArray<Address>) => void) =>
     Effect.gen(function*() {
@@ -308,7 +309,9 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
       if (candidates.size < RoutingTable.K) (yield* seeds).forEach(add)
       // Contacts without an id (bootstrap nodes) come first; the rest by distance.
       const byDistance = (a: Contact, b: Contact) =>
-        a.id === undefined ? -1 : b.id === undefined ? 1 : RoutingTable.compareDistance(target, a.id, b.id)
+        a.id === undefined || b.id === undefined
+          ? Number(b.id === undefined) - Number(a.id === undefined)
+          : RoutingTable.compareDistance(target, a.id, b.id)
 
       const round = Effect.gen(function*() {
         const batch = Array.from(candidates.values()).sort(byDistance).slice(0, RoutingTable.K)
@@ -331,7 +334,7 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
         return true
       })
       yield* round.pipe(Effect.repeat({ while: (more) => more }), Effect.timeoutOption(LOOKUP_TIMEOUT))
-      return answered.sort((a, b) => RoutingTable.compareDistance(target, a.node.id, b.node.id)).slice(0, RoutingTable.K)
+      return answered.sort((a, b) => RoutingTable.compareDistance(target, a.node.id, b.node.id))
     })
 
   const lookup = (infoHash: Uint8Array) =>
@@ -353,11 +356,12 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
     ).pipe(Stream.withSpan("Dht.lookup"))
 
   const announce = Effect.fn("Dht.announce")(function*(infoHash: Uint8Array, port: number) {
-    const closest = yield* iterate(infoHash, "GetPeers", () => {})
+    const answered = yield* iterate(infoHash, "GetPeers", () => {})
+    const closest = answered.flatMap(({ node, token }) => token === undefined ? [] : [{ node, token }])
     yield* Effect.forEach(
-      closest.filter((answered) => answered.token !== undefined),
+      closest.slice(0, RoutingTable.K),
       ({ node, token }) =>
-        Effect.ignore(query(node, { _tag: "AnnouncePeer", id: nodeId, infoHash, port, impliedPort: false, token: token! })),
+        Effect.ignore(query(node, { _tag: "AnnouncePeer", id: nodeId, infoHash, port, impliedPort: false, token })),
       { concurrency: RoutingTable.K, discard: true }
     )
   })
@@ -377,7 +381,7 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
     Effect.forkScoped
   )
   yield* iterate(nodeId, "FindNode", () => {}).pipe(
-    Effect.andThen(Effect.repeat(Effect.delay(refresh, REFRESH_CHECK), Schedule.forever)),
+    Effect.andThen(Effect.forever(Effect.delay(refresh, REFRESH_CHECK))),
     Effect.forkScoped
   )
   if (settings.stateFile !== undefined) {
