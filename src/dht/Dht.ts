@@ -315,8 +315,8 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
 
       const round = Effect.gen(function*() {
         const batch = Array.from(candidates.values()).sort(byDistance).slice(0, RoutingTable.K)
-          .filter((node) => !asked.has(key(node))).slice(0, ALPHA)
-        if (batch.length === 0 || asked.size >= MAX_LOOKUP_QUERIES) return false
+          .filter((node) => !asked.has(key(node))).slice(0, Math.min(ALPHA, MAX_LOOKUP_QUERIES - asked.size))
+        if (batch.length === 0) return false
         batch.forEach((node) => asked.add(key(node)))
         yield* Effect.forEach(batch, (node) =>
           query(node, body).pipe(

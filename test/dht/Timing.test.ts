@@ -35,11 +35,12 @@ interface Received {
 const remoteNode = (
   network: MemoryUdp.Network,
   host: string,
-  reply: (message: Krpc.Message, id: Uint8Array) => Krpc.Message | undefined
+  reply: (message: Krpc.Message, id: Uint8Array) => Krpc.Message | undefined,
+  port = 6881
 ) =>
   Effect.gen(function*() {
     const id = new Uint8Array(20).fill(0xee)
-    const socket = yield* network.socket(host, 6881)
+    const socket = yield* network.socket(host, port)
     const reader = yield* socket.reader
     const writer = yield* socket.writer
     const received: Array<Received> = []
@@ -51,7 +52,7 @@ const remoteNode = (
         if (answer !== undefined) yield* writer.write({ payload: Krpc.encode(answer), address })
       }
     }).pipe(Effect.forever, Effect.forkScoped)
-    return { id, address: { host, port: 6881 }, received, writer }
+    return { id, address: { host, port }, received, writer }
   })
 
 /** Answers every query as a node that knows no other node. */
@@ -157,5 +158,33 @@ describe("Dht timing", () => {
       assert.deepStrictEqual(found, [])
       assert.strictEqual(at, 2000)
       assert.deepStrictEqual(queriesOf(remote.received).map(({ query }) => query._tag), ["FindNode", "GetPeers"])
+    }))
+
+  it.effect("a lookup that keeps hearing of closer nodes stops after 100 queries", () =>
+    Effect.gen(function*() {
+      const network = yield* MemoryUdp.makeNetwork
+      // 150 nodes that each answer with 8 others, ever closer to the target.
+      const ports = Array.from({ length: 150 }, (_, i) => i + 1)
+      let next = 0
+      const hydra = (message: Krpc.Message, id: Uint8Array): Krpc.Message | undefined => {
+        if (message._tag !== "Query" || message.query._tag !== "GetPeers") return answering(message, id)
+        const target = message.query.infoHash
+        const nodes = Array.from({ length: 8 }, () => {
+          const closer = new Uint8Array(target)
+          new DataView(closer.buffer).setUint32(16, 1_000_000 - ++next)
+          return { id: closer, host: "10.0.1.1", port: ports[next % ports.length]! }
+        })
+        return {
+          _tag: "Response",
+          transactionId: message.transactionId,
+          response: { id, nodes, values: [], token: undefined }
+        }
+      }
+      const remotes = yield* Effect.forEach(ports, (port) => remoteNode(network, "10.0.1.1", hydra, port))
+      const dht = yield* memoryDht(network, { bootstrap: [remotes[0]!.address] })
+      const found = yield* Stream.runCollect(dht.lookup(new Uint8Array(20).fill(0x42)))
+      assert.deepStrictEqual(found, [])
+      const getPeers = remotes.flatMap(({ received }) => queriesOf(received)).filter(({ query }) => query._tag === "GetPeers")
+      assert.strictEqual(getPeers.length, 100)
     }))
 })
