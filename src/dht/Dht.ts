@@ -10,8 +10,8 @@
  *   from the address it was sent to; a query fails after 2 seconds, and at
  *   most 64 are outstanding.
  * - Lookups are iterative: rounds of up to 4 queries to the closest nodes
- *   not yet asked, until the 8 closest that answered have all been asked
- *   (at most 100 queries and 30 seconds). They start from the routing table,
+ *   not yet asked, until the 8 closest known nodes (those that failed to
+ *   answer left out) have all been asked; at most 100 queries and 30 seconds. They start from the routing table,
  *   or, while it has fewer than 8 nodes, also from the bootstrap nodes and
  *   those saved by the previous run.
  * - The table fills from nodes that answer us; nodes that query us are
