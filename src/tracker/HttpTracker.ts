@@ -106,7 +106,7 @@ const Wire = Schema.Struct({
 const bad = (problem: string) => new Tracker.BadResponse({ problem })
 
 /** The response: bytes and HTTP status in, announce response or the reason it is not one out. */
-const parse = (status: number, body: Uint8Array) => Result.gen(function*() {
+export const parse = (status: number, body: Uint8Array) => Result.gen(function*() {
   const decoded = Bencode.decode(body)
   // Trackers send "failure reason" with 200 and with error statuses alike.
   const refusal = Result.isSuccess(decoded) ? Schema.decodeUnknownOption(Refusal)(decoded.success) : Option.none()
