@@ -13,6 +13,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Frame from "./protocol/Frame.ts"
 import * as InfoHash from "./protocol/InfoHash.ts"
 import type * as Metainfo from "./protocol/Metainfo.ts"
+import * as Admission from "./peer/Admission.ts"
 import * as Listener from "./peer/Listener.ts"
 import { PeerConnector } from "./peer/PeerConnector.ts"
 import { keyOf } from "./peer/PeerEvent.ts"
@@ -126,10 +127,14 @@ export const make = Effect.gen(function*() {
   // Incoming connections: read the handshake, then hand over to the torrent it names.
   const incoming = yield* Queue.unbounded<Listener.Connection>()
   const port = yield* Listener.listen(config.port, (c) => Queue.offerUnsafe(incoming, c), config.listenHost)
+  const admission = Admission.make(config)
   const route = (connection: Listener.Connection) =>
     Effect.gen(function*() {
       const largest = Math.max(1, ...[...entries.values()].map((e) => e.meta.pieceCount))
       const io = yield* PeerIo.make(connection.socket, { maxFrame: Frame.maxFrameFor(largest) })
+      // Refused: the scope closes the socket at once.
+      if (!admission.admitIncoming(connection.host)) return
+      yield* Effect.addFinalizer(() => Effect.sync(() => admission.release(connection.host)))
       const peer = keyOf(connection)
       const first = yield* PeerSession.readHandshake(io, config.handshakeTimeoutMillis, (detail) =>
         new PeerSession.PeerError({ peer, detail }))
@@ -167,6 +172,7 @@ export const make = Effect.gen(function*() {
         Effect.ensuring(SubscriptionRef.update(entry.progress, (p) => p.state === "seeding" ? p : { ...p, state: "stopped" as const })),
         // Torrents announce (and tell peers) the port we really listen on.
         Effect.provideService(TorrentConfig, { ...config, port }),
+        Effect.provideService(Admission.Admission, admission),
         Effect.provideContext(context),
         Effect.asVoid
       ),

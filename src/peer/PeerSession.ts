@@ -25,6 +25,7 @@ import { RateLimits } from "../torrent/RateLimit.ts"
 import { blockSize, type BlockRequest } from "../torrent/Synchronizer.ts"
 import { TorrentConfig } from "../torrent/TorrentConfig.ts"
 import * as Coordinator from "./Coordinator.ts"
+import * as FloodGuard from "./FloodGuard.ts"
 import type { PeerCommand, PeerKey } from "./PeerEvent.ts"
 import * as PeerIo from "./PeerIo.ts"
 
@@ -153,13 +154,21 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
   const inRange = (r: BlockRequest) =>
     r.index < options.pieceCount && r.length > 0 && r.length <= blockSize && r.begin + r.length <= options.pieceSize(r.index)
 
-  /** A valid request: queued if we may serve it, rejected (fast extension) or dropped otherwise. */
-  const onRequest = (r: BlockRequest): Array<WireMessage> => {
-    if ((choking && !allowedFast.has(r.index)) || !ours.has(r.index) || uploads.length >= maxUploadQueue) return reject(r)
+  /** A valid request: queued if we may serve it (true), else rejected (fast extension) or dropped. */
+  const onRequest = (r: BlockRequest, replies: Array<WireMessage>): boolean => {
+    if ((choking && !allowedFast.has(r.index)) || !ours.has(r.index) || uploads.length >= maxUploadQueue) {
+      replies.push(...reject(r))
+      return false
+    }
     uploads.push(r)
     Queue.offerUnsafe(uploadsReady, undefined)
-    return []
+    return true
   }
+
+  /** The peer's pieces as it announced them, to tell new haves from repeated ones. */
+  let theirs = Bitfield.make(options.pieceCount)
+  const flood = FloodGuard.make()
+  const flooded = (m: WireMessage) => fail(`flooded us with messages that change nothing (the last a ${m._tag})`)
 
   /** One read's messages: the Coordinator checks blocks, the Orchestrator gets the rest. */
   const handle = Effect.fnUntraced(function*(incoming: ReadonlyArray<PeerIo.Incoming>) {
@@ -170,55 +179,76 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
     const released: Array<BlockRequest> = []
     const replies: Array<WireMessage> = []
     for (const m of incoming) {
+      // Every message but a new have, a wanted block, and a request or cancel we act on costs a token.
       switch (m._tag) {
         case "Handshake":
           return yield* fail("sent a second handshake")
-        case "KeepAlive":
-          continue
         case "Piece":
           received += m.block.length
+          if (m.index >= options.pieceCount || m.begin + m.block.length > options.pieceSize(m.index)) {
+            return yield* fail(`sent ${m.block.length} bytes at ${m.begin} of piece ${m.index}: out of range`)
+          }
           if (!coordinator.received(m.index, m.begin, m.block.length, now)) {
+            if (coordinator.has(m.index, m.begin)) {
+              return yield* fail(`sent a ${m.block.length}-byte block at ${m.begin} of piece ${m.index}: not the length asked for`)
+            }
             if (++unrequested > maxUnrequested) return yield* fail(`sent more than ${maxUnrequested} blocks we never asked for`)
             continue
           }
           break
         case "Request":
           if (!inRange(m)) return yield* fail(`requested ${m.length} bytes at ${m.begin} of piece ${m.index}: out of range`)
-          replies.push(...onRequest(m))
-          continue
-        case "Extended":
-          // Only the extension handshake (id 0) matters here: its `reqq` bounds our pipeline.
-          if (m.id === 0) {
-            const reqq = extensionQueueLimit(m.payload)
-            if (reqq !== undefined) coordinator.setMaxDepth(reqq)
-          }
+          if (!onRequest(m, replies) && !flood.spend()) return yield* flooded(m)
           continue
         case "Cancel": {
           const at = uploads.findIndex((r) => r.index === m.index && r.begin === m.begin && r.length === m.length)
           if (at >= 0) uploads.splice(at, 1)
+          else if (!flood.spend()) return yield* flooded(m)
           continue
         }
-        case "Choke":
-          released.push(...coordinator.clear())
-          break
-        case "RejectRequest": {
-          const request = coordinator.rejected(m.index, m.begin)
-          if (request !== undefined) released.push(request)
-          continue
-        }
-        case "HaveAll":
-        case "HaveNone":
-        case "Suggest":
-        case "AllowedFast":
-          if (!fast) return yield* fail(`sent ${m._tag} without the fast extension`)
-          break
         case "Have":
           if (m.index >= options.pieceCount) return yield* fail(`has piece ${m.index} of a ${options.pieceCount}-piece torrent`)
+          if (theirs.has(m.index)) {
+            if (!flood.spend()) return yield* flooded(m)
+            continue
+          }
+          theirs.set(m.index)
           break
-        case "Bitfield": {
-          const checked = Bitfield.fromBytes(m.bytes, options.pieceCount)
-          if (checked._tag === "Failure") return yield* fail(checked.failure.message)
-          break
+        default: {
+          if (!flood.spend()) return yield* flooded(m)
+          switch (m._tag) {
+            case "KeepAlive":
+              continue
+            case "Extended":
+              // Only the extension handshake (id 0) matters here: its `reqq` bounds our pipeline.
+              if (m.id === 0) {
+                const reqq = extensionQueueLimit(m.payload)
+                if (reqq !== undefined) coordinator.setMaxDepth(reqq)
+              }
+              continue
+            case "Choke":
+              released.push(...coordinator.clear())
+              break
+            case "RejectRequest": {
+              const request = coordinator.rejected(m.index, m.begin)
+              if (request !== undefined) released.push(request)
+              continue
+            }
+            case "HaveAll":
+            case "HaveNone":
+            case "Suggest":
+            case "AllowedFast":
+              if (!fast) return yield* fail(`sent ${m._tag} without the fast extension`)
+              if (m._tag === "HaveAll") theirs = Bitfield.full(options.pieceCount)
+              if (m._tag === "HaveNone") theirs = Bitfield.make(options.pieceCount)
+              break
+            case "Bitfield": {
+              const checked = Bitfield.fromBytes(m.bytes, options.pieceCount)
+              if (checked._tag === "Failure") return yield* fail(checked.failure.message)
+              theirs = checked.success
+              break
+            }
+          }
         }
       }
       messages.push(m)
@@ -305,6 +335,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
       yield* Effect.sleep(1000)
       const now = yield* Clock.currentTimeMillis
       coordinator.tick(now - last)
+      flood.refill()
       last = now
       if (now - lastHeard >= config.idleTimeoutMillis) return yield* fail(`silent for ${config.idleTimeoutMillis / 1000} s`)
       yield* orchestrator.offer({

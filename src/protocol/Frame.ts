@@ -86,7 +86,11 @@ export class FrameDecoder<A, E> {
     // `awaitingHandshake`, and its A and E include the Handshake cases.
     const emit = out as Array<Handshake.Handshake | WireMessage.WireMessage>
     if (this.awaitingHandshake) {
-      if (this.available < Handshake.length) return Result.succeed(out)
+      if (this.available < Handshake.length) {
+        const prefix = Uint8Array.from({ length: Math.min(this.available, 20) }, (_, i) => this.byteAt(i))
+        const error = Handshake.checkPrefix(prefix)
+        return error === undefined ? Result.succeed(out) : Result.fail(error as E)
+      }
       const handshake = Handshake.decode(this.take(Handshake.length))
       if (Result.isFailure(handshake)) return handshake as Result.Result<never, E>
       emit.push(handshake.success)

@@ -81,6 +81,20 @@ export const encode = (handshake: Handshake): Uint8Array => {
 }
 
 /**
+ * Checks the first bytes of a handshake before all 68 have arrived, so that a
+ * peer sending something else is dropped at once rather than at the
+ * handshake deadline.
+ */
+export const checkPrefix = (prefix: Uint8Array): HandshakeError | undefined => {
+  if (prefix.length > 0 && prefix[0] !== protocol.length) return new HandshakeError({ field: "pstrlen", found: prefix[0]! })
+  const name = prefix.subarray(1, 1 + protocol.length)
+  for (let i = 0; i < name.length; i++) {
+    if (name[i] !== protocolBytes[i]) return new HandshakeError({ field: "protocol", found: latin1.decode(name) })
+  }
+  return undefined
+}
+
+/**
  * Reads exactly 68 bytes. The fields are copies: the input is a view on a
  * socket buffer and a handshake lives as long as the session.
  */

@@ -10,6 +10,7 @@
 import { Clock, Context, Effect, Fiber, FiberMap, Layer, Queue } from "effect"
 import * as InfoHash from "../protocol/InfoHash.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
+import { Admission } from "../peer/Admission.ts"
 import type * as PeerIo from "../peer/PeerIo.ts"
 import { type Address, PeerConnector } from "../peer/PeerConnector.ts"
 import { keyOf, type PeerKey } from "../peer/PeerEvent.ts"
@@ -63,6 +64,7 @@ export const make = Effect.gen(function*() {
   const candidates = new Map<PeerKey, Candidate>()
   const wake = yield* Queue.sliding<void>(1)
   const infoHash = InfoHash.toBytes(sync.meta.infoHash)
+  const admission = yield* Admission
   let halfOpen = 0
 
   const ended = (key: PeerKey, outcome: PeerSession.Outcome) =>
@@ -94,7 +96,7 @@ export const make = Effect.gen(function*() {
       connection: { _tag: "Outgoing", socket: connector.connect(candidate.address, config.connectTimeoutMillis) },
       onHandshake: settle
     }).pipe(
-      Effect.ensuring(settle),
+      Effect.ensuring(Effect.andThen(settle, Effect.sync(() => admission.release()))),
       Effect.flatMap((outcome) => ended(key, outcome)),
       Effect.provideContext(context)
     )
@@ -136,6 +138,7 @@ export const make = Effect.gen(function*() {
     for (const [key, candidate] of candidates) {
       if (open >= config.maxPeers || halfOpen >= config.maxHalfOpen) return
       if (candidate.retryAt > now || orchestrator.isBanned(key) || (yield* FiberMap.has(sessions, key))) continue
+      if (!admission.admitOutgoing()) return // every connection slot of the process is taken
       candidate.retryAt = Infinity // until the session ends
       yield* dial(key, candidate)
       open++

@@ -15,6 +15,7 @@ import type { WireMessage } from "../protocol/WireMessage.ts"
 import type { PeerCommand, PeerEvent, PeerKey } from "../peer/PeerEvent.ts"
 import * as Choker from "./Choker.ts"
 import { DiskWriter, type DiskError } from "./DiskWriter.ts"
+import * as SmartBan from "./SmartBan.ts"
 import { blockKey, type BlockRequest, type OpenPiece, Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
 
@@ -73,8 +74,12 @@ interface PeerState {
   hashStrikes: number
 }
 
-/** Hash failures a peer may contribute to before it is disconnected and banned. */
-const maxHashStrikes = 2
+/**
+ * Failed pieces shared with other peers that a peer may contribute to before
+ * it is disconnected and banned, when no good copy has told the culprit yet
+ * (see SmartBan). A peer that alone sent a bad piece is banned at once.
+ */
+const maxHashStrikes = 3
 /** Memory for pieces being downloaded. */
 const openPieceBytes = 16 * 1024 * 1024
 
@@ -116,6 +121,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
   const checks = yield* Queue.unbounded<OpenPiece>()
   const completed = yield* Deferred.make<void, DiskError>()
   const peers = new Map<PeerKey, PeerState>()
+  const smartBan = SmartBan.make()
   const maxOpen = Math.max(4, Math.floor(openPieceBytes / meta.pieceLength))
   const maxPending = Math.max(4, Math.floor(config.maxPendingBytes / meta.pieceLength))
   let downloaded = 0
@@ -221,6 +227,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
           downloaded += m.block.length
           const result = sync.receive(m.index, m.begin, m.block, peer)
           if (!result.fresh) break
+          smartBan.received(m.index, m.begin, peer)
           // Only endgame blocks are asked of several peers: no scan of every peer per block otherwise.
           if (result.shared === true) yield* cancelElsewhere(peer, m.index, m.begin)
           if (result.complete !== undefined) yield* Queue.offer(checks, result.complete)
@@ -340,8 +347,26 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
     }
   })
 
+  const ban = (peer: PeerKey) => {
+    bans.addresses.add(peer)
+    const state = peers.get(peer)
+    if (state === undefined) return Effect.void
+    bans.ids.add(state.id)
+    return send(state, [{ _tag: "Disconnect", reason: "sent corrupt data" }])
+  }
+
   const onPieceChecked = Effect.fnUntraced(function*(piece: OpenPiece, ok: boolean) {
     if (ok) {
+      // Before `verified`, which recycles the buffer.
+      const verdict = smartBan.verified(piece.index, piece.buffer)
+      for (const peer of verdict.culprits) {
+        yield* Effect.logWarning(`piece ${piece.index}: ${peer} sent the bad block of its failed copy`)
+        yield* ban(peer)
+      }
+      for (const peer of verdict.cleared) {
+        const state = peers.get(peer)
+        if (state !== undefined) state.hashStrikes = Math.max(0, state.hashStrikes - 1)
+      }
       sync.verified(piece)
       for (const state of peers.values()) {
         yield* send(state, [{ _tag: "Have", index: piece.index }])
@@ -354,18 +379,14 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
       return
     }
     hashFailures++
+    smartBan.failed(piece.index, piece.buffer)
     sync.failed(piece)
     for (const state of peers.values()) yield* updateInterest(state) // the piece is needed again
     yield* Effect.logWarning(`piece ${piece.index} failed its hash check; from ${[...piece.contributors].join(", ")}`)
     for (const peer of piece.contributors) {
       const state = peers.get(peer)
       if (state === undefined) continue
-      // A peer that alone sent a bad piece, or is in several bad pieces, is banned.
-      if (piece.contributors.size === 1 || ++state.hashStrikes >= maxHashStrikes) {
-        bans.addresses.add(peer)
-        bans.ids.add(state.id)
-        yield* send(state, [{ _tag: "Disconnect", reason: "sent corrupt data" }])
-      }
+      if (piece.contributors.size === 1 || ++state.hashStrikes >= maxHashStrikes) yield* ban(peer)
     }
   })
 

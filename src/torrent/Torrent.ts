@@ -58,11 +58,15 @@ export interface Running {
 const resumeEveryMillis = 10_000
 
 /** The per-torrent services, built in the torrent's scope. */
-export const layer = (meta: Metainfo.Metainfo, options: Options, downloadDir: string) => {
+export const layer = (meta: Metainfo.Metainfo, options: Options, downloadDir: string, maxOpenFiles?: number) => {
   const wanted = options.selected === undefined ? undefined : meta.files.map((_, i) => options.selected!.includes(i))
   const base = Layer.mergeAll(
     Synchronizer.layer(meta, wanted === undefined ? undefined : { wanted }),
-    DiskWriter.layer(meta, { downloadDir, ...(wanted === undefined ? {} : { wanted }) }),
+    DiskWriter.layer(meta, {
+      downloadDir,
+      ...(wanted === undefined ? {} : { wanted }),
+      ...(maxOpenFiles === undefined ? {} : { maxOpenFiles })
+    }),
     RateLimits.layer(options.limits ?? { upload: [], download: [] })
   )
   const orchestrator = Orchestrator.layer(options.bans).pipe(Layer.provideMerge(base))
@@ -78,7 +82,7 @@ export const run = (meta: Metainfo.Metainfo, options: Options = {}) =>
     const config = yield* TorrentConfig
     // The layer is built in the torrent's scope first, so it closes last:
     // files are closed only after the body's finalizers (flush, save) ran.
-    const context = yield* Layer.build(layer(meta, options, config.downloadDir))
+    const context = yield* Layer.build(layer(meta, options, config.downloadDir, config.maxOpenFiles))
     yield* body(meta, options).pipe(Effect.provideContext(context))
   }).pipe(Effect.scoped, Effect.annotateLogs({ torrent: meta.name, infoHash: meta.infoHash }))
 

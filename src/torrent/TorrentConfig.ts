@@ -12,6 +12,12 @@ export interface Settings {
   readonly maxPeers: number
   /** Most connection attempts in flight per torrent. */
   readonly maxHalfOpen: number
+  /** Most open peer connections over all torrents (incoming and outgoing). */
+  readonly maxConnections: number
+  /** Most open incoming connections from one IP address. */
+  readonly maxConnectionsPerHost: number
+  /** Most files each torrent keeps open at once. */
+  readonly maxOpenFiles: number
   /** TCP port we listen on and announce (the next free ones are tried when it is taken). */
   readonly port: number
   /** Address to listen on; default: every interface (IPv6 and IPv4). */
@@ -43,6 +49,9 @@ export const defaults = (): Settings => ({
   downloadDir: ".",
   maxPeers: 50,
   maxHalfOpen: 8,
+  maxConnections: 200,
+  maxConnectionsPerHost: 8,
+  maxOpenFiles: 32,
   port: 6881,
   listenHost: undefined,
   peerId: makePeerId(),
@@ -67,6 +76,10 @@ export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("e
       const read = yield* Config.all({
         downloadDir: Config.String("DOWNLOAD_DIR").pipe(Config.withDefault(base.downloadDir)),
         maxPeers: Config.Int("MAX_PEERS").pipe(Config.withDefault(base.maxPeers)),
+        maxHalfOpen: Config.Int("MAX_HALF_OPEN").pipe(Config.withDefault(base.maxHalfOpen)),
+        maxConnections: Config.Int("MAX_CONNECTIONS").pipe(Config.withDefault(base.maxConnections)),
+        maxConnectionsPerHost: Config.Int("MAX_CONNECTIONS_PER_HOST").pipe(Config.withDefault(base.maxConnectionsPerHost)),
+        maxOpenFiles: Config.Int("MAX_OPEN_FILES").pipe(Config.withDefault(base.maxOpenFiles)),
         port: Config.Int("PORT").pipe(Config.withDefault(base.port))
       }).pipe(Config.nested("TORRENT"))
       return TorrentConfig.of({ ...base, ...read })

@@ -106,7 +106,7 @@ const Wire = Schema.Struct({
 const bad = (problem: string) => new Tracker.BadResponse({ problem })
 
 /** The response: bytes and HTTP status in, announce response or the reason it is not one out. */
-const parse = (status: number, body: Uint8Array) => Result.gen(function*() {
+export const parse = (status: number, body: Uint8Array) => Result.gen(function*() {
   const decoded = Bencode.decode(body)
   // Trackers send "failure reason" with 200 and with error statuses alike.
   const refusal = Result.isSuccess(decoded) ? Schema.decodeUnknownOption(Refusal)(decoded.success) : Option.none()
@@ -120,11 +120,11 @@ const parse = (status: number, body: Uint8Array) => Result.gen(function*() {
     ? []
     : wire.peers instanceof Uint8Array
     ? yield* Tracker.compactPeers(wire.peers, 6)
-    : wire.peers.flatMap(dictPeer)
+    : wire.peers.slice(0, Tracker.maxPeersPerAnnounce).flatMap(dictPeer)
   const peers6 = wire.peers6 === undefined ? [] : yield* Tracker.compactPeers(wire.peers6, 18)
   const response: Tracker.AnnounceResponse = {
     interval: wire.interval,
-    peers: [...peers, ...peers6],
+    peers: [...peers, ...peers6].slice(0, Tracker.maxPeersPerAnnounce),
     ...(wire["min interval"] === undefined ? {} : { minInterval: wire["min interval"] }),
     ...(wire["tracker id"] === undefined ? {} : { trackerId: Bencode.text(wire["tracker id"]) }),
     ...(wire.complete === undefined ? {} : { complete: wire.complete }),

@@ -266,15 +266,26 @@ const nextAnnounce = (response: AnnounceResponse): Duration.Duration =>
 export const withUrl = <A, R>(effect: Effect.Effect<A, TrackerErrorReason, R>, url: URL) =>
   Effect.mapError(effect, (reason) => new TrackerError({ url: url.href, reason }))
 
-/** BEP 23 compact peers (6 bytes each) or BEP 7 compact IPv6 peers (18 bytes each). */
-export const compactPeers = (bytes: Uint8Array, size: 6 | 18): Result.Result<Array<PeerAddress>, BadResponse> => {
+/**
+ * Most peers taken from one announce: more than a torrent dials or remembers
+ * (the Monitor keeps 2000 addresses), and a hostile tracker's list of
+ * hundreds of thousands costs no memory beyond it.
+ */
+export const maxPeersPerAnnounce = 2000
+
+/** BEP 23 compact peers (6 bytes each) or BEP 7 compact IPv6 peers (18 bytes each), the first `limit` of them. */
+export const compactPeers = (
+  bytes: Uint8Array,
+  size: 6 | 18,
+  limit = maxPeersPerAnnounce
+): Result.Result<Array<PeerAddress>, BadResponse> => {
   if (bytes.length % size !== 0) {
     return Result.fail(
       new BadResponse({ problem: `a compact peer list of ${bytes.length} bytes is not a multiple of ${size}` })
     )
   }
   const peers: Array<PeerAddress> = []
-  for (let at = 0; at < bytes.length; at += size) {
+  for (let at = 0; at < bytes.length && peers.length < limit; at += size) {
     const ip = bytes.subarray(at, at + size - 2)
     peers.push({
       host: NetAddress.formatIp(size === 6 ? NetAddress.ipv4FromBytesUnsafe(ip) : NetAddress.ipv6FromBytesUnsafe(ip)),

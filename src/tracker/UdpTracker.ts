@@ -126,7 +126,8 @@ const announcePacket = (connectionId: Uint8Array, request: Tracker.AnnounceReque
   return bytes
 }
 
-const parseAnnounce = (answer: Uint8Array, ipv6: boolean) => {
+/** An announce answer (action 1), already matched to our transaction id. */
+export const parseAnnounce = (answer: Uint8Array, ipv6: boolean) => {
   if (answer.length < 20) {
     return Result.fail(new Tracker.BadResponse({ problem: `announce answer of ${answer.length} bytes` }))
   }

@@ -240,28 +240,50 @@ describe("Orchestrator", () => {
       assert.deepStrictEqual(requestsIn(toB).map(keyOf), [keyOf(allBlocks[4]!)], "piece 2 asked of B")
     }))
 
-  it.effect("a bad piece from two peers: a strike each, both banned at their second bad piece", () =>
+  /** A and B have only piece 0 and a pipeline of one block each: each round, each sends one of its two blocks. */
+  const sharedPiece = Effect.gen(function*() {
+    const started = yield* start
+    const a = yield* started.connect("10.0.0.1:6881")
+    const b = yield* started.connect("10.0.0.2:6881")
+    yield* a.says([{ _tag: "Have", index: 0 }, { _tag: "Unchoke" }], { depth: 1 })
+    yield* b.says([{ _tag: "Have", index: 0 }, { _tag: "Unchoke" }], { depth: 1 })
+    /** One round: both answer their request, A's block corrupt when `corruptA`. */
+    const round = Effect.fnUntraced(function*(corruptA: boolean) {
+      const fromA = requestsIn(yield* a.drain)
+      const fromB = requestsIn(yield* b.drain)
+      assert.deepStrictEqual(sortedKeys([...fromA, ...fromB]), sortedKeys(allBlocks.slice(0, 2)))
+      yield* a.says([blockOf(fromA[0]!, corruptA)], { depth: 1 })
+      yield* b.says([blockOf(fromB[0]!)], { depth: 1 })
+    })
+    return { ...started, a, b, round }
+  })
+
+  it.effect("smart ban: a bad piece from two peers; when a good copy comes, only the one whose block differed is banned", () =>
     Effect.gen(function*() {
-      const { connect, orchestrator } = yield* start
-      const a = yield* connect("10.0.0.1:6881")
-      const b = yield* connect("10.0.0.2:6881")
-      // Both have only piece 0, one block of it each.
-      yield* a.says([{ _tag: "Have", index: 0 }, { _tag: "Unchoke" }], { depth: 1 })
-      yield* b.says([{ _tag: "Have", index: 0 }, { _tag: "Unchoke" }], { depth: 1 })
-      for (let round = 1; round <= 2; round++) {
-        const fromA = requestsIn(yield* a.drain)
-        const fromB = requestsIn(yield* b.drain)
-        assert.deepStrictEqual(sortedKeys([...fromA, ...fromB]), sortedKeys(allBlocks.slice(0, 2)), `round ${round}`)
-        yield* a.says([blockOf(fromA[0]!, true)], { depth: 1 }) // A corrupts its block
-        yield* b.says([blockOf(fromB[0]!)], { depth: 1 })
-        const banned = round === 2
-        assert.strictEqual(orchestrator.isBanned(a.peer), banned, `A after round ${round}`)
-        assert.strictEqual(orchestrator.isBanned(b.peer), banned, `B after round ${round}`)
-        if (banned) {
-          assert.isTrue(tagsOf(yield* a.drain).includes("Disconnect"))
-          assert.isTrue(tagsOf(yield* b.drain).includes("Disconnect"))
-        }
+      const { a, b, disk, orchestrator, round } = yield* sharedPiece
+      yield* round(true)
+      assert.isFalse(disk.written.has(0), "the first copy failed")
+      assert.isFalse(orchestrator.isBanned(a.peer), "not yet known who sent the bad block")
+      assert.isFalse(orchestrator.isBanned(b.peer))
+      yield* round(false)
+      assert.deepStrictEqual(disk.written.get(0), fixture.piece(0), "the second copy passed")
+      assert.isTrue(orchestrator.isBanned(a.peer), "A's block of the failed copy differs from the good one")
+      assert.isTrue(tagsOf(yield* a.drain).includes("Disconnect"))
+      assert.isFalse(orchestrator.isBanned(b.peer), "B sent only good blocks")
+      assert.isFalse(tagsOf(yield* b.drain).includes("Disconnect"))
+    }))
+
+  it.effect("a bad piece from two peers again and again with no good copy: a strike each, both banned at their third", () =>
+    Effect.gen(function*() {
+      const { a, b, orchestrator, round } = yield* sharedPiece
+      for (let n = 1; n <= 3; n++) {
+        yield* round(true)
+        const banned = n === 3
+        assert.strictEqual(orchestrator.isBanned(a.peer), banned, `A after round ${n}`)
+        assert.strictEqual(orchestrator.isBanned(b.peer), banned, `B after round ${n}`)
       }
+      assert.isTrue(tagsOf(yield* a.drain).includes("Disconnect"))
+      assert.isTrue(tagsOf(yield* b.drain).includes("Disconnect"))
     }))
 
   it.effect("a second connection from the same peer id is refused", () =>
