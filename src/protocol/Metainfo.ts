@@ -94,10 +94,10 @@ export const decode = (bytes: Uint8Array): Result.Result<Metainfo, MetainfoError
   const decoded = Bencode.decode(bytes)
   if (Result.isFailure(decoded)) return fail("Bencode", decoded.failure.message)
   const root = decoded.success
-  if (!isDict(root)) return fail("Malformed", "the file is not a bencoded dictionary")
+  if (!Bencode.isDict(root)) return fail("Malformed", "the file is not a bencoded dictionary")
   const info = root["info"]
   if (info === undefined) return fail("Malformed", "it has no info dictionary")
-  if (!isDict(info)) return fail("Malformed", "info is not a dictionary")
+  if (!Bencode.isDict(info)) return fail("Malformed", "info is not a dictionary")
   return Result.map(fromInfo(info), (meta) => ({ ...meta, ...torrentFields(root) }))
 }
 
@@ -201,9 +201,6 @@ const torrentFields = (root: Bencode.BDict) => {
 
 const textOf = (value: Bencode.BValue | undefined): Array<string> =>
   value instanceof Uint8Array && value.length > 0 ? [Bencode.text(value)] : []
-
-const isDict = (value: Bencode.BValue): value is Bencode.BDict =>
-  typeof value === "object" && !(value instanceof Uint8Array) && !Array.isArray(value)
 
 /** Why a path component is unsafe to create under the download folder, if it is. */
 const unsafeComponent = (component: string): string | undefined => {

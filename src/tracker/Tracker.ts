@@ -10,7 +10,7 @@
  * Tests swap either transport for an in-memory one.
  */
 import { Context, Duration, Effect, Layer, Random, Result, Schedule, Schema, Stream } from "effect"
-import * as NetAddress from "effect/net/NetAddress"
+import * as CompactPeer from "../protocol/CompactPeer.ts"
 
 // ---------------------------------------------------------------------------
 // Shapes
@@ -267,19 +267,5 @@ export const withUrl = <A, R>(effect: Effect.Effect<A, TrackerErrorReason, R>, u
   Effect.mapError(effect, (reason) => new TrackerError({ url: url.href, reason }))
 
 /** BEP 23 compact peers (6 bytes each) or BEP 7 compact IPv6 peers (18 bytes each). */
-export const compactPeers = (bytes: Uint8Array, size: 6 | 18): Result.Result<Array<PeerAddress>, BadResponse> => {
-  if (bytes.length % size !== 0) {
-    return Result.fail(
-      new BadResponse({ problem: `a compact peer list of ${bytes.length} bytes is not a multiple of ${size}` })
-    )
-  }
-  const peers: Array<PeerAddress> = []
-  for (let at = 0; at < bytes.length; at += size) {
-    const ip = bytes.subarray(at, at + size - 2)
-    peers.push({
-      host: NetAddress.formatIp(size === 6 ? NetAddress.ipv4FromBytesUnsafe(ip) : NetAddress.ipv6FromBytesUnsafe(ip)),
-      port: (bytes[at + size - 2]! << 8) | bytes[at + size - 1]!
-    })
-  }
-  return Result.succeed(peers)
-}
+export const compactPeers = (bytes: Uint8Array, size: 6 | 18): Result.Result<Array<PeerAddress>, BadResponse> =>
+  Result.mapError(CompactPeer.decodeList(bytes, size), (problem) => new BadResponse({ problem }))
