@@ -101,6 +101,14 @@ export const decode = (bytes: Uint8Array): Result.Result<Metainfo, MetainfoError
   return Result.map(fromInfo(info), (meta) => ({ ...meta, ...torrentFields(root) }))
 }
 
+/** Reads the bytes of an info dictionary (metadata fetched for a magnet link, at most `maxBytes`). */
+export const fromInfoBytes = (bytes: Uint8Array, maxBytes: number): Result.Result<Metainfo, MetainfoError> => {
+  const decoded = Bencode.decode(bytes, { ...Bencode.defaultLimits, maxBytes })
+  if (Result.isFailure(decoded)) return fail("Bencode", decoded.failure.message)
+  if (!Bencode.isDict(decoded.success)) return fail("Malformed", "info is not a dictionary")
+  return fromInfo(decoded.success)
+}
+
 /**
  * Reads an info dictionary, e.g. one fetched from peers for a magnet link.
  * The info-hash is the SHA-1 of the dictionary's original bytes.
