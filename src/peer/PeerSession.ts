@@ -10,7 +10,7 @@
  * the Orchestrator gets one `Disconnected` event with the requests it leaves
  * unanswered, and closing the scope closes the socket.
  */
-import { Cause, Clock, Effect, Option, Queue, Result, Schema } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Option, Queue, Result, Schema } from "effect"
 import type * as Socket from "effect/socket/Socket"
 import * as AllowedFast from "../protocol/AllowedFast.ts"
 import * as Bitfield from "../protocol/Bitfield.ts"
@@ -167,11 +167,15 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
     return []
   }
 
+  /** Done once the peer says it speaks ut_pex. */
+  const speaksPex = yield* Deferred.make<void>()
+
   const onExtension = (r: Received, replies: Array<WireMessage>): Effect.Effect<void> => {
     switch (r._tag) {
       case "Handshake":
         // Its `reqq` bounds our pipeline; an incoming peer's `p` says where others can reach it.
         if (r.handshake.reqq !== undefined) coordinator.setMaxDepth(Math.min(r.handshake.reqq, 2000))
+        if (r.handshake.ids.ut_pex !== undefined) Deferred.doneUnsafe(speaksPex, Exit.void)
         return options.connection._tag === "Incoming" && r.handshake.port !== undefined
           ? exchange.connected(peer, { address: { host: hostOf(peer), port: r.handshake.port }, flags: 0 })
           : Effect.void
@@ -343,8 +347,9 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
     }
   })
 
-  /** Tells the peer, if it speaks ut_pex, of the peers we talk to: as news comes, at most once per interval. */
+  /** Tells the peer, once it says it speaks ut_pex, of the peers we talk to: as news comes, at most once per interval. */
   const exchanger = Effect.gen(function*() {
+    yield* Deferred.await(speaksPex)
     const round = new PeerExchange.Round()
     while (true) {
       const id = extensions.idOf("ut_pex")
