@@ -271,6 +271,8 @@ export const make = Effect.gen(function*() {
       ),
       options: {
         ...options,
+        // The magnet's `x.pe` peers are dialled for the data too.
+        peers: [...(options.peers ?? []), ...(magnet === undefined ? [] : Magnet.peerAddresses(magnet))],
         bans: Orchestrator.makeBans(),
         limits: { upload: [globalUpload, upload], download: [globalDownload, download] }
       },

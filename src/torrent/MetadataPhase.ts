@@ -58,7 +58,7 @@ export const run = (magnet: Magnet.Magnet, options: Options) =>
       numWant: 50
     })
     yield* Effect.addFinalizer(() => Tracker.announceStopped(tiers, params))
-    const given = [...magnet.peers.flatMap((peer) => Magnet.parsePeer(peer) ?? []), ...(options.peers ?? [])]
+    const given = [...Magnet.peerAddresses(magnet), ...(options.peers ?? [])]
     yield* Discovery.peers({ given, tiers, params, private: false, public: [] }).pipe(
       Stream.runForEachArray((addresses) => fetcher.add(addresses)),
       Effect.forkScoped
