@@ -183,7 +183,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
         if (r.message._tag === "Request") replies.push(...extensions.answer(r.message.piece))
         return Effect.void
       case "Pex":
-        return exchange.found(r.message.added.slice(0, Pex.maxPeers))
+        return exchange.found(r.message.added.slice(0, Pex.maxPeers).map(({ host, port }) => ({ host, port })))
       case "Ignored":
         return Effect.void
     }
