@@ -5,6 +5,10 @@
  * interrupts it (closing its sockets and files, saving resume data), resuming
  * starts it again from what is on disk. Progress is a SubscriptionRef per
  * torrent that outlives pauses.
+ *
+ * A torrent added by magnet link first fetches its metadata from peers
+ * (`MetadataPhase`, progress state "fetching metadata"), then downloads like
+ * one added from a .torrent; the metadata is kept across pauses.
  */
 import { Context, Deferred, Effect, FiberMap, FiberSet, FileSystem, Layer, Path, Queue, Schema, Stream, SubscriptionRef } from "effect"
 import { Digest } from "effect/crypto"
@@ -12,6 +16,7 @@ import * as NodeCrypto from "@effect/platform-node/NodeCrypto"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Frame from "./protocol/Frame.ts"
 import * as InfoHash from "./protocol/InfoHash.ts"
+import * as Magnet from "./protocol/Magnet.ts"
 import type * as Metainfo from "./protocol/Metainfo.ts"
 import * as Admission from "./peer/Admission.ts"
 import * as Listener from "./peer/Listener.ts"
@@ -21,6 +26,8 @@ import * as PeerIo from "./peer/PeerIo.ts"
 import * as PeerSession from "./peer/PeerSession.ts"
 import * as Orchestrator from "./torrent/Orchestrator.ts"
 import type { Progress } from "./torrent/Orchestrator.ts"
+import * as MetadataFetcher from "./torrent/MetadataFetcher.ts"
+import * as MetadataPhase from "./torrent/MetadataPhase.ts"
 import * as Torrent from "./torrent/Torrent.ts"
 import * as RateLimit from "./torrent/RateLimit.ts"
 import { TorrentConfig } from "./torrent/TorrentConfig.ts"
@@ -43,7 +50,11 @@ export interface RateSettings {
 }
 
 export interface TorrentHandle {
-  readonly meta: Metainfo.Metainfo
+  readonly infoHash: InfoHash.InfoHash
+  /** The torrent's name: from its metadata, else the magnet's `dn`, else its info-hash. */
+  readonly name: Effect.Effect<string>
+  /** The metadata: at once for a .torrent; for a magnet link, once fetched (fails if the torrent fails first). */
+  readonly metadata: Effect.Effect<Metainfo.Metainfo, Torrent.TorrentError>
   /** Changes this torrent's own rate limits while it runs. */
   readonly setLimits: (limits: RateSettings) => Effect.Effect<void>
   readonly progress: SubscriptionRef.SubscriptionRef<Progress>
@@ -59,6 +70,10 @@ export interface AddOptions extends Omit<Torrent.Options, "limits" | "onStart" |
 }
 
 interface Entry extends TorrentHandle {
+  /** Undefined until a magnet link's metadata is fetched. */
+  meta: Metainfo.Metainfo | undefined
+  readonly magnet: Magnet.Magnet | undefined
+  readonly fetched: Deferred.Deferred<Metainfo.Metainfo>
   readonly options: Torrent.Options
   readonly done: Deferred.Deferred<void, Torrent.TorrentError>
 }
@@ -66,8 +81,14 @@ interface Entry extends TorrentHandle {
 export class TorrentManager extends Context.Service<TorrentManager, {
   /** The TCP port we accept peers on. */
   readonly port: number
-  /** Starts a torrent (idempotent: adding a running torrent returns its handle). */
-  readonly add: (meta: Metainfo.Metainfo, options?: AddOptions) => Effect.Effect<TorrentHandle>
+  /**
+   * Starts a torrent from its Metainfo, or from a magnet link (parsed or as
+   * text); idempotent: adding a running torrent returns its handle.
+   */
+  readonly add: (
+    torrent: Metainfo.Metainfo | Magnet.Magnet | string,
+    options?: AddOptions
+  ) => Effect.Effect<TorrentHandle, Magnet.MagnetError>
   readonly pause: (infoHash: InfoHash.InfoHash) => Effect.Effect<void, TorrentNotFound>
   readonly resume: (infoHash: InfoHash.InfoHash) => Effect.Effect<void, TorrentNotFound>
   /** Stops a torrent and forgets it (its files stay). */
@@ -92,19 +113,19 @@ export class TorrentManager extends Context.Service<TorrentManager, {
     )
 }
 
-/** Before the torrent's first progress report. */
-const starting = (meta: Metainfo.Metainfo): Progress => ({
-  state: "checking",
+/** Before the torrent's first progress report (without metadata: fetching it, from `peers` peers). */
+const starting = (meta: Metainfo.Metainfo | undefined, peers = 0): Progress => ({
+  state: meta === undefined ? "fetching metadata" : "checking",
   done: 0,
-  wanted: meta.length,
+  wanted: meta?.length ?? 0,
   verified: 0,
   downloaded: 0,
   uploaded: 0,
   downloadRate: 0,
   uploadRate: 0,
-  peers: 0,
+  peers,
   eta: Infinity,
-  files: meta.files.map(() => 0),
+  files: meta?.files.map(() => 0) ?? [],
   hashFailures: 0
 })
 
@@ -130,8 +151,11 @@ export const make = Effect.gen(function*() {
   const admission = Admission.make(config)
   const route = (connection: Listener.Connection) =>
     Effect.gen(function*() {
-      const largest = Math.max(1, ...[...entries.values()].map((e) => e.meta.pieceCount))
-      const io = yield* PeerIo.make(connection.socket, { maxFrame: Frame.maxFrameFor(largest) })
+      const maxFrame = Math.max(
+        Frame.maxFrameFor(1),
+        ...[...entries.values()].map((e) => e.meta === undefined ? MetadataFetcher.maxFrame : Frame.maxFrameFor(e.meta.pieceCount))
+      )
+      const io = yield* PeerIo.make(connection.socket, { maxFrame })
       // Refused: the scope closes the socket at once.
       if (!admission.admitIncoming(connection.host)) return
       yield* Effect.addFinalizer(() => Effect.sync(() => admission.release(connection.host)))
@@ -149,22 +173,52 @@ export const make = Effect.gen(function*() {
     Effect.forkScoped
   )
 
+  /** Incoming connections for the torrent go to `accept` while the scope is open. */
+  const accepts = (infoHash: InfoHash.InfoHash, accept: Torrent.Running["accept"]) =>
+    Effect.andThen(
+      Effect.sync(() => accepting.set(infoHash, accept)),
+      Effect.addFinalizer(() => Effect.sync(() => accepting.delete(infoHash)))
+    )
+
+  /** The metadata: known, or fetched from peers (then kept). */
+  const metadataOf = (entry: Entry) =>
+    Effect.gen(function*() {
+      if (entry.meta !== undefined) return entry.meta
+      const meta: Metainfo.Metainfo = yield* MetadataPhase.run(entry.magnet!, {
+        peers: entry.options.peers,
+        bans: entry.options.bans!,
+        onStart: (running) =>
+          Effect.andThen(
+            accepts(entry.infoHash, running.accept),
+            SubscriptionRef.changes(running.peers).pipe(
+              Stream.runForEach((peers) => SubscriptionRef.set(entry.progress, starting(undefined, peers))),
+              Effect.forkScoped
+            )
+          )
+      })
+      entry.meta = meta
+      yield* Deferred.succeed(entry.fetched, meta)
+      return meta
+    })
+
   const start = (entry: Entry) =>
     FiberMap.run(
       fibers,
-      entry.meta.infoHash,
-      Torrent.run(entry.meta, {
-        ...entry.options,
-        onStart: (running) =>
-          Effect.gen(function*() {
-            accepting.set(entry.meta.infoHash, running.accept)
-            yield* Effect.addFinalizer(() => Effect.sync(() => accepting.delete(entry.meta.infoHash)))
-            yield* SubscriptionRef.changes(running.progress).pipe(
-              Stream.runForEach((p) => SubscriptionRef.set(entry.progress, p)),
-              Effect.forkScoped
-            )
+      entry.infoHash,
+      metadataOf(entry).pipe(
+        Effect.flatMap((meta) =>
+          Torrent.run(meta, {
+            ...entry.options,
+            onStart: (running) =>
+              Effect.andThen(
+                accepts(meta.infoHash, running.accept),
+                SubscriptionRef.changes(running.progress).pipe(
+                  Stream.runForEach((p) => SubscriptionRef.set(entry.progress, p)),
+                  Effect.forkScoped
+                )
+              )
           })
-      }).pipe(
+        ),
         Effect.matchCauseEffect({
           onSuccess: () => Deferred.succeed(entry.done, undefined),
           onFailure: (cause) => Deferred.failCause(entry.done, cause)
@@ -184,10 +238,19 @@ export const make = Effect.gen(function*() {
     return entry === undefined ? Effect.fail(new TorrentNotFound({ infoHash })) : Effect.succeed(entry)
   }
 
-  const add = Effect.fn("TorrentManager.add")(function*(meta: Metainfo.Metainfo, options: AddOptions = {}) {
-    const existing = entries.get(meta.infoHash)
+  const add = Effect.fn("TorrentManager.add")(function*(
+    torrent: Metainfo.Metainfo | Magnet.Magnet | string,
+    options: AddOptions = {}
+  ) {
+    const source = typeof torrent === "string" ? yield* Effect.fromResult(Magnet.parse(torrent)) : torrent
+    const meta = "info" in source ? source : undefined
+    const magnet = "info" in source ? undefined : source
+    const infoHash = source.infoHash
+    const existing = entries.get(infoHash)
     if (existing !== undefined) return existing as TorrentHandle
     const done = yield* Deferred.make<void, Torrent.TorrentError>()
+    const fetched = yield* Deferred.make<Metainfo.Metainfo>()
+    if (meta !== undefined) yield* Deferred.succeed(fetched, meta)
     const progress = yield* SubscriptionRef.make(starting(meta))
     // Completion: the download finished (seeding) or the torrent failed.
     const completed = Effect.raceFirst(
@@ -201,9 +264,21 @@ export const make = Effect.gen(function*() {
     const upload = new RateLimit.Bucket(options.maxUploadRate ?? 0)
     const download = new RateLimit.Bucket(options.maxDownloadRate ?? 0)
     const entry: Entry = {
+      infoHash,
       meta,
+      magnet,
+      fetched,
+      name: Effect.sync(() => entry.meta?.name ?? magnet?.name ?? infoHash),
+      metadata: Effect.raceFirst(
+        Deferred.await(fetched),
+        Deferred.await(done).pipe(Effect.andThen(Effect.fail(
+          new Torrent.TorrentError({ name: magnet?.name ?? infoHash, detail: "stopped before its metadata was fetched" })
+        )))
+      ),
       options: {
         ...options,
+        // The magnet's `x.pe` peers are dialled for the data too.
+        peers: [...(options.peers ?? []), ...(magnet === undefined ? [] : Magnet.peerAddresses(magnet))],
         bans: Orchestrator.makeBans(),
         limits: { upload: [globalUpload, upload], download: [globalDownload, download] }
       },
@@ -213,7 +288,7 @@ export const make = Effect.gen(function*() {
       finished: Deferred.await(done),
       setLimits: applyLimits(upload, download)
     }
-    entries.set(meta.infoHash, entry)
+    entries.set(infoHash, entry)
     yield* start(entry)
     return entry as TorrentHandle
   })

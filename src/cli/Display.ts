@@ -11,11 +11,16 @@ import * as Format from "./Format.ts"
 const barWidth = 24
 
 export const line = (name: string, p: Progress, withBar: boolean): string => {
-  const fraction = p.wanted === 0 ? 1 : p.done / p.wanted
+  const fetching = p.state === "fetching metadata"
+  const fraction = fetching ? 0 : p.wanted === 0 ? 1 : p.done / p.wanted
   const percent = `${(fraction * 100).toFixed(1).padStart(5)}%`
   const filled = Math.round(fraction * barWidth)
   const bar = withBar ? ` [${"#".repeat(filled)}${"-".repeat(barWidth - filled)}]` : ""
-  const state = p.state === "downloading" ? `ETA ${Format.duration(p.eta)}` : p.state
+  const state = p.state === "downloading"
+    ? `ETA ${Format.duration(p.eta)}`
+    : fetching
+    ? `fetching metadata (${p.peers} peers)`
+    : p.state
   return `${name.slice(0, 30).padEnd(30)} ${percent}${bar} ↓ ${Format.rate(p.downloadRate).padStart(11)} ↑ ${
     Format.rate(p.uploadRate).padStart(11)
   } ${String(p.peers).padStart(3)} peers  ${state}`
@@ -23,7 +28,7 @@ export const line = (name: string, p: Progress, withBar: boolean): string => {
 
 const render = Effect.fnUntraced(function*(handles: ReadonlyArray<TorrentHandle>, tty: boolean, redraw: boolean) {
   const lines: Array<string> = []
-  for (const handle of handles) lines.push(line(handle.meta.name, yield* SubscriptionRef.get(handle.progress), tty))
+  for (const handle of handles) lines.push(line(yield* handle.name, yield* SubscriptionRef.get(handle.progress), tty))
   const text = lines.join("\n")
   yield* Effect.sync(() => {
     if (tty) process.stdout.write(`${redraw ? `\x1b[${lines.length}F` : ""}${lines.map((l) => `\x1b[2K${l}`).join("\n")}\n`)

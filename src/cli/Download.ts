@@ -1,14 +1,15 @@
-/** `effect-torrent <file.torrent>...`: download (and optionally seed) torrents. */
-import { Console, Effect, Option, Schema } from "effect"
+/** `effect-torrent <file.torrent | magnet>...`: download (and optionally seed) torrents. */
+import { Console, Effect, Fiber, FileSystem, Option, Schema } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Magnet from "../protocol/Magnet.ts"
-import { TorrentManager } from "../TorrentManager.ts"
+import * as Metainfo from "../protocol/Metainfo.ts"
+import { type TorrentHandle, TorrentManager } from "../TorrentManager.ts"
 import * as Display from "./Display.ts"
 import * as Input from "./Input.ts"
 
 export const flags = {
   torrents: Argument.String("torrent").pipe(
-    Argument.withDescription(".torrent files to download"),
+    Argument.withDescription(".torrent files or magnet links to download"),
     Argument.variadic({ min: 1 })
   ),
   out: Flag.String("out").pipe(Flag.withAlias("o"), Flag.withDescription("download folder"), Flag.withDefault(".")),
@@ -36,7 +37,12 @@ export const flags = {
     Flag.withDescription("download limit in bytes/s, e.g. 500K or 2M (default: unlimited)"),
     Flag.optional
   ),
-  quiet: Flag.Boolean("quiet").pipe(Flag.withDescription("no progress display"), Flag.withDefault(false))
+  quiet: Flag.Boolean("quiet").pipe(Flag.withDescription("no progress display"), Flag.withDefault(false)),
+  saveTorrent: Flag.String("save-torrent").pipe(
+    Flag.withDescription("with a magnet link: write its metadata, once fetched, as a .torrent file here"),
+    Flag.optional
+  ),
+  noDht: Flag.Boolean("no-dht").pipe(Flag.withDescription("do not look for peers in the DHT"), Flag.withDefault(false))
 }
 
 export class UsageError extends Schema.TaggedError<UsageError>()("UsageError", { detail: Schema.String }) {
@@ -73,6 +79,8 @@ export const run = Effect.fnUntraced(function*(input: {
   readonly maxUpload: Option.Option<string>
   readonly maxDownload: Option.Option<string>
   readonly quiet: boolean
+  readonly saveTorrent: Option.Option<string>
+  readonly noDht: boolean
 }) {
   const maxUploadRate = yield* parseRate("max-upload", input.maxUpload)
   const maxDownloadRate = yield* parseRate("max-download", input.maxDownload)
@@ -82,43 +90,65 @@ export const run = Effect.fnUntraced(function*(input: {
     return address === undefined ? Effect.fail(new UsageError({ detail: `--peer: ${JSON.stringify(text)} is not host:port` })) : Effect.succeed(address)
   })
   const sources = yield* Effect.forEach(input.torrents, Input.load)
-  const metas = yield* Effect.forEach(sources, (source) =>
-    source._tag === "Torrent"
-      ? Effect.succeed(source.meta)
-      : Effect.fail(new UsageError({ detail: "magnet links need metadata exchange, which is not supported yet" })))
-  for (const meta of metas) {
-    const bad = selected?.find((i) => i >= meta.files.length)
-    if (bad !== undefined) return yield* new UsageError({ detail: `--select: ${meta.name} has no file ${bad}` })
+  // A magnet's file list is unknown until its metadata is in; --select indexes beyond it select nothing.
+  for (const source of sources) {
+    if (source._tag !== "Torrent") continue
+    const bad = selected?.find((i) => i >= source.meta.files.length)
+    if (bad !== undefined) return yield* new UsageError({ detail: `--select: ${source.meta.name} has no file ${bad}` })
+  }
+  const magnets = sources.filter((source) => source._tag === "Magnet")
+  if (Option.isSome(input.saveTorrent) && (sources.length !== 1 || magnets.length !== 1)) {
+    return yield* new UsageError({ detail: "--save-torrent needs exactly one magnet link" })
+  }
+  if (Option.isSome(input.saveTorrent) && (yield* (yield* FileSystem.FileSystem).exists(input.saveTorrent.value).pipe(Effect.orElseSucceed(() => false)))) {
+    return yield* new UsageError({ detail: `--save-torrent: ${input.saveTorrent.value} exists already` })
   }
 
   const program = Effect.gen(function*() {
     const manager = yield* TorrentManager
-    const handles = yield* Effect.forEach(metas, (meta) => manager.add(meta, {
+    const handles = yield* Effect.forEach(sources, (source) => manager.add(source._tag === "Torrent" ? source.meta : source.magnet, {
       selected,
       peers,
       seed: input.seed,
       seedRatio: Option.getOrUndefined(input.seedRatio),
       seedMillis: Option.getOrUndefined(Option.map(input.seedTime, (minutes) => minutes * 60_000))
     }))
+    const saved = yield* Effect.forkScoped(Option.match(input.saveTorrent, {
+      onNone: () => Effect.void,
+      onSome: (file) => saveTorrent(handles[0]!, file)
+    }))
     // Seeding runs until interrupted or the ratio is reached; downloading until complete.
     const all = Effect.forEach(handles, (h) => input.seed ? h.finished : h.completed, {
       concurrency: "unbounded",
       discard: true
     })
-    if (input.quiet) return yield* all
-    yield* Effect.raceFirst(all, Display.show(handles).pipe(Effect.andThen(Effect.never)))
-  })
+    if (input.quiet) yield* all
+    else yield* Effect.raceFirst(all, Display.show(handles).pipe(Effect.andThen(Effect.never)))
+    yield* Fiber.join(saved)
+  }).pipe(Effect.scoped)
   yield* program.pipe(
     Effect.provide(TorrentManager.layerNode({
       downloadDir: input.out,
       maxPeers: input.maxPeers,
       port: input.port,
       maxUploadRate,
-      maxDownloadRate
+      maxDownloadRate,
+      dht: !input.noDht
     }))
   )
   if (!input.quiet) yield* Console.log(input.seed ? "done seeding" : "done: every torrent is complete and verified")
 })
+
+/** Writes the torrent's metadata as a .torrent once it is known (never over an existing file). */
+const saveTorrent = (handle: TorrentHandle, file: string) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const meta = yield* handle.metadata
+    yield* fs.writeFile(file, Metainfo.encode(meta), { flag: "wx" }).pipe(
+      Effect.mapError((error) => new UsageError({ detail: `--save-torrent: cannot write ${file}: ${error.message}` }))
+    )
+    yield* Effect.logInfo(`metadata saved to ${file}`)
+  })
 
 /** `effect-torrent seed <file.torrent> [-o DIR]`: check the data under DIR (fetching what is missing) and seed it. */
 export const seedCommand = Command.make(
@@ -134,5 +164,14 @@ export const seedCommand = Command.make(
     maxUpload: flags.maxUpload,
     quiet: flags.quiet
   },
-  (input) => run({ ...input, torrents: [input.torrent], select: Option.none(), maxDownload: Option.none(), seed: true })
+  (input) =>
+    run({
+      ...input,
+      torrents: [input.torrent],
+      select: Option.none(),
+      maxDownload: Option.none(),
+      seed: true,
+      saveTorrent: Option.none(),
+      noDht: false
+    })
 ).pipe(Command.withDescription("Verify a torrent's data and seed it, showing peers and upload rate"))

@@ -13,6 +13,15 @@ export type PeerKey = string
 export const keyOf = (address: { readonly host: string; readonly port: number }): PeerKey =>
   address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
 
+/** The host of a peer key, without brackets. */
+export const hostOf = (peer: PeerKey): string => peer.slice(0, peer.lastIndexOf(":")).replace(/^\[|\]$/g, "")
+
+/** The address a peer key names. */
+export const addressOf = (peer: PeerKey): { readonly host: string; readonly port: number } => ({
+  host: hostOf(peer),
+  port: Number(peer.slice(peer.lastIndexOf(":") + 1))
+})
+
 /** Commands for one session: wire messages to send, or an order to disconnect. */
 export type PeerCommand = WireMessage | { readonly _tag: "Disconnect"; readonly reason: string }
 

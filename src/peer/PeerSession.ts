@@ -10,23 +10,25 @@
  * the Orchestrator gets one `Disconnected` event with the requests it leaves
  * unanswered, and closing the scope closes the socket.
  */
-import { Cause, Clock, Effect, Option, Queue, Result, Schema } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Option, Queue, Result, Schema } from "effect"
 import type * as Socket from "effect/socket/Socket"
 import * as AllowedFast from "../protocol/AllowedFast.ts"
-import * as Bencode from "../protocol/Bencode.ts"
 import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Frame from "../protocol/Frame.ts"
 import * as Handshake from "../protocol/Handshake.ts"
+import * as Pex from "../protocol/Pex.ts"
 import type { WireMessage } from "../protocol/WireMessage.ts"
 import { DiskWriter } from "../torrent/DiskWriter.ts"
 import { Orchestrator } from "../torrent/Orchestrator.ts"
+import * as PeerExchange from "../torrent/PeerExchange.ts"
 import * as RateLimit from "../torrent/RateLimit.ts"
 import { RateLimits } from "../torrent/RateLimit.ts"
 import { blockSize, type BlockRequest } from "../torrent/Synchronizer.ts"
 import { TorrentConfig } from "../torrent/TorrentConfig.ts"
 import * as Coordinator from "./Coordinator.ts"
+import { Extensions, type Received } from "./Extensions.ts"
 import * as FloodGuard from "./FloodGuard.ts"
-import type { PeerCommand, PeerKey } from "./PeerEvent.ts"
+import { addressOf, hostOf, type PeerCommand, type PeerKey } from "./PeerEvent.ts"
 import * as PeerIo from "./PeerIo.ts"
 
 export class PeerError extends Schema.TaggedError<PeerError>()("PeerError", {
@@ -57,6 +59,8 @@ export interface Options {
   /** Piece sizes, to check the peer's requests. */
   readonly pieceSize: (index: number) => number
   readonly pieceCount: number
+  /** The info dictionary, served to peers that ask for it (BEP 9). */
+  readonly metadata: Uint8Array
   /** Called once the handshake is done (the Monitor counts half-open connections). */
   readonly onHandshake?: Effect.Effect<void>
 }
@@ -70,7 +74,7 @@ export interface Outcome {
 /** Runs one session to its end; never fails (see the module comment). */
 export const run = (
   options: Options
-): Effect.Effect<Outcome, never, Orchestrator | TorrentConfig | DiskWriter | RateLimits> =>
+): Effect.Effect<Outcome, never, Orchestrator | TorrentConfig | DiskWriter | RateLimits | PeerExchange.PeerExchange> =>
   Effect.gen(function*() {
     const orchestrator = yield* Orchestrator
     let coordinator: Coordinator.State | undefined
@@ -93,27 +97,24 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
   const orchestrator = yield* Orchestrator
   const disk = yield* DiskWriter
   const limits = yield* RateLimits
+  const exchange = yield* PeerExchange.PeerExchange
   const { peer } = options
   const fail = (detail: string) => new PeerError({ peer, detail })
-  const ourHandshake = Handshake.encode(
-    Handshake.make({ infoHash: options.infoHash, peerId: config.peerId, features: ["fast", "extensions"] })
-  )
-
-  // Outgoing: we speak first. Incoming: the listener read their handshake; we answer.
-  const { first, io } = options.connection._tag === "Incoming"
-    ? options.connection
-    : yield* Effect.gen(function*() {
-      const socket = yield* (options.connection as Extract<Connection, { _tag: "Outgoing" }>).socket
-      const io = yield* PeerIo.make(socket, { maxFrame: Frame.maxFrameFor(options.pieceCount) })
-      yield* io.sendRaw(ourHandshake)
-      return { io, first: yield* readHandshake(io, config.handshakeTimeoutMillis, fail) }
-    })
-  if (options.connection._tag === "Incoming") yield* io.sendRaw(ourHandshake)
-  const handshake = first[0]!
-  if (handshake._tag !== "Handshake") return yield* fail("sent a message before its handshake")
-  if (Buffer.compare(handshake.infoHash, options.infoHash) !== 0) return yield* fail("handshake names another torrent")
-  if (Buffer.compare(handshake.peerId, config.peerId) === 0) return yield* fail("that is us")
+  const { handshake, io, rest } = yield* open(options.connection, {
+    infoHash: options.infoHash,
+    peerId: config.peerId,
+    features: ["fast", "extensions"],
+    maxFrame: Frame.maxFrameFor(options.pieceCount),
+    timeoutMillis: config.handshakeTimeoutMillis
+  }, fail)
   const fast = Handshake.supports(handshake, "fast")
+  const extensions = new Extensions({
+    offer: exchange.enabled ? ["ut_metadata", "ut_pex"] : ["ut_metadata"],
+    metadata: options.metadata,
+    port: config.port,
+    reqq: maxUploadQueue,
+    peerHost: hostOf(peer)
+  })
 
   const coordinator = Coordinator.make({ requestTimeoutMillis: config.requestTimeoutMillis })
   expose(coordinator)
@@ -132,7 +133,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
       : []
   )
   const opening: Array<WireMessage> = [
-    ...(Handshake.supports(handshake, "extensions") ? [extensionHandshake(config.port)] : []),
+    ...(Handshake.supports(handshake, "extensions") ? [extensions.handshake()] : []),
     ...(ours.count() > 0
       ? [fast && ours.isComplete() ? { _tag: "HaveAll" as const } : { _tag: "Bitfield" as const, bytes: ours.toBytes() }]
       : fast ? [{ _tag: "HaveNone" as const }] : []),
@@ -140,6 +141,11 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
   ]
   yield* io.send(opening)
   yield* orchestrator.offer({ _tag: "Connected", peer, handshake, outbox })
+  // A peer we dialled listens where we reached it: others may be told of it.
+  if (options.connection._tag === "Outgoing") {
+    yield* exchange.connected(peer, { address: addressOf(peer), flags: Pex.flags.reachable })
+  }
+  yield* Effect.addFinalizer(() => exchange.disconnected(peer))
 
   let lastHeard = yield* Clock.currentTimeMillis
   let unrequested = 0
@@ -169,6 +175,28 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
   let theirs = Bitfield.make(options.pieceCount)
   const flood = FloodGuard.make()
   const flooded = (m: WireMessage) => fail(`flooded us with messages that change nothing (the last a ${m._tag})`)
+
+  /** Done once the peer says it speaks ut_pex. */
+  const speaksPex = yield* Deferred.make<void>()
+
+  const onExtension = (r: Received, replies: Array<WireMessage>): Effect.Effect<void> => {
+    switch (r._tag) {
+      case "Handshake":
+        // Its `reqq` bounds our pipeline; an incoming peer's `p` says where others can reach it.
+        if (r.handshake.reqq !== undefined) coordinator.setMaxDepth(Math.min(r.handshake.reqq, 2000))
+        if (r.handshake.ids.ut_pex !== undefined) Deferred.doneUnsafe(speaksPex, Exit.void)
+        return options.connection._tag === "Incoming" && r.handshake.port !== undefined
+          ? exchange.connected(peer, { address: { host: hostOf(peer), port: r.handshake.port }, flags: 0 })
+          : Effect.void
+      case "Metadata":
+        if (r.message._tag === "Request") replies.push(...extensions.answer(r.message.piece))
+        return Effect.void
+      case "Pex":
+        return exchange.found(r.message.added.slice(0, Pex.maxPeers).map(({ host, port }) => ({ host, port })))
+      case "Ignored":
+        return Effect.void
+    }
+  }
 
   /** One read's messages: the Coordinator checks blocks, the Orchestrator gets the rest. */
   const handle = Effect.fnUntraced(function*(incoming: ReadonlyArray<PeerIo.Incoming>) {
@@ -200,6 +228,13 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
           if (!inRange(m)) return yield* fail(`requested ${m.length} bytes at ${m.begin} of piece ${m.index}: out of range`)
           if (!onRequest(m, replies) && !flood.spend()) return yield* flooded(m)
           continue
+        case "Extended": {
+          if (!flood.spend()) return yield* flooded(m)
+          const received = extensions.receive(m.id, m.payload)
+          if (Result.isFailure(received)) return yield* fail(received.failure.message)
+          yield* onExtension(received.success, replies)
+          continue
+        }
         case "Cancel": {
           const at = uploads.findIndex((r) => r.index === m.index && r.begin === m.begin && r.length === m.length)
           if (at >= 0) uploads.splice(at, 1)
@@ -218,13 +253,6 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
           if (!flood.spend()) return yield* flooded(m)
           switch (m._tag) {
             case "KeepAlive":
-              continue
-            case "Extended":
-              // Only the extension handshake (id 0) matters here: its `reqq` bounds our pipeline.
-              if (m.id === 0) {
-                const reqq = extensionQueueLimit(m.payload)
-                if (reqq !== undefined) coordinator.setMaxDepth(reqq)
-              }
               continue
             case "Choke":
               released.push(...coordinator.clear())
@@ -261,7 +289,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
   })
 
   const reader = Effect.gen(function*() {
-    yield* handle(first.slice(1))
+    yield* handle(rest)
     while (true) yield* handle(yield* io.read)
   })
 
@@ -351,26 +379,62 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
     }
   })
 
-  // The first of the four to end (always by failure) ends the session.
-  return yield* Effect.raceFirst(Effect.raceFirst(reader, uploader), Effect.raceFirst(writer, ticker))
+  /** Tells the peer, once it says it speaks ut_pex, of the peers we talk to: as news comes, at most once per interval. */
+  const exchanger = Effect.gen(function*() {
+    yield* Deferred.await(speaksPex)
+    const round = new PeerExchange.Round()
+    while (true) {
+      const id = extensions.idOf("ut_pex")
+      const message = id === undefined ? undefined : round.next(yield* exchange.swarm, peer)
+      if (id === undefined || message === undefined) {
+        yield* Effect.sleep(PeerExchange.pollMillis)
+        continue
+      }
+      yield* io.send([{ _tag: "Extended", id, payload: Pex.encode(message) }])
+      yield* Effect.sleep(PeerExchange.intervalMillis)
+    }
+  })
+
+  // The first of the fibers to end (always by failure) ends the session.
+  return yield* Effect.raceFirst(
+    Effect.raceFirst(reader, uploader),
+    Effect.raceFirst(writer, exchange.enabled ? Effect.raceFirst(ticker, exchanger) : ticker)
+  )
 })
 
-const hostOf = (peer: PeerKey) => peer.slice(0, peer.lastIndexOf(":")).replace(/^\[|\]$/g, "")
-
-/** Our BEP 10 extension handshake: no extensions yet, but our listening port, client and request queue size. */
-const extensionHandshake = (port: number): WireMessage => ({
-  _tag: "Extended",
-  id: 0,
-  payload: Bencode.encode({ m: {}, p: port, v: "effect-torrent 0.1.0", reqq: maxUploadQueue })
+/**
+ * Opens the connection and trades handshakes (ours first when we dial, in
+ * answer when the peer did); checks the peer's. Returns the messages that
+ * came with it.
+ */
+export const open = Effect.fnUntraced(function*(
+  connection: Connection,
+  options: {
+    readonly infoHash: Uint8Array
+    readonly peerId: Uint8Array
+    readonly features: ReadonlyArray<Handshake.Feature>
+    readonly maxFrame: number
+    readonly timeoutMillis: number
+  },
+  fail: (detail: string) => PeerError
+) {
+  const ours = Handshake.encode(
+    Handshake.make({ infoHash: options.infoHash, peerId: options.peerId, features: options.features })
+  )
+  const { first, io } = connection._tag === "Incoming"
+    ? connection
+    : yield* Effect.gen(function*() {
+      const io = yield* PeerIo.make(yield* connection.socket, { maxFrame: options.maxFrame })
+      yield* io.sendRaw(ours)
+      return { io, first: yield* readHandshake(io, options.timeoutMillis, fail) }
+    })
+  if (connection._tag === "Incoming") yield* io.sendRaw(ours)
+  const handshake = first[0]!
+  if (handshake._tag !== "Handshake") return yield* fail("sent a message before its handshake")
+  if (Buffer.compare(handshake.infoHash, options.infoHash) !== 0) return yield* fail("handshake names another torrent")
+  if (Buffer.compare(handshake.peerId, options.peerId) === 0) return yield* fail("that is us")
+  return { io, handshake, rest: first.slice(1) }
 })
-
-/** The `reqq` of a peer's extension handshake, if it gives a sane one. */
-const extensionQueueLimit = (payload: Uint8Array): number | undefined => {
-  const decoded = Bencode.decode(payload, { maxBytes: 64 * 1024, maxDepth: 8, maxTokens: 4096 })
-  if (Result.isFailure(decoded)) return undefined
-  const reqq = (decoded.success as { readonly reqq?: unknown }).reqq
-  return typeof reqq === "number" && reqq > 0 ? Math.min(reqq, 2000) : undefined
-}
 
 /** Reads until the peer's handshake (and what came with it) arrives, within the deadline. */
 export const readHandshake = (

@@ -54,7 +54,20 @@ const D = 0x64, L = 0x6c, I = 0x69, E = 0x65, COLON = 0x3a, MINUS = 0x2d, ZERO =
  * is a `BencodeError` naming the byte offset (use `Effect.fromResult` in
  * Effect code).
  */
-export const decode = (bytes: Uint8Array, limits: Limits = defaultLimits): Result.Result<BValue, BencodeError> => {
+export const decode = (bytes: Uint8Array, limits: Limits = defaultLimits): Result.Result<BValue, BencodeError> =>
+  Result.flatMap(decodePrefix(bytes, limits), ({ end, value }) =>
+    end === bytes.length
+      ? Result.succeed(value)
+      : Result.fail(new BencodeError({ offset: end, problem: "trailing data after the value" })))
+
+/**
+ * Decodes the one value at the start of the input and returns it with the
+ * offset after it: BEP 9 metadata messages carry raw bytes after a dictionary.
+ */
+export const decodePrefix = (
+  bytes: Uint8Array,
+  limits: Limits = defaultLimits
+): Result.Result<{ readonly value: BValue; readonly end: number }, BencodeError> => {
   if (bytes.length > limits.maxBytes) {
     return Result.fail(
       new BencodeError({ offset: 0, problem: `input is ${bytes.length} bytes; the limit is ${limits.maxBytes}` })
@@ -63,8 +76,7 @@ export const decode = (bytes: Uint8Array, limits: Limits = defaultLimits): Resul
   const parser = new Parser(bytes, limits)
   try {
     const value = parser.value(0)
-    if (parser.pos !== bytes.length) parser.fail(parser.pos, "trailing data after the value")
-    return Result.succeed(value)
+    return Result.succeed({ value, end: parser.pos })
   } catch (error) {
     if (error instanceof BencodeError) return Result.fail(error)
     throw error
@@ -172,6 +184,9 @@ class Parser {
     return s
   }
 }
+
+export const isDict = (value: BValue): value is BDict =>
+  typeof value === "object" && !(value instanceof Uint8Array) && !Array.isArray(value)
 
 /** Decodes a byte string as UTF-8 text. */
 export const text = (bytes: Uint8Array): string => utf8.decode(bytes)

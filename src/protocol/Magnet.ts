@@ -93,6 +93,10 @@ export const parsePeer = (peer: string): { readonly host: string; readonly port:
   return port > 0 && port < 65536 ? { host: match[1] ?? match[2]!, port } : undefined
 }
 
+/** The magnet's `x.pe` peers as addresses (parse checked them). */
+export const peerAddresses = (magnet: Magnet): Array<{ readonly host: string; readonly port: number }> =>
+  magnet.peers.flatMap((peer) => parsePeer(peer) ?? [])
+
 const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 const decodeHash = (text: string): InfoHash.InfoHash | undefined => {

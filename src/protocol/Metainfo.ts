@@ -94,11 +94,19 @@ export const decode = (bytes: Uint8Array): Result.Result<Metainfo, MetainfoError
   const decoded = Bencode.decode(bytes)
   if (Result.isFailure(decoded)) return fail("Bencode", decoded.failure.message)
   const root = decoded.success
-  if (!isDict(root)) return fail("Malformed", "the file is not a bencoded dictionary")
+  if (!Bencode.isDict(root)) return fail("Malformed", "the file is not a bencoded dictionary")
   const info = root["info"]
   if (info === undefined) return fail("Malformed", "it has no info dictionary")
-  if (!isDict(info)) return fail("Malformed", "info is not a dictionary")
+  if (!Bencode.isDict(info)) return fail("Malformed", "info is not a dictionary")
   return Result.map(fromInfo(info), (meta) => ({ ...meta, ...torrentFields(root) }))
+}
+
+/** Reads the bytes of an info dictionary (metadata fetched for a magnet link, at most `maxBytes`). */
+export const fromInfoBytes = (bytes: Uint8Array, maxBytes: number): Result.Result<Metainfo, MetainfoError> => {
+  const decoded = Bencode.decode(bytes, { ...Bencode.defaultLimits, maxBytes })
+  if (Result.isFailure(decoded)) return fail("Bencode", decoded.failure.message)
+  if (!Bencode.isDict(decoded.success)) return fail("Malformed", "info is not a dictionary")
+  return fromInfo(decoded.success)
 }
 
 /**
@@ -201,9 +209,6 @@ const torrentFields = (root: Bencode.BDict) => {
 
 const textOf = (value: Bencode.BValue | undefined): Array<string> =>
   value instanceof Uint8Array && value.length > 0 ? [Bencode.text(value)] : []
-
-const isDict = (value: Bencode.BValue): value is Bencode.BDict =>
-  typeof value === "object" && !(value instanceof Uint8Array) && !Array.isArray(value)
 
 /** Why a path component is unsafe to create under the download folder, if it is. */
 const unsafeComponent = (component: string): string | undefined => {

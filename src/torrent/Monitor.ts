@@ -17,6 +17,7 @@ import { keyOf, type PeerKey } from "../peer/PeerEvent.ts"
 import * as PeerSession from "../peer/PeerSession.ts"
 import { DiskWriter } from "./DiskWriter.ts"
 import { Orchestrator } from "./Orchestrator.ts"
+import { PeerExchange } from "./PeerExchange.ts"
 import { RateLimits } from "./RateLimit.ts"
 import { Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
@@ -59,7 +60,7 @@ export const make = Effect.gen(function*() {
   const connector = yield* PeerConnector
   const orchestrator = yield* Orchestrator
   const sync = yield* Synchronizer
-  const context = yield* Effect.context<Orchestrator | TorrentConfig | DiskWriter | RateLimits>()
+  const context = yield* Effect.context<Orchestrator | TorrentConfig | DiskWriter | RateLimits | PeerExchange>()
   const sessions = yield* FiberMap.make<PeerKey, void, never>()
   const candidates = new Map<PeerKey, Candidate>()
   const wake = yield* Queue.sliding<void>(1)
@@ -107,6 +108,7 @@ export const make = Effect.gen(function*() {
     peer,
     infoHash,
     pieceCount: sync.meta.pieceCount,
+    metadata: sync.meta.info,
     pieceSize: (index: number) => Metainfo.pieceSize(sync.meta, index)
   })
 

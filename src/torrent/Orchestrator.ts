@@ -19,7 +19,8 @@ import * as SmartBan from "./SmartBan.ts"
 import { blockKey, type BlockRequest, type OpenPiece, Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
 
-export const TorrentState = Schema.Literals(["checking", "downloading", "seeding", "stopped"])
+/** "fetching metadata": a magnet link's info dictionary is being fetched from peers. */
+export const TorrentState = Schema.Literals(["fetching metadata", "checking", "downloading", "seeding", "stopped"])
 export type TorrentState = typeof TorrentState.Type
 
 export const Progress = Schema.Struct({

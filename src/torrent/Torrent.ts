@@ -13,8 +13,10 @@ import type * as Metainfo from "../protocol/Metainfo.ts"
 import type { Address } from "../peer/PeerConnector.ts"
 import * as Tracker from "../tracker/Tracker.ts"
 import { DiskWriter } from "./DiskWriter.ts"
+import * as Discovery from "./Discovery.ts"
 import { Monitor } from "./Monitor.ts"
 import { type Bans, Orchestrator, type Progress } from "./Orchestrator.ts"
+import { PeerExchange } from "./PeerExchange.ts"
 import type * as RateLimit from "./RateLimit.ts"
 import { RateLimits } from "./RateLimit.ts"
 import * as Resume from "./Resume.ts"
@@ -67,7 +69,8 @@ export const layer = (meta: Metainfo.Metainfo, options: Options, downloadDir: st
       ...(wanted === undefined ? {} : { wanted }),
       ...(maxOpenFiles === undefined ? {} : { maxOpenFiles })
     }),
-    RateLimits.layer(options.limits ?? { upload: [], download: [] })
+    RateLimits.layer(options.limits ?? { upload: [], download: [] }),
+    PeerExchange.layer(!meta.private)
   )
   const orchestrator = Orchestrator.layer(options.bans).pipe(Layer.provideMerge(base))
   return Monitor.layer.pipe(Layer.provideMerge(orchestrator))
@@ -92,6 +95,7 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
   const disk = yield* DiskWriter
   const orchestrator = yield* Orchestrator
   const monitor = yield* Monitor
+  const exchange = yield* PeerExchange
   const fail = (detail: string) => new TorrentError({ name: meta.name, detail })
 
   // Saves come from a timer, completion and shutdown: one at a time.
@@ -128,8 +132,13 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
 
   yield* Effect.forkScoped(orchestrator.run)
   yield* Effect.forkScoped(monitor.run)
-  if (options.peers !== undefined) yield* monitor.add(options.peers)
-  yield* Tracker.peers(tiers, params).pipe(
+  yield* Discovery.peers({
+    given: options.peers ?? [],
+    tiers,
+    params,
+    private: meta.private,
+    public: [exchange.discovered]
+  }).pipe(
     Stream.runForEachArray((addresses) => monitor.add(addresses)),
     Effect.forkScoped
   )

@@ -36,6 +36,8 @@ export interface Settings {
   readonly maxDownloadRate: number
   /** Completed pieces waiting for hashing and writing, in bytes, before requests pause. */
   readonly maxPendingBytes: number
+  /** Whether to look for peers in the DHT (BEP 5; never for private torrents). */
+  readonly dht: boolean
 }
 
 export const makePeerId = (): Uint8Array => {
@@ -62,7 +64,8 @@ export const defaults = (): Settings => ({
   keepAliveMillis: 90_000,
   maxUploadRate: 0,
   maxDownloadRate: 0,
-  maxPendingBytes: 32 * 1024 * 1024
+  maxPendingBytes: 32 * 1024 * 1024,
+  dht: true
 })
 
 export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("effect-torrent/torrent/TorrentConfig") {

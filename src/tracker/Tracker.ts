@@ -10,7 +10,7 @@
  * Tests swap either transport for an in-memory one.
  */
 import { Context, Duration, Effect, Layer, Random, Result, Schedule, Schema, Stream } from "effect"
-import * as NetAddress from "effect/net/NetAddress"
+import * as CompactPeer from "../protocol/CompactPeer.ts"
 
 // ---------------------------------------------------------------------------
 // Shapes
@@ -278,19 +278,5 @@ export const compactPeers = (
   bytes: Uint8Array,
   size: 6 | 18,
   limit = maxPeersPerAnnounce
-): Result.Result<Array<PeerAddress>, BadResponse> => {
-  if (bytes.length % size !== 0) {
-    return Result.fail(
-      new BadResponse({ problem: `a compact peer list of ${bytes.length} bytes is not a multiple of ${size}` })
-    )
-  }
-  const peers: Array<PeerAddress> = []
-  for (let at = 0; at < bytes.length && peers.length < limit; at += size) {
-    const ip = bytes.subarray(at, at + size - 2)
-    peers.push({
-      host: NetAddress.formatIp(size === 6 ? NetAddress.ipv4FromBytesUnsafe(ip) : NetAddress.ipv6FromBytesUnsafe(ip)),
-      port: (bytes[at + size - 2]! << 8) | bytes[at + size - 1]!
-    })
-  }
-  return Result.succeed(peers)
-}
+): Result.Result<Array<PeerAddress>, BadResponse> =>
+  Result.mapError(CompactPeer.decodeList(bytes, size, limit), (problem) => new BadResponse({ problem }))

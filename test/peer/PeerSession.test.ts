@@ -7,6 +7,7 @@ import * as PeerSession from "../../src/peer/PeerSession.ts"
 import * as Handshake from "../../src/protocol/Handshake.ts"
 import * as WireMessage from "../../src/protocol/WireMessage.ts"
 import { blockSize, type BlockRequest } from "../../src/torrent/Synchronizer.ts"
+import { PeerExchange } from "../../src/torrent/PeerExchange.ts"
 import { RateLimits } from "../../src/torrent/RateLimit.ts"
 import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
 import * as FakePeer from "../util/FakePeer.ts"
@@ -20,6 +21,8 @@ const theirId = new Uint8Array(20).fill(2)
 const pieceCount = 8
 const pieceLength = 32 * 1024
 const lastPieceLength = 1000
+/** The info dictionary we serve (its content does not matter to the session). */
+const metadata = new Uint8Array(20_000).fill(7)
 const data = Uint8Array.from({ length: 7 * pieceLength + lastPieceLength }, (_, i) => (i * 7) & 0xff)
 
 const settings = {
@@ -48,13 +51,15 @@ const start = Effect.fnUntraced(function*(overrides?: Partial<typeof settings>, 
     connection: { _tag: "Outgoing", socket: Effect.succeed(pair.local.socket) },
     infoHash,
     pieceCount,
-    pieceSize: (index) => index === pieceCount - 1 ? lastPieceLength : pieceLength
+    pieceSize: (index) => index === pieceCount - 1 ? lastPieceLength : pieceLength,
+    metadata
   }).pipe(
     Effect.provide(
       Layer.mergeAll(
         orchestrator.layer,
         disk.layer,
         RateLimits.unlimited,
+        PeerExchange.layer(true),
         TorrentConfig.layerWith({ ...settings, ...overrides })
       )
     ),

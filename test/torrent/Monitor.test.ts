@@ -5,6 +5,7 @@ import { type Address, PeerConnector } from "../../src/peer/PeerConnector.ts"
 import { keyOf, type PeerKey } from "../../src/peer/PeerEvent.ts"
 import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import * as Monitor from "../../src/torrent/Monitor.ts"
+import { PeerExchange } from "../../src/torrent/PeerExchange.ts"
 import { RateLimits } from "../../src/torrent/RateLimit.ts"
 import { Synchronizer } from "../../src/torrent/Synchronizer.ts"
 import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
@@ -102,6 +103,7 @@ const start = Effect.fnUntraced(function*(
     orchestrator.layer,
     disk.layer,
     RateLimits.unlimited,
+    PeerExchange.layer(true),
     Synchronizer.layer(meta),
     TorrentConfig.layerWith({ peerId: ourId, handshakeTimeoutMillis: 10_000, ...settings })
   )

@@ -50,11 +50,12 @@ export const within = (millis: number, what: string, observed?: Observed) => <A,
   )
 
 /**
- * Downloads `meta` into `downloadDir` with a TorrentManager of its own
- * (closed afterwards); returns what the progress showed.
+ * Downloads `torrent` (a Metainfo or a magnet link) into `downloadDir` with a
+ * TorrentManager of its own (closed afterwards); returns what the progress
+ * showed, and the metadata.
  */
 export const download = (
-  meta: Metainfo.Metainfo,
+  torrent: Metainfo.Metainfo | string,
   options: {
     readonly downloadDir: string
     readonly peers?: ReadonlyArray<Address>
@@ -65,12 +66,12 @@ export const download = (
 ) =>
   Effect.gen(function*() {
     const manager = yield* TorrentManager
-    const handle = yield* manager.add(meta, { peers: options.peers, selected: options.selected })
+    const handle = yield* manager.add(torrent, { peers: options.peers, selected: options.selected })
     const observed = yield* observe(handle)
-    yield* handle.completed.pipe(within(options.timeoutMillis ?? 60_000, `downloading ${meta.name}`, observed))
+    yield* handle.completed.pipe(within(options.timeoutMillis ?? 60_000, `downloading ${yield* handle.name}`, observed))
     // The final value, in case the subscriber has not seen it yet.
     observed.history.push(yield* SubscriptionRef.get(handle.progress))
-    return observed
+    return Object.assign(observed, { meta: yield* handle.metadata })
   }).pipe(Effect.scoped, Effect.provide(managerLayer(options.downloadDir, options.settings)))
 
 /**

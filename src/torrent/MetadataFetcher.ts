@@ -1,0 +1,236 @@
+/**
+ * MetadataFetcher: gets a magnet link's info dictionary from its peers over
+ * ut_metadata (BEP 9), before there is a torrent to download.
+ *
+ * It dials the addresses it is given (and takes over incoming connections
+ * naming the info-hash), up to `maxPeers` sessions, each a fiber in a
+ * FiberMap closed with the fetcher's scope. A session trades handshakes,
+ * sends our extended handshake (ut_metadata only, no metadata of our own:
+ * we `reject` requests), and asks the pieces a `MetadataAssembly` gives it.
+ * Peers that send bad data are banned (with the torrent's bans, so the
+ * download does not dial them either) and hung up on; the others carry on.
+ */
+import { Clock, Deferred, Effect, Fiber, FiberMap, Queue, Result, type Scope, SubscriptionRef } from "effect"
+import * as Frame from "../protocol/Frame.ts"
+import * as InfoHash from "../protocol/InfoHash.ts"
+import * as Metadata from "../protocol/Metadata.ts"
+import type { WireMessage } from "../protocol/WireMessage.ts"
+import { Extensions } from "../peer/Extensions.ts"
+import { type Address, PeerConnector } from "../peer/PeerConnector.ts"
+import { hostOf, keyOf, type PeerKey } from "../peer/PeerEvent.ts"
+import type * as PeerIo from "../peer/PeerIo.ts"
+import * as PeerSession from "../peer/PeerSession.ts"
+import { MetadataAssembly } from "./MetadataAssembly.ts"
+import type { Bans } from "./Orchestrator.ts"
+import { TorrentConfig } from "./TorrentConfig.ts"
+
+/** Wait before dialling an address again after its session ended. */
+const redialMillis = 30_000
+/** Most addresses remembered. */
+const maxCandidates = 2000
+/**
+ * Frame limit while the torrent's size is unknown: a bitfield may be that of
+ * the largest torrent whose metadata we accept (20 bytes of hash per piece).
+ */
+export const maxFrame = Frame.maxFrameFor(Metadata.maxSize / 20)
+
+export interface MetadataFetcher {
+  /** New addresses to try. */
+  readonly add: (addresses: Iterable<Address>) => Effect.Effect<void>
+  /** Takes over an incoming connection (handshake read by the listener) until it ends. */
+  readonly accept: (
+    peer: PeerKey,
+    io: PeerIo.PeerIo["Service"],
+    first: ReadonlyArray<PeerIo.Incoming>
+  ) => Effect.Effect<boolean>
+  /** Peers whose handshake is done. */
+  readonly peers: SubscriptionRef.SubscriptionRef<number>
+  /** Dials and fetches until the metadata is verified; returns the info dictionary's bytes. */
+  readonly run: Effect.Effect<Uint8Array>
+}
+
+export const make = Effect.fnUntraced(function*(
+  options: { readonly infoHash: InfoHash.InfoHash; readonly bans: Bans }
+): Effect.fn.Return<MetadataFetcher, never, TorrentConfig | PeerConnector | Scope.Scope> {
+  const config = yield* TorrentConfig
+  const connector = yield* PeerConnector
+  const infoHash = InfoHash.toBytes(options.infoHash)
+  const assembly = new MetadataAssembly(options.infoHash)
+  const done = yield* Deferred.make<Uint8Array>()
+  const peers = yield* SubscriptionRef.make(0)
+  const sessions = yield* FiberMap.make<PeerKey, void, never>()
+  const candidates = new Map<PeerKey, { readonly address: Address; retryAt: number }>()
+  const wake = yield* Queue.sliding<void>(1)
+  const isBanned = (peer: PeerKey) => options.bans.addresses.has(peer)
+
+  const ban = (peer: PeerKey, id: string) =>
+    Effect.sync(() => {
+      options.bans.addresses.add(peer)
+      options.bans.ids.add(id)
+    })
+
+  const session = Effect.fnUntraced(function*(peer: PeerKey, connection: PeerSession.Connection) {
+    const fail = (detail: string) => new PeerSession.PeerError({ peer, detail })
+    const { handshake, io, rest } = yield* PeerSession.open(connection, {
+      infoHash,
+      peerId: config.peerId,
+      features: ["extensions"],
+      maxFrame,
+      timeoutMillis: config.handshakeTimeoutMillis
+    }, fail)
+    const id = Buffer.from(handshake.peerId).toString("latin1")
+    if (options.bans.ids.has(id)) return yield* fail("banned")
+    const extensions = new Extensions({
+      offer: ["ut_metadata"],
+      metadata: undefined,
+      port: config.port,
+      reqq: PeerSession.maxUploadQueue,
+      peerHost: hostOf(peer)
+    })
+    yield* io.send([extensions.handshake()])
+    yield* SubscriptionRef.update(peers, (n) => n + 1)
+    yield* Effect.addFinalizer(() => SubscriptionRef.update(peers, (n) => n - 1))
+    let banned = false
+    yield* Effect.addFinalizer(() => Effect.sync(() => assembly.left(peer, banned)))
+    const condemn = (reason: string) =>
+      Effect.andThen(ban(peer, id), Effect.suspend(() => {
+        banned = true
+        return Effect.fail(fail(reason))
+      }))
+    let lastHeard = yield* Clock.currentTimeMillis
+
+    const requests = (now: number): Array<WireMessage> =>
+      assembly.next(peer, now).flatMap((piece) => extensions.metadataMessage({ _tag: "Request", piece }) ?? [])
+
+    const handle = Effect.fnUntraced(function*(incoming: ReadonlyArray<PeerIo.Incoming>) {
+      const now = yield* Clock.currentTimeMillis
+      lastHeard = now
+      const replies: Array<WireMessage> = []
+      for (const m of incoming) {
+        if (m._tag === "Handshake") return yield* fail("sent a second handshake")
+        if (m._tag !== "Extended") continue // we have no pieces and want none yet
+        const received = extensions.receive(m.id, m.payload)
+        if (Result.isFailure(received)) return yield* fail(received.failure.message)
+        const r = received.success
+        if (r._tag === "Handshake") {
+          if (r.handshake.ids.ut_metadata === undefined) return yield* fail("does not offer ut_metadata")
+          if (r.handshake.metadataSize === undefined) return yield* fail("has no metadata_size: it has no metadata")
+          const problem = assembly.claim(peer, r.handshake.metadataSize)
+          if (problem !== undefined) return yield* condemn(problem)
+          replies.push(...requests(now))
+          continue
+        }
+        if (r._tag !== "Metadata") continue
+        const message = r.message
+        switch (message._tag) {
+          case "Request":
+            replies.push(...extensions.answer(message.piece))
+            break
+          case "Reject":
+            assembly.rejected(peer, message.piece)
+            return yield* fail(`rejected our request for metadata piece ${message.piece}`)
+          case "Data": {
+            const verdict = assembly.received(peer, message.piece, message.totalSize, message.block)
+            switch (verdict._tag) {
+              case "Bad":
+                return yield* condemn(verdict.reason)
+              case "Done":
+                yield* Deferred.succeed(done, verdict.info)
+                return yield* Effect.never
+              case "HashMismatch":
+                yield* Effect.logWarning(`the metadata did not match the info-hash${verdict.culprit === undefined ? "" : `; all of it came from ${verdict.culprit}`}`)
+                if (verdict.culprit === peer) return yield* condemn("sent metadata that does not match the info-hash")
+                replies.push(...requests(now))
+                break
+              case "Ok":
+                replies.push(...requests(now))
+            }
+          }
+        }
+      }
+      yield* io.send(replies)
+    })
+
+    const reader = Effect.gen(function*() {
+      yield* handle(rest)
+      while (true) yield* handle(yield* io.read)
+    })
+
+    const ticker = Effect.gen(function*() {
+      while (true) {
+        yield* Effect.sleep(1000)
+        const now = yield* Clock.currentTimeMillis
+        if (now - lastHeard >= config.idleTimeoutMillis) return yield* fail(`silent for ${config.idleTimeoutMillis / 1000} s`)
+        if (assembly.stalled(now).has(peer)) return yield* fail("did not answer a metadata request in time")
+        yield* io.send(requests(now))
+      }
+    })
+
+    return yield* Effect.raceFirst(reader, ticker)
+  })
+
+  /** Runs a session to its end; it handles its own failures. */
+  const runSession = (peer: PeerKey, connection: PeerSession.Connection) =>
+    session(peer, connection).pipe(
+      Effect.scoped,
+      Effect.catchCause((cause) => Effect.logDebug("metadata session ended", cause)),
+      Effect.annotateLogs({ peer })
+    )
+
+  const ended = (key: PeerKey) =>
+    Effect.gen(function*() {
+      const candidate = candidates.get(key)
+      if (candidate !== undefined) candidate.retryAt = (yield* Clock.currentTimeMillis) + redialMillis
+      yield* Queue.offer(wake, undefined)
+    })
+
+  const fill = Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    let open = yield* FiberMap.size(sessions)
+    for (const [key, candidate] of candidates) {
+      if (open >= config.maxPeers) return
+      if (candidate.retryAt > now || isBanned(key) || (yield* FiberMap.has(sessions, key))) continue
+      candidate.retryAt = Infinity // until the session ends
+      const connection: PeerSession.Connection = {
+        _tag: "Outgoing",
+        socket: connector.connect(candidate.address, config.connectTimeoutMillis)
+      }
+      yield* FiberMap.run(sessions, key, runSession(key, connection).pipe(Effect.ensuring(ended(key))), { onlyIfMissing: true })
+      open++
+    }
+  })
+
+  const add = (addresses: Iterable<Address>) =>
+    Effect.gen(function*() {
+      for (const address of addresses) {
+        const key = keyOf(address)
+        if (!candidates.has(key) && candidates.size < maxCandidates) candidates.set(key, { address, retryAt: 0 })
+      }
+      yield* Queue.offer(wake, undefined)
+    })
+
+  const accept = Effect.fnUntraced(function*(
+    peer: PeerKey,
+    io: PeerIo.PeerIo["Service"],
+    first: ReadonlyArray<PeerIo.Incoming>
+  ) {
+    if ((yield* FiberMap.size(sessions)) >= config.maxPeers || isBanned(peer) || (yield* FiberMap.has(sessions, peer))) {
+      return false
+    }
+    yield* FiberMap.run(sessions, peer, runSession(peer, { _tag: "Incoming", io, first }), { onlyIfMissing: true }).pipe(
+      Effect.flatMap(Fiber.await)
+    )
+    return true
+  })
+
+  const dialer = Effect.gen(function*() {
+    while (true) {
+      yield* fill
+      yield* Queue.take(wake).pipe(Effect.timeoutOption(1000))
+    }
+  })
+
+  const run = Effect.raceFirst(Deferred.await(done), dialer).pipe(Effect.ensuring(FiberMap.clear(sessions)))
+
+  return { add, accept, peers, run }
+})

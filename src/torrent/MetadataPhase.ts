@@ -1,0 +1,75 @@
+/**
+ * MetadataPhase: the first phase of a torrent added by magnet link. It finds
+ * peers (the magnet's `x.pe` addresses, any given, its `tr` trackers),
+ * fetches the info dictionary from them (`MetadataFetcher`) and returns the
+ * torrent's Metainfo, whose trackers and web seeds are the magnet's. Its
+ * sockets close with it; the download then starts afresh from the Metainfo.
+ *
+ * Whether the torrent is private (BEP 27) is unknown until the metadata is
+ * in; nothing here speaks PEX.
+ */
+import { Effect, type Scope, SubscriptionRef, Stream } from "effect"
+import * as InfoHash from "../protocol/InfoHash.ts"
+import * as Magnet from "../protocol/Magnet.ts"
+import * as Metadata from "../protocol/Metadata.ts"
+import * as Metainfo from "../protocol/Metainfo.ts"
+import type { Address } from "../peer/PeerConnector.ts"
+import * as Tracker from "../tracker/Tracker.ts"
+import * as Discovery from "./Discovery.ts"
+import * as MetadataFetcher from "./MetadataFetcher.ts"
+import type { Bans } from "./Orchestrator.ts"
+import { TorrentError } from "./Torrent.ts"
+import { TorrentConfig } from "./TorrentConfig.ts"
+
+/**
+ * `left` in our announces while the size is unknown: not 0, which would make
+ * us a seed that trackers do not give seeds to (libtorrent sends 16 KiB too).
+ */
+const unknownLeft = 16 * 1024
+
+export interface Options {
+  /** Peers to dial besides the magnet's and the trackers'. */
+  readonly peers?: ReadonlyArray<Address> | undefined
+  /** The torrent's bans: peers that send bad metadata join them. */
+  readonly bans: Bans
+  /** Called, in the phase's scope, once it runs: for incoming connections and the peer count. */
+  readonly onStart?: ((running: Running) => Effect.Effect<void, never, Scope.Scope>) | undefined
+}
+
+export interface Running {
+  readonly accept: MetadataFetcher.MetadataFetcher["accept"]
+  /** Peers whose handshake is done. */
+  readonly peers: SubscriptionRef.SubscriptionRef<number>
+}
+
+export const run = (magnet: Magnet.Magnet, options: Options) =>
+  Effect.gen(function*() {
+    const config = yield* TorrentConfig
+    const fetcher = yield* MetadataFetcher.make({ infoHash: magnet.infoHash, bans: options.bans })
+    if (options.onStart !== undefined) yield* options.onStart({ accept: fetcher.accept, peers: fetcher.peers })
+    const tiers = yield* Tracker.makeTiers(magnet.trackers.map((url) => [url]))
+    const params = Effect.succeed<Tracker.AnnounceParams>({
+      infoHash: InfoHash.toBytes(magnet.infoHash),
+      peerId: config.peerId,
+      port: config.port,
+      uploaded: 0,
+      downloaded: 0,
+      left: unknownLeft,
+      numWant: 50
+    })
+    yield* Effect.addFinalizer(() => Tracker.announceStopped(tiers, params))
+    const given = [...Magnet.peerAddresses(magnet), ...(options.peers ?? [])]
+    yield* Discovery.peers({ given, tiers, params, private: false, public: [] }).pipe(
+      Stream.runForEachArray((addresses) => fetcher.add(addresses)),
+      Effect.forkScoped
+    )
+    yield* Effect.logInfo("fetching the metadata from peers")
+    const info = yield* fetcher.run
+    const meta = yield* Effect.fromResult(Metainfo.fromInfoBytes(info, Metadata.maxSize)).pipe(
+      Effect.mapError((error) =>
+        new TorrentError({ name: magnet.name ?? magnet.infoHash, detail: `the fetched metadata: ${error.message}` })
+      )
+    )
+    yield* Effect.logInfo(`metadata of ${meta.name} fetched (${info.length} bytes)`)
+    return { ...meta, announce: magnet.trackers.map((url) => [url]), urlList: [...magnet.webSeeds] }
+  }).pipe(Effect.scoped, Effect.annotateLogs({ infoHash: magnet.infoHash }))
