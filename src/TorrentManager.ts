@@ -14,6 +14,7 @@ import { Context, Deferred, Effect, FiberMap, FiberSet, FileSystem, Layer, Path,
 import { Digest } from "effect/crypto"
 import * as NodeCrypto from "@effect/platform-node/NodeCrypto"
 import * as NodeServices from "@effect/platform-node/NodeServices"
+import { Dht } from "./dht/Dht.ts"
 import * as Frame from "./protocol/Frame.ts"
 import * as InfoHash from "./protocol/InfoHash.ts"
 import * as Magnet from "./protocol/Magnet.ts"
@@ -28,9 +29,10 @@ import * as Orchestrator from "./torrent/Orchestrator.ts"
 import type { Progress } from "./torrent/Orchestrator.ts"
 import * as MetadataFetcher from "./torrent/MetadataFetcher.ts"
 import * as MetadataPhase from "./torrent/MetadataPhase.ts"
+import * as Discovery from "./torrent/Discovery.ts"
 import * as Torrent from "./torrent/Torrent.ts"
 import * as RateLimit from "./torrent/RateLimit.ts"
-import { TorrentConfig } from "./torrent/TorrentConfig.ts"
+import { type Settings, TorrentConfig } from "./torrent/TorrentConfig.ts"
 import * as HttpTracker from "./tracker/HttpTracker.ts"
 import * as Tracker from "./tracker/Tracker.ts"
 import * as UdpTracker from "./tracker/UdpTracker.ts"
@@ -129,6 +131,27 @@ const starting = (meta: Metainfo.Metainfo | undefined, peers = 0): Progress => (
   hashFailures: 0
 })
 
+/**
+ * The DHT node of every torrent: on the UDP port of our TCP port when it is
+ * free (else any), its routing table kept in the download folder. Without
+ * one (it could not start) torrents still have their other peer sources.
+ */
+const startDht = (config: Settings, port: number) =>
+  Effect.gen(function*() {
+    const path = yield* Path.Path
+    const start = (udpPort: number) =>
+      Layer.build(Dht.layer({
+        port: udpPort,
+        ...(config.listenHost === undefined || config.listenHost.includes(":") ? {} : { host: config.listenHost }),
+        ...(config.dhtBootstrap === undefined ? {} : { bootstrap: config.dhtBootstrap }),
+        stateFile: path.join(config.downloadDir, ".effect-torrent", "dht.state")
+      })).pipe(Effect.map((context) => Context.get(context, Dht)))
+    return yield* start(port).pipe(
+      Effect.catch(() => start(0)),
+      Effect.catch((error) => Effect.as(Effect.logWarning(`no DHT: ${error.message}`), undefined))
+    )
+  })
+
 const applyLimits = (up: RateLimit.Bucket, down: RateLimit.Bucket) => (limits: RateSettings) =>
   Effect.sync(() => {
     if (limits.upload !== undefined) up.setRate(limits.upload)
@@ -149,6 +172,7 @@ export const make = Effect.gen(function*() {
   const incoming = yield* Queue.unbounded<Listener.Connection>()
   const port = yield* Listener.listen(config.port, (c) => Queue.offerUnsafe(incoming, c), config.listenHost)
   const admission = Admission.make(config)
+  const dht = config.dht ? yield* startDht(config, port) : undefined
   const route = (connection: Listener.Connection) =>
     Effect.gen(function*() {
       const maxFrame = Math.max(
@@ -186,6 +210,7 @@ export const make = Effect.gen(function*() {
       if (entry.meta !== undefined) return entry.meta
       const meta: Metainfo.Metainfo = yield* MetadataPhase.run(entry.magnet!, {
         peers: entry.options.peers,
+        sources: entry.options.sources,
         bans: entry.options.bans!,
         onStart: (running) =>
           Effect.andThen(
@@ -217,7 +242,10 @@ export const make = Effect.gen(function*() {
                   Effect.forkScoped
                 )
               )
-          })
+          }).pipe(
+            // Sessions tell DHT peers where our node is (never in private torrents, BEP 27).
+            (run) => dht === undefined || meta.private ? run : Effect.provideService(run, Dht, dht)
+          )
         ),
         Effect.matchCauseEffect({
           onSuccess: () => Deferred.succeed(entry.done, undefined),
@@ -280,6 +308,7 @@ export const make = Effect.gen(function*() {
         // The magnet's `x.pe` peers are dialled for the data too.
         peers: [...(options.peers ?? []), ...(magnet === undefined ? [] : Magnet.peerAddresses(magnet))],
         bans: Orchestrator.makeBans(),
+        sources: dht === undefined ? [] : [Discovery.fromDht(dht, InfoHash.toBytes(infoHash), port)],
         limits: { upload: [globalUpload, upload], download: [globalDownload, download] }
       },
       done,

@@ -42,7 +42,11 @@ export const flags = {
     Flag.withDescription("with a magnet link: write its metadata, once fetched, as a .torrent file here"),
     Flag.optional
   ),
-  noDht: Flag.Boolean("no-dht").pipe(Flag.withDescription("do not look for peers in the DHT"), Flag.withDefault(false))
+  noDht: Flag.Boolean("no-dht").pipe(Flag.withDescription("do not look for peers in the DHT"), Flag.withDefault(false)),
+  dhtBootstrap: Flag.String("dht-bootstrap").pipe(
+    Flag.withDescription("a DHT node to start from, host:port (repeatable; default: the well-known public routers)"),
+    Flag.atLeast(0)
+  )
 }
 
 export class UsageError extends Schema.TaggedError<UsageError>()("UsageError", { detail: Schema.String }) {
@@ -50,6 +54,14 @@ export class UsageError extends Schema.TaggedError<UsageError>()("UsageError", {
     return this.detail
   }
 }
+
+const parseAddresses = (flag: string, texts: ReadonlyArray<string>) =>
+  Effect.forEach(texts, (text) => {
+    const address = Magnet.parsePeer(text)
+    return address === undefined
+      ? Effect.fail(new UsageError({ detail: `--${flag}: ${JSON.stringify(text)} is not host:port` }))
+      : Effect.succeed(address)
+  })
 
 /** "2M" → 2097152: a rate in bytes/s with an optional K/M/G (binary) suffix. */
 export const parseRate = (flag: string, text: Option.Option<string>) => {
@@ -81,14 +93,13 @@ export const run = Effect.fnUntraced(function*(input: {
   readonly quiet: boolean
   readonly saveTorrent: Option.Option<string>
   readonly noDht: boolean
+  readonly dhtBootstrap: ReadonlyArray<string>
 }) {
   const maxUploadRate = yield* parseRate("max-upload", input.maxUpload)
   const maxDownloadRate = yield* parseRate("max-download", input.maxDownload)
   const selected = Option.isSome(input.select) ? yield* parseSelect(input.select.value) : undefined
-  const peers = yield* Effect.forEach(input.peer, (text) => {
-    const address = Magnet.parsePeer(text)
-    return address === undefined ? Effect.fail(new UsageError({ detail: `--peer: ${JSON.stringify(text)} is not host:port` })) : Effect.succeed(address)
-  })
+  const peers = yield* parseAddresses("peer", input.peer)
+  const dhtBootstrap = yield* parseAddresses("dht-bootstrap", input.dhtBootstrap)
   const sources = yield* Effect.forEach(input.torrents, Input.load)
   // A magnet's file list is unknown until its metadata is in; --select indexes beyond it select nothing.
   for (const source of sources) {
@@ -133,7 +144,8 @@ export const run = Effect.fnUntraced(function*(input: {
       port: input.port,
       maxUploadRate,
       maxDownloadRate,
-      dht: !input.noDht
+      dht: !input.noDht,
+      dhtBootstrap: dhtBootstrap.length > 0 ? dhtBootstrap : undefined
     }))
   )
   if (!input.quiet) yield* Console.log(input.seed ? "done seeding" : "done: every torrent is complete and verified")
@@ -162,7 +174,9 @@ export const seedCommand = Command.make(
     seedRatio: flags.seedRatio,
     seedTime: flags.seedTime,
     maxUpload: flags.maxUpload,
-    quiet: flags.quiet
+    quiet: flags.quiet,
+    noDht: flags.noDht,
+    dhtBootstrap: flags.dhtBootstrap
   },
   (input) =>
     run({
@@ -171,7 +185,6 @@ export const seedCommand = Command.make(
       select: Option.none(),
       maxDownload: Option.none(),
       seed: true,
-      saveTorrent: Option.none(),
-      noDht: false
+      saveTorrent: Option.none()
     })
 ).pipe(Command.withDescription("Verify a torrent's data and seed it, showing peers and upload rate"))

@@ -107,7 +107,7 @@ export class Dht extends Context.Service<Dht, {
   readonly lookup: (infoHash: Uint8Array) => Stream.Stream<Address>
   /** lookup + announce_peer to the closest nodes that gave tokens. */
   readonly announce: (infoHash: Uint8Array, port: number) => Effect.Effect<void>
-  /** A node learned from a peer's `port` message (BEP 5): pinged and added if it answers. */
+  /** A node learned from a peer's `port` message (BEP 5): pinged in the background and added if it answers. */
   readonly addNode: (address: Address) => Effect.Effect<void>
   /** Good nodes in the routing table. */
   readonly nodes: Effect.Effect<number>
@@ -366,9 +366,11 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
     )
   })
 
-  const addNode = Effect.fn("Dht.addNode")(function*(address: Address) {
-    for (const contact of yield* resolve(address)) yield* ping(contact)
-  })
+  /** Returns at once: the ping runs in the background (a peer session must not wait for it). */
+  const addNode = (address: Address) =>
+    Effect.sync(() => {
+      runInBackground(Effect.flatMap(resolve(address), (contacts) => Effect.forEach(contacts, ping, { discard: true })))
+    })
 
   const refresh = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis

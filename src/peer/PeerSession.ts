@@ -12,6 +12,7 @@
  */
 import { Cause, Clock, Deferred, Effect, Exit, Option, Queue, Result, Schema } from "effect"
 import type * as Socket from "effect/socket/Socket"
+import { Dht } from "../dht/Dht.ts"
 import * as AllowedFast from "../protocol/AllowedFast.ts"
 import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Frame from "../protocol/Frame.ts"
@@ -98,12 +99,14 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
   const disk = yield* DiskWriter
   const limits = yield* RateLimits
   const exchange = yield* PeerExchange.PeerExchange
+  // The DHT node, when there is one and the torrent is not private (then it is not provided).
+  const dht = Option.getOrUndefined(yield* Effect.serviceOption(Dht))
   const { peer } = options
   const fail = (detail: string) => new PeerError({ peer, detail })
   const { handshake, io, rest } = yield* open(options.connection, {
     infoHash: options.infoHash,
     peerId: config.peerId,
-    features: ["fast", "extensions"],
+    features: dht === undefined ? ["fast", "extensions"] : ["fast", "extensions", "dht"],
     maxFrame: Frame.maxFrameFor(options.pieceCount),
     timeoutMillis: config.handshakeTimeoutMillis
   }, fail)
@@ -137,7 +140,9 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
     ...(ours.count() > 0
       ? [fast && ours.isComplete() ? { _tag: "HaveAll" as const } : { _tag: "Bitfield" as const, bytes: ours.toBytes() }]
       : fast ? [{ _tag: "HaveNone" as const }] : []),
-    ...[...allowedFast].map((index): WireMessage => ({ _tag: "AllowedFast", index }))
+    ...[...allowedFast].map((index): WireMessage => ({ _tag: "AllowedFast", index })),
+    // BEP 5: where our DHT node listens, to a peer that runs one too.
+    ...(dht !== undefined && Handshake.supports(handshake, "dht") ? [{ _tag: "Port" as const, port: yield* dht.port }] : [])
   ]
   yield* io.send(opening)
   yield* orchestrator.offer({ _tag: "Connected", peer, handshake, outbox })
@@ -253,6 +258,9 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
           if (!flood.spend()) return yield* flooded(m)
           switch (m._tag) {
             case "KeepAlive":
+              continue
+            case "Port":
+              if (dht !== undefined && m.port > 0) yield* dht.addNode({ host: hostOf(peer), port: m.port })
               continue
             case "Choke":
               released.push(...coordinator.clear())

@@ -1,11 +1,11 @@
 /**
  * Discovery: where a torrent's peers come from, as one Stream. The addresses
  * given (a magnet's `x.pe`, `--peer`) and the trackers always; the public
- * sources (peer exchange, and the DHT and local discovery when they are
- * wired in: one more Stream in `public`) only for torrents that are not
- * private (BEP 27).
+ * sources (peer exchange, the DHT, local discovery) only for torrents that
+ * are not private (BEP 27).
  */
-import { type Effect, Stream } from "effect"
+import { type Effect, Schedule, Stream } from "effect"
+import type { Dht } from "../dht/Dht.ts"
 import type { Address } from "../peer/PeerConnector.ts"
 import * as Tracker from "../tracker/Tracker.ts"
 
@@ -22,3 +22,12 @@ export const peers = (options: {
     Tracker.peers(options.tiers, options.params),
     ...(options.private ? [] : options.public)
   ], { concurrency: "unbounded" })
+
+/** How often a torrent looks itself up in the DHT and announces itself there (as trackers do, every 15 minutes). */
+export const dhtIntervalMillis = 15 * 60 * 1000
+
+/** A torrent's peers from the DHT: a lookup, then our announce (BEP 5), again every interval. */
+export const fromDht = (dht: Dht["Service"], infoHash: Uint8Array, port: number): Stream.Stream<Address> =>
+  Stream.concat(dht.lookup(infoHash), Stream.fromEffectDrain(dht.announce(infoHash, port))).pipe(
+    Stream.repeat(Schedule.spaced(dhtIntervalMillis))
+  )

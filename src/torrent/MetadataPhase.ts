@@ -1,6 +1,6 @@
 /**
  * MetadataPhase: the first phase of a torrent added by magnet link. It finds
- * peers (the magnet's `x.pe` addresses, any given, its `tr` trackers),
+ * peers (the magnet's `x.pe` addresses, any given, its `tr` trackers, the DHT),
  * fetches the info dictionary from them (`MetadataFetcher`) and returns the
  * torrent's Metainfo, whose trackers and web seeds are the magnet's. Its
  * sockets close with it; the download then starts afresh from the Metainfo.
@@ -30,6 +30,8 @@ const unknownLeft = 16 * 1024
 export interface Options {
   /** Peers to dial besides the magnet's and the trackers'. */
   readonly peers?: ReadonlyArray<Address> | undefined
+  /** Other peer sources (the DHT, local discovery). */
+  readonly sources?: ReadonlyArray<Stream.Stream<Address>> | undefined
   /** The torrent's bans: peers that send bad metadata join them. */
   readonly bans: Bans
   /** Called, in the phase's scope, once it runs: for incoming connections and the peer count. */
@@ -59,7 +61,7 @@ export const run = (magnet: Magnet.Magnet, options: Options) =>
     })
     yield* Effect.addFinalizer(() => Tracker.announceStopped(tiers, params))
     const given = [...Magnet.peerAddresses(magnet), ...(options.peers ?? [])]
-    yield* Discovery.peers({ given, tiers, params, private: false, public: [] }).pipe(
+    yield* Discovery.peers({ given, tiers, params, private: false, public: options.sources ?? [] }).pipe(
       Stream.runForEachArray((addresses) => fetcher.add(addresses)),
       Effect.forkScoped
     )

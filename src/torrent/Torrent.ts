@@ -37,6 +37,8 @@ export interface Options {
   readonly selected?: ReadonlyArray<number> | undefined
   /** Peers to dial besides those the trackers return. */
   readonly peers?: ReadonlyArray<Address> | undefined
+  /** Peer sources besides trackers and PEX (the DHT, local discovery): never used for private torrents. */
+  readonly sources?: ReadonlyArray<Stream.Stream<Address>> | undefined
   /** Keep running after completion (seeding)... */
   readonly seed?: boolean | undefined
   /** ...until uploaded / size reaches this ratio, or `seedMillis` pass (whichever first; default: until interrupted). */
@@ -137,7 +139,7 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
     tiers,
     params,
     private: meta.private,
-    public: [exchange.discovered]
+    public: [exchange.discovered, ...(options.sources ?? [])]
   }).pipe(
     Stream.runForEachArray((addresses) => monitor.add(addresses)),
     Effect.forkScoped

@@ -36,8 +36,13 @@ export interface Settings {
   readonly maxDownloadRate: number
   /** Completed pieces waiting for hashing and writing, in bytes, before requests pause. */
   readonly maxPendingBytes: number
-  /** Whether to look for peers in the DHT (BEP 5; never for private torrents). */
+  /**
+   * Whether to run a DHT node (BEP 5) and look for peers there (never for
+   * private torrents). Off by default in the library, on in the CLI.
+   */
   readonly dht: boolean
+  /** Where the DHT node starts; default: the well-known public routers. */
+  readonly dhtBootstrap: ReadonlyArray<{ readonly host: string; readonly port: number }> | undefined
 }
 
 export const makePeerId = (): Uint8Array => {
@@ -65,7 +70,8 @@ export const defaults = (): Settings => ({
   maxUploadRate: 0,
   maxDownloadRate: 0,
   maxPendingBytes: 32 * 1024 * 1024,
-  dht: true
+  dht: false,
+  dhtBootstrap: undefined
 })
 
 export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("effect-torrent/torrent/TorrentConfig") {

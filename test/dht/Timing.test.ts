@@ -81,13 +81,29 @@ describe("Dht timing", () => {
       const network = yield* MemoryUdp.makeNetwork
       const dht = yield* memoryDht(network)
       const remote = yield* remoteNode(network, "10.0.0.2", silent)
-      const fiber = yield* Effect.forkChild(Effect.andThen(dht.addNode(remote.address), Clock.currentTimeMillis))
+      yield* dht.addNode(remote.address) // returns at once: the ping runs in the background
       yield* TestClock.adjust("1999 millis")
+      const [ping] = remote.received
       assert.deepStrictEqual(queriesOf(remote.received).map(({ query }) => query._tag), ["Ping"])
-      assert.isUndefined(fiber.pollUnsafe(), "still waiting at 1999 ms")
       yield* TestClock.adjust("1 milli")
-      assert.strictEqual(yield* Fiber.join(fiber), 2000)
+      // Answered at 2000 ms: too late, the query has failed.
+      yield* remote.writer.write({
+        payload: Krpc.encode(answering(ping!.message, remote.id)!),
+        address: NetAddress.inetAddressFromIpStringUnsafe(ourHost, 6881)
+      })
+      yield* settle
       assert.strictEqual(yield* dht.nodes, 0)
+
+      // Answered at 1999 ms: in time, the node is added.
+      const slow = yield* remoteNode(network, "10.0.0.3", silent)
+      yield* dht.addNode(slow.address)
+      yield* TestClock.adjust("1999 millis")
+      yield* slow.writer.write({
+        payload: Krpc.encode(answering(slow.received[0]!.message, slow.id)!),
+        address: NetAddress.inetAddressFromIpStringUnsafe(ourHost, 6881)
+      })
+      yield* settle
+      assert.strictEqual(yield* dht.nodes, 1)
     }))
 
   it.effect("an answer counts only with the query's transaction id and from the address asked", () =>
@@ -117,6 +133,7 @@ describe("Dht timing", () => {
 
       const honest = yield* remoteNode(network, "10.0.0.5", answering)
       yield* dht.addNode(honest.address)
+      yield* settle
       assert.strictEqual(yield* dht.nodes, 1, "answered within the timeout")
     }))
 

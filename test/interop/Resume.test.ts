@@ -96,7 +96,8 @@ describe("resuming a download", () => {
             `${seeder.address.host}:${seeder.address.port}`,
             "--port",
             String(port),
-            "--quiet"
+            "--quiet",
+            "--no-dht"
           ]))
 
       // Run 1: killed once the seeder has sent 40% of the torrent.

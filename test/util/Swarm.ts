@@ -164,13 +164,15 @@ export interface Seeder {
 /**
  * A webtorrent@1.9.7 seeder (test/util/webtorrent-seeder.cjs) of `torrent`,
  * whose data is under `dir`. Ready once it has verified all of it. With
- * `trackers`, it announces to the torrent's trackers.
+ * `trackers`, it announces to the torrent's trackers; with `dhtBootstrap`, it
+ * runs a DHT node that starts from those (local) nodes and announces there.
  */
 export const webtorrentSeeder = (options: {
   readonly torrent: string
   readonly dir: string
   readonly trackers: boolean
   readonly uploadLimit?: number
+  readonly dhtBootstrap?: ReadonlyArray<string>
 }) =>
   Effect.gen(function*() {
     const port = yield* freePort

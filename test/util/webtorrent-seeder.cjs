@@ -1,7 +1,9 @@
 // A webtorrent@1.9.7 seeder, run as a child process by the interop tests:
 //   node webtorrent-seeder.cjs '<json options>'
 // Options: torrent (path of a .torrent), dir (folder holding its data), port,
-// trackers (announce to the torrent's trackers), uploadLimit (bytes/s, optional).
+// trackers (announce to the torrent's trackers), uploadLimit (bytes/s, optional),
+// dhtBootstrap (["127.0.0.1:port", ...]: run a DHT node that starts from these
+// local nodes only, and announce there; optional).
 // Prints one JSON line {"ready":true,...} once it has verified its data and
 // listens, then {"uploaded":n} whenever the bytes it uploaded changed (at most
 // every 100 ms); exits when stdin closes or on SIGTERM.
@@ -20,7 +22,7 @@ const WebTorrent = require("webtorrent")
 
 const options = JSON.parse(process.argv[2])
 const client = new WebTorrent({
-  dht: false,
+  dht: options.dhtBootstrap ? { bootstrap: options.dhtBootstrap } : false,
   lsd: false,
   utPex: false,
   utp: false,
