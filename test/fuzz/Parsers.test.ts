@@ -8,6 +8,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Result } from "effect"
 import * as Fs from "node:fs"
+import * as LpdMessage from "../../src/lpd/LpdMessage.ts"
 import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as Bitfield from "../../src/protocol/Bitfield.ts"
 import * as Frame from "../../src/protocol/Frame.ts"
@@ -133,6 +134,15 @@ const targets: ReadonlyArray<Target> = [
     seeds: [udpAnswer(new Uint8Array([127, 0, 0, 1, 0x1a, 0xe1])), udpAnswer(new Uint8Array(18))],
     run: (input) => UdpTracker.parseAnnounce(input, (input[19] ?? 0) % 2 === 1),
     errors: ["BadResponse"]
+  },
+  {
+    name: "lsd-announce",
+    seeds: [
+      LpdMessage.encode({ host: "239.192.152.143:6771", port: 6881, infoHashes: ["ab".repeat(20)], cookie: "c" }),
+      LpdMessage.encode({ host: "[ff15::efc0:988f]:6771", port: 1, infoHashes: ["01".repeat(20), "ef".repeat(20)], cookie: undefined })
+    ],
+    run: LpdMessage.decode,
+    errors: ["MalformedAnnounce"]
   }
 ]
 
