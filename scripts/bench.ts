@@ -136,7 +136,7 @@ const main = async () => {
     const out = join(work, `out-${client}`)
     rmSync(out, { recursive: true, force: true })
     const measure = client === "effect-torrent"
-      ? await timed(process.execPath, ["bin/effect-torrent.js", torrent, "-o", out, "--port", "6999", "--quiet", "--no-dht"], 600_000)
+      ? await timed(process.execPath, ["bin/effect-torrent.js", torrent, "-o", out, "--port", "6999", "--quiet", "--no-dht", "--no-lpd"], 600_000)
       : await aria2Leecher(out)
     const ok = sha1File(join(out, "data.bin")) === expected
     rmSync(out, { recursive: true, force: true })
@@ -157,7 +157,7 @@ const main = async () => {
   for (const seeder of seeders) seeder.kill("SIGKILL")
   const announced = new Promise<void>((resolve) => tracker.once("start", () => resolve()))
   const ours = startTimed(process.execPath, [
-    "bin/effect-torrent.js", "seed", torrent, "-o", seedDir, "--port", "6997", "--quiet", "--no-dht"
+    "bin/effect-torrent.js", "seed", torrent, "-o", seedDir, "--port", "6997", "--quiet", "--no-dht", "--no-lpd"
   ], 600_000)
   await announced
   const out = join(work, "out-upload")

@@ -41,7 +41,7 @@ console.log(`tracker ${announce}; webtorrent seeding; now: effect-torrent ${torr
 
 const out = join(work, "download")
 const code = await new Promise<number | null>((resolve) => {
-  const cli = spawn(process.execPath, ["bin/effect-torrent.js", torrentFile, "-o", out, "--no-dht"], { stdio: "inherit" })
+  const cli = spawn(process.execPath, ["bin/effect-torrent.js", torrentFile, "-o", out, "--no-dht", "--no-lpd"], { stdio: "inherit" })
   cli.on("exit", resolve)
 })
 const same = ["video.bin", "notes.txt"].every((name) =>

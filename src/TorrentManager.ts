@@ -15,6 +15,7 @@ import { Digest } from "effect/crypto"
 import * as NodeCrypto from "@effect/platform-node/NodeCrypto"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Dht } from "./dht/Dht.ts"
+import { Lpd } from "./lpd/Lpd.ts"
 import * as Frame from "./protocol/Frame.ts"
 import * as InfoHash from "./protocol/InfoHash.ts"
 import * as Magnet from "./protocol/Magnet.ts"
@@ -152,6 +153,13 @@ const startDht = (config: Settings, port: number) =>
     )
   })
 
+/** Local service discovery (BEP 14) for every torrent; without it (it could not start) torrents have their other sources. */
+const startLpd = (config: Settings) =>
+  Layer.build(Lpd.layer(config.localDiscoveryGroup)).pipe(
+    Effect.map((context) => Context.get(context, Lpd)),
+    Effect.catch((error) => Effect.as(Effect.logWarning(`no local peer discovery: ${error.message}`), undefined))
+  )
+
 const applyLimits = (up: RateLimit.Bucket, down: RateLimit.Bucket) => (limits: RateSettings) =>
   Effect.sync(() => {
     if (limits.upload !== undefined) up.setRate(limits.upload)
@@ -173,6 +181,7 @@ export const make = Effect.gen(function*() {
   const port = yield* Listener.listen(config.port, (c) => Queue.offerUnsafe(incoming, c), config.listenHost)
   const admission = Admission.make(config)
   const dht = config.dht ? yield* startDht(config, port) : undefined
+  const lpd = config.localDiscovery ? yield* startLpd(config) : undefined
   const route = (connection: Listener.Connection) =>
     Effect.gen(function*() {
       const maxFrame = Math.max(
@@ -308,7 +317,10 @@ export const make = Effect.gen(function*() {
         // The magnet's `x.pe` peers are dialled for the data too.
         peers: [...(options.peers ?? []), ...(magnet === undefined ? [] : Magnet.peerAddresses(magnet))],
         bans: Orchestrator.makeBans(),
-        sources: dht === undefined ? [] : [Discovery.fromDht(dht, InfoHash.toBytes(infoHash), port)],
+        sources: [
+          ...(dht === undefined ? [] : [Discovery.fromDht(dht, InfoHash.toBytes(infoHash), port)]),
+          ...(lpd === undefined ? [] : [lpd.peers(infoHash, port)])
+        ],
         limits: { upload: [globalUpload, upload], download: [globalDownload, download] }
       },
       done,

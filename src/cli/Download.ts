@@ -43,6 +43,10 @@ export const flags = {
     Flag.optional
   ),
   noDht: Flag.Boolean("no-dht").pipe(Flag.withDescription("do not look for peers in the DHT"), Flag.withDefault(false)),
+  noLpd: Flag.Boolean("no-lpd").pipe(
+    Flag.withDescription("do not announce torrents on the local network nor listen for others there (BEP 14)"),
+    Flag.withDefault(false)
+  ),
   dhtBootstrap: Flag.String("dht-bootstrap").pipe(
     Flag.withDescription("a DHT node to start from, host:port (repeatable; default: the well-known public routers)"),
     Flag.atLeast(0)
@@ -93,6 +97,7 @@ export const run = Effect.fnUntraced(function*(input: {
   readonly quiet: boolean
   readonly saveTorrent: Option.Option<string>
   readonly noDht: boolean
+  readonly noLpd: boolean
   readonly dhtBootstrap: ReadonlyArray<string>
 }) {
   const maxUploadRate = yield* parseRate("max-upload", input.maxUpload)
@@ -145,7 +150,8 @@ export const run = Effect.fnUntraced(function*(input: {
       maxUploadRate,
       maxDownloadRate,
       dht: !input.noDht,
-      dhtBootstrap: dhtBootstrap.length > 0 ? dhtBootstrap : undefined
+      dhtBootstrap: dhtBootstrap.length > 0 ? dhtBootstrap : undefined,
+      localDiscovery: !input.noLpd
     }))
   )
   if (!input.quiet) yield* Console.log(input.seed ? "done seeding" : "done: every torrent is complete and verified")
@@ -176,6 +182,7 @@ export const seedCommand = Command.make(
     maxUpload: flags.maxUpload,
     quiet: flags.quiet,
     noDht: flags.noDht,
+    noLpd: flags.noLpd,
     dhtBootstrap: flags.dhtBootstrap
   },
   (input) =>

@@ -31,6 +31,8 @@ export type PeerEvent =
     readonly peer: PeerKey
     readonly handshake: Handshake.Handshake
     readonly outbox: Queue.Queue<PeerCommand>
+    /** We dialled the peer (else it dialled us). */
+    readonly outgoing: boolean
   }
   | {
     /** One socket read's worth of messages, plus requests the peer will not answer. */

@@ -145,7 +145,13 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
     ...(dht !== undefined && Handshake.supports(handshake, "dht") ? [{ _tag: "Port" as const, port: yield* dht.port }] : [])
   ]
   yield* io.send(opening)
-  yield* orchestrator.offer({ _tag: "Connected", peer, handshake, outbox })
+  yield* orchestrator.offer({
+    _tag: "Connected",
+    peer,
+    handshake,
+    outbox,
+    outgoing: options.connection._tag === "Outgoing"
+  })
   // A peer we dialled listens where we reached it: others may be told of it.
   if (options.connection._tag === "Outgoing") {
     yield* exchange.connected(peer, { address: addressOf(peer), flags: Pex.flags.reachable })

@@ -55,6 +55,8 @@ type Event = PeerEvent | Internal
 interface PeerState {
   /** The peer id from its handshake. */
   readonly id: string
+  /** We dialled the peer. */
+  readonly outgoing: boolean
   readonly outbox: Queue.Queue<PeerCommand>
   has: Bitfield.Bitfield
   /** Blocks we asked this peer for (mirrors its Coordinator). */
@@ -279,12 +281,19 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
       case "Connected": {
         const id = Buffer.from(event.handshake.peerId).toString("latin1")
         if (bans.ids.has(id)) return yield* Queue.offer(event.outbox, { _tag: "Disconnect", reason: "banned" })
-        if ([...peers.values()].some((p) => p.id === id)) {
-          // The same client at a second address: one connection is enough.
-          return yield* Queue.offer(event.outbox, { _tag: "Disconnect", reason: "already connected to this peer" })
+        const twin = [...peers.values()].find((p) => p.id === id)
+        if (twin !== undefined) {
+          // The same client twice: one connection is enough. When both sides dialled at once, both must
+          // keep the same one (else each closes the one the other kept): the one dialled by the lower peer id.
+          const ours = Buffer.from(config.peerId).toString("latin1")
+          const keepNew = twin.outgoing !== event.outgoing && event.outgoing === ours < id
+          const drop = keepNew ? twin.outbox : event.outbox
+          yield* Queue.offer(drop, { _tag: "Disconnect", reason: "already connected to this peer" })
+          if (!keepNew) return
         }
         peers.set(event.peer, {
           id,
+          outgoing: event.outgoing,
           outbox: event.outbox,
           has: Bitfield.make(meta.pieceCount),
           assigned: new Map(),

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from "node:crypto"
 import { Config, Context, Effect, Layer } from "effect"
+import type { Settings as LpdSettings } from "../lpd/Lpd.ts"
 
 export interface Settings {
   /** Folder that downloads are written under. */
@@ -43,6 +44,14 @@ export interface Settings {
   readonly dht: boolean
   /** Where the DHT node starts; default: the well-known public routers. */
   readonly dhtBootstrap: ReadonlyArray<{ readonly host: string; readonly port: number }> | undefined
+  /**
+   * Whether to announce torrents on the local network and hear others (BEP 14
+   * local service discovery; never for private torrents). Off by default in
+   * the library, on in the CLI.
+   */
+  readonly localDiscovery: boolean
+  /** The multicast group and interface for it; default: BEP 14's group on every interface. */
+  readonly localDiscoveryGroup: Partial<LpdSettings> | undefined
 }
 
 export const makePeerId = (): Uint8Array => {
@@ -71,7 +80,9 @@ export const defaults = (): Settings => ({
   maxDownloadRate: 0,
   maxPendingBytes: 32 * 1024 * 1024,
   dht: false,
-  dhtBootstrap: undefined
+  dhtBootstrap: undefined,
+  localDiscovery: false,
+  localDiscoveryGroup: undefined
 })
 
 export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("effect-torrent/torrent/TorrentConfig") {

@@ -33,7 +33,7 @@ describe("the CLI with a magnet link", () => {
       const dst = join(root, "dst")
 
       const cli = yield* spawnChild("effect-torrent CLI", process.execPath, [
-        "--import", "tsx", "src/cli/main.ts", magnet, "-o", dst, "--save-torrent", saved, "--no-dht", "--port", String(yield* freePort)
+        "--import", "tsx", "src/cli/main.ts", magnet, "-o", dst, "--save-torrent", saved, "--no-dht", "--no-lpd", "--port", String(yield* freePort)
       ])
       const code = yield* Effect.promise(() => cli.exit).pipe(
         Effect.timeoutOrElse({ duration: 60_000, orElse: () => Effect.die(new Error(`the CLI did not finish:\n${cli.output()}`)) })

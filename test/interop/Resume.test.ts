@@ -97,7 +97,8 @@ describe("resuming a download", () => {
             "--port",
             String(port),
             "--quiet",
-            "--no-dht"
+            "--no-dht",
+            "--no-lpd"
           ]))
 
       // Run 1: killed once the seeder has sent 40% of the torrent.

@@ -41,11 +41,11 @@ const startWith = Effect.fnUntraced(function*(fixture: Fixtures.Fixture, setting
   yield* Effect.forkChild(orchestrator.run)
 
   /** A fake session: its Connected event carries an outbox the test reads. */
-  const connect = Effect.fnUntraced(function*(peer: PeerKey, id = peer) {
+  const connect = Effect.fnUntraced(function*(peer: PeerKey, id = peer, outgoing = true) {
     const outbox = yield* Queue.unbounded<PeerCommand>()
     const peerId = new Uint8Array(20)
     peerId.set(new TextEncoder().encode(id).subarray(0, 20))
-    yield* orchestrator.offer({ _tag: "Connected", peer, handshake: Handshake.make({ infoHash, peerId }), outbox })
+    yield* orchestrator.offer({ _tag: "Connected", peer, handshake: Handshake.make({ infoHash, peerId }), outbox, outgoing })
     yield* settle
     return {
       peer,
@@ -292,6 +292,23 @@ describe("Orchestrator", () => {
       yield* connect("10.0.0.1:6881", "same-client")
       const twin = yield* connect("10.0.0.9:6881", "same-client")
       assert.deepStrictEqual(yield* twin.drain, [{ _tag: "Disconnect", reason: "already connected to this peer" }])
+    }))
+
+  it.effect("a peer that dialled us as we dialled it: the connection dialled by the lower peer id is kept, whatever came first", () =>
+    Effect.gen(function*() {
+      // Our peer id is 20 bytes of 0x01, below any printable one: the connection we dialled stays.
+      const disconnect: Array<PeerCommand> = [{ _tag: "Disconnect", reason: "already connected to this peer" }]
+      const first = yield* start
+      const incoming = yield* first.connect("10.0.0.1:51000", "client-a", false)
+      const outgoing = yield* first.connect("10.0.0.1:6881", "client-a", true)
+      assert.deepStrictEqual(yield* incoming.drain, disconnect)
+      assert.deepStrictEqual(yield* outgoing.drain, [])
+
+      const second = yield* start
+      const dialled = yield* second.connect("10.0.0.2:6881", "client-b", true)
+      const dialledUs = yield* second.connect("10.0.0.2:51000", "client-b", false)
+      assert.deepStrictEqual(yield* dialledUs.drain, disconnect)
+      assert.deepStrictEqual(yield* dialled.drain, [])
     }))
 
   it.effect("a snubbing peer is dropped when there are others", () =>
