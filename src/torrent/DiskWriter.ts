@@ -18,11 +18,13 @@ export class DiskError extends Schema.TaggedError<DiskError>()("DiskError", {
   detail: Schema.String
 }) {
   override get message() {
+    // Control characters (a hostile path's NUL) shown escaped, not printed.
+    const path = this.path.replace(/[\u0000-\u001f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
     return this.reason === "NoSpace"
-      ? `the disk is full writing ${this.path}`
+      ? `the disk is full writing ${path}`
       : this.reason === "UnsafePath"
-      ? `refusing to write ${this.path}: ${this.detail}`
-      : `cannot access ${this.path}: ${this.detail}`
+      ? `refusing to write ${path}: ${this.detail}`
+      : `cannot access ${path}: ${this.detail}`
   }
 }
 

@@ -97,6 +97,7 @@ describe("hostile disks", () => {
       const finished = yield* handle.finished.pipe(Effect.flip)
       assert.strictEqual(finished.disk?.reason, "NoSpace", "the handle's finished fails with it too")
       const progress = yield* SubscriptionRef.get(handle.progress)
+      assert.strictEqual(progress.state, "stopped", "the progress shows the torrent stopped")
 
       const onDisk1 = piecesOnDisk(dst, meta)
       const verified1 = bytesOf(meta, onDisk1)
@@ -128,7 +129,7 @@ describe("hostile disks", () => {
       assert.deepStrictEqual(refetched, [], "verified pieces were downloaded again")
       record(
         `library: "${error.message.replace(dst, "…")}" (progress state "${progress.state}"), ` +
-          `${verified1} bytes verified on disk (resume file: ${recorded} pieces, all right); ` +
+          `${verified1} bytes verified on disk (${recorded === 0 ? "the resume file could not be saved on the full disk: the restart re-hashed" : `resume file: ${recorded} pieces, all right`}); ` +
           `CLI on the full disk: exit 1, "${reported[0]!.replace(dst, "…")}"; after remounting at 64 MiB: ` +
           `completed, byte-identical, ${seeder3.stats.bytesServed} of ${meta.length} bytes fetched, 0 verified pieces again`
       )
