@@ -256,11 +256,12 @@ export const make = Effect.gen(function*() {
             (run) => dht === undefined || meta.private ? run : Effect.provideService(run, Dht, dht)
           )
         ),
+        // "stopped" before `done`: whoever awaits the outcome then sees the final state.
+        Effect.ensuring(SubscriptionRef.update(entry.progress, (p) => p.state === "seeding" ? p : { ...p, state: "stopped" as const })),
         Effect.matchCauseEffect({
           onSuccess: () => Deferred.succeed(entry.done, undefined),
           onFailure: (cause) => Deferred.failCause(entry.done, cause)
         }),
-        Effect.ensuring(SubscriptionRef.update(entry.progress, (p) => p.state === "seeding" ? p : { ...p, state: "stopped" as const })),
         // Torrents announce (and tell peers) the port we really listen on.
         Effect.provideService(TorrentConfig, { ...config, port }),
         Effect.provideService(Admission.Admission, admission),

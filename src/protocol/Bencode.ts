@@ -73,8 +73,11 @@ export const decodePrefix = (
       new BencodeError({ offset: 0, problem: `input is ${bytes.length} bytes; the limit is ${limits.maxBytes}` })
     )
   }
-  const parser = new Parser(bytes, limits)
   try {
+    // A first pass only checks the input: a bomb (millions of tokens) fails
+    // there, before millions of values are built and held.
+    new Parser(bytes, limits, false).value(0)
+    const parser = new Parser(bytes, limits, true)
     const value = parser.value(0)
     return Result.succeed({ value, end: parser.pos })
   } catch (error) {
@@ -85,10 +88,13 @@ export const decodePrefix = (
 
 export const encode = (value: unknown): Uint8Array => bencode.encode(value)
 
+const noBytes = new Uint8Array(0)
+
 class Parser {
   pos = 0
   tokens = 0
-  constructor(readonly bytes: Uint8Array, readonly limits: Limits) {}
+  /** With `build` false, values are checked but not kept (strings are empty, lists and dictionaries hold nothing). */
+  constructor(readonly bytes: Uint8Array, readonly limits: Limits, readonly build: boolean) {}
 
   fail(offset: number, problem: string): never {
     throw new BencodeError({ offset, problem })
@@ -124,7 +130,8 @@ class Parser {
     return n
   }
 
-  string(): Uint8Array {
+  /** `keep` false: checked, skipped and returned empty. */
+  string(keep = this.build): Uint8Array {
     const start = this.pos
     const colon = this.bytes.indexOf(COLON, start)
     if (colon < 0) this.fail(start, "string length without ':'")
@@ -137,7 +144,7 @@ class Parser {
       this.fail(start, `string of ${digits} bytes runs past the end of the input (${this.bytes.length - from} left)`)
     }
     this.pos = from + length
-    return this.bytes.subarray(from, this.pos)
+    return keep ? this.bytes.subarray(from, this.pos) : noBytes
   }
 
   list(depth: number): ReadonlyArray<BValue> {
@@ -146,7 +153,8 @@ class Parser {
     while (true) {
       if (this.pos >= this.bytes.length) this.fail(start, "unterminated list")
       if (this.bytes[this.pos] === E) break
-      items.push(this.value(depth))
+      const item = this.value(depth)
+      if (this.build) items.push(item)
     }
     this.pos++
     return items
@@ -162,12 +170,13 @@ class Parser {
       const c = this.bytes[keyAt]!
       if (c < ZERO || c > NINE) this.fail(keyAt, "dictionary key is not a string")
       this.tokens++
-      const key = utf8.decode(this.string())
+      const key = utf8.decode(this.string(true))
       if (Object.prototype.hasOwnProperty.call(dict, key)) this.fail(keyAt, `duplicate key "${key}"`)
-      dict[key] = this.value(depth)
+      const value = this.value(depth)
+      dict[key] = this.build ? value : noBytes
     }
     this.pos++
-    Object.defineProperty(dict, source, { value: this.bytes.subarray(start, this.pos) })
+    if (this.build) Object.defineProperty(dict, source, { value: this.bytes.subarray(start, this.pos) })
     return dict
   }
 

@@ -211,7 +211,7 @@ const textOf = (value: Bencode.BValue | undefined): Array<string> =>
   value instanceof Uint8Array && value.length > 0 ? [Bencode.text(value)] : []
 
 /** Why a path component is unsafe to create under the download folder, if it is. */
-const unsafeComponent = (component: string): string | undefined => {
+export const unsafeComponent = (component: string): string | undefined => {
   if (component.length === 0) return "has an empty path component"
   if (component === "." || component === "..") return `has a "${component}" path component`
   if (component.includes("/") || component.includes("\\")) return "has a path separator inside a component"

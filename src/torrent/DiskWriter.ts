@@ -18,13 +18,18 @@ export class DiskError extends Schema.TaggedError<DiskError>()("DiskError", {
   detail: Schema.String
 }) {
   override get message() {
+    // Control characters (a hostile path's NUL) shown escaped, not printed.
+    const path = this.path.replace(/[\u0000-\u001f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
     return this.reason === "NoSpace"
-      ? `the disk is full writing ${this.path}`
+      ? `the disk is full writing ${path}`
       : this.reason === "UnsafePath"
-      ? `refusing to write ${this.path}: ${this.detail}`
-      : `cannot access ${this.path}: ${this.detail}`
+      ? `refusing to write ${path}: ${this.detail}`
+      : `cannot access ${path}: ${this.detail}`
   }
 }
+
+/** Symlinks followed when checking where a path leads (Linux allows 40). */
+const maxSymlinkHops = 40
 
 /** Memory for pieces read to serve uploads. */
 const readCacheBytes = 8 * 1024 * 1024
@@ -119,15 +124,33 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
     if (relative.startsWith("..") || path.isAbsolute(relative)) {
       return yield* new DiskError({ reason: "UnsafePath", path: target, detail: "it is outside the download folder" })
     }
+    // A dangling symlink does not exist, but opening it would create its
+    // target: follow it (a bounded number of hops) instead of its folder.
     let probe = target
-    while (probe !== root && !(yield* fs.exists(probe).pipe(Effect.orElseSucceed(() => false)))) {
-      probe = path.dirname(probe)
+    for (let hops = 0; probe !== root && !(yield* fs.exists(probe).pipe(Effect.orElseSucceed(() => false)));) {
+      const link = yield* fs.readLink(probe).pipe(Effect.option)
+      if (link._tag === "Some" && ++hops > maxSymlinkHops) {
+        return yield* new DiskError({ reason: "UnsafePath", path: target, detail: "it leads through too many symlinks" })
+      }
+      probe = link._tag === "Some" ? path.resolve(path.dirname(probe), link.value) : path.dirname(probe)
     }
     const real = yield* fs.realPath(probe).pipe(Effect.mapError((e) => fail(probe, e)))
     const inside = path.relative(rootReal, real)
     if (inside.startsWith("..") || path.isAbsolute(inside)) {
       return yield* new DiskError({ reason: "UnsafePath", path: target, detail: `a symlink leads outside the download folder (to ${real})` })
     }
+  })
+
+  /** Checks file `index`'s path components (a Metainfo built in code skips decoding), then where it leads. */
+  const checkFile = Effect.fnUntraced(function*(index: number) {
+    const file = pathOf(index)
+    for (const component of meta.files[index]!.path) {
+      const problem = Metainfo.unsafeComponent(component)
+      if (problem !== undefined) {
+        return yield* new DiskError({ reason: "UnsafePath", path: file, detail: `its component ${JSON.stringify(component)} ${problem}` })
+      }
+    }
+    yield* checkInside(file)
   })
 
   const close = (index: number) => {
@@ -146,7 +169,7 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
     yield* close(index)
     if (handles.size >= maxOpen) yield* close(handles.keys().next().value!)
     const file = pathOf(index)
-    yield* checkInside(file)
+    yield* checkFile(index)
     const scope = yield* Scope.make()
     const opened = writable
       ? fs.makeDirectory(path.dirname(file), { recursive: true }).pipe(
@@ -169,7 +192,7 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
   const prepare = Effect.fnUntraced(function*() {
     for (let i = 0; i < meta.files.length; i++) {
       const file = meta.files[i]!
-      yield* checkInside(pathOf(i))
+      yield* checkFile(i)
       if (file.length === 0 && !file.padding && options.wanted?.[i] !== false) {
         yield* lock.withPermits(1)(open(i, true).pipe(Effect.andThen(close(i))))
       }

@@ -12,7 +12,7 @@ import * as InfoHash from "../protocol/InfoHash.ts"
 import type * as Metainfo from "../protocol/Metainfo.ts"
 import type { Address } from "../peer/PeerConnector.ts"
 import * as Tracker from "../tracker/Tracker.ts"
-import { DiskWriter } from "./DiskWriter.ts"
+import { DiskError, DiskWriter } from "./DiskWriter.ts"
 import * as Discovery from "./Discovery.ts"
 import { Monitor } from "./Monitor.ts"
 import { type Bans, Orchestrator, type Progress } from "./Orchestrator.ts"
@@ -25,7 +25,9 @@ import { TorrentConfig } from "./TorrentConfig.ts"
 
 export class TorrentError extends Schema.TaggedError<TorrentError>()("TorrentError", {
   name: Schema.String,
-  detail: Schema.String
+  detail: Schema.String,
+  /** The disk error that stopped the torrent, if one did (e.g. reason "NoSpace" or "UnsafePath"). */
+  disk: Schema.optional(DiskError)
 }) {
   override get message() {
     return `${this.name}: ${this.detail}`
@@ -98,14 +100,14 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
   const orchestrator = yield* Orchestrator
   const monitor = yield* Monitor
   const exchange = yield* PeerExchange
-  const fail = (detail: string) => new TorrentError({ name: meta.name, detail })
+  const fail = (disk: DiskError) => new TorrentError({ name: meta.name, detail: disk.message, disk })
 
   // Saves come from a timer, completion and shutdown: one at a time.
   const saveLock = yield* Semaphore.make(1)
   const saveResume = Resume.save(sync, config.downloadDir).pipe(saveLock.withPermits(1))
 
-  yield* disk.prepare.pipe(Effect.mapError((e) => fail(e.message)))
-  const found = yield* Resume.check(sync, config.downloadDir).pipe(Effect.mapError((e) => fail(e.message)))
+  yield* disk.prepare.pipe(Effect.mapError(fail))
+  const found = yield* Resume.check(sync, config.downloadDir).pipe(Effect.mapError(fail))
   if (found > 0) yield* Effect.logInfo(`${found} of ${meta.pieceCount} pieces already on disk`)
   if (options.onStart !== undefined) yield* options.onStart({ progress: orchestrator.progress, accept: monitor.accept })
 
@@ -149,7 +151,7 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
   )
 
   const wasComplete = sync.isComplete()
-  yield* Deferred.await(orchestrator.completed).pipe(Effect.mapError((e) => fail(e.message)))
+  yield* Deferred.await(orchestrator.completed).pipe(Effect.mapError(fail))
   yield* saveResume
   if (!wasComplete) yield* Tracker.announceCompleted(tiers, params)
   if (options.seed !== true) return

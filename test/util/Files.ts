@@ -178,3 +178,29 @@ export const torrentBytes = (root: string, meta: Metainfo.Metainfo): Buffer => {
   if (bytes === undefined) throw new Error(`the data of ${meta.name} is not all under ${root}`)
   return bytes
 }
+
+/**
+ * Everything under `dir` (symlinks not followed; `skip` left out): each path
+ * with its kind and, for files, size, mtime and SHA-1; for symlinks, where
+ * they point. Two equal snapshots mean nothing was created or modified.
+ */
+export const snapshot = (dir: string, skip: ReadonlyArray<string> = []): Record<string, string> => {
+  const out: Record<string, string> = {}
+  const walk = (at: string) => {
+    for (const name of Fs.readdirSync(at)) {
+      const path = join(at, name)
+      if (skip.includes(path)) continue
+      const stat = Fs.lstatSync(path)
+      if (stat.isSymbolicLink()) out[path] = `symlink to ${Fs.readlinkSync(path)}`
+      else if (stat.isDirectory()) {
+        out[path] = "folder"
+        walk(path)
+      } else {
+        const hash = createHash("sha1").update(Fs.readFileSync(path)).digest("hex")
+        out[path] = `file of ${stat.size} bytes, modified ${stat.mtimeMs}, sha1 ${hash}`
+      }
+    }
+  }
+  walk(dir)
+  return out
+}

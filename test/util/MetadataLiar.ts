@@ -1,7 +1,7 @@
 /**
  * MetadataLiar: a scripted peer on 127.0.0.1 (node:net) that speaks just
  * enough BEP 3/10/9 to offer a torrent's metadata, and lies about it in one
- * way: an oversized `metadata_size`, a zero one, pieces whose bytes do not
+ * way (or none, to serve metadata that is hostile in itself): an oversized `metadata_size`, a zero one, pieces whose bytes do not
  * hash to the info-hash, a piece index out of range, or a block of the wrong
  * size. It counts its connections and who closed them, so tests observe the
  * fetcher from the other end of the wire. Closed with the scope.
@@ -12,7 +12,8 @@ import type { Address } from "../../src/peer/PeerConnector.ts"
 import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as Metadata from "../../src/protocol/Metadata.ts"
 
-export type Lie = "oversized" | "zero-size" | "wrong-hash" | "out-of-range" | "wrong-size"
+/** How it lies; "none": it tells the truth (for metadata that is itself hostile). */
+export type Lie = "oversized" | "zero-size" | "wrong-hash" | "out-of-range" | "wrong-size" | "none"
 
 export interface Stats {
   connections: number

@@ -99,6 +99,23 @@ export const spawnChild = (label: string, command: string, args: ReadonlyArray<s
     stop
   )
 
+/**
+ * Our CLI from source (`node --import tsx src/cli/main.ts …args`), not
+ * node_modules/.bin/tsx: that one runs the CLI in a child process of its
+ * own, which a SIGKILL sent to tsx would leave running.
+ */
+export const ourCli = (label: string, args: ReadonlyArray<string>) =>
+  spawnChild(label, process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args])
+
+/** The child's exit code (or signal), or dies after `timeoutMillis` with what it printed. */
+export const exitOf = (child: Child, timeoutMillis: number) =>
+  Effect.promise(() => child.exit).pipe(
+    Effect.timeoutOrElse({
+      duration: timeoutMillis,
+      orElse: () => die(`${child.label} did not exit within ${timeoutMillis} ms:\n${child.output()}`)
+    })
+  )
+
 /** SIGTERM, then SIGKILL after 3 s; waits for the exit (at most 6 s). */
 export const stop = (child: Child) =>
   Effect.promise(async () => {
