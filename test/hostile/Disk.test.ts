@@ -62,7 +62,7 @@ const download = (torrentFile: string, dst: string, seeder: FakeSeeder.FakeSeede
       `${seeder.address.host}:${seeder.address.port}`,
       "--port",
       String(port),
-      "--no-dht",
+      "--no-dht", "--no-lpd",
       "--quiet"
     ]))
 

@@ -98,7 +98,7 @@ describe("hostile files › escaping paths", () => {
       const lines = yield* Effect.forEach(fixtures, (fixture) =>
         Effect.gen(function*() {
           const file = join("test/fixtures/metainfo", fixture)
-          const child = yield* ourCli(`effect-torrent ${fixture}`, [file, "-o", dst, "--no-dht", "--quiet", "--port", "0"])
+          const child = yield* ourCli(`effect-torrent ${fixture}`, [file, "-o", dst, "--no-dht", "--no-lpd", "--quiet", "--port", "0"])
           assert.strictEqual(yield* exitOf(child, 30_000), 1, child.output())
           const output = child.output().trim().split("\n")
           assert.strictEqual(output.length, 1, `one line, not:\n${child.output()}`)
