@@ -79,10 +79,11 @@ const decode = (bytes: Uint8Array): Metainfo.Metainfo => {
 export const createWithCreateTorrent = (
   input: string,
   out: string,
-  options: { readonly pieceLength: number; readonly announce: ReadonlyArray<string> }
+  options: { readonly pieceLength: number; readonly announce: ReadonlyArray<string>; readonly private?: boolean }
 ) =>
   Effect.callback<Torrent>((resume) => {
-    createTorrent(input, { pieceLength: options.pieceLength, announceList: options.announce.map((url) => [url]) }, (error, bytes) => {
+    const settings = { pieceLength: options.pieceLength, announceList: options.announce.map((url) => [url]), private: options.private ?? false }
+    createTorrent(input, settings, (error, bytes) => {
       if (error !== null) return resume(Effect.die(error))
       Fs.writeFileSync(out, bytes)
       resume(Effect.sync(() => ({ meta: decode(bytes), file: out })))
