@@ -8,6 +8,7 @@
  */
 import { Effect, Result, type Scope } from "effect"
 import * as Net from "node:net"
+import * as LocalServer from "./LocalServer.ts"
 import * as Frame from "../../src/protocol/Frame.ts"
 import * as Handshake from "../../src/protocol/Handshake.ts"
 import * as WireMessage from "../../src/protocol/WireMessage.ts"
@@ -116,19 +117,8 @@ export const make = (options: {
     })
   }
 
-  return Effect.acquireRelease(
-    Effect.callback<Net.Server>((resume) => {
-      const server = Net.createServer(onConnection)
-      server.once("error", (error) => resume(Effect.die(error)))
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-    }),
-    (server) =>
-      Effect.callback<void>((resume) => {
-        for (const socket of sockets) socket.destroy()
-        server.close(() => resume(Effect.void))
-      })
-  ).pipe(Effect.map((server) => ({
-    address: { host: "127.0.0.1", port: (server.address() as Net.AddressInfo).port },
+  return LocalServer.listen(onConnection, sockets).pipe(Effect.map((address) => ({
+    address,
     stats
   })))
 }

@@ -8,6 +8,7 @@
  */
 import { Effect, type Scope } from "effect"
 import * as Net from "node:net"
+import * as LocalServer from "./LocalServer.ts"
 import type { Address } from "../../src/peer/PeerConnector.ts"
 import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as Metadata from "../../src/protocol/Metadata.ts"
@@ -156,19 +157,8 @@ export const gate = (target: Address): Effect.Effect<{ readonly address: Address
     if (opened) connect()
     else waiting.push(connect)
   }
-  return Effect.acquireRelease(
-    Effect.callback<Net.Server>((resume) => {
-      const server = Net.createServer(onConnection)
-      server.once("error", (error) => resume(Effect.die(error)))
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-    }),
-    (server) =>
-      Effect.callback<void>((resume) => {
-        for (const socket of sockets) socket.destroy()
-        server.close(() => resume(Effect.void))
-      })
-  ).pipe(Effect.map((server) => ({
-    address: { host: "127.0.0.1", port: (server.address() as Net.AddressInfo).port },
+  return LocalServer.listen(onConnection, sockets).pipe(Effect.map((address) => ({
+    address,
     open: () => {
       opened = true
       for (const connect of waiting.splice(0)) connect()

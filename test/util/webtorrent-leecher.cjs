@@ -7,15 +7,7 @@
 // {"wires":["host:port",...]} whenever the set of peers it talks to changes,
 // {"done":true} once it has all the data. Exits when stdin closes or on SIGTERM.
 "use strict"
-const net = require("node:net")
-
-// Bind webtorrent's listening socket to 127.0.0.1 (see webtorrent-seeder.cjs).
-const listen = net.Server.prototype.listen
-net.Server.prototype.listen = function (...args) {
-  if (typeof args[0] === "number" && typeof args[1] !== "string") args.splice(1, 0, "127.0.0.1")
-  return listen.apply(this, args)
-}
-const WebTorrent = require("webtorrent")
+const WebTorrent = require("./webtorrent-loopback.cjs")
 
 const options = JSON.parse(process.argv[2])
 const client = new WebTorrent({ dht: false, lsd: false, utp: false, webSeeds: false, tracker: false, torrentPort: options.port })

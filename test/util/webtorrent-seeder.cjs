@@ -9,16 +9,7 @@
 // every 100 ms); exits when stdin closes or on SIGTERM.
 "use strict"
 const fs = require("node:fs")
-const net = require("node:net")
-
-// webtorrent listens on every interface and has no option for it: bind its
-// server(s) to 127.0.0.1 (listen(port, cb) becomes listen(port, "127.0.0.1", cb)).
-const listen = net.Server.prototype.listen
-net.Server.prototype.listen = function (...args) {
-  if (typeof args[0] === "number" && typeof args[1] !== "string") args.splice(1, 0, "127.0.0.1")
-  return listen.apply(this, args)
-}
-const WebTorrent = require("webtorrent")
+const WebTorrent = require("./webtorrent-loopback.cjs")
 
 const options = JSON.parse(process.argv[2])
 const client = new WebTorrent({
