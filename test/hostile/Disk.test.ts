@@ -7,46 +7,21 @@
  * that the download resumes to byte-identical data.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Result, SubscriptionRef } from "effect"
+import { Effect, SubscriptionRef } from "effect"
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import { join } from "node:path"
-import * as Bencode from "../../src/protocol/Bencode.ts"
-import * as Bitfield from "../../src/protocol/Bitfield.ts"
 import type * as Metainfo from "../../src/protocol/Metainfo.ts"
 import type { TorrentError } from "../../src/torrent/Torrent.ts"
 import * as FakeSeeder from "../util/FakeSeeder.ts"
-import { bytesOf, createWithCreateTorrent, piecesOnDisk, sameBytes, tempDir, torrentBytes, writeTree } from "../util/Files.ts"
+import { bytesOf, indexes, piecesOnDisk, resumePieces, sameBytes, sourceTorrent } from "../util/Files.ts"
 import { observe, startManager, within } from "../util/Leecher.ts"
 import { record } from "../util/SecurityResults.ts"
 import { exitOf, freePort, ourCli, waitUntil } from "../util/Swarm.ts"
 
-/** A source file, its torrent (no trackers) and a download folder `dst` (not created). */
-const setup = (label: string, size: number, pieceLength: number) =>
-  Effect.gen(function*() {
-    const root = yield* tempDir(label)
-    const src = join(root, "src")
-    yield* writeTree(src, [{ path: `${label}.bin`, size }])
-    const torrentFile = join(root, `${label}.torrent`)
-    const { meta } = yield* createWithCreateTorrent(join(src, `${label}.bin`), torrentFile, { pieceLength, announce: [] })
-    return { src, dst: join(root, "dst"), torrentFile, meta, data: torrentBytes(src, meta) }
-  })
-
-const indexes = (pieces: ReadonlyArray<boolean>) => pieces.flatMap((has, i) => (has ? [i] : []))
-
-/** The pieces the resume file records (none if there is no file). */
-const resumePieces = (dst: string, meta: Metainfo.Metainfo): Array<number> => {
-  const file = join(dst, ".effect-torrent", `${meta.infoHash}.resume`)
-  if (!Fs.existsSync(file)) return []
-  const decoded = Bencode.decode(Fs.readFileSync(file))
-  assert.isTrue(Result.isSuccess(decoded), "the resume file is bencoded")
-  const bits = Result.getOrThrow(Bitfield.fromBytes((Result.getOrThrow(decoded) as { pieces: Uint8Array }).pieces, meta.pieceCount))
-  return Array.from({ length: meta.pieceCount }, (_, i) => i).filter((i) => bits.has(i))
-}
-
 /** Every piece the resume file records hashes right on disk. */
 const assertResumeTruthful = (dst: string, meta: Metainfo.Metainfo, onDisk: ReadonlyArray<boolean>) => {
-  const recorded = resumePieces(dst, meta)
+  const recorded = indexes(resumePieces(dst, meta) ?? [])
   for (const i of recorded) assert.isTrue(onDisk[i], `the resume file records piece ${i}, which is not right on disk`)
   return recorded.length
 }
@@ -83,7 +58,7 @@ describe("hostile disks", () => {
   it.live("a full disk (4 MiB tmpfs, 12 MiB torrent): a NoSpace error, no verified piece lost, and it resumes once space is back", (ctx) =>
     Effect.gen(function*() {
       if (!isRoot) return ctx.skip("mounting a small tmpfs needs root (CI runs as root)")
-      const { data, dst, meta, src, torrentFile } = yield* setup("full", 12 * 1024 * 1024 + 333, 64 * 1024)
+      const { data, dst, meta, src, torrentFile } = yield* sourceTorrent("full", 12 * 1024 * 1024 + 333, 64 * 1024)
       const disk = yield* tmpfs(dst, "4m")
 
       // Run 1, the library: fails with a typed NoSpace error naming the file.
@@ -137,7 +112,7 @@ describe("hostile disks", () => {
 
   it.live("SIGKILL at 5 random moments: every restart resumes, no verified piece is fetched twice, the data is correct", () =>
     Effect.gen(function*() {
-      const { data, dst, meta, src, torrentFile } = yield* setup("killed", 48 * 1024 * 1024 + 77, 128 * 1024)
+      const { data, dst, meta, src, torrentFile } = yield* sourceTorrent("killed", 48 * 1024 * 1024 + 77, 128 * 1024)
       // Reproducible: a failure message names the seed.
       const seed = Date.now() % 1_000_000
       let state = seed

@@ -6,45 +6,17 @@
  * (FakeSeeder, throttled so that there is a "midway" to stop at).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Result, Stream, SubscriptionRef } from "effect"
-import * as Fs from "node:fs"
+import { Effect, Fiber, Stream, SubscriptionRef } from "effect"
 import { join } from "node:path"
-import * as Bencode from "../../src/protocol/Bencode.ts"
-import * as Bitfield from "../../src/protocol/Bitfield.ts"
-import type * as Metainfo from "../../src/protocol/Metainfo.ts"
 import * as FakeSeeder from "../util/FakeSeeder.ts"
-import { bytesOf, createWithCreateTorrent, piecesOnDisk, sameBytes, tempDir, torrentBytes, writeTree } from "../util/Files.ts"
+import { bytesOf, indexes, piecesOnDisk, resumePieces, sameBytes, sourceTorrent } from "../util/Files.ts"
 import { download, startManager } from "../util/Leecher.ts"
 import { freePort, spawnChild, waitUntil } from "../util/Swarm.ts"
-
-/** A source file, its torrent (no trackers) and a download folder. */
-const setup = (label: string, size: number, pieceLength: number) =>
-  Effect.gen(function*() {
-    const root = yield* tempDir(label)
-    const src = join(root, "src")
-    yield* writeTree(src, [{ path: `${label}.bin`, size }])
-    const torrentFile = join(root, `${label}.torrent`)
-    const { meta } = yield* createWithCreateTorrent(join(src, `${label}.bin`), torrentFile, { pieceLength, announce: [] })
-    return { src, dst: join(root, "dst"), torrentFile, meta, data: torrentBytes(src, meta) }
-  })
-
-/** The pieces a resume file records, or undefined if there is none. */
-const resumePieces = (dst: string, meta: Metainfo.Metainfo): Array<boolean> | undefined => {
-  const file = join(dst, ".effect-torrent", `${meta.infoHash}.resume`)
-  if (!Fs.existsSync(file)) return undefined
-  const decoded = Bencode.decode(Fs.readFileSync(file))
-  assert.isTrue(Result.isSuccess(decoded), "the resume file is bencoded")
-  const pieces = (Result.getOrThrow(decoded) as { pieces: Uint8Array }).pieces
-  const bits = Result.getOrThrow(Bitfield.fromBytes(pieces, meta.pieceCount))
-  return Array.from({ length: meta.pieceCount }, (_, i) => bits.has(i))
-}
-
-const indexes = (pieces: ReadonlyArray<boolean>) => pieces.flatMap((has, i) => (has ? [i] : []))
 
 describe("resuming a download", () => {
   it.live("after the library's fiber is interrupted midway, downloads only what was not verified", () =>
     Effect.gen(function*() {
-      const { data, dst, meta, src } = yield* setup("interrupted", 12 * 1024 * 1024 + 777, 64 * 1024)
+      const { data, dst, meta, src } = yield* sourceTorrent("interrupted", 12 * 1024 * 1024 + 777, 64 * 1024)
 
       // Run 1: stopped by interrupting its fiber once more than 30% is verified.
       const seeder1 = yield* FakeSeeder.make({ meta, data, bytesPerSecond: 2 * 1024 * 1024 })
@@ -80,7 +52,7 @@ describe("resuming a download", () => {
 
   it.live("after the CLI is killed with SIGKILL midway, the restarted CLI downloads only what was not on disk", () =>
     Effect.gen(function*() {
-      const { data, dst, meta, src, torrentFile } = yield* setup("killed", 64 * 1024 * 1024 + 99, 256 * 1024)
+      const { data, dst, meta, src, torrentFile } = yield* sourceTorrent("killed", 64 * 1024 * 1024 + 99, 256 * 1024)
       const cli = (seeder: FakeSeeder.FakeSeeder) =>
         Effect.flatMap(freePort, (port) =>
           // `node --import tsx`, not node_modules/.bin/tsx: that one runs the CLI in a child

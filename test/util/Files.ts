@@ -10,6 +10,8 @@ import { createHash, randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
+import * as Bencode from "../../src/protocol/Bencode.ts"
+import * as Bitfield from "../../src/protocol/Bitfield.ts"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
 
 /** A fresh folder under the OS temp folder, removed (with everything in it) when the scope closes. */
@@ -205,3 +207,28 @@ export const snapshot = (dir: string, skip: ReadonlyArray<string> = []): Record<
   walk(dir)
   return out
 }
+
+/** A source file of `size` bytes under `<temp>/src`, its torrent (no trackers) and a download folder `dst` (not created). */
+export const sourceTorrent = (label: string, size: number, pieceLength: number) =>
+  Effect.gen(function*() {
+    const root = yield* tempDir(label)
+    const src = join(root, "src")
+    yield* writeTree(src, [{ path: `${label}.bin`, size }])
+    const torrentFile = join(root, `${label}.torrent`)
+    const { meta } = yield* createWithCreateTorrent(join(src, `${label}.bin`), torrentFile, { pieceLength, announce: [] })
+    return { src, dst: join(root, "dst"), torrentFile, meta, data: torrentBytes(src, meta) }
+  })
+
+/** The pieces the download's resume file records, or undefined if there is none. */
+export const resumePieces = (dst: string, meta: Metainfo.Metainfo): Array<boolean> | undefined => {
+  const file = join(dst, ".effect-torrent", `${meta.infoHash}.resume`)
+  if (!Fs.existsSync(file)) return undefined
+  const decoded = Bencode.decode(Fs.readFileSync(file))
+  if (Result.isFailure(decoded)) throw new Error(`the resume file is not bencoded: ${decoded.failure.message}`)
+  const pieces = (decoded.success as { pieces: Uint8Array }).pieces
+  const bits = Result.getOrThrow(Bitfield.fromBytes(pieces, meta.pieceCount))
+  return Array.from({ length: meta.pieceCount }, (_, i) => bits.has(i))
+}
+
+/** The indexes of the pieces marked true. */
+export const indexes = (pieces: ReadonlyArray<boolean>) => pieces.flatMap((has, i) => (has ? [i] : []))
