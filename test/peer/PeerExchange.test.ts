@@ -104,6 +104,18 @@ describe("peer exchange", () => {
       assert.isUndefined(fiber.pollUnsafe(), "the session is still up")
     }))
 
+  it("a peer connected to us twice (it dialled us, we dialled it) is not told of itself on either session", () => {
+    const listening = { host: "10.0.0.1", port: 6881 }
+    const swarm = new Map<string, PeerExchange.Entry>([
+      ["10.0.0.1:50000", { address: listening, flags: 0 }], // it dialled us; its extended handshake gave its port
+      ["10.0.0.1:6881", { address: listening, flags: Pex.flags.reachable }], // we dialled it
+      ["10.0.0.2:6881", { address: address(2), flags: Pex.flags.reachable }]
+    ])
+    for (const session of ["10.0.0.1:50000", "10.0.0.1:6881"]) {
+      assert.deepStrictEqual(new PeerExchange.Round().next(swarm, session)?.added, [{ ...address(2), flags: Pex.flags.reachable }], session)
+    }
+  })
+
   it.effect("a peer's message gives the Monitor at most 50 of the peers it lists", () =>
     Effect.gen(function*() {
       const { exchange, remote } = yield* start({ enabled: true, others: 0 })
