@@ -2,7 +2,8 @@
  * Peer exchange (BEP 11) in a session, on the TestClock over an in-memory
  * socket: what we send (at most 50 peers a message, never two messages within
  * the interval, the rest and the dropped ones in the next), what we take from
- * a peer's messages (at most 50), and nothing at all for a private torrent.
+ * a peer's messages (at most 50), and nothing at all for a private torrent;
+ * a peer connected to us twice is not told of itself.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Result, Stream } from "effect"
