@@ -3,6 +3,13 @@
  * IPv4 where the system allows a dual-stack socket), trying the next ports
  * when the configured one is taken. Each connection is handed over as an
  * Effect socket; the listener closes with its scope.
+ *
+ * We own the connections we accept, so we destroy them: a connection when
+ * the scope it is read in closes, and at the latest when the listener
+ * closes. (Closing an Effect socket made from a Node socket only half-closes
+ * it, and then stops reading: the connection would last until the peer hung
+ * up, which a peer still sending to us never does, and the listener, which
+ * waits for its connections, would never close.)
  */
 import * as Net from "node:net"
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
@@ -47,10 +54,15 @@ export const listen = Effect.fnUntraced(function*(
   onConnection: (connection: Connection) => void,
   host?: string
 ) {
+  const open = new Set<Net.Socket>()
   const server = Net.createServer({ noDelay: true }, (raw) => {
     if (raw.remoteAddress === undefined || raw.remotePort === undefined) return raw.destroy()
+    open.add(raw)
+    raw.once("close", () => open.delete(raw))
     onConnection({
-      socket: Effect.runSync(NodeSocket.fromDuplex(Effect.succeed(raw))),
+      socket: Effect.runSync(NodeSocket.fromDuplex(
+        Effect.acquireRelease(Effect.succeed(raw), () => Effect.sync(() => raw.destroy()))
+      )),
       host: raw.remoteAddress.replace(/^::ffff:/, ""),
       port: raw.remotePort
     })
@@ -58,6 +70,8 @@ export const listen = Effect.fnUntraced(function*(
   yield* Effect.addFinalizer(() =>
     Effect.callback<void>((resume) => {
       server.close(() => resume(Effect.void))
+      // Those no session took (or still reads): `close` waits for every one.
+      for (const raw of open) raw.destroy()
     })
   )
   let lastError = ""

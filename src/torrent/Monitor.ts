@@ -5,7 +5,10 @@
  * connecting), each a supervised fiber in a FiberMap keyed by address, so an
  * address is never dialled twice at once and closing the torrent's scope
  * ends them all. Addresses that fail are retried with exponential backoff and
- * dropped after a few failures; banned addresses are never dialled.
+ * dropped after a few failures. Sources (trackers, and PEX above all) keep
+ * announcing addresses we know, so some are never dialled, however often
+ * they come: banned ones, our own (once a dial reached us), and those where a
+ * peer that connected to us listens (as its extended handshake told).
  */
 import { Clock, Context, Effect, Fiber, FiberMap, Layer, Queue } from "effect"
 import * as InfoHash from "../protocol/InfoHash.ts"
@@ -61,8 +64,11 @@ export const make = Effect.gen(function*() {
   const orchestrator = yield* Orchestrator
   const sync = yield* Synchronizer
   const context = yield* Effect.context<Orchestrator | TorrentConfig | DiskWriter | RateLimits | PeerExchange>()
+  const exchange = yield* PeerExchange
   const sessions = yield* FiberMap.make<PeerKey, void, never>()
   const candidates = new Map<PeerKey, Candidate>()
+  /** Addresses where a dial reached ourselves. */
+  const ours = new Set<PeerKey>()
   const wake = yield* Queue.sliding<void>(1)
   const infoHash = InfoHash.toBytes(sync.meta.infoHash)
   const admission = yield* Admission
@@ -76,7 +82,10 @@ export const make = Effect.gen(function*() {
         if (outcome.handshaken) {
           candidate.failures = 0
           candidate.retryAt = now + reconnectMillis
-        } else if (++candidate.failures >= maxFailures || outcome.reason.includes("that is us")) {
+        } else if (outcome.reason.includes("that is us")) {
+          candidates.delete(key)
+          ours.add(key)
+        } else if (++candidate.failures >= maxFailures) {
           candidates.delete(key)
         } else {
           candidate.retryAt = now + backoffMillis(candidate.failures)
@@ -137,9 +146,11 @@ export const make = Effect.gen(function*() {
   const fill = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     let open = yield* FiberMap.size(sessions)
+    // Where the peers we talk to listen (those that dialled us included).
+    const connected = new Set([...(yield* exchange.swarm).values()].map((entry) => keyOf(entry.address)))
     for (const [key, candidate] of candidates) {
       if (open >= config.maxPeers || halfOpen >= config.maxHalfOpen) return
-      if (candidate.retryAt > now || orchestrator.isBanned(key) || (yield* FiberMap.has(sessions, key))) continue
+      if (candidate.retryAt > now || orchestrator.isBanned(key) || connected.has(key) || (yield* FiberMap.has(sessions, key))) continue
       if (!admission.admitOutgoing()) return // every connection slot of the process is taken
       candidate.retryAt = Infinity // until the session ends
       yield* dial(key, candidate)
@@ -151,7 +162,7 @@ export const make = Effect.gen(function*() {
     Effect.gen(function*() {
       for (const address of addresses) {
         const key = keyOf(address)
-        if (!candidates.has(key) && candidates.size < maxCandidates) {
+        if (!candidates.has(key) && !ours.has(key) && candidates.size < maxCandidates) {
           candidates.set(key, { address, failures: 0, retryAt: 0 })
         }
       }

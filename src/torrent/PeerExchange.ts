@@ -69,13 +69,17 @@ export class Round {
   private readonly told = new Map<PeerKey, Entry>()
 
   /**
-   * The message telling the peer `self` what changed in `swarm` (itself left
-   * out), at most `Pex.maxPeers` added and dropped; the rest waits for the
-   * next round. Undefined when there is nothing new.
+   * The message telling the peer of session `self` what changed in `swarm`
+   * (itself left out), at most `Pex.maxPeers` added and dropped; the rest
+   * waits for the next round. Undefined when there is nothing new.
    */
   next(swarm: ReadonlyMap<PeerKey, Entry>, self: PeerKey): Pex.PexMessage | undefined {
+    // The peer's own addresses: its session's, and where it listens (it may
+    // have a second session with us, which must not tell it of itself).
+    const mine = swarm.get(self)
+    const own = new Set([self, ...(mine === undefined ? [] : [keyOf(mine.address)])])
     const current = new Map<PeerKey, Entry>()
-    for (const [peer, entry] of swarm) if (peer !== self) current.set(keyOf(entry.address), entry)
+    for (const [, entry] of swarm) if (!own.has(keyOf(entry.address))) current.set(keyOf(entry.address), entry)
     const added = [...current].filter(([key]) => !this.told.has(key)).slice(0, Pex.maxPeers)
     const dropped = [...this.told].filter(([key]) => !current.has(key)).slice(0, Pex.maxPeers)
     if (added.length === 0 && dropped.length === 0) return undefined

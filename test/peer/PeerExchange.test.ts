@@ -2,7 +2,8 @@
  * Peer exchange (BEP 11) in a session, on the TestClock over an in-memory
  * socket: what we send (at most 50 peers a message, never two messages within
  * the interval, the rest and the dropped ones in the next), what we take from
- * a peer's messages (at most 50), and nothing at all for a private torrent.
+ * a peer's messages (at most 50), and nothing at all for a private torrent;
+ * a peer connected to us twice is not told of itself.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Result, Stream } from "effect"
@@ -103,6 +104,18 @@ describe("peer exchange", () => {
       assert.deepStrictEqual(sent()[2], { added: [{ ...address(99), flags: 0 }], dropped: [] })
       assert.isUndefined(fiber.pollUnsafe(), "the session is still up")
     }))
+
+  it("a peer connected to us twice (it dialled us, we dialled it) is not told of itself on either session", () => {
+    const listening = { host: "10.0.0.1", port: 6881 }
+    const swarm = new Map<string, PeerExchange.Entry>([
+      ["10.0.0.1:50000", { address: listening, flags: 0 }], // it dialled us; its extended handshake gave its port
+      ["10.0.0.1:6881", { address: listening, flags: Pex.flags.reachable }], // we dialled it
+      ["10.0.0.2:6881", { address: address(2), flags: Pex.flags.reachable }]
+    ])
+    for (const session of ["10.0.0.1:50000", "10.0.0.1:6881"]) {
+      assert.deepStrictEqual(new PeerExchange.Round().next(swarm, session)?.added, [{ ...address(2), flags: Pex.flags.reachable }], session)
+    }
+  })
 
   it.effect("a peer's message gives the Monitor at most 50 of the peers it lists", () =>
     Effect.gen(function*() {

@@ -3,6 +3,10 @@ import { Clock, Effect, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { type Address, PeerConnector } from "../../src/peer/PeerConnector.ts"
 import { keyOf, type PeerKey } from "../../src/peer/PeerEvent.ts"
+import * as PeerIo from "../../src/peer/PeerIo.ts"
+import * as PeerSession from "../../src/peer/PeerSession.ts"
+import * as Bencode from "../../src/protocol/Bencode.ts"
+import * as Frame from "../../src/protocol/Frame.ts"
 import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import * as Monitor from "../../src/torrent/Monitor.ts"
 import { PeerExchange } from "../../src/torrent/PeerExchange.ts"
@@ -112,6 +116,28 @@ const start = Effect.fnUntraced(function*(
   return { monitor, connector, events: orchestrator.events }
 })
 
+/**
+ * A peer that dialled us from `from` (the listener has read its handshake):
+ * its extended handshake says it listens on `listensOn`. The Monitor runs
+ * its session until the returned peer closes.
+ */
+const incoming = Effect.fnUntraced(function*(
+  monitor: Monitor.Monitor["Service"],
+  from: Address,
+  listensOn: number
+) {
+  const pair = yield* MemorySocket.makePair
+  const remote = yield* FakePeer.make(pair.remote, { pieceCount: meta.pieceCount })
+  yield* remote.sendHandshake({ infoHash, peerId: new Uint8Array(20).fill(7), features: ["extensions"] })
+  yield* remote.send([{ _tag: "Extended", id: 0, payload: Bencode.encode({ m: { ut_pex: 9 }, p: listensOn }) }])
+  const peer = keyOf(from)
+  const io = yield* PeerIo.make(pair.local.socket, { maxFrame: Frame.maxFrameFor(meta.pieceCount) })
+  const first = yield* PeerSession.readHandshake(io, 10_000, (detail) => new PeerSession.PeerError({ peer, detail }))
+  yield* Effect.forkChild(monitor.accept(peer, io, first))
+  yield* settle
+  return remote
+})
+
 describe("Monitor", () => {
   it("backoffMillis: 15 s, doubling, capped at 30 min", () => {
     assert.deepStrictEqual(
@@ -216,7 +242,7 @@ describe("Monitor", () => {
       assert.strictEqual(connector.maxLiveTotal(), 2)
     }))
 
-  it.effect("forgets an address that turns out to be us", () =>
+  it.effect("never dials again an address that turned out to be us, however often it is announced", () =>
     Effect.gen(function*() {
       const { monitor, connector } = yield* start(() => "us", {})
       yield* monitor.add([address(1)])
@@ -224,6 +250,32 @@ describe("Monitor", () => {
       assert.strictEqual(connector.dials.length, 1)
       yield* TestClock.adjust("1 hour")
       assert.strictEqual(connector.dials.length, 1)
+      // Peers keep telling us of ourselves (PEX).
+      for (let i = 0; i < 5; i++) {
+        yield* monitor.add([address(1)])
+        yield* TestClock.adjust("1 minute")
+      }
+      assert.strictEqual(connector.dials.length, 1)
+    }))
+
+  it.effect("does not dial where a peer that dialled us listens, while its session lasts", () =>
+    Effect.gen(function*() {
+      const { monitor, connector } = yield* start(() => "handshake", { idleTimeoutMillis: 3_600_000, keepAliveMillis: 3_600_000 })
+      const remote = yield* incoming(monitor, { host: "10.0.0.1", port: 50_000 }, address(1).port)
+      assert.strictEqual(yield* monitor.connections, 1)
+      // Another peer tells us (PEX) where it listens, again and again.
+      yield* monitor.add([address(1), address(2)])
+      yield* settle
+      for (let i = 0; i < 5; i++) {
+        yield* monitor.add([address(1)])
+        yield* TestClock.adjust("1 minute")
+      }
+      assert.deepStrictEqual(connector.dials.map((d) => d.peer), [keyOf(address(2))], "only the peer we do not talk to yet")
+      // Once it has gone, its address may be dialled.
+      yield* remote.close
+      yield* settle
+      yield* TestClock.adjust(1_000)
+      assert.strictEqual(connector.dialsTo(keyOf(address(1))), 1)
     }))
 
   it.effect("never dials a banned address", () =>

@@ -1,0 +1,69 @@
+/**
+ * The Listener over real loopback TCP: the connections it accepts are closed
+ * (not only half-closed) when their session's scope closes, and at the
+ * latest when the listener closes, even while the peer keeps its side open
+ * and never hangs up. Else the listener, which waits for its connections,
+ * never closes, and neither does the process.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Queue, Scope } from "effect"
+import * as Net from "node:net"
+import * as Listener from "../../src/peer/Listener.ts"
+import { waitUntil } from "../util/Swarm.ts"
+
+/** A peer that never ends its side of the connection (it keeps sending), and whether we closed ours. */
+const stubbornPeer = (port: number) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const state = { ended: false, closed: false }
+      const socket = Net.createConnection({ host: "127.0.0.1", port, allowHalfOpen: true })
+      socket.on("end", () => (state.ended = true))
+      socket.on("close", () => (state.closed = true))
+      socket.on("error", () => {})
+      socket.write("hello")
+      return { state, socket }
+    }),
+    ({ socket }) => Effect.sync(() => socket.destroy())
+  )
+
+/** A listener in its own scope, with the connections it accepted queued. */
+const listening = Effect.gen(function*() {
+  const scope = yield* Scope.make()
+  const connections = yield* Queue.unbounded<Listener.Connection>()
+  const port = yield* Listener.listen(0, (c) => Queue.offerUnsafe(connections, c), "127.0.0.1").pipe(Scope.provide(scope))
+  // The close waits for the connections: it runs apart, so that the test can time it.
+  const close = Effect.forkChild(Scope.close(scope, Exit.void))
+  return { port, connections, close }
+})
+
+/** Waits for the listener's close; if it hangs, the peer hangs up, which ends the close, and the test fails. */
+const closesWithin = (fiber: Fiber.Fiber<void>, peer: Net.Socket) =>
+  waitUntil(() => fiber.pollUnsafe() !== undefined, { timeoutMillis: 5_000, message: () => "the listener did not close" })
+    .pipe(Effect.onError(() => Effect.sync(() => peer.destroy())))
+
+describe("Listener", () => {
+  it.live("a connection is closed with its session's scope; the listener then closes", () =>
+    Effect.gen(function*() {
+      const listener = yield* listening
+      const peer = yield* stubbornPeer(listener.port)
+      const connection = yield* Queue.take(listener.connections)
+      // A session: reads what the peer sent, then ends (as on a Disconnect or a refused handshake).
+      yield* Effect.gen(function*() {
+        const reader = yield* connection.socket.reader
+        yield* connection.socket.writer
+        yield* reader.pull
+      }).pipe(Effect.scoped)
+      yield* waitUntil(() => peer.state.ended, { timeoutMillis: 5_000, message: () => "the peer was not hung up on" })
+      yield* closesWithin(yield* listener.close, peer.socket)
+      assert.isTrue(peer.state.ended)
+    }), 20_000)
+
+  it.live("connections no session took are closed when the listener closes", () =>
+    Effect.gen(function*() {
+      const listener = yield* listening
+      const peer = yield* stubbornPeer(listener.port)
+      yield* Queue.take(listener.connections)
+      yield* closesWithin(yield* listener.close, peer.socket)
+      yield* waitUntil(() => peer.state.ended, { timeoutMillis: 5_000, message: () => "the peer was not hung up on" })
+    }), 20_000)
+})
