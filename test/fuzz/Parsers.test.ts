@@ -8,13 +8,17 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Result } from "effect"
 import * as Fs from "node:fs"
+import * as Krpc from "../../src/dht/Krpc.ts"
 import * as LpdMessage from "../../src/lpd/LpdMessage.ts"
 import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as Bitfield from "../../src/protocol/Bitfield.ts"
+import * as Extension from "../../src/protocol/Extension.ts"
 import * as Frame from "../../src/protocol/Frame.ts"
 import * as Handshake from "../../src/protocol/Handshake.ts"
 import * as Magnet from "../../src/protocol/Magnet.ts"
+import * as Metadata from "../../src/protocol/Metadata.ts"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
+import * as Pex from "../../src/protocol/Pex.ts"
 import * as WireMessage from "../../src/protocol/WireMessage.ts"
 import * as HttpTracker from "../../src/tracker/HttpTracker.ts"
 import * as UdpTracker from "../../src/tracker/UdpTracker.ts"
@@ -78,6 +82,25 @@ const decodeFrames = (input: Uint8Array) => {
   }
   return Result.succeed(undefined)
 }
+
+const id = new Uint8Array(20).fill(7)
+const transactionId = new Uint8Array([1, 2])
+const krpcMessages: ReadonlyArray<Krpc.Message> = [
+  { _tag: "Query", transactionId, readOnly: false, query: { _tag: "Ping", id } },
+  { _tag: "Query", transactionId, readOnly: true, query: { _tag: "GetPeers", id, infoHash: id } },
+  {
+    _tag: "Query",
+    transactionId,
+    readOnly: false,
+    query: { _tag: "AnnouncePeer", id, infoHash: id, port: 6881, impliedPort: false, token: new Uint8Array(8) }
+  },
+  {
+    _tag: "Response",
+    transactionId,
+    response: { id, nodes: [{ id, host: "127.0.0.1", port: 6881 }], values: [{ host: "127.0.0.1", port: 1 }], token: id }
+  },
+  { _tag: "Error", transactionId, code: 203, text: "Protocol Error" }
+]
 
 const targets: ReadonlyArray<Target> = [
   {
@@ -143,6 +166,40 @@ const targets: ReadonlyArray<Target> = [
     ],
     run: LpdMessage.decode,
     errors: ["MalformedAnnounce"]
+  },
+  {
+    name: "krpc",
+    seeds: krpcMessages.map(Krpc.encode),
+    run: Krpc.decode,
+    errors: ["KrpcError"]
+  },
+  {
+    name: "extension-handshake",
+    seeds: [
+      Extension.encodeHandshake({ extensions: ["ut_metadata", "ut_pex"], port: 6881, reqq: 250, peerHost: "127.0.0.1", metadataSize: 31_000 })
+    ],
+    run: Extension.decodeHandshake,
+    errors: ["ExtensionError"]
+  },
+  {
+    name: "ut_metadata",
+    seeds: [
+      Metadata.encode({ _tag: "Request", piece: 0 }),
+      Metadata.encode({ _tag: "Data", piece: 1, totalSize: 20_000, block: new Uint8Array(3616).fill(9) })
+    ],
+    run: Metadata.parse,
+    errors: ["ExtensionError"]
+  },
+  {
+    name: "ut_pex",
+    seeds: [
+      Pex.encode({
+        added: [{ host: "127.0.0.1", port: 6881, flags: 0x10 }, { host: "::1", port: 1, flags: 0 }],
+        dropped: [{ host: "10.0.0.1", port: 51413 }]
+      })
+    ],
+    run: Pex.parse,
+    errors: ["ExtensionError"]
   }
 ]
 
