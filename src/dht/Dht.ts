@@ -96,6 +96,8 @@ export const REFRESH_AFTER = Duration.minutes(15)
 const REFRESH_CHECK = Duration.minutes(1)
 const MAX_OUTSTANDING = 64
 const ALPHA = 4
+/** Peers taken from one get_peers answer (a datagram holds thousands). */
+const maxValuesPerAnswer = 100
 const MAX_LOOKUP_QUERIES = 100
 const LOOKUP_TIMEOUT = Duration.seconds(30)
 
@@ -107,7 +109,7 @@ export class Dht extends Context.Service<Dht, {
   readonly lookup: (infoHash: Uint8Array) => Stream.Stream<Address>
   /** lookup + announce_peer to the closest nodes that gave tokens. */
   readonly announce: (infoHash: Uint8Array, port: number) => Effect.Effect<void>
-  /** A node learned from a peer's `port` message (BEP 5): pinged in the background and added if it answers. */
+  /** A node learned from a peer's `port` message (BEP 5, IPv4): pinged in the background and added if it answers. */
   readonly addNode: (address: Address) => Effect.Effect<void>
   /** Good nodes in the routing table. */
   readonly nodes: Effect.Effect<number>
@@ -326,8 +328,9 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
                 const info = { id: response.id, host: node.host, port: node.port }
                 candidates.set(key(node), info)
                 answered.push({ node: info, token: response.token })
-                response.nodes.forEach(add)
-                if (response.values.length > 0) onPeers(response.values)
+                // A node gives K nodes; more (a datagram holds thousands) would only grow the lookup.
+                response.nodes.slice(0, RoutingTable.K).forEach(add)
+                if (response.values.length > 0) onPeers(response.values.slice(0, maxValuesPerAnswer))
               }
             })
           ), { concurrency: ALPHA, discard: true })
@@ -366,10 +369,10 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
     )
   })
 
-  /** Returns at once: the ping runs in the background (a peer session must not wait for it). */
+  /** Returns at once: the ping runs in the background (a peer session must not wait for it), if there is room. */
   const addNode = (address: Address) =>
     Effect.sync(() => {
-      runInBackground(Effect.flatMap(resolve(address), (contacts) => Effect.forEach(contacts, ping, { discard: true })))
+      if (isIPv4(address.host)) pingInBackground(address)
     })
 
   const refresh = Effect.gen(function*() {

@@ -15,8 +15,7 @@ import * as NetAddress from "effect/net/NetAddress"
 import * as Bencode from "../protocol/Bencode.ts"
 import * as Tracker from "../tracker/Tracker.ts"
 
-export const GENERIC_ERROR = 201
-export const SERVER_ERROR = 202
+/** The KRPC error codes we send (BEP 5): a malformed query, an unknown method. */
 export const PROTOCOL_ERROR = 203
 export const METHOD_UNKNOWN = 204
 

@@ -81,9 +81,9 @@ export class Extensions {
     return id === undefined ? undefined : { _tag: "Extended", id, payload: Metadata.encode(message) }
   }
 
-  /** Our answer to the peer's ut_metadata request for `piece`: the data, or `reject` while we have none. */
-  answer(piece: number): ReadonlyArray<WireMessage> {
-    const reply = this.metadataMessage(Metadata.answer(this.options.metadata, piece))
+  /** Our answer to the peer's ut_metadata request for `piece`: the data, or `reject` while we have none (or `busy`). */
+  answer(piece: number, busy = false): ReadonlyArray<WireMessage> {
+    const reply = this.metadataMessage(Metadata.answer(busy ? undefined : this.options.metadata, piece))
     return reply === undefined ? [] : [reply]
   }
 }

@@ -185,12 +185,16 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
   /** The peer's pieces as it announced them, to tell new haves from repeated ones. */
   let theirs = Bitfield.make(options.pieceCount)
   const flood = FloodGuard.make()
+  let portSeen = false
+  // 16 KiB answers to 31-byte requests: a few a second, the rest rejected (a peer needs ≤ 1024 in all).
+  const metadataAnswers = FloodGuard.make({ burst: 16, refillPerSecond: 8 })
   const flooded = (m: WireMessage) => fail(`flooded us with messages that change nothing (the last a ${m._tag})`)
 
   /** Done once the peer says it speaks ut_pex. */
   const speaksPex = yield* Deferred.make<void>()
 
-  const onExtension = (r: Received, replies: Array<WireMessage>): Effect.Effect<void> => {
+  let lastPexAt = -Infinity
+  const onExtension = (r: Received, replies: Array<WireMessage>, now: number): Effect.Effect<void> => {
     switch (r._tag) {
       case "Handshake":
         // Its `reqq` bounds our pipeline; an incoming peer's `p` says where others can reach it.
@@ -200,10 +204,14 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
           ? exchange.connected(peer, { address: { host: hostOf(peer), port: r.handshake.port }, flags: 0 })
           : Effect.void
       case "Metadata":
-        if (r.message._tag === "Request") replies.push(...extensions.answer(r.message.piece))
+        if (r.message._tag === "Request") replies.push(...extensions.answer(r.message.piece, !metadataAnswers.spend()))
         return Effect.void
-      case "Pex":
-        return exchange.found(r.message.added.slice(0, Pex.maxPeers).map(({ host, port }) => ({ host, port })))
+      case "Pex": {
+        // BEP 11: one message a minute; more often, the extra ones are ignored.
+        if (now - lastPexAt < PeerExchange.minReceivedMillis) return Effect.void
+        lastPexAt = now
+        return exchange.found(r.message.added.filter(({ port }) => port > 0).map(({ host, port }) => ({ host, port })))
+      }
       case "Ignored":
         return Effect.void
     }
@@ -224,10 +232,11 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
           return yield* fail("sent a second handshake")
         case "Piece":
           received += m.block.length
-          if (m.index >= options.pieceCount || m.begin + m.block.length > options.pieceSize(m.index)) {
-            return yield* fail(`sent ${m.block.length} bytes at ${m.begin} of piece ${m.index}: out of range`)
-          }
+          // A block we asked for is in range; only others need the check.
           if (!coordinator.received(m.index, m.begin, m.block.length, now)) {
+            if (m.index >= options.pieceCount || m.begin + m.block.length > options.pieceSize(m.index)) {
+              return yield* fail(`sent ${m.block.length} bytes at ${m.begin} of piece ${m.index}: out of range`)
+            }
             if (coordinator.has(m.index, m.begin)) {
               return yield* fail(`sent a ${m.block.length}-byte block at ${m.begin} of piece ${m.index}: not the length asked for`)
             }
@@ -243,7 +252,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
           if (!flood.spend()) return yield* flooded(m)
           const received = extensions.receive(m.id, m.payload)
           if (Result.isFailure(received)) return yield* fail(received.failure.message)
-          yield* onExtension(received.success, replies)
+          yield* onExtension(received.success, replies, now)
           continue
         }
         case "Cancel": {
@@ -266,7 +275,9 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
             case "KeepAlive":
               continue
             case "Port":
-              if (dht !== undefined && m.port > 0) yield* dht.addNode({ host: hostOf(peer), port: m.port })
+              // One node per peer: later port messages are only spent tokens.
+              if (dht !== undefined && !portSeen && m.port > 0) yield* dht.addNode({ host: hostOf(peer), port: m.port })
+              portSeen = true
               continue
             case "Choke":
               released.push(...coordinator.clear())
@@ -378,6 +389,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
       const now = yield* Clock.currentTimeMillis
       coordinator.tick(now - last)
       flood.refill()
+      metadataAnswers.refill()
       last = now
       if (now - lastHeard >= config.idleTimeoutMillis) return yield* fail(`silent for ${config.idleTimeoutMillis / 1000} s`)
       yield* orchestrator.offer({

@@ -56,15 +56,16 @@ export const parse = (payload: Uint8Array): Result.Result<PexMessage, ExtensionE
   if (Result.isFailure(wire)) return fail(wire.failure.message.replace(/\n\s*/g, " "))
   const w = wire.success
   const lists = [
-    CompactPeer.decodeList(w.added ?? empty, 6),
-    CompactPeer.decodeList(w.added6 ?? empty, 18),
-    CompactPeer.decodeList(w.dropped ?? empty, 6),
-    CompactPeer.decodeList(w.dropped6 ?? empty, 18)
+    CompactPeer.decodeList(w.added ?? empty, 6, maxPeers),
+    CompactPeer.decodeList(w.added6 ?? empty, 18, maxPeers),
+    CompactPeer.decodeList(w.dropped ?? empty, 6, maxPeers),
+    CompactPeer.decodeList(w.dropped6 ?? empty, 18, maxPeers)
   ] as const
   const bad = lists.find(Result.isFailure)
   if (bad !== undefined) return fail(bad.failure)
   const [added4, added6, dropped4, dropped6] = lists.map(Result.getOrThrow)
-  // Flags are optional hints: a missing or short list means none.
+  // At most `maxPeers` of each list are read: more is more than a peer may send. Flags are optional
+  // hints: a missing or short list means none.
   const withFlags = (peers: ReadonlyArray<Address>, f: Uint8Array | undefined) =>
     peers.map((peer, i) => ({ ...peer, flags: f?.[i] ?? 0 }))
   return Result.succeed({

@@ -21,6 +21,8 @@ import * as Pex from "../protocol/Pex.ts"
  * apart, and delivery jitter must not bring two of ours under that.
  */
 export const intervalMillis = 65_000
+/** Least time between two messages from one peer that we read (BEP 11: at most one a minute). */
+export const minReceivedMillis = 55_000
 /** How often a session looks for news while it has had nothing to tell. */
 export const pollMillis = 5_000
 /** Peers learnt from others and not yet taken by the Monitor. */

@@ -1,10 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Queue } from "effect"
+import { Effect, Fiber, Layer, Queue, Result } from "effect"
 import { TestClock } from "effect/testing"
 import type { PeerCommand, PeerEvent } from "../../src/peer/PeerEvent.ts"
 import * as Coordinator from "../../src/peer/Coordinator.ts"
 import * as PeerSession from "../../src/peer/PeerSession.ts"
+import * as Extension from "../../src/protocol/Extension.ts"
 import * as Handshake from "../../src/protocol/Handshake.ts"
+import * as Metadata from "../../src/protocol/Metadata.ts"
 import * as WireMessage from "../../src/protocol/WireMessage.ts"
 import { blockSize, type BlockRequest } from "../../src/torrent/Synchronizer.ts"
 import { PeerExchange } from "../../src/torrent/PeerExchange.ts"
@@ -100,6 +102,23 @@ const blockOf = (r: BlockRequest): WireMessage.WireMessage => ({
 const requestOnly = ({ index, begin, length }: BlockRequest): BlockRequest => ({ index, begin, length })
 
 describe("PeerSession", () => {
+  it.effect("metadata requests beyond a few a second are rejected, not each answered with 16 KiB", () =>
+    Effect.gen(function*() {
+      const s = yield* start()
+      yield* s.remote.sendHandshake({ infoHash, peerId: theirId, features: ["fast", "extensions"] })
+      const theirHandshake = Extension.encodeHandshake({ extensions: ["ut_metadata"], port: 1, reqq: 10 })
+      const ask = Metadata.encode({ _tag: "Request", piece: 0 })
+      yield* s.remote.send([
+        { _tag: "Extended", id: 0, payload: theirHandshake },
+        ...Array.from({ length: 40 }, (): WireMessage.WireMessage => ({ _tag: "Extended", id: 1, payload: ask }))
+      ])
+      yield* settle
+      const answers = s.remote.received.flatMap((m) =>
+        m._tag === "Extended" && m.id === 1 ? [Result.getOrThrow(Metadata.parse(m.payload))._tag] : []
+      )
+      assert.deepStrictEqual(answers, [...Array(16).fill("Data"), ...Array(24).fill("Reject")])
+    }))
+
   describe("handshake", () => {
     it.effect("sends ours, then times out exactly at handshakeTimeoutMillis", () =>
       Effect.gen(function*() {
