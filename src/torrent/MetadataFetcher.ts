@@ -16,6 +16,7 @@ import * as InfoHash from "../protocol/InfoHash.ts"
 import * as Metadata from "../protocol/Metadata.ts"
 import type { WireMessage } from "../protocol/WireMessage.ts"
 import { Extensions } from "../peer/Extensions.ts"
+import { Admission } from "../peer/Admission.ts"
 import { type Address, PeerConnector } from "../peer/PeerConnector.ts"
 import { hostOf, keyOf, type PeerKey } from "../peer/PeerEvent.ts"
 import type * as PeerIo from "../peer/PeerIo.ts"
@@ -53,6 +54,7 @@ export const make = Effect.fnUntraced(function*(
   options: { readonly infoHash: InfoHash.InfoHash; readonly bans: Bans }
 ): Effect.fn.Return<MetadataFetcher, never, TorrentConfig | PeerConnector | Scope.Scope> {
   const config = yield* TorrentConfig
+  const admission = yield* Admission
   const connector = yield* PeerConnector
   const infoHash = InfoHash.toBytes(options.infoHash)
   const assembly = new MetadataAssembly(options.infoHash)
@@ -190,12 +192,16 @@ export const make = Effect.fnUntraced(function*(
     for (const [key, candidate] of candidates) {
       if (open >= config.maxPeers) return
       if (candidate.retryAt > now || isBanned(key) || (yield* FiberMap.has(sessions, key))) continue
+      if (!admission.admitOutgoing()) return // every connection slot of the process is taken
       candidate.retryAt = Infinity // until the session ends
       const connection: PeerSession.Connection = {
         _tag: "Outgoing",
         socket: connector.connect(candidate.address, config.connectTimeoutMillis)
       }
-      yield* FiberMap.run(sessions, key, runSession(key, connection).pipe(Effect.ensuring(ended(key))), { onlyIfMissing: true })
+      const released = Effect.sync(() => admission.release())
+      yield* FiberMap.run(sessions, key, runSession(key, connection).pipe(Effect.ensuring(Effect.andThen(released, ended(key)))), {
+        onlyIfMissing: true
+      })
       open++
     }
   })
