@@ -17,7 +17,7 @@ import * as FakeSeeder from "../util/FakeSeeder.ts"
 import { bytesOf, indexes, piecesOnDisk, resumePieces, sameBytes, sourceTorrent } from "../util/Files.ts"
 import { observe, startManager, within } from "../util/Leecher.ts"
 import { record } from "../util/SecurityResults.ts"
-import { exitOf, freePort, ourCli, waitUntil } from "../util/Swarm.ts"
+import { cliDownload, exitOf, waitUntil } from "../util/Swarm.ts"
 
 /** Every piece the resume file records hashes right on disk. */
 const assertResumeTruthful = (dst: string, meta: Metainfo.Metainfo, onDisk: ReadonlyArray<boolean>) => {
@@ -28,18 +28,7 @@ const assertResumeTruthful = (dst: string, meta: Metainfo.Metainfo, onDisk: Read
 
 /** The CLI downloading `torrentFile` into `dst` from `seeder`. */
 const download = (torrentFile: string, dst: string, seeder: FakeSeeder.FakeSeeder, label: string) =>
-  Effect.flatMap(freePort, (port) =>
-    ourCli(label, [
-      torrentFile,
-      "-o",
-      dst,
-      "--peer",
-      `${seeder.address.host}:${seeder.address.port}`,
-      "--port",
-      String(port),
-      "--no-dht", "--no-lpd",
-      "--quiet"
-    ]))
+  cliDownload(label, torrentFile, dst, seeder.address)
 
 /** A tmpfs of `size` (e.g. "4m") mounted on `dir` (created), unmounted when the scope closes. */
 const tmpfs = (dir: string, size: string) =>

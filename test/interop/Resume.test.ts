@@ -11,7 +11,7 @@ import { join } from "node:path"
 import * as FakeSeeder from "../util/FakeSeeder.ts"
 import { bytesOf, indexes, piecesOnDisk, resumePieces, sameBytes, sourceTorrent } from "../util/Files.ts"
 import { download, startManager } from "../util/Leecher.ts"
-import { freePort, spawnChild, waitUntil } from "../util/Swarm.ts"
+import { cliDownload, waitUntil } from "../util/Swarm.ts"
 
 describe("resuming a download", () => {
   it.live("after the library's fiber is interrupted midway, downloads only what was not verified", () =>
@@ -53,25 +53,7 @@ describe("resuming a download", () => {
   it.live("after the CLI is killed with SIGKILL midway, the restarted CLI downloads only what was not on disk", () =>
     Effect.gen(function*() {
       const { data, dst, meta, src, torrentFile } = yield* sourceTorrent("killed", 64 * 1024 * 1024 + 99, 256 * 1024)
-      const cli = (seeder: FakeSeeder.FakeSeeder) =>
-        Effect.flatMap(freePort, (port) =>
-          // `node --import tsx`, not node_modules/.bin/tsx: that one runs the CLI in a child
-          // process of its own, which a SIGKILL sent to tsx would leave running.
-          spawnChild("effect-torrent CLI", process.execPath, [
-            "--import",
-            "tsx",
-            "src/cli/main.ts",
-            torrentFile,
-            "-o",
-            dst,
-            "--peer",
-            `${seeder.address.host}:${seeder.address.port}`,
-            "--port",
-            String(port),
-            "--quiet",
-            "--no-dht",
-            "--no-lpd"
-          ]))
+      const cli = (seeder: FakeSeeder.FakeSeeder) => cliDownload("effect-torrent CLI", torrentFile, dst, seeder.address)
 
       // Run 1: killed once the seeder has sent 40% of the torrent.
       const seeder1 = yield* FakeSeeder.make({ meta, data, bytesPerSecond: 16 * 1024 * 1024 })

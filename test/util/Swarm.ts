@@ -107,6 +107,11 @@ export const spawnChild = (label: string, command: string, args: ReadonlyArray<s
 export const ourCli = (label: string, args: ReadonlyArray<string>) =>
   spawnChild(label, process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args])
 
+/** Our CLI downloading `torrentFile` into `dst` from the peer at `from` only (no DHT, no local discovery). */
+export const cliDownload = (label: string, torrentFile: string, dst: string, from: { readonly host: string; readonly port: number }) =>
+  Effect.flatMap(freePort, (port) =>
+    ourCli(label, [torrentFile, "-o", dst, "--peer", `${from.host}:${from.port}`, "--port", String(port), "--quiet", "--no-dht", "--no-lpd"]))
+
 /** The child's exit code (or signal), or dies after `timeoutMillis` with what it printed. */
 export const exitOf = (child: Child, timeoutMillis: number) =>
   Effect.promise(() => child.exit).pipe(
