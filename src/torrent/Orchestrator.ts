@@ -16,7 +16,7 @@ import type { PeerCommand, PeerEvent, PeerKey } from "../peer/PeerEvent.ts"
 import * as Choker from "./Choker.ts"
 import { DiskWriter, type DiskError } from "./DiskWriter.ts"
 import * as SmartBan from "./SmartBan.ts"
-import { blockKey, type BlockRequest, type OpenPiece, Synchronizer } from "./Synchronizer.ts"
+import { blockKey, type BlockRequest, contributorsOf, type OpenPiece, Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
 
 /** "fetching metadata": a magnet link's info dictionary is being fetched from peers. */
@@ -230,7 +230,6 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
           downloaded += m.block.length
           const result = sync.receive(m.index, m.begin, m.block, peer)
           if (!result.fresh) break
-          smartBan.received(m.index, m.begin, peer)
           // Only endgame blocks are asked of several peers: no scan of every peer per block otherwise.
           if (result.shared === true) yield* cancelElsewhere(peer, m.index, m.begin)
           if (result.complete !== undefined) yield* Queue.offer(checks, result.complete)
@@ -389,14 +388,15 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
       return
     }
     hashFailures++
-    smartBan.failed(piece.index, piece.buffer)
+    smartBan.failed(piece.index, piece.buffer, piece.senders)
+    const contributors = contributorsOf(piece)
     sync.failed(piece)
     for (const state of peers.values()) yield* updateInterest(state) // the piece is needed again
-    yield* Effect.logWarning(`piece ${piece.index} failed its hash check; from ${[...piece.contributors].join(", ")}`)
-    for (const peer of piece.contributors) {
+    yield* Effect.logWarning(`piece ${piece.index} failed its hash check; from ${[...contributors].join(", ")}`)
+    for (const peer of contributors) {
       const state = peers.get(peer)
       if (state === undefined) continue
-      if (piece.contributors.size === 1 || ++state.hashStrikes >= maxHashStrikes) yield* ban(peer)
+      if (contributors.size === 1 || ++state.hashStrikes >= maxHashStrikes) yield* ban(peer)
     }
   })
 

@@ -6,9 +6,9 @@
  * differs from the good one sent bad data (a culprit), and one whose blocks
  * all match is cleared of that failure.
  *
- * Owned by the Orchestrator fiber; synchronous. Memory: one sender per block
- * of the open pieces, plus one hash per block of the failed pieces not yet
- * downloaded again.
+ * Owned by the Orchestrator fiber; synchronous. Memory: one hash per block
+ * of the failed pieces not yet downloaded again (who sent each block of a
+ * piece is kept with the piece, `OpenPiece.senders`).
  */
 import { createHash } from "node:crypto"
 import type { PeerKey } from "../peer/PeerEvent.ts"
@@ -27,27 +27,16 @@ const blocksOf = (piece: Uint8Array) => Math.ceil(piece.length / blockSize)
 const blockAt = (piece: Uint8Array, b: number) => piece.subarray(b * blockSize, (b + 1) * blockSize)
 
 export const make = () => {
-  /** Who sent each block of the pieces being downloaded. */
-  const senders = new Map<number, Array<PeerKey | undefined>>()
   /** For each failed piece, block by block: the hash each peer's copy had. */
   const failedCopies = new Map<number, Array<Map<PeerKey, string>>>()
 
   return {
-    /** A fresh block of piece `index` from `peer`. */
-    received: (index: number, begin: number, peer: PeerKey): void => {
-      let blocks = senders.get(index)
-      if (blocks === undefined) senders.set(index, blocks = [])
-      blocks[begin / blockSize] = peer
-    },
-
-    /** The piece failed its hash: remember what each peer sent. */
-    failed: (index: number, piece: Uint8Array): void => {
-      const blocks = senders.get(index) ?? []
-      senders.delete(index)
+    /** The piece failed its hash: remember what each peer (`senders`, by block) sent. */
+    failed: (index: number, piece: Uint8Array, senders: ReadonlyArray<PeerKey | undefined>): void => {
       let copies = failedCopies.get(index)
       if (copies === undefined) failedCopies.set(index, copies = [])
       for (let b = 0; b < blocksOf(piece); b++) {
-        const peer = blocks[b]
+        const peer = senders[b]
         if (peer === undefined) continue
         const hashes = copies[b] ?? (copies[b] = new Map())
         hashes.set(peer, sha1(blockAt(piece, b)))
@@ -56,7 +45,6 @@ export const make = () => {
 
     /** The piece passed: judge the peers of its earlier failed copies (none if it never failed). */
     verified: (index: number, piece: Uint8Array): Verdict => {
-      senders.delete(index)
       const copies = failedCopies.get(index)
       failedCopies.delete(index)
       const culprits = new Set<PeerKey>()

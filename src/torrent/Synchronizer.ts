@@ -33,8 +33,8 @@ export interface OpenPiece {
   readonly requested: Uint8Array
   readonly received: Uint8Array
   receivedCount: number
-  /** Peers that sent blocks of this piece (for penalties when the hash fails). */
-  readonly contributors: Set<string>
+  /** The peer that sent each block (for penalties, and smart ban, when the hash fails). */
+  readonly senders: Array<string | undefined>
   /** The peer that opened it, which finishes it first (see `pick`). */
   owner: string | undefined
 }
@@ -85,7 +85,7 @@ export const make = (meta: Metainfo.Metainfo, options?: { readonly wanted?: Read
       requested: new Uint8Array(blocks),
       received: new Uint8Array(blocks),
       receivedCount: 0,
-      contributors: new Set(),
+      senders: new Array(blocks),
       owner: undefined
     }
     open.set(index, piece)
@@ -237,7 +237,7 @@ export const make = (meta: Metainfo.Metainfo, options?: { readonly wanted?: Read
       piece.buffer.set(block, begin)
       piece.received[b] = 1
       piece.receivedCount++
-      piece.contributors.add(from)
+      piece.senders[b] = from
       // Requested from more than one peer (endgame): the others' requests are now moot.
       const shared = piece.requested[b]! > 1 ? { shared: true as const } : {}
       if (piece.receivedCount < piece.received.length) return { fresh: true, ...shared }
@@ -270,6 +270,10 @@ export const make = (meta: Metainfo.Metainfo, options?: { readonly wanted?: Read
 }
 
 export type State = ReturnType<typeof make>
+
+/** The peers that sent blocks of the piece. */
+export const contributorsOf = (piece: OpenPiece): Set<string> =>
+  new Set(piece.senders.filter((peer): peer is string => peer !== undefined))
 
 /** A number naming one block, for sets of outstanding requests. */
 export const blockKey = (index: number, begin: number): number => index * 0x10000 + begin / blockSize

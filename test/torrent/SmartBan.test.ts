@@ -13,13 +13,9 @@ const corrupted = (piece: Uint8Array, block: number) => {
 describe("SmartBan", () => {
   it("names the peer whose block of the failed copy differs from the good copy, and clears the others", () => {
     const smartBan = SmartBan.make()
-    smartBan.received(7, 0, "a")
-    smartBan.received(7, blockSize, "b")
-    smartBan.received(7, 2 * blockSize, "c")
-    smartBan.failed(7, corrupted(good, 1))
+    smartBan.failed(7, corrupted(good, 1), ["a", "b", "c"])
     assert.strictEqual(smartBan.pending, 1)
     // The good copy came from others.
-    smartBan.received(7, 0, "d")
     const verdict = smartBan.verified(7, good)
     assert.deepStrictEqual([...verdict.culprits], ["b"])
     assert.deepStrictEqual([...verdict.cleared].sort(), ["a", "c"])
@@ -28,14 +24,8 @@ describe("SmartBan", () => {
 
   it("remembers every failed copy until a good one: a peer that was bad once is named even if it was good later", () => {
     const smartBan = SmartBan.make()
-    smartBan.received(1, 0, "a")
-    smartBan.received(1, blockSize, "b")
-    smartBan.received(1, 2 * blockSize, "b")
-    smartBan.failed(1, corrupted(good, 0))
-    smartBan.received(1, 0, "b")
-    smartBan.received(1, blockSize, "a")
-    smartBan.received(1, 2 * blockSize, "c")
-    smartBan.failed(1, corrupted(good, 2))
+    smartBan.failed(1, corrupted(good, 0), ["a", "b", "b"])
+    smartBan.failed(1, corrupted(good, 2), ["b", "a", "c"])
     const verdict = smartBan.verified(1, good)
     assert.deepStrictEqual([...verdict.culprits].sort(), ["a", "c"])
     assert.deepStrictEqual([...verdict.cleared], ["b"])
@@ -43,7 +33,6 @@ describe("SmartBan", () => {
 
   it("a piece that never failed judges nobody", () => {
     const smartBan = SmartBan.make()
-    smartBan.received(3, 0, "a")
     const verdict = smartBan.verified(3, good)
     assert.strictEqual(verdict.culprits.size + verdict.cleared.size, 0)
   })

@@ -2,7 +2,7 @@ import { afterEach, assert, beforeEach, describe, it } from "@effect/vitest"
 import { vi } from "vitest"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
 import * as Synchronizer from "../../src/torrent/Synchronizer.ts"
-import { blockKey, blockSize, type BlockRequest } from "../../src/torrent/Synchronizer.ts"
+import { blockKey, blockSize, type BlockRequest, contributorsOf } from "../../src/torrent/Synchronizer.ts"
 import * as Fixtures from "./fixtures.ts"
 
 const all: Synchronizer.PieceSet = { has: () => true }
@@ -239,7 +239,7 @@ describe("Synchronizer", () => {
         "a duplicate is ignored"
       )
       assert.strictEqual(sync.open.get(0)!.receivedCount, 1)
-      assert.deepStrictEqual([...sync.open.get(0)!.contributors], ["A"])
+      assert.deepStrictEqual([...contributorsOf(sync.open.get(0)!)], ["A"])
       const last = sync.receive(2, 0, three.block(2, 0, 2000), "B")
       assert.isTrue(last.fresh)
       assert.strictEqual(last.complete?.index, 2)
@@ -255,7 +255,7 @@ describe("Synchronizer", () => {
       const piece = result.complete!
       assert.strictEqual(piece.index, 0)
       assert.deepStrictEqual(piece.buffer, three.piece(0))
-      assert.deepStrictEqual(new Set(piece.contributors), new Set(["A", "B"]))
+      assert.deepStrictEqual(contributorsOf(piece), new Set(["A", "B"]))
       assert.isFalse(sync.open.has(0))
       assert.isTrue(sync.pending.has(0))
       // Pending pieces are neither needed nor picked.
@@ -272,7 +272,7 @@ describe("Synchronizer", () => {
       // The buffer may be reused: the second download must still be exact.
       const again = complete(sync, three, 0, "C")
       assert.deepStrictEqual(again.buffer, three.piece(0))
-      assert.deepStrictEqual([...again.contributors], ["C"])
+      assert.deepStrictEqual([...contributorsOf(again)], ["C"])
       sync.verified(again)
       assert.strictEqual(sync.have[0], 1)
       assert.strictEqual(sync.haveCount, 1)
