@@ -2,8 +2,9 @@
  * DiskWriter: puts verified pieces into the torrent's files and reads them
  * back (resume checks, seeding).
  *
- * A piece may span several files; each part is one positional write. Files
- * are created lazily (sparse), zero-length files and folders up front.
+ * A piece may span several files; each part is written at its position, in
+ * 64 KiB writes (see `writeChunk`). Files are created lazily (sparse),
+ * zero-length files and folders up front.
  * At most `maxOpenFiles` handles stay open (least recently used is closed).
  * Every path is resolved under the download folder and checked again after
  * resolving symlinks, so nothing is ever written outside it.
@@ -11,6 +12,13 @@
 import { Context, Effect, Exit, FileSystem, Layer, Path, Schema, Scope, Semaphore } from "effect"
 import type { PlatformError } from "effect/PlatformError"
 import * as Metainfo from "../protocol/Metainfo.ts"
+
+/**
+ * Largest single write. One write of a whole piece makes the kernel fill the
+ * page cache with large folios, which measured 3-4 times the CPU of 64 KiB
+ * writes (and varied tenfold between runs); 64 KiB writes are the cheapest.
+ */
+const writeChunk = 64 * 1024
 
 export class DiskError extends Schema.TaggedError<DiskError>()("DiskError", {
   reason: Schema.Literals(["UnsafePath", "NoSpace", "Io"]),
@@ -203,10 +211,13 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
     for (const s of segments(meta, index)) {
       if (meta.files[s.file]!.padding) continue
       const file = yield* open(s.file, true)
-      yield* file.seek(BigInt(s.position), "start").pipe(
-        Effect.andThen(file.writeAll(piece.subarray(s.offset, s.offset + s.length))),
-        Effect.mapError((e) => fail(pathOf(s.file), e))
-      )
+      const end = s.offset + s.length
+      yield* Effect.gen(function*() {
+        yield* file.seek(BigInt(s.position), "start")
+        for (let at = s.offset; at < end; at += writeChunk) {
+          yield* file.writeAll(piece.subarray(at, Math.min(end, at + writeChunk)))
+        }
+      }).pipe(Effect.mapError((e) => fail(pathOf(s.file), e)))
     }
   }, lock.withPermits(1))
 
