@@ -12,7 +12,6 @@
  */
 import { Context, Deferred, Effect, FiberMap, FiberSet, FileSystem, Layer, Path, Queue, Schema, Stream, SubscriptionRef } from "effect"
 import { Digest } from "effect/crypto"
-import * as NodeCrypto from "@effect/platform-node/NodeCrypto"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Dht } from "./dht/Dht.ts"
 import { Lpd } from "./lpd/Lpd.ts"
@@ -30,6 +29,7 @@ import * as Orchestrator from "./torrent/Orchestrator.ts"
 import type { Progress } from "./torrent/Orchestrator.ts"
 import * as MetadataFetcher from "./torrent/MetadataFetcher.ts"
 import * as MetadataPhase from "./torrent/MetadataPhase.ts"
+import { PieceWorker } from "./torrent/PieceWorker.ts"
 import * as Discovery from "./torrent/Discovery.ts"
 import * as Torrent from "./torrent/Torrent.ts"
 import * as RateLimit from "./torrent/RateLimit.ts"
@@ -100,16 +100,16 @@ export class TorrentManager extends Context.Service<TorrentManager, {
   /** Changes the limits shared by all torrents while they run. */
   readonly setLimits: (limits: RateSettings) => Effect.Effect<void>
 }>()("effect-torrent/TorrentManager") {
-  /** Needs TorrentConfig, FileSystem, Path, Digest, PeerConnector and Tracker. */
+  /** Needs TorrentConfig, FileSystem, Path, Digest, PieceWorker, PeerConnector and Tracker. */
   static readonly layer = Layer.effect(TorrentManager, Effect.suspend(() => make))
 
-  /** Everything on Node: TCP peers, HTTP/UDP trackers, files, SHA-1 on the thread pool. */
+  /** Everything on Node: TCP peers, HTTP/UDP trackers, files, SHA-1 and writes on a worker thread. */
   static readonly layerNode = (settings: Partial<TorrentConfig["Service"]> = {}) =>
     TorrentManager.layer.pipe(
       Layer.provide(Layer.mergeAll(
         TorrentConfig.layerWith(settings),
         PeerConnector.layerNode,
-        NodeCrypto.layerDigest,
+        PieceWorker.layerDigest.pipe(Layer.provideMerge(PieceWorker.layer)),
         Tracker.Tracker.layer.pipe(Layer.provide(Layer.mergeAll(HttpTracker.layerNode, UdpTracker.layerNode)))
       )),
       Layer.provideMerge(NodeServices.layer)
@@ -167,7 +167,7 @@ const applyLimits = (up: RateLimit.Bucket, down: RateLimit.Bucket) => (limits: R
   })
 
 export const make = Effect.gen(function*() {
-  const context = yield* Effect.context<TorrentConfig | FileSystem.FileSystem | Path.Path | Digest.Digest | PeerConnector | Tracker.Tracker>()
+  const context = yield* Effect.context<TorrentConfig | FileSystem.FileSystem | Path.Path | Digest.Digest | PieceWorker | PeerConnector | Tracker.Tracker>()
   const config = yield* TorrentConfig
   const globalUpload = new RateLimit.Bucket(config.maxUploadRate)
   const globalDownload = new RateLimit.Bucket(config.maxDownloadRate)

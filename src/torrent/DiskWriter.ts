@@ -2,23 +2,18 @@
  * DiskWriter: puts verified pieces into the torrent's files and reads them
  * back (resume checks, seeding).
  *
- * A piece may span several files; each part is written at its position, in
- * 64 KiB writes (see `writeChunk`). Files are created lazily (sparse),
- * zero-length files and folders up front.
+ * A piece may span several files; each part is written at its position by
+ * the PieceWorker thread. Files are created lazily (sparse), zero-length
+ * files and folders up front.
  * At most `maxOpenFiles` handles stay open (least recently used is closed).
  * Every path is resolved under the download folder and checked again after
  * resolving symlinks, so nothing is ever written outside it.
  */
-import { Context, Effect, Exit, FileSystem, Layer, Path, Schema, Scope, Semaphore } from "effect"
+import { Context, Effect, FileSystem, Layer, Path, Schema, Semaphore } from "effect"
+import * as NodeFs from "node:fs"
 import type { PlatformError } from "effect/PlatformError"
 import * as Metainfo from "../protocol/Metainfo.ts"
-
-/**
- * Largest single write. One write of a whole piece makes the kernel fill the
- * page cache with large folios, which measured 3-4 times the CPU of 64 KiB
- * writes (and varied tenfold between runs); 64 KiB writes are the cheapest.
- */
-const writeChunk = 64 * 1024
+import { PieceWorker, type WriteFailed } from "./PieceWorker.ts"
 
 export class DiskError extends Schema.TaggedError<DiskError>()("DiskError", {
   reason: Schema.Literals(["UnsafePath", "NoSpace", "Io"]),
@@ -92,10 +87,18 @@ export class DiskWriter extends Context.Service<DiskWriter, {
 }
 
 interface Handle {
-  readonly file: FileSystem.File
-  readonly scope: Scope.Closeable
+  readonly fd: number
   readonly writable: boolean
 }
+
+/**
+ * A `node:fs` call as an Effect. Open files are plain descriptors (not
+ * FileSystem.File) because the PieceWorker thread writes to them by number.
+ */
+const nodeFs = <A>(call: (done: (error: NodeJS.ErrnoException | null, value: A) => void) => void) =>
+  Effect.callback<A, NodeJS.ErrnoException>((resume) =>
+    call((error, value) => resume(error === null ? Effect.succeed(value) : Effect.fail(error)))
+  )
 
 export interface Options {
   readonly downloadDir: string
@@ -107,6 +110,7 @@ export interface Options {
 export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Options) {
   const fs = yield* FileSystem.FileSystem
   const path = yield* Path.Path
+  const worker = yield* PieceWorker
   const maxOpen = options.maxOpenFiles ?? 32
   const root = path.resolve(options.downloadDir)
   const handles = new Map<number, Handle>() // insertion order = LRU order
@@ -115,7 +119,7 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
 
   const pathOf = (index: number) => path.join(root, ...meta.files[index]!.path)
 
-  const fail = (file: string, error: PlatformError | string) =>
+  const fail = (file: string, error: PlatformError | NodeJS.ErrnoException | WriteFailed | string) =>
     new DiskError({
       reason: typeof error !== "string" && isNoSpace(error) ? "NoSpace" : "Io",
       path: file,
@@ -164,7 +168,7 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
   const close = (index: number) => {
     const handle = handles.get(index)
     handles.delete(index)
-    return handle === undefined ? Effect.void : Scope.close(handle.scope, Exit.void)
+    return handle === undefined ? Effect.void : Effect.ignore(nodeFs((done) => NodeFs.close(handle.fd, (e) => done(e, undefined))))
   }
 
   const open = Effect.fnUntraced(function*(index: number, writable: boolean) {
@@ -172,25 +176,20 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
     if (cached !== undefined && (cached.writable || !writable)) {
       handles.delete(index)
       handles.set(index, cached)
-      return cached.file
+      return cached.fd
     }
     yield* close(index)
     if (handles.size >= maxOpen) yield* close(handles.keys().next().value!)
     const file = pathOf(index)
     yield* checkFile(index)
-    const scope = yield* Scope.make()
-    const opened = writable
+    const openAs = (flags: string) => nodeFs<number>((done) => NodeFs.open(file, flags, done))
+    const fd = yield* (writable
       ? fs.makeDirectory(path.dirname(file), { recursive: true }).pipe(
-        Effect.andThen(fs.open(file, { flag: "r+" }).pipe(Effect.catch(() => fs.open(file, { flag: "w+" }))))
+        Effect.andThen(openAs("r+").pipe(Effect.catch(() => openAs("w+"))))
       )
-      : fs.open(file, { flag: "r" })
-    const handle = yield* opened.pipe(
-      Scope.provide(scope),
-      Effect.mapError((e) => fail(file, e)),
-      Effect.onError(() => Scope.close(scope, Exit.void))
-    )
-    handles.set(index, { file: handle, scope, writable })
-    return handle
+      : openAs("r")).pipe(Effect.mapError((e) => fail(file, e)))
+    handles.set(index, { fd, writable })
+    return fd
   })
 
   yield* Effect.addFinalizer(() =>
@@ -210,14 +209,10 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
   const write = Effect.fnUntraced(function*(index: number, piece: Uint8Array) {
     for (const s of segments(meta, index)) {
       if (meta.files[s.file]!.padding) continue
-      const file = yield* open(s.file, true)
-      const end = s.offset + s.length
-      yield* Effect.gen(function*() {
-        yield* file.seek(BigInt(s.position), "start")
-        for (let at = s.offset; at < end; at += writeChunk) {
-          yield* file.writeAll(piece.subarray(at, Math.min(end, at + writeChunk)))
-        }
-      }).pipe(Effect.mapError((e) => fail(pathOf(s.file), e)))
+      const fd = yield* open(s.file, true)
+      yield* worker.write(fd, piece.subarray(s.offset, s.offset + s.length), s.position).pipe(
+        Effect.mapError((e) => fail(pathOf(s.file), e))
+      )
     }
   }, lock.withPermits(1))
 
@@ -230,12 +225,12 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
       }
       const exists = yield* fs.exists(pathOf(s.file)).pipe(Effect.orElseSucceed(() => false))
       if (!exists) return false
-      const file = yield* open(s.file, false)
+      const fd = yield* open(s.file, false)
       let done = 0
       while (done < s.length) {
-        const n = yield* file.read(target.subarray(done), { position: BigInt(s.position + done) }).pipe(
-          Effect.mapError((e) => fail(pathOf(s.file), e))
-        )
+        const n = yield* nodeFs<number>((callback) =>
+          NodeFs.read(fd, target, done, s.length - done, s.position + done, callback)
+        ).pipe(Effect.mapError((e) => fail(pathOf(s.file), e)))
         if (n === 0) return false
         done += n
       }
@@ -246,7 +241,8 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
   const flush = Effect.suspend(() =>
     Effect.forEach(
       [...handles.entries()].filter(([, h]) => h.writable),
-      ([index, h]) => h.file.sync.pipe(Effect.mapError((e) => fail(pathOf(index), e))),
+      ([index, h]) =>
+        nodeFs((done) => NodeFs.fsync(h.fd, (e) => done(e, undefined))).pipe(Effect.mapError((e) => fail(pathOf(index), e))),
       { discard: true }
     )
   ).pipe(lock.withPermits(1))
@@ -271,7 +267,8 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
   return DiskWriter.of({ prepare: prepare(), write, read, readBlock, flush })
 })
 
-const isNoSpace = (error: PlatformError): boolean => {
+const isNoSpace = (error: PlatformError | NodeJS.ErrnoException | WriteFailed): boolean => {
+  if (!("_tag" in error) || error._tag === "WriteFailed") return error.code === "ENOSPC"
   const cause = (error.reason as { readonly cause?: unknown }).cause
   return typeof cause === "object" && cause !== null && (cause as { code?: unknown }).code === "ENOSPC"
 }

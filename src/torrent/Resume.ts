@@ -13,6 +13,7 @@ import { Digest } from "effect/crypto"
 import * as Bencode from "../protocol/Bencode.ts"
 import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
+import * as PieceWorker from "./PieceWorker.ts"
 import { DiskWriter } from "./DiskWriter.ts"
 import type * as Synchronizer from "./Synchronizer.ts"
 
@@ -69,7 +70,7 @@ export const check = Effect.fnUntraced(function*(sync: Synchronizer.State, downl
   const digest = yield* Digest.Digest
   const meta = sync.meta
   const known = yield* trusted(meta, downloadDir)
-  const buffer = new Uint8Array(meta.pieceLength)
+  const buffer = PieceWorker.allocate(meta.pieceLength)
   for (let i = 0; i < meta.pieceCount; i++) {
     if (known?.has(i) === true) {
       sync.markHave(i)

@@ -11,6 +11,7 @@
  */
 import { Context, Effect, Layer } from "effect"
 import * as Metainfo from "../protocol/Metainfo.ts"
+import * as PieceWorker from "./PieceWorker.ts"
 
 export const blockSize = 16 * 1024
 
@@ -76,8 +77,8 @@ export const make = (meta: Metainfo.Metainfo, options?: { readonly wanted?: Read
   const openPiece = (index: number): OpenPiece => {
     const size = Metainfo.pieceSize(meta, index)
     const reused = free.pop()
-    // Every byte is overwritten by blocks before use: no need to zero it.
-    const buffer = reused !== undefined && reused.length >= size ? reused.subarray(0, size) : Buffer.allocUnsafeSlow(size)
+    // Shared memory: hashed and written by the PieceWorker without a copy.
+    const buffer = reused !== undefined && reused.length >= size ? reused.subarray(0, size) : PieceWorker.allocate(size)
     const blocks = blocksIn(index)
     const piece: OpenPiece = {
       index,

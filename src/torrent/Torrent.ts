@@ -7,7 +7,7 @@
  * the scope ends every session, saves resume data, flushes the files and
  * announces `stopped`.
  */
-import { Deferred, Effect, Layer, Schedule, Schema, type Scope, Semaphore, Stream, SubscriptionRef } from "effect"
+import { Cause, Deferred, Effect, Layer, Schedule, Schema, type Scope, Semaphore, Stream, SubscriptionRef } from "effect"
 import * as InfoHash from "../protocol/InfoHash.ts"
 import type * as Metainfo from "../protocol/Metainfo.ts"
 import type { Address } from "../peer/PeerConnector.ts"
@@ -134,8 +134,13 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
   yield* Effect.addFinalizer(() => Tracker.announceStopped(tiers, params))
   yield* Effect.addFinalizer(() => disk.flush.pipe(Effect.ignore, Effect.andThen(saveResume)))
 
-  yield* Effect.forkScoped(orchestrator.run)
-  yield* Effect.forkScoped(monitor.run)
+  // These run until the scope ends; should one fail (a defect, e.g. the
+  // PieceWorker thread died), the download fails with it instead of waiting.
+  const failsDownload = Effect.tapCause((cause: Cause.Cause<unknown>) =>
+    Cause.hasInterruptsOnly(cause) ? Effect.void : Deferred.failCause(orchestrator.completed, Cause.die(Cause.squash(cause)))
+  )
+  yield* Effect.forkScoped(failsDownload(orchestrator.run))
+  yield* Effect.forkScoped(failsDownload(monitor.run))
   yield* Discovery.peers({
     given: options.peers ?? [],
     tiers,

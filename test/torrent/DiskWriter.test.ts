@@ -9,6 +9,7 @@ import { Effect } from "effect"
 import * as Fs from "node:fs"
 import { join } from "node:path"
 import * as DiskWriter from "../../src/torrent/DiskWriter.ts"
+import { PieceWorker } from "../../src/torrent/PieceWorker.ts"
 import { tempDir } from "../util/Files.ts"
 import * as Fixture from "./fixtures.ts"
 
@@ -36,5 +37,5 @@ describe("DiskWriter", () => {
         assert.isTrue(yield* disk.read(index, back))
         assert.deepStrictEqual(back, fixture.piece(index))
       }
-    }).pipe(Effect.scoped, Effect.provide(NodeServices.layer)))
+    }).pipe(Effect.scoped, Effect.provide([NodeServices.layer, PieceWorker.layer])))
 })
