@@ -84,7 +84,7 @@ interface PeerState {
  */
 const maxHashStrikes = 3
 /** Memory for pieces being downloaded. */
-const openPieceBytes = 16 * 1024 * 1024
+const openPieceBytes = 8 * 1024 * 1024
 
 export class Orchestrator extends Context.Service<Orchestrator, {
   readonly offer: (event: PeerEvent) => Effect.Effect<void>

@@ -78,7 +78,7 @@ export const defaults = (): Settings => ({
   keepAliveMillis: 90_000,
   maxUploadRate: 0,
   maxDownloadRate: 0,
-  maxPendingBytes: 16 * 1024 * 1024,
+  maxPendingBytes: 8 * 1024 * 1024,
   dht: false,
   dhtBootstrap: undefined,
   localDiscovery: false,
