@@ -183,13 +183,17 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
     const file = pathOf(index)
     yield* checkFile(index)
     const openAs = (flags: string) => nodeFs<number>((done) => NodeFs.open(file, flags, done))
-    const fd = yield* (writable
+    const opening = writable
       ? fs.makeDirectory(path.dirname(file), { recursive: true }).pipe(
         Effect.andThen(openAs("r+").pipe(Effect.catch(() => openAs("w+"))))
       )
-      : openAs("r")).pipe(Effect.mapError((e) => fail(file, e)))
-    handles.set(index, { fd, writable })
-    return fd
+      : openAs("r")
+    // Uninterruptible until the descriptor is in `handles`, which closes it.
+    return yield* opening.pipe(
+      Effect.tap((fd) => Effect.sync(() => handles.set(index, { fd, writable }))),
+      Effect.mapError((e) => fail(file, e)),
+      Effect.uninterruptible
+    )
   })
 
   yield* Effect.addFinalizer(() =>

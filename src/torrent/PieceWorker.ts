@@ -92,7 +92,9 @@ function workerMain(
       } else {
         const { data, fd, position } = request
         for (let at = 0; at < data.length;) {
-          at += writeSync(fd, data, at, Math.min(chunk, data.length - at), position + at)
+          const written = writeSync(fd, data, at, Math.min(chunk, data.length - at), position + at)
+          if (written === 0) throw Object.assign(new Error("the file took no bytes"), { code: "EIO" })
+          at += written
         }
         reply = { id: request.id, written: true }
       }
@@ -109,7 +111,9 @@ const make = Effect.gen(function*() {
     Effect.sync(() =>
       new Worker(
         `(${workerMain})(require("node:worker_threads"), require("node:crypto"), require("node:fs"), ${writeChunk})`,
-        { eval: true }
+        // No inherited flags: a loader (e.g. tsx's) would cost the thread
+        // memory and start-up for nothing.
+        { eval: true, execArgv: [] }
       )
     ),
     (worker) => Effect.promise(() => worker.terminate())
@@ -151,7 +155,7 @@ const make = Effect.gen(function*() {
     sha1: (data) =>
       Effect.flatMap(call({ op: "sha1", data }), (reply) =>
         "hash" in reply
-          ? Effect.succeed(new Uint8Array(reply.hash))
+          ? Effect.succeed(reply.hash)
           : Effect.die(new Error(`hashing failed: ${"error" in reply ? reply.error.message : "no hash"}`))),
     write: (fd, data, position) =>
       Effect.uninterruptible(Effect.flatMap(call({ op: "write", data, fd, position }), (reply) =>
