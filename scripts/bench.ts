@@ -5,7 +5,10 @@
  * all found through a local bittorrent-tracker (HTTP). In each swarm the same download is
  * done by effect-torrent (the built CLI) and by aria2c; each reports MiB/s
  * (wall clock, process start to verified data), CPU seconds and peak RSS
- * (from /usr/bin/time). Then the upload side: effect-torrent seeding to an
+ * (from /usr/bin/time). The two clients take turns, BENCH_RUNS times each
+ * (default 3, the first client alternating), and each row gives the median
+ * rate and CPU (every rate in brackets) and the highest peak RSS: one run on
+ * a shared 2-core machine varies by ±15%. Then the upload side: effect-torrent seeding to an
  * aria2c leecher (rate as the leecher saw it; CPU and RSS of our seeder,
  * including its start-up check of the data), beside the first row, which is
  * aria2c seeding to aria2c. Needs aria2c, mktorrent and time
@@ -19,6 +22,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 
 const mib = Number(process.env.BENCH_MIB ?? 1024)
+const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
 const work = mkdtempSync(join(tmpdir(), "et-bench-"))
 const trackerPort = 20000 + Math.floor(Math.random() * 10000)
 const children: Array<ChildProcess> = []
@@ -88,11 +92,18 @@ const aria2Leecher = (out: string) =>
     "--seed-time=0", "--summary-interval=0", "--console-log-level=error", "--file-allocation=none", torrentPath()
   ], 600_000)
 
-const report = (label: string, client: string, measure: Measure, ok: boolean) => {
+const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+
+/** One row: the median rate and CPU of the runs (each rate in brackets when more than one), the highest RSS. */
+const report = (label: string, client: string, measures: ReadonlyArray<Measure>, ok: boolean) => {
+  const rates = measures.map((m) => mib / m.seconds)
+  const each = rates.length > 1 ? `  (${rates.map((r) => r.toFixed(1)).join(" ")})` : ""
   console.log(
-    `${label.padEnd(12)} ${client.padEnd(22)} ${(mib / measure.seconds).toFixed(1).padStart(7)} MiB/s  ${
-      measure.cpu.toFixed(2).padStart(6)
-    } CPU s  ${measure.rssMiB.toFixed(0).padStart(5)} MiB peak RSS  ${ok ? "data verified" : "DATA MISMATCH"}`
+    `${label.padEnd(12)} ${client.padEnd(22)} ${median(rates).toFixed(1).padStart(7)} MiB/s  ${
+      median(measures.map((m) => m.cpu)).toFixed(2).padStart(6)
+    } CPU s  ${Math.max(...measures.map((m) => m.rssMiB)).toFixed(0).padStart(5)} MiB peak RSS  ${
+      ok ? "data verified" : "DATA MISMATCH"
+    }${each}`
   )
   if (!ok) process.exitCode = 1
 }
@@ -134,7 +145,7 @@ const main = async () => {
       "--bt-tracker-interval=1", "--console-log-level=error", torrent
     ]))
 
-  const run = async (label: string, client: "effect-torrent" | "aria2c") => {
+  const run = async (client: "effect-torrent" | "aria2c") => {
     const out = join(work, `out-${client}`)
     rmSync(out, { recursive: true, force: true })
     const measure = client === "effect-torrent"
@@ -142,18 +153,32 @@ const main = async () => {
       : await aria2Leecher(out)
     const ok = sha1File(join(out, "data.bin")) === expected
     rmSync(out, { recursive: true, force: true })
-    report(label, `${client} ← aria2c`, measure, ok)
+    return { measure, ok }
+  }
+
+  /** Both clients in the same swarm, taking turns. */
+  const compare = async (label: string) => {
+    const results = { "effect-torrent": [] as Array<Measure>, aria2c: [] as Array<Measure> }
+    const ok = { "effect-torrent": true, aria2c: true }
+    for (let i = 0; i < runs; i++) {
+      const order = i % 2 === 0 ? (["effect-torrent", "aria2c"] as const) : (["aria2c", "effect-torrent"] as const)
+      for (const client of order) {
+        const result = await run(client)
+        results[client].push(result.measure)
+        ok[client] &&= result.ok
+      }
+    }
+    report(label, "effect-torrent ← aria2c", results["effect-torrent"], ok["effect-torrent"])
+    report(label, "aria2c ← aria2c", results.aria2c, ok.aria2c)
   }
 
   console.log(`${"swarm".padEnd(12)} ${"download ← seeders".padEnd(22)} ${"rate".padStart(13)}  ${"CPU".padStart(12)}  ${"memory".padStart(19)}`)
   startSeeder(0)
   await sleep(2000) // the seeder announces itself
-  await run("1 seeder", "effect-torrent")
-  await run("1 seeder", "aria2c")
+  await compare("1 seeder")
   for (let n = 1; n < 4; n++) startSeeder(n)
   await sleep(2000)
-  await run("4 seeders", "effect-torrent")
-  await run("4 seeders", "aria2c")
+  await compare("4 seeders")
 
   // Upload: our seeder alone in the swarm, an aria2c leecher.
   for (const seeder of seeders) seeder.kill("SIGKILL")
@@ -166,7 +191,7 @@ const main = async () => {
   const leecher = await aria2Leecher(out)
   const ok = sha1File(join(out, "data.bin")) === expected
   const seeder = await ours.stop()
-  report("upload", "aria2c ← effect-torrent", { ...leecher, cpu: seeder.cpu, rssMiB: seeder.rssMiB }, ok)
+  report("upload", "aria2c ← effect-torrent", [{ ...leecher, cpu: seeder.cpu, rssMiB: seeder.rssMiB }], ok)
   console.log("(upload row: rate seen by the aria2c leecher; CPU and RSS of our seeder. Compare with the first row, aria2c ← aria2c.)")
 }
 
