@@ -235,7 +235,7 @@ export const make = (meta: Metainfo.Metainfo, options?: { readonly wanted?: Read
       if (piece === undefined || !Number.isInteger(b) || b >= piece.received.length) return { fresh: false } as const
       const expected = requestOf(index, b).length
       if (block.length !== expected || piece.received[b] === 1) return { fresh: false } as const
-      piece.buffer.set(block, begin)
+      PieceWorker.copyInto(piece.buffer, block, begin)
       piece.received[b] = 1
       piece.receivedCount++
       piece.senders[b] = from
