@@ -184,13 +184,13 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
   }
 
   /**
-   * Tops up the peer's pipeline once it has drained by an eighth: one write
+   * Tops up the peer's pipeline once it has drained by a quarter: one write
    * then carries many requests, rather than one write per block received.
    */
   const refill = (peer: PeerKey, state: PeerState) => {
     if (state.choked || !state.interested || sync.pending.size >= maxPending) return Effect.void
     const room = state.depth - state.assigned.size
-    if (state.assigned.size > 0 && room < state.depth / 8) return Effect.void
+    if (state.assigned.size > 0 && room < state.depth / 4) return Effect.void
     const picks = sync.pick(state.has, room, state.assigned, maxOpen, peer)
     if (picks.length === 0) return Effect.void
     for (const r of picks) state.assigned.set(blockKey(r.index, r.begin), r)
