@@ -1,0 +1,38 @@
+/**
+ * The CLI as users run it: bin/effect-torrent.js loading the bundled
+ * dist/cli.js (built by `npm ci` and `npm run build`). The other CLI tests
+ * run the source under tsx, so only this one would catch a bundling mistake
+ * (the PieceWorker thread's program is taken from the bundle's source text).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Fs from "node:fs"
+import { join } from "node:path"
+import { createWithMktorrent, sameBytes, tempDir, writeTree } from "../util/Files.ts"
+import { aria2Seeder, exitOf, freePort, opentracker, spawnChild, trackerUrls, waitForSeeders } from "../util/Swarm.ts"
+
+describe("the built CLI", () => {
+  it.live("downloads from an aria2c seeder found through opentracker, byte-identical", () =>
+    Effect.gen(function*() {
+      assert.isTrue(Fs.existsSync("dist/cli.js"), "dist/cli.js is missing: run npm run build")
+      const root = yield* tempDir("built-cli")
+      const src = join(root, "src")
+      yield* writeTree(src, [{ path: "data.bin", size: 5 * 1024 * 1024 + 4_321 }])
+      const torrentFile = join(root, "data.torrent")
+      const port = yield* freePort
+      const { meta } = yield* createWithMktorrent(join(src, "data.bin"), torrentFile, {
+        pieceLength: 256 * 1024,
+        announce: [trackerUrls(port).http]
+      })
+      const tracker = yield* opentracker({ port, dir: yield* tempDir("opentracker"), torrents: [meta] })
+      yield* aria2Seeder({ torrent: torrentFile, dir: src })
+      yield* waitForSeeders(tracker.http, meta, 1)
+
+      const dst = join(root, "dst")
+      const cli = yield* spawnChild("built CLI", process.execPath, [
+        "bin/effect-torrent.js", torrentFile, "-o", dst, "--port", String(yield* freePort), "--quiet", "--no-dht", "--no-lpd"
+      ])
+      assert.strictEqual(yield* exitOf(cli, 60_000), 0, cli.output())
+      assert.isTrue(sameBytes(join(src, "data.bin"), join(dst, "data.bin")), "the download differs from the source")
+    }), 90_000)
+})
