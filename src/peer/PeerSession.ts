@@ -53,6 +53,16 @@ export type Connection =
   | { readonly _tag: "Outgoing"; readonly socket: Effect.Effect<Socket.Socket> }
   | { readonly _tag: "Incoming"; readonly io: PeerIo.PeerIo["Service"]; readonly first: ReadonlyArray<PeerIo.Incoming> }
 
+/**
+ * Takes over a connection that came in (its handshake read by the listener)
+ * until it ends; false when refused.
+ */
+export type Accept = (
+  peer: PeerKey,
+  io: PeerIo.PeerIo["Service"],
+  first: ReadonlyArray<PeerIo.Incoming>
+) => Effect.Effect<boolean>
+
 export interface Options {
   readonly peer: PeerKey
   readonly connection: Connection

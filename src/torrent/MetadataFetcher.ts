@@ -38,12 +38,7 @@ export const maxFrame = Frame.maxFrameFor(Metadata.maxSize / 20)
 export interface MetadataFetcher {
   /** New addresses to try. */
   readonly add: (addresses: Iterable<Address>) => Effect.Effect<void>
-  /** Takes over an incoming connection (handshake read by the listener) until it ends. */
-  readonly accept: (
-    peer: PeerKey,
-    io: PeerIo.PeerIo["Service"],
-    first: ReadonlyArray<PeerIo.Incoming>
-  ) => Effect.Effect<boolean>
+  readonly accept: PeerSession.Accept
   /** Peers whose handshake is done. */
   readonly peers: SubscriptionRef.SubscriptionRef<number>
   /** Dials and fetches until the metadata is verified; returns the info dictionary's bytes. */

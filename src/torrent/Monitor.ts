@@ -46,11 +46,7 @@ export const backoffMillis = (failures: number): number =>
 export class Monitor extends Context.Service<Monitor, {
   /** New addresses to try (from trackers, DHT, PEX…). */
   readonly add: (addresses: Iterable<Address>) => Effect.Effect<void>
-  readonly accept: (
-    peer: PeerKey,
-    io: PeerIo.PeerIo["Service"],
-    first: ReadonlyArray<PeerIo.Incoming>
-  ) => Effect.Effect<boolean>
+  readonly accept: PeerSession.Accept
   readonly connections: Effect.Effect<number>
   /** Dials peers until interrupted; then ends every session. */
   readonly run: Effect.Effect<never>
