@@ -106,9 +106,18 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
   const saveLock = yield* Semaphore.make(1)
   const saveResume = Resume.save(sync, config.downloadDir).pipe(saveLock.withPermits(1))
 
+  const collision = Resume.stateCollision(meta)
+  if (collision !== undefined) {
+    return yield* new TorrentError({
+      name: meta.name,
+      detail: `refusing to download: its files would be written into ${Resume.stateFolder}, the folder of the client's own state`
+    })
+  }
   yield* disk.prepare.pipe(Effect.mapError(fail))
   const found = yield* Resume.check(sync, config.downloadDir).pipe(Effect.mapError(fail))
-  if (found > 0) yield* Effect.logInfo(`${found} of ${meta.pieceCount} pieces already on disk`)
+  if (found.pieces > 0) {
+    yield* Effect.logInfo(`${found.pieces} of ${meta.pieceCount} pieces already on disk (${found.hashed} hashed)`)
+  }
   if (options.onStart !== undefined) yield* options.onStart({ progress: orchestrator.progress, accept: monitor.accept })
 
   if (sync.isComplete()) {

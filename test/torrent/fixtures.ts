@@ -36,8 +36,11 @@ const bytes = (length: number, seed: number) => {
   return out
 }
 
-/** A multi-file torrent of the given file lengths (zero allowed), in 32 KiB pieces. */
-export const make = (fileLengths: ReadonlyArray<number>, options?: { readonly pieceLength?: number }): Fixture => {
+/** A multi-file torrent of the given file lengths (zero allowed), in 32 KiB pieces; `name` and the first file's `file` name may be given. */
+export const make = (
+  fileLengths: ReadonlyArray<number>,
+  options?: { readonly pieceLength?: number; readonly name?: string; readonly file?: string }
+): Fixture => {
   const length = fileLengths.reduce((a, b) => a + b, 0)
   const size = options?.pieceLength ?? pieceLength
   const data = bytes(length, length)
@@ -49,10 +52,10 @@ export const make = (fileLengths: ReadonlyArray<number>, options?: { readonly pi
   const torrent = Bencode.encode({
     announce: "http://tracker.invalid/announce",
     info: {
-      name: "fixture",
+      name: options?.name ?? "fixture",
       "piece length": size,
       pieces,
-      files: fileLengths.map((length, i) => ({ length, path: [`file-${i}.bin`] }))
+      files: fileLengths.map((length, i) => ({ length, path: [i === 0 && options?.file !== undefined ? options.file : `file-${i}.bin`] }))
     }
   })
   const meta = Result.getOrThrow(Metainfo.decode(torrent))

@@ -10,9 +10,8 @@ import { createHash, randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
-import * as Bencode from "../../src/protocol/Bencode.ts"
-import * as Bitfield from "../../src/protocol/Bitfield.ts"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
+import * as Resume from "../../src/torrent/Resume.ts"
 
 /** A fresh folder under the OS temp folder, removed (with everything in it) when the scope closes. */
 export const tempDir = (label: string) =>
@@ -221,13 +220,11 @@ export const sourceTorrent = (label: string, size: number, pieceLength: number) 
 
 /** The pieces the download's resume file records, or undefined if there is none. */
 export const resumePieces = (dst: string, meta: Metainfo.Metainfo): Array<boolean> | undefined => {
-  const file = join(dst, ".effect-torrent", `${meta.infoHash}.resume`)
+  const file = join(dst, Resume.stateFolder, `${meta.infoHash}.resume`)
   if (!Fs.existsSync(file)) return undefined
-  const decoded = Bencode.decode(Fs.readFileSync(file))
-  if (Result.isFailure(decoded)) throw new Error(`the resume file is not bencoded: ${decoded.failure.message}`)
-  const pieces = (decoded.success as { pieces: Uint8Array }).pieces
-  const bits = Result.getOrThrow(Bitfield.fromBytes(pieces, meta.pieceCount))
-  return Array.from({ length: meta.pieceCount }, (_, i) => bits.has(i))
+  const record = Resume.decode(Fs.readFileSync(file))
+  if (record === undefined) throw new Error("the resume file is damaged")
+  return Array.from({ length: meta.pieceCount }, (_, i) => record.pieces.has(i))
 }
 
 /** The indexes of the pieces marked true. */
