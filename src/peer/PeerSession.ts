@@ -45,6 +45,12 @@ export class PeerError extends Schema.TaggedError<PeerError>()("PeerError", {
 const maxUnrequested = 256
 /** Requests from a peer we queue (libtorrent allows 2000); beyond this they are rejected (fast extension) or dropped. */
 export const maxUploadQueue = 2000
+/**
+ * Bitfield, have-all and have-none messages from one peer. BEP 3 and BEP 6
+ * allow one, right after the handshake; a few more that only add pieces are
+ * tolerated, since each costs a pass over every piece.
+ */
+const maxAvailabilityMessages = 4
 /** Blocks served per write. */
 const uploadBatch = 16
 
@@ -194,6 +200,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
 
   /** The peer's pieces as it announced them, to tell new haves from repeated ones. */
   let theirs = Bitfield.make(options.pieceCount)
+  let availabilityMessages = 0
   const flood = FloodGuard.make()
   let portSeen = false
   // 16 KiB answers to 31-byte requests: a few a second, the rest rejected (a peer needs ≤ 1024 in all).
@@ -297,21 +304,38 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
               if (request !== undefined) released.push(request)
               continue
             }
-            case "HaveAll":
-            case "HaveNone":
             case "Suggest":
             case "AllowedFast":
               if (!fast) return yield* fail(`sent ${m._tag} without the fast extension`)
-              if (m._tag === "HaveAll") theirs = Bitfield.full(options.pieceCount)
-              if (m._tag === "HaveNone") theirs = Bitfield.make(options.pieceCount)
               break
-            case "Bitfield": {
-              const checked = Bitfield.fromBytes(m.bytes, options.pieceCount)
-              if (checked._tag === "Failure") return yield* fail(checked.failure.message)
-              theirs = checked.success
-              break
-            }
           }
+          break
+        }
+        case "Bitfield":
+        case "HaveAll":
+        case "HaveNone": {
+          if (m._tag !== "Bitfield" && !fast) return yield* fail(`sent ${m._tag} without the fast extension`)
+          const next = m._tag === "Bitfield"
+            ? Bitfield.fromBytes(m.bytes, options.pieceCount)
+            : Result.succeed(m._tag === "HaveAll" ? Bitfield.full(options.pieceCount) : Bitfield.make(options.pieceCount))
+          if (Result.isFailure(next)) return yield* fail(next.failure.message)
+          // Pieces are never lost: availability that shrinks is a lie, and
+          // each of these costs the Orchestrator a pass over every piece.
+          const retracted = theirs.firstNotIn(next.success)
+          if (retracted >= 0) return yield* fail(`announced piece ${retracted}, then a ${m._tag} without it`)
+          if (++availabilityMessages > maxAvailabilityMessages) {
+            return yield* fail(`sent ${availabilityMessages} bitfield, have-all and have-none messages; the limit is ${maxAvailabilityMessages}`)
+          }
+          if (theirs.count() > 0) {
+            // What it adds, as haves: the Orchestrator's state is only ever added to.
+            for (let i = 0; i < options.pieceCount; i++) {
+              if (next.success.has(i) && !theirs.has(i)) messages.push({ _tag: "Have", index: i })
+            }
+            theirs = next.success
+            continue
+          }
+          theirs = next.success
+          break
         }
       }
       messages.push(m)

@@ -64,6 +64,15 @@ export class Bitfield {
     return this.setCount === this.size
   }
 
+  /** The first piece this bitfield has and `other` (of the same size) lacks, or -1. */
+  firstNotIn(other: Bitfield): number {
+    for (let i = 0; i < this.bytes.length; i++) {
+      const extra = this.bytes[i]! & ~other.bytes[i]!
+      if (extra !== 0) return i * 8 + Math.clz32(extra) - 24
+    }
+    return -1
+  }
+
   /** A copy of the bytes, for a `bitfield` message (the copy stays valid while this bitfield changes). */
   toBytes(): Uint8Array {
     return this.bytes.slice()
