@@ -72,7 +72,8 @@ const collect = Effect.fn("Create.collect")(function*(input: string) {
 
   const files: Array<Entry> = []
   const inside = (real: string) => real.startsWith(root.endsWith(path.sep) ? root : root + path.sep)
-  const shown = (components: ReadonlyArray<string>) => JSON.stringify(path.join(input, ...components))
+  // Names of files in the folder (perhaps from a download) go into warnings and errors printed for humans.
+  const shown = (components: ReadonlyArray<string>) => Format.name(JSON.stringify(path.join(input, ...components)))
   const unreadable = (components: ReadonlyArray<string>) => (e: PlatformError.PlatformError) =>
     error("Unreadable", `${shown(components)}: ${why(e)}`)
 
@@ -95,7 +96,7 @@ const collect = Effect.fn("Create.collect")(function*(input: string) {
             continue
           }
           if (!inside(target.value)) {
-            yield* warn(`skipping ${shown(components)}: a symbolic link pointing outside ${JSON.stringify(input)}`)
+            yield* warn(`skipping ${shown(components)}: a symbolic link pointing outside ${Format.name(JSON.stringify(input))}`)
             continue
           }
           const stat = yield* fs.stat(target.value).pipe(Effect.mapError(unreadable(components)))
@@ -150,7 +151,7 @@ const hashPieces = Effect.fn("Create.hashPieces")(function*(input: string, sourc
   const buffer = new Uint8Array(Math.min(readSize, source.totalLength))
   const progress = makeProgress(source.totalLength)
   const hashFile = (file: Entry) => {
-    const shown = JSON.stringify(file.path.length === 0 ? input : path.join(input, ...file.path))
+    const shown = Format.name(JSON.stringify(file.path.length === 0 ? input : path.join(input, ...file.path)))
     const unreadable = (e: PlatformError.PlatformError) => error("Unreadable", `${shown}: ${why(e)}`)
     const changed = error("Changed", `${shown} changed while it was hashed; try again once it is complete`)
     return Effect.gen(function*() {
@@ -249,13 +250,13 @@ export const command = Command.make(
         e.reason._tag === "AlreadyExists" ? exists() : error("Write", `cannot write ${output}: ${why(e)}`)
       )
     )
-    yield* Console.log([
+    yield* Console.log(Format.printableLines([
       `created:     ${output}`,
       `name:        ${meta.name}`,
       `info-hash:   ${meta.infoHash}`,
       `size:        ${Format.bytes(meta.length)} (${meta.length} bytes) in ${meta.files.length} file${meta.files.length === 1 ? "" : "s"}`,
       `pieces:      ${meta.pieceCount} × ${Format.bytes(meta.pieceLength)}`,
       `magnet:      ${Magnet.format(Magnet.fromMetainfo(meta))}`
-    ].join("\n"))
+    ]))
   })
 ).pipe(Command.withDescription("Make a .torrent (BitTorrent v1) of a file or folder"))

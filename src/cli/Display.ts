@@ -21,7 +21,8 @@ export const line = (name: string, p: Progress, withBar: boolean): string => {
     : fetching
     ? `fetching metadata (${p.peers} peers)`
     : p.state
-  return `${name.slice(0, 30).padEnd(30)} ${percent}${bar} ↓ ${Format.rate(p.downloadRate).padStart(11)} ↑ ${
+  // The name is the torrent's (or a magnet's dn): escaped, so it cannot move the cursor or reorder the line.
+  return `${Format.printable(name, 30).padEnd(30)} ${percent}${bar} ↓ ${Format.rate(p.downloadRate).padStart(11)} ↑ ${
     Format.rate(p.uploadRate).padStart(11)
   } ${String(p.peers).padStart(3)} peers  ${state}`
 }

@@ -5,6 +5,7 @@ import * as Magnet from "../protocol/Magnet.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
 import { type TorrentHandle, TorrentManager } from "../TorrentManager.ts"
 import * as Display from "./Display.ts"
+import * as Format from "./Format.ts"
 import * as Input from "./Input.ts"
 
 export const flags = {
@@ -110,7 +111,7 @@ export const run = Effect.fnUntraced(function*(input: {
   for (const source of sources) {
     if (source._tag !== "Torrent") continue
     const bad = selected?.find((i) => i >= source.meta.files.length)
-    if (bad !== undefined) return yield* new UsageError({ detail: `--select: ${source.meta.name} has no file ${bad}` })
+    if (bad !== undefined) return yield* new UsageError({ detail: `--select: ${Format.name(source.meta.name)} has no file ${bad}` })
   }
   const magnets = sources.filter((source) => source._tag === "Magnet")
   if (Option.isSome(input.saveTorrent) && (sources.length !== 1 || magnets.length !== 1)) {

@@ -38,18 +38,19 @@ const textOfTorrent = (meta: Metainfo.Metainfo): string => {
   if (d.webSeeds.length > 0) lines.push(`web seeds:   ${d.webSeeds.join(" ")}`)
   lines.push(`magnet:      ${d.magnet}`, `files (${d.files.length}):`)
   for (const file of d.files) lines.push(`  ${String(file.length).padStart(14)}  ${file.path}`)
-  return lines.join("\n")
+  // Names, comments and trackers are the torrent maker's strings. (The JSON form keeps them exact.)
+  return Format.printableLines(lines)
 }
 
 const textOfMagnet = (magnet: Magnet.Magnet): string =>
-  [
+  Format.printableLines([
     `name:        ${magnet.name ?? "(unknown until the metadata is fetched)"}`,
     `info-hash:   ${magnet.infoHash}`,
     ...magnet.trackers.map((tr) => `tracker:     ${tr}`),
     ...magnet.webSeeds.map((ws) => `web seed:    ${ws}`),
     ...magnet.peers.map((pe) => `peer:        ${pe}`),
     `magnet:      ${Magnet.format(magnet)}`
-  ].join("\n")
+  ])
 
 export const command = Command.make(
   "info",

@@ -2,13 +2,15 @@
 import { Effect, FileSystem, Result, Schema } from "effect"
 import * as Magnet from "../protocol/Magnet.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
+import * as Format from "./Format.ts"
 
 export class InputError extends Schema.TaggedError<InputError>()("InputError", {
   input: Schema.String,
   detail: Schema.String
 }) {
   override get message() {
-    return `${this.input}: ${this.detail}`
+    // The input may be a file name from a glob over untrusted files.
+    return `${Format.name(this.input)}: ${this.detail}`
   }
 }
 
