@@ -7,13 +7,18 @@
  * files and folders up front.
  * At most `maxOpenFiles` handles stay open (least recently used is closed).
  * Every path is resolved under the download folder and checked again after
- * resolving symlinks, so nothing is ever written outside it.
+ * resolving symlinks, which refuses a symlink leading outside with a clear
+ * message before any data is requested. That check alone loses to a folder
+ * swapped for a symlink between it and the open, so files are opened by
+ * SafeOpen, which on Linux follows no symlink below the download folder (so
+ * it also refuses one leading elsewhere inside, which the check allows).
  */
 import { Context, Effect, FileSystem, Layer, Path, Schema, Semaphore } from "effect"
 import * as NodeFs from "node:fs"
 import type { PlatformError } from "effect/PlatformError"
 import * as Metainfo from "../protocol/Metainfo.ts"
 import { PieceWorker, type WriteFailed } from "./PieceWorker.ts"
+import * as SafeOpen from "./SafeOpen.ts"
 
 export class DiskError extends Schema.TaggedError<DiskError>()("DiskError", {
   reason: Schema.Literals(["UnsafePath", "NoSpace", "Io"]),
@@ -91,15 +96,6 @@ interface Handle {
   readonly writable: boolean
 }
 
-/**
- * A `node:fs` call as an Effect. Open files are plain descriptors (not
- * FileSystem.File) because the PieceWorker thread writes to them by number.
- */
-const nodeFs = <A>(call: (done: (error: NodeJS.ErrnoException | null, value: A) => void) => void) =>
-  Effect.callback<A, NodeJS.ErrnoException>((resume) =>
-    call((error, value) => resume(error === null ? Effect.succeed(value) : Effect.fail(error)))
-  )
-
 export interface Options {
   readonly downloadDir: string
   readonly maxOpenFiles?: number
@@ -115,7 +111,7 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
   const root = path.resolve(options.downloadDir)
   const handles = new Map<number, Handle>() // insertion order = LRU order
   const lock = yield* Semaphore.make(1)
-  let rootReal: string | undefined
+  let folder: SafeOpen.Folder | undefined
 
   const pathOf = (index: number) => path.join(root, ...meta.files[index]!.path)
 
@@ -126,14 +122,19 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
       detail: typeof error === "string" ? error : error.message
     })
 
+  /** The download folder, made and opened at the first use (under `lock`), closed with the layer. */
+  const openFolder = Effect.suspend(() =>
+    folder !== undefined ? Effect.succeed(folder) : SafeOpen.openFolder(root).pipe(
+      Effect.tap((opened) => Effect.sync(() => (folder = opened))),
+      Effect.mapError((e) => fail(root, e)),
+      Effect.uninterruptible
+    )
+  )
+
   /** Resolves symlinks of the deepest existing ancestor and checks it is inside the root. */
   const checkInside = Effect.fnUntraced(function*(target: string) {
-    if (rootReal === undefined) {
-      yield* fs.makeDirectory(root, { recursive: true }).pipe(Effect.mapError((e) => fail(root, e)))
-      rootReal = yield* fs.realPath(root).pipe(Effect.mapError((e) => fail(root, e)))
-    }
-    const relative = path.relative(root, target)
-    if (relative.startsWith("..") || path.isAbsolute(relative)) {
+    const { real: rootReal } = yield* openFolder
+    if (!SafeOpen.isInside(root, target)) {
       return yield* new DiskError({ reason: "UnsafePath", path: target, detail: "it is outside the download folder" })
     }
     // A dangling symlink does not exist, but opening it would create its
@@ -146,9 +147,10 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
       }
       probe = link._tag === "Some" ? path.resolve(path.dirname(probe), link.value) : path.dirname(probe)
     }
-    const real = yield* fs.realPath(probe).pipe(Effect.mapError((e) => fail(probe, e)))
-    const inside = path.relative(rootReal, real)
-    if (inside.startsWith("..") || path.isAbsolute(inside)) {
+    // Unresolvable (changed under us since `exists`, or unreadable): the
+    // open, which follows no symlink, is the check that holds, and reports.
+    const real = yield* fs.realPath(probe).pipe(Effect.orElseSucceed(() => undefined))
+    if (real !== undefined && !SafeOpen.isInside(rootReal, real)) {
       return yield* new DiskError({ reason: "UnsafePath", path: target, detail: `a symlink leads outside the download folder (to ${real})` })
     }
   })
@@ -168,7 +170,7 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
   const close = (index: number) => {
     const handle = handles.get(index)
     handles.delete(index)
-    return handle === undefined ? Effect.void : Effect.ignore(nodeFs((done) => NodeFs.close(handle.fd, (e) => done(e, undefined))))
+    return handle === undefined ? Effect.void : SafeOpen.close(handle.fd)
   }
 
   const open = Effect.fnUntraced(function*(index: number, writable: boolean) {
@@ -182,22 +184,20 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
     if (handles.size >= maxOpen) yield* close(handles.keys().next().value!)
     const file = pathOf(index)
     yield* checkFile(index)
-    const openAs = (flags: string) => nodeFs<number>((done) => NodeFs.open(file, flags, done))
-    const opening = writable
-      ? fs.makeDirectory(path.dirname(file), { recursive: true }).pipe(
-        Effect.andThen(openAs("r+").pipe(Effect.catch(() => openAs("w+"))))
-      )
-      : openAs("r")
     // Uninterruptible until the descriptor is in `handles`, which closes it.
-    return yield* opening.pipe(
+    return yield* SafeOpen.openFile(yield* openFolder, meta.files[index]!.path, writable).pipe(
       Effect.tap((fd) => Effect.sync(() => handles.set(index, { fd, writable }))),
-      Effect.mapError((e) => fail(file, e)),
+      Effect.mapError((e) =>
+        e instanceof SafeOpen.UnsafePath ? new DiskError({ reason: "UnsafePath", path: file, detail: e.detail }) : fail(file, e)
+      ),
       Effect.uninterruptible
     )
   })
 
   yield* Effect.addFinalizer(() =>
-    Effect.forEach([...handles.keys()], (index) => close(index), { discard: true })
+    Effect.forEach([...handles.keys()], (index) => close(index), { discard: true }).pipe(
+      Effect.andThen(folder === undefined ? Effect.void : SafeOpen.close(folder.fd))
+    )
   )
 
   const prepare = Effect.fnUntraced(function*() {
@@ -205,10 +205,10 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
       const file = meta.files[i]!
       yield* checkFile(i)
       if (file.length === 0 && !file.padding && options.wanted?.[i] !== false) {
-        yield* lock.withPermits(1)(open(i, true).pipe(Effect.andThen(close(i))))
+        yield* open(i, true).pipe(Effect.andThen(close(i)))
       }
     }
-  })
+  }, lock.withPermits(1))
 
   const write = Effect.fnUntraced(function*(index: number, piece: Uint8Array) {
     for (const s of segments(meta, index)) {
@@ -232,7 +232,7 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
       const fd = yield* open(s.file, false)
       let done = 0
       while (done < s.length) {
-        const n = yield* nodeFs<number>((callback) =>
+        const n = yield* SafeOpen.nodeFs<number>((callback) =>
           NodeFs.read(fd, target, done, s.length - done, s.position + done, callback)
         ).pipe(Effect.mapError((e) => fail(pathOf(s.file), e)))
         if (n === 0) return false
@@ -246,7 +246,7 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
     Effect.forEach(
       [...handles.entries()].filter(([, h]) => h.writable),
       ([index, h]) =>
-        nodeFs((done) => NodeFs.fsync(h.fd, (e) => done(e, undefined))).pipe(Effect.mapError((e) => fail(pathOf(index), e))),
+        SafeOpen.nodeFs((done) => NodeFs.fsync(h.fd, (e) => done(e, undefined))).pipe(Effect.mapError((e) => fail(pathOf(index), e))),
       { discard: true }
     )
   ).pipe(lock.withPermits(1))

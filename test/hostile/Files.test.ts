@@ -1,24 +1,38 @@
 /**
  * Hostile .torrent files, metadata and download folders, end to end against
  * the real engine (TorrentManager.layerNode) and CLI: paths that try to
- * escape the download folder, symlinks inside it that lead out, and bencode
+ * escape the download folder, symlinks inside it that lead out (planted
+ * before the download, or swapped in while files are written), and bencode
  * bombs. Each escape case snapshots the folder around the download folder
  * before and after, so "nothing was written outside" is observed, not
  * assumed. What each case measured is recorded for SECURITY.md.
  */
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Result } from "effect"
 import { createHash } from "node:crypto"
+import { once } from "node:events"
 import * as Fs from "node:fs"
 import { join } from "node:path"
+import { Worker } from "node:worker_threads"
 import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import * as Magnet from "../../src/protocol/Magnet.ts"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
+import * as DiskWriter from "../../src/torrent/DiskWriter.ts"
+import { PieceWorker } from "../../src/torrent/PieceWorker.ts"
 import type { TorrentError } from "../../src/torrent/Torrent.ts"
 import { TorrentManager } from "../../src/TorrentManager.ts"
 import * as FakeSeeder from "../util/FakeSeeder.ts"
-import { createWithCreateTorrent, deterministicBytes, snapshot, tempDir, torrentBytes, writeTree } from "../util/Files.ts"
+import {
+  createWithCreateTorrent,
+  deterministicBytes,
+  piecesOnDisk,
+  snapshot,
+  tempDir,
+  torrentBytes,
+  writeTree
+} from "../util/Files.ts"
 import { managerLayer, within } from "../util/Leecher.ts"
 import * as MetadataLiar from "../util/MetadataLiar.ts"
 import { record } from "../util/SecurityResults.ts"
@@ -179,6 +193,88 @@ describe("hostile files › symlinks in the download folder", () => {
         record(`refused: "${error.message.replaceAll(root, "…")}"; outside unchanged`)
       }), 60_000)
   }
+})
+
+/**
+ * The attacker of the race, on a thread of its own so it runs while the disk
+ * writer's opens are in flight: renames `sub` aside, puts a symlink to
+ * `target` in its place, removes it and renames the folder back, as fast as
+ * it can, until `state[0]` is set (`state[1]` counts the symlinks planted).
+ * When the writer made a new `sub` in between, the old one stays aside
+ * (`sub.aside-<n>`) and the new one is swapped next.
+ */
+const swapper = `
+const Fs = require("node:fs")
+const { sub, target, state } = require("node:worker_threads").workerData
+for (let n = 0; Atomics.load(state, 0) === 0; n++) {
+  const aside = sub + ".aside-" + n
+  try { Fs.renameSync(sub, aside) } catch { continue }
+  try { Fs.symlinkSync(target, sub); Atomics.add(state, 1, 1); Fs.unlinkSync(sub) } catch {}
+  try { Fs.renameSync(aside, sub) } catch {}
+}
+`
+
+describe("hostile files › symlink races", () => {
+  // Linux only: elsewhere (no /proc/self/fd) a file can still be created outside while a swap lasts (see SafeOpen).
+  it.live.skipIf(process.platform !== "linux")(
+    "a folder swapped for a symlink to outside while its files are written: nothing is created outside; each write lands inside or is refused",
+    () =>
+      Effect.gen(function*() {
+        const { dst, outside, root } = yield* folders("symlink-race")
+        const src = join(root, "src")
+        // One piece per file, so each write opens (creates) one file in the swapped folder.
+        const files = 400
+        const pieceLength = 16384
+        yield* writeTree(src, Array.from({ length: files }, (_, i) => ({ path: `t/sub/f-${i}.bin`, size: pieceLength })))
+        const { meta } = yield* createWithCreateTorrent(join(src, "t"), join(root, "t.torrent"), { pieceLength, announce: [] })
+        const data = torrentBytes(src, meta)
+        const sub = join(dst, "t", "sub")
+        Fs.mkdirSync(sub, { recursive: true })
+        const before = snapshot(outside)
+
+        const state = new Int32Array(new SharedArrayBuffer(8))
+        const outcomes = yield* Effect.gen(function*() {
+          const disk = yield* DiskWriter.make(meta, { downloadDir: dst })
+          yield* disk.prepare
+          yield* Effect.acquireRelease(
+            Effect.sync(() => new Worker(swapper, { eval: true, workerData: { sub, target: join(outside, "dir"), state } })),
+            (worker) => Effect.promise(() => (Atomics.store(state, 0, 1), once(worker, "exit")))
+          )
+          return yield* Effect.forEach(
+            meta.files.keys(),
+            (i) => disk.write(i, data.subarray(i * pieceLength, (i + 1) * pieceLength)).pipe(Effect.result)
+          )
+        }).pipe(Effect.scoped, Effect.provide([NodeServices.layer, PieceWorker.layer]))
+        const swaps = state[1]!
+
+        assert.deepStrictEqual(snapshot(outside), before, "something was created outside the download folder")
+        const refused = outcomes.flatMap((outcome, i) => (Result.isFailure(outcome) ? [{ i, error: outcome.failure }] : []))
+        for (const { error } of refused) assert.strictEqual(error.reason, "UnsafePath", error.message)
+        assert.isAbove(swaps, 100, "the swapper hardly ran")
+
+        // The attack over, the folders set aside are put back and the refused pieces written again: all land in place.
+        if (Fs.lstatSync(sub, { throwIfNoEntry: false })?.isSymbolicLink()) Fs.unlinkSync(sub)
+        Fs.mkdirSync(sub, { recursive: true })
+        for (const aside of Fs.readdirSync(join(dst, "t")).filter((name) => name.startsWith("sub.aside-"))) {
+          for (const file of Fs.readdirSync(join(dst, "t", aside))) Fs.renameSync(join(dst, "t", aside, file), join(sub, file))
+          Fs.rmdirSync(join(dst, "t", aside))
+        }
+        yield* Effect.gen(function*() {
+          const disk = yield* DiskWriter.make(meta, { downloadDir: dst })
+          for (const { i } of refused) yield* disk.write(i, data.subarray(i * pieceLength, (i + 1) * pieceLength))
+        }).pipe(Effect.scoped, Effect.provide([NodeServices.layer, PieceWorker.layer]))
+        assert.deepStrictEqual(piecesOnDisk(dst, meta), meta.files.map(() => true))
+
+        // Refused by the open, not the path check before it: the race was lost by the check, caught by the open.
+        const lost = refused.filter(({ error }) => !error.message.includes("a symlink leads outside"))
+        record(
+          `${swaps} symlinks swapped in while ${files} files were written: ${files - refused.length} opened and written inside, ` +
+            `${refused.length - lost.length} refused by the path check, ${lost.length} by the open` +
+            (lost.length > 0 ? ` (e.g. "${lost[0]!.error.message.replaceAll(root, "…")}")` : "") + ", 0 files created outside"
+        )
+      }),
+    120_000
+  )
 })
 
 /** Heap and array-buffer bytes in use now. */

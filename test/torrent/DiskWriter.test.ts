@@ -2,6 +2,7 @@
  * DiskWriter on real files: pieces larger than one write, spanning files of
  * odd sizes (and a zero-length one), written out of order and with a small
  * handle limit, land byte for byte where they belong and read back whole.
+ * A symlink in the download folder is not followed, wherever it leads.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
@@ -37,5 +38,24 @@ describe("DiskWriter", () => {
         assert.isTrue(yield* disk.read(index, back))
         assert.deepStrictEqual(back, fixture.piece(index))
       }
+    }).pipe(Effect.scoped, Effect.provide([NodeServices.layer, PieceWorker.layer])))
+
+  // Linux: elsewhere (no /proc/self/fd) a symlink leading inside is followed.
+  it.live.skipIf(process.platform !== "linux")("refuses a symlink in the download folder even when it leads inside", () =>
+    Effect.gen(function*() {
+      const fixture = Fixture.make([1000])
+      const dir = yield* tempDir("disk-writer-link")
+      Fs.mkdirSync(join(dir, "elsewhere"))
+      Fs.symlinkSync(join(dir, "elsewhere"), join(dir, "fixture"))
+      const disk = yield* DiskWriter.make(fixture.meta, { downloadDir: dir })
+      yield* disk.prepare
+      const error = yield* disk.write(0, fixture.piece(0)).pipe(Effect.flip)
+      assert.strictEqual(error.reason, "UnsafePath")
+      assert.strictEqual(
+        error.message,
+        `refusing to write ${join(dir, "fixture", "file-0.bin")}: ${join(dir, "fixture")} is not a folder ` +
+          "(symlinks in the download folder are not followed)"
+      )
+      assert.deepStrictEqual(Fs.readdirSync(join(dir, "elsewhere")), [])
     }).pipe(Effect.scoped, Effect.provide([NodeServices.layer, PieceWorker.layer])))
 })
