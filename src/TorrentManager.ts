@@ -25,7 +25,7 @@ import { PeerConnector } from "./peer/PeerConnector.ts"
 import { keyOf } from "./peer/PeerEvent.ts"
 import * as PeerIo from "./peer/PeerIo.ts"
 import * as PeerSession from "./peer/PeerSession.ts"
-import * as Orchestrator from "./torrent/Orchestrator.ts"
+import { Bans } from "./torrent/Bans.ts"
 import type { Progress } from "./torrent/Orchestrator.ts"
 import * as MetadataFetcher from "./torrent/MetadataFetcher.ts"
 import * as MetadataPhase from "./torrent/MetadataPhase.ts"
@@ -317,7 +317,7 @@ export const make = Effect.gen(function*() {
         ...options,
         // The magnet's `x.pe` peers are dialled for the data too.
         peers: [...(options.peers ?? []), ...(magnet === undefined ? [] : Magnet.peerAddresses(magnet))],
-        bans: Orchestrator.makeBans(),
+        bans: new Bans(),
         sources: [
           ...(dht === undefined ? [] : [Discovery.fromDht(dht, InfoHash.toBytes(infoHash), port)]),
           ...(lpd === undefined ? [] : [lpd.peers(infoHash, port)])

@@ -17,7 +17,7 @@ import type { Address } from "../peer/PeerConnector.ts"
 import * as Tracker from "../tracker/Tracker.ts"
 import * as Discovery from "./Discovery.ts"
 import * as MetadataFetcher from "./MetadataFetcher.ts"
-import type { Bans } from "./Orchestrator.ts"
+import type { Bans } from "./Bans.ts"
 import { TorrentError } from "./Torrent.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
 

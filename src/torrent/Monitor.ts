@@ -124,7 +124,7 @@ export const make = Effect.gen(function*() {
    */
   const accept = Effect.fnUntraced(function*(peer: PeerKey, io: PeerIo.PeerIo["Service"], first: ReadonlyArray<PeerIo.Incoming>) {
     const open = yield* FiberMap.size(sessions)
-    if (open >= config.maxPeers || orchestrator.isBanned(peer) || (yield* FiberMap.has(sessions, peer))) return false
+    if (open >= config.maxPeers || orchestrator.isBanned(peer, yield* Clock.currentTimeMillis) || (yield* FiberMap.has(sessions, peer))) return false
     const fiber = yield* FiberMap.run(
       sessions,
       peer,
@@ -146,7 +146,7 @@ export const make = Effect.gen(function*() {
     const connected = new Set([...(yield* exchange.swarm).values()].map((entry) => keyOf(entry.address)))
     for (const [key, candidate] of candidates) {
       if (open >= config.maxPeers || halfOpen >= config.maxHalfOpen) return
-      if (candidate.retryAt > now || orchestrator.isBanned(key) || connected.has(key) || (yield* FiberMap.has(sessions, key))) continue
+      if (candidate.retryAt > now || orchestrator.isBanned(key, now) || connected.has(key) || (yield* FiberMap.has(sessions, key))) continue
       if (!admission.admitOutgoing()) return // every connection slot of the process is taken
       candidate.retryAt = Infinity // until the session ends
       yield* dial(key, candidate)

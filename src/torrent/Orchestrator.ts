@@ -13,6 +13,7 @@ import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
 import type { WireMessage } from "../protocol/WireMessage.ts"
 import type { PeerCommand, PeerEvent, PeerKey } from "../peer/PeerEvent.ts"
+import { Bans } from "./Bans.ts"
 import * as Choker from "./Choker.ts"
 import { DiskWriter, type DiskError } from "./DiskWriter.ts"
 import * as SmartBan from "./SmartBan.ts"
@@ -93,26 +94,14 @@ export class Orchestrator extends Context.Service<Orchestrator, {
   readonly progress: SubscriptionRef.SubscriptionRef<Progress>
   /** Completed when every selected piece is verified and on disk. */
   readonly completed: Deferred.Deferred<void, DiskError>
-  /** Whether the address was banned for sending bad data. */
-  readonly isBanned: (peer: PeerKey) => boolean
+  /** Whether a connection with the address is refused at time `now` (see Bans). */
+  readonly isBanned: (peer: PeerKey, now: number) => boolean
   /** Runs the event loop and the verifiers until interrupted. */
   readonly run: Effect.Effect<never, DiskError>
 }>()("effect-torrent/torrent/Orchestrator") {
   /** `bans` outlive the torrent's runs (the manager keeps them across pause and resume). */
-  static readonly layer = (bans: Bans = makeBans()) => Layer.effect(Orchestrator, Effect.suspend(() => make(bans)))
+  static readonly layer = (bans: Bans = new Bans()) => Layer.effect(Orchestrator, Effect.suspend(() => make(bans)))
 }
-
-/**
- * Peers banned for sending corrupt data: by address and by peer id (so the
- * same client is refused when it connects from another port). Not by IP
- * alone: other clients behind the same address are innocent.
- */
-export interface Bans {
-  readonly addresses: Set<PeerKey>
-  readonly ids: Set<string>
-}
-
-export const makeBans = (): Bans => ({ addresses: new Set(), ids: new Set() })
 
 export const make = Effect.fnUntraced(function*(bans: Bans) {
   const sync = yield* Synchronizer
@@ -279,7 +268,8 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
     switch (event._tag) {
       case "Connected": {
         const id = Buffer.from(event.handshake.peerId).toString("latin1")
-        if (bans.ids.has(id)) return yield* Queue.offer(event.outbox, { _tag: "Disconnect", reason: "banned" })
+        // Addresses and hosts were checked before the dial or accept: a host held back since then keeps this one.
+        if (bans.hasId(id)) return yield* Queue.offer(event.outbox, { _tag: "Disconnect", reason: "banned" })
         const twin = [...peers.values()].find((p) => p.id === id)
         if (twin !== undefined) {
           // The same client twice: one connection is enough. When both sides dialled at once, both must
@@ -356,13 +346,11 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
     }
   })
 
-  const ban = (peer: PeerKey) => {
-    bans.addresses.add(peer)
+  const ban = Effect.fnUntraced(function*(peer: PeerKey) {
     const state = peers.get(peer)
-    if (state === undefined) return Effect.void
-    bans.ids.add(state.id)
-    return send(state, [{ _tag: "Disconnect", reason: "sent corrupt data" }])
-  }
+    bans.ban(peer, state?.id, yield* Clock.currentTimeMillis)
+    if (state !== undefined) yield* send(state, [{ _tag: "Disconnect", reason: "sent corrupt data" }])
+  })
 
   const onPieceChecked = Effect.fnUntraced(function*(piece: OpenPiece, ok: boolean) {
     if (ok) {
@@ -493,7 +481,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
     }),
     progress,
     completed,
-    isBanned: (peer) => bans.addresses.has(peer),
+    isBanned: (peer, now) => bans.refuses(peer, now),
     run
   })
 })

@@ -197,9 +197,10 @@ describe("Orchestrator", () => {
       yield* bad.says([blockOf(allBlocks[0]!, true), blockOf(allBlocks[1]!)])
       const toBad = yield* bad.drain
       assert.deepStrictEqual(toBad.find((c) => c._tag === "Disconnect"), { _tag: "Disconnect", reason: "sent corrupt data" })
-      assert.isTrue(orchestrator.isBanned("10.0.0.1:6881"))
-      assert.isFalse(orchestrator.isBanned("10.0.0.1:51413"), "another client at the same IP is not banned")
-      assert.isFalse(orchestrator.isBanned("10.0.0.2:6881"))
+      assert.isTrue(orchestrator.isBanned("10.0.0.1:6881", 0))
+      assert.isTrue(orchestrator.isBanned("10.0.0.1:51413", 0), "the same IP is held back for a cool-down")
+      assert.isFalse(orchestrator.isBanned("10.0.0.1:51413", 30_000), "another client at the same IP is not banned")
+      assert.isFalse(orchestrator.isBanned("10.0.0.2:6881", 0))
       assert.isFalse(disk.written.has(0))
       assert.strictEqual(sync.have[0], 0)
 
@@ -228,7 +229,7 @@ describe("Orchestrator", () => {
       // Every block at once, piece 2's corrupt: pieces 0 and 1 verify while 2 is pending.
       const order = [...requests].sort((x, y) => x.index - y.index)
       yield* a.says(order.map((r) => blockOf(r, r.index === 2)))
-      assert.isTrue(orchestrator.isBanned(a.peer))
+      assert.isTrue(orchestrator.isBanned(a.peer, 0))
       assert.isTrue(disk.written.has(0) && disk.written.has(1) && !disk.written.has(2))
       const toB = yield* b.drain
       // B has piece 2, which we need again: we must (still or again) be interested and ask for it.
@@ -263,13 +264,13 @@ describe("Orchestrator", () => {
       const { a, b, disk, orchestrator, round } = yield* sharedPiece
       yield* round(true)
       assert.isFalse(disk.written.has(0), "the first copy failed")
-      assert.isFalse(orchestrator.isBanned(a.peer), "not yet known who sent the bad block")
-      assert.isFalse(orchestrator.isBanned(b.peer))
+      assert.isFalse(orchestrator.isBanned(a.peer, 0), "not yet known who sent the bad block")
+      assert.isFalse(orchestrator.isBanned(b.peer, 0))
       yield* round(false)
       assert.deepStrictEqual(disk.written.get(0), fixture.piece(0), "the second copy passed")
-      assert.isTrue(orchestrator.isBanned(a.peer), "A's block of the failed copy differs from the good one")
+      assert.isTrue(orchestrator.isBanned(a.peer, 0), "A's block of the failed copy differs from the good one")
       assert.isTrue(tagsOf(yield* a.drain).includes("Disconnect"))
-      assert.isFalse(orchestrator.isBanned(b.peer), "B sent only good blocks")
+      assert.isFalse(orchestrator.isBanned(b.peer, 0), "B sent only good blocks")
       assert.isFalse(tagsOf(yield* b.drain).includes("Disconnect"))
     }))
 
@@ -279,8 +280,8 @@ describe("Orchestrator", () => {
       for (let n = 1; n <= 3; n++) {
         yield* round(true)
         const banned = n === 3
-        assert.strictEqual(orchestrator.isBanned(a.peer), banned, `A after round ${n}`)
-        assert.strictEqual(orchestrator.isBanned(b.peer), banned, `B after round ${n}`)
+        assert.strictEqual(orchestrator.isBanned(a.peer, 0), banned, `A after round ${n}`)
+        assert.strictEqual(orchestrator.isBanned(b.peer, 0), banned, `B after round ${n}`)
       }
       assert.isTrue(tagsOf(yield* a.drain).includes("Disconnect"))
       assert.isTrue(tagsOf(yield* b.drain).includes("Disconnect"))

@@ -8,6 +8,7 @@ import { Effect, Layer, Result } from "effect"
 import { createHash } from "node:crypto"
 import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
+import { Bans } from "../../src/torrent/Bans.ts"
 import * as Orchestrator from "../../src/torrent/Orchestrator.ts"
 import { Synchronizer } from "../../src/torrent/Synchronizer.ts"
 import { type Settings, TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
@@ -81,6 +82,6 @@ export const orchestrator = (fixture: Fixture, settings?: Partial<Settings>) =>
       TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1), ...settings })
     )
     return yield* Effect.gen(function*() {
-      return { disk, sync: yield* Synchronizer, orchestrator: yield* Orchestrator.make(Orchestrator.makeBans()) }
+      return { disk, sync: yield* Synchronizer, orchestrator: yield* Orchestrator.make(new Bans()) }
     }).pipe(Effect.provide(layer))
   })
