@@ -18,7 +18,7 @@ import * as Synchronizer from "../../src/torrent/Synchronizer.ts"
 import { tempDir } from "../util/Files.ts"
 import { startManager, within } from "../util/Leecher.ts"
 import { record as recordResult } from "../util/SecurityResults.ts"
-import * as Fixture from "./fixtures.ts"
+import * as Fixture from "../torrent/fixtures.ts"
 
 /** 128 pieces of 32 KiB in two files; the first `half` pieces' data on disk, zeros after (files at full size). */
 const fixture = Fixture.make([64 * 32 * 1024 + 1000, 64 * 32 * 1024 - 1000])
