@@ -7,7 +7,7 @@
  * progress. It writes to sessions only through their outboxes, so there is
  * no shared mutable state and no lock.
  */
-import { Clock, Context, Deferred, Effect, Layer, Queue, Result, Schema, SubscriptionRef } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Queue, Random, Result, Schema, SubscriptionRef } from "effect"
 import { Digest } from "effect/crypto"
 import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
@@ -108,6 +108,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
   const disk = yield* DiskWriter
   const config = yield* TorrentConfig
   const digest = yield* Digest.Digest
+  const random = yield* Random.Random
   const meta = sync.meta
   const events = yield* Queue.unbounded<Event>()
   const checks = yield* Queue.unbounded<OpenPiece>()
@@ -416,7 +417,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
         now: yield* Clock.currentTimeMillis,
         rotate: chokeRound++ % Choker.optimisticRounds === 0,
         previousOptimistic: optimistic,
-        random: Math.random
+        random: () => random.nextDoubleUnsafe()
       }
     )
     optimistic = round.optimistic

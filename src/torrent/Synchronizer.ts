@@ -9,7 +9,7 @@
  * It is owned by the Orchestrator fiber alone, so its state is plain mutable
  * data with no locks; every method is synchronous.
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Random } from "effect"
 import * as Metainfo from "../protocol/Metainfo.ts"
 import * as PieceWorker from "./PieceWorker.ts"
 
@@ -47,7 +47,13 @@ export type Received =
 
 const randomFirstPieces = 4
 
-export const make = (meta: Metainfo.Metainfo, options?: { readonly wanted?: ReadonlyArray<boolean> }) => {
+export interface Options {
+  readonly wanted?: ReadonlyArray<boolean>
+  /** Uniform in [0, 1) for choosing among equally rare pieces (the layer takes Effect's `Random`, so a seeded run repeats). */
+  readonly random?: () => number
+}
+
+export const make = (meta: Metainfo.Metainfo, options?: Options) => {
   const count = meta.pieceCount
   const blocksIn = (index: number) => Math.ceil(Metainfo.pieceSize(meta, index) / blockSize)
   /** 1 for each verified piece. */
@@ -56,6 +62,7 @@ export const make = (meta: Metainfo.Metainfo, options?: { readonly wanted?: Read
   /** 1 for each piece of a selected file. */
   const wanted = new Uint8Array(count).fill(1)
   if (options?.wanted !== undefined) setWantedFiles(options.wanted)
+  const nextRandom = options?.random ?? Math.random
   const availability = new Uint32Array(count)
   const open = new Map<number, OpenPiece>()
   /** Complete pieces handed to hashing/writing, not yet verified. */
@@ -121,7 +128,7 @@ export const make = (meta: Metainfo.Metainfo, options?: { readonly wanted?: Read
         best = i
         bestAvailability = a
         ties = 1
-      } else if (a === bestAvailability && Math.random() * ++ties < 1) {
+      } else if (a === bestAvailability && nextRandom() * ++ties < 1) {
         best = i // reservoir sampling: a random one among equally rare pieces
       }
     }
@@ -280,6 +287,12 @@ export const contributorsOf = (piece: OpenPiece): Set<string> =>
 export const blockKey = (index: number, begin: number): number => index * 0x10000 + begin / blockSize
 
 export class Synchronizer extends Context.Service<Synchronizer, State>()("effect-torrent/torrent/Synchronizer") {
-  static readonly layer = (meta: Metainfo.Metainfo, options?: { readonly wanted?: ReadonlyArray<boolean> }) =>
-    Layer.effect(Synchronizer, Effect.sync(() => Synchronizer.of(make(meta, options))))
+  static readonly layer = (meta: Metainfo.Metainfo, options?: Omit<Options, "random">) =>
+    Layer.effect(
+      Synchronizer,
+      Effect.gen(function*() {
+        const random = yield* Random.Random
+        return Synchronizer.of(make(meta, { ...options, random: () => random.nextDoubleUnsafe() }))
+      })
+    )
 }
