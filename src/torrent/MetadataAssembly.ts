@@ -5,9 +5,16 @@
  * Each peer claims a `metadata_size` in its extended handshake. An attempt
  * takes the size of the first claimant that asks for work, and hands its
  * 16 KiB pieces out to every peer that claimed the same size, a few at a
- * time each. A block that is out of range, of the wrong size, or sent with
- * another `total_size` condemns its sender at once. When every piece is in,
- * the SHA-1 of the whole must be the info-hash. If it is not, the pieces are
+ * time each, pieces asked of the fewest peers first. So pieces spread over
+ * the peers, and once all are out, a peer with room is asked for pieces
+ * others are asked for too: a peer that sits on its pieces delays no one
+ * (the first copy in wins). A request unanswered for `requestTimeoutMillis`
+ * no longer counts as asked, and `expire` takes it back, for the fetcher to
+ * count against the peer.
+ *
+ * A block that is out of range, of the wrong size, or sent with another
+ * `total_size` condemns its sender at once. When every piece is in, the
+ * SHA-1 of the whole must be the info-hash. If it is not, the pieces are
  * thrown away and, from then on, each attempt takes every piece from a single
  * peer, so the next failure names its culprit, who is banned; honest peers
  * are never blamed for a liar's blocks.
@@ -18,8 +25,13 @@ import type { PeerKey } from "../peer/PeerEvent.ts"
 
 /** Pieces asked of one peer at a time. */
 export const maxOutstanding = 2
-/** A request not answered in this time goes to another peer, and the slow peer is dropped. */
-export const requestTimeoutMillis = 20_000
+/**
+ * A request unanswered for this long is taken back and counted against the
+ * peer. An answer is one 16 KiB message, sent at once by any peer that
+ * serves metadata at all; 5 s leaves room for a slow or busy link, and being
+ * wrong costs little, since the same piece is asked of other peers meanwhile.
+ */
+export const requestTimeoutMillis = 5_000
 
 export type Verdict =
   /** Stored, or a late block nobody waits for any more. */
@@ -33,10 +45,10 @@ export type Verdict =
 
 interface Attempt {
   readonly size: number
-  readonly blocks: Array<Uint8Array | undefined>
-  /** Who was asked for each piece, and when. */
-  readonly asked: Array<{ readonly peer: PeerKey; readonly at: number } | undefined>
-  readonly senders: Set<PeerKey>
+  /** Each piece received, and who sent it. */
+  readonly blocks: Array<{ readonly bytes: Uint8Array; readonly from: PeerKey } | undefined>
+  /** For each piece, the peers it is asked of now, and when they were asked. */
+  readonly requests: Array<Map<PeerKey, number>>
   /** In single-source mode: the one peer this attempt takes pieces from. */
   source: PeerKey | undefined
 }
@@ -61,11 +73,11 @@ export class MetadataAssembly {
   next(peer: PeerKey, now: number): Array<number> {
     const size = this.claims.get(peer)
     if (size === undefined) return []
+    const count = Metadata.pieceCount(size)
     this.attempt ??= {
       size,
-      blocks: new Array(Metadata.pieceCount(size)).fill(undefined),
-      asked: new Array(Metadata.pieceCount(size)).fill(undefined),
-      senders: new Set(),
+      blocks: new Array(count).fill(undefined),
+      requests: Array.from({ length: count }, () => new Map()),
       source: undefined
     }
     const attempt = this.attempt
@@ -74,14 +86,16 @@ export class MetadataAssembly {
       attempt.source ??= peer
       if (attempt.source !== peer) return []
     }
-    let outstanding = attempt.asked.filter((a, i) => a?.peer === peer && attempt.blocks[i] === undefined).length
-    const picks: Array<number> = []
-    for (let piece = 0; piece < attempt.blocks.length && outstanding < maxOutstanding; piece++) {
-      if (attempt.blocks[piece] !== undefined || attempt.asked[piece] !== undefined) continue
-      attempt.asked[piece] = { peer, at: now }
-      picks.push(piece)
-      outstanding++
-    }
+    // Room left for this peer, and the missing pieces not asked of it, with how many others have them asked now.
+    let room = maxOutstanding
+    const open: Array<{ readonly piece: number; readonly askers: number }> = []
+    attempt.requests.forEach((asked, piece) => {
+      if (attempt.blocks[piece] !== undefined) return
+      if (asked.has(peer)) room--
+      else open.push({ piece, askers: [...asked.values()].filter((at) => now - at < requestTimeoutMillis).length })
+    })
+    const picks = open.sort((a, b) => a.askers - b.askers || a.piece - b.piece).slice(0, room).map(({ piece }) => piece)
+    for (const piece of picks) attempt.requests[piece]!.set(peer, now)
     return picks
   }
 
@@ -92,7 +106,8 @@ export class MetadataAssembly {
       return { _tag: "Bad", reason: `sent total_size ${totalSize} after claiming a metadata_size of ${claimed}` }
     }
     const attempt = this.attempt
-    if (attempt === undefined || attempt.asked[piece]?.peer !== peer || attempt.blocks[piece] !== undefined) {
+    const asked = attempt?.requests[piece]?.delete(peer) === true
+    if (attempt === undefined || !asked || attempt.blocks[piece] !== undefined) {
       // Not (or no longer) asked of this peer; still checked against what it claimed.
       const size = claimed ?? totalSize
       const count = Metadata.pieceCount(size)
@@ -103,26 +118,39 @@ export class MetadataAssembly {
     if (block.length !== expected) {
       return { _tag: "Bad", reason: `sent ${block.length} bytes for metadata piece ${piece}; expected ${expected}` }
     }
-    attempt.blocks[piece] = block.slice()
-    attempt.senders.add(peer)
-    if (attempt.blocks.some((b) => b === undefined)) return { _tag: "Ok" }
-    const info = Buffer.concat(attempt.blocks as Array<Uint8Array>)
+    attempt.blocks[piece] = { bytes: block.slice(), from: peer }
+    const blocks = attempt.blocks.filter((b) => b !== undefined)
+    if (blocks.length < attempt.blocks.length) return { _tag: "Ok" }
+    const info = Buffer.concat(blocks.map((b) => b.bytes))
     if (InfoHash.ofInfo(info) === this.infoHash) return { _tag: "Done", info }
-    const culprit = attempt.senders.size === 1 ? peer : undefined
+    const culprit = blocks.every((b) => b.from === peer) ? peer : undefined
     this.attempt = undefined
     this.singleSource = true
     return { _tag: "HashMismatch", culprit }
   }
 
-  /** The peer will not send `piece`: it goes back to the pool. */
+  /** The peer will not send `piece`: the request is taken back. */
   rejected(peer: PeerKey, piece: number): void {
-    if (this.attempt?.asked[piece]?.peer === peer) this.attempt.asked[piece] = undefined
+    this.attempt?.requests[piece]?.delete(peer)
+  }
+
+  /** Takes back `peer`'s requests older than `requestTimeoutMillis`; returns how many there were. */
+  expire(peer: PeerKey, now: number): number {
+    let expired = 0
+    for (const asked of this.attempt?.requests ?? []) {
+      const at = asked.get(peer)
+      if (at !== undefined && now - at >= requestTimeoutMillis) {
+        asked.delete(peer)
+        expired++
+      }
+    }
+    return expired
   }
 
   /**
-   * The peer is gone: the pieces it was asked for go back to the pool; with
-   * `banned`, the pieces it sent are thrown away too. An attempt that no
-   * remaining peer can finish (or whose single source left) starts over.
+   * The peer is gone: its requests are taken back; with `banned`, the pieces
+   * it sent are thrown away too. An attempt that no remaining peer can finish
+   * (or whose single source left) starts over.
    */
   left(peer: PeerKey, banned = false): void {
     this.claims.delete(peer)
@@ -132,22 +160,11 @@ export class MetadataAssembly {
       this.attempt = undefined
       return
     }
-    attempt.asked.forEach((a, i) => {
-      if (a?.peer !== peer || (!banned && attempt.blocks[i] !== undefined)) return
-      attempt.asked[i] = undefined
-      attempt.blocks[i] = undefined
+    for (const asked of attempt.requests) asked.delete(peer)
+    if (!banned) return
+    attempt.blocks.forEach((b, piece) => {
+      if (b?.from === peer) attempt.blocks[piece] = undefined
     })
-    if (banned) attempt.senders.delete(peer)
-  }
-
-  /** Peers with a request older than `requestTimeoutMillis`. */
-  stalled(now: number): Set<PeerKey> {
-    const slow = new Set<PeerKey>()
-    const attempt = this.attempt
-    attempt?.asked.forEach((a, i) => {
-      if (a !== undefined && attempt.blocks[i] === undefined && now - a.at >= requestTimeoutMillis) slow.add(a.peer)
-    })
-    return slow
   }
 
   private anyClaims(size: number): boolean {

@@ -9,6 +9,8 @@
  * we `reject` requests), and asks the pieces a `MetadataAssembly` gives it.
  * Peers that send bad data are banned (with the torrent's bans, so the
  * download does not dial them either) and hung up on; the others carry on.
+ * A peer that wastes our requests (rejects them, or lets them expire) is
+ * hung up on too, and dialled again later like any peer whose session ended.
  */
 import { Clock, Deferred, Effect, Fiber, FiberMap, Queue, Result, type Scope, SubscriptionRef } from "effect"
 import * as Frame from "../protocol/Frame.ts"
@@ -22,13 +24,24 @@ import { hostOf, keyOf, type PeerKey } from "../peer/PeerEvent.ts"
 import type * as PeerIo from "../peer/PeerIo.ts"
 import * as PeerSession from "../peer/PeerSession.ts"
 import { MetadataAssembly } from "./MetadataAssembly.ts"
-import type { Bans } from "./Orchestrator.ts"
+import type { Bans } from "./Bans.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
 
 /** Wait before dialling an address again after its session ended. */
 const redialMillis = 30_000
 /** Most addresses remembered. */
 const maxCandidates = 2000
+/**
+ * How often a session checks its peer: the resolution of the request and
+ * idle timeouts, and how soon a peer with room is given pieces others freed.
+ */
+const tickMillis = 1000
+/**
+ * Requests a peer may reject or let expire before it is hung up on: both of
+ * its requests late once is forgiven, a second time is not; a peer that
+ * rejects everything goes at its third reject.
+ */
+export const maxWasted = 3
 /**
  * Frame limit while the torrent's size is unknown: a bitfield may be that of
  * the largest torrent whose metadata we accept (20 bytes of hash per piece).
@@ -58,13 +71,10 @@ export const make = Effect.fnUntraced(function*(
   const sessions = yield* FiberMap.make<PeerKey, void, never>()
   const candidates = new Map<PeerKey, { readonly address: Address; retryAt: number }>()
   const wake = yield* Queue.sliding<void>(1)
-  const isBanned = (peer: PeerKey) => options.bans.addresses.has(peer)
+  const isBanned = (peer: PeerKey, now: number) => options.bans.refuses(peer, now)
 
   const ban = (peer: PeerKey, id: string) =>
-    Effect.sync(() => {
-      options.bans.addresses.add(peer)
-      options.bans.ids.add(id)
-    })
+    Effect.map(Clock.currentTimeMillis, (now) => options.bans.ban(peer, id, now))
 
   const session = Effect.fnUntraced(function*(peer: PeerKey, connection: PeerSession.Connection) {
     const fail = (detail: string) => new PeerSession.PeerError({ peer, detail })
@@ -76,7 +86,7 @@ export const make = Effect.fnUntraced(function*(
       timeoutMillis: config.handshakeTimeoutMillis
     }, fail)
     const id = Buffer.from(handshake.peerId).toString("latin1")
-    if (options.bans.ids.has(id)) return yield* fail("banned")
+    if (options.bans.hasId(id)) return yield* fail("banned")
     const extensions = new Extensions({
       offer: ["ut_metadata"],
       metadata: undefined,
@@ -95,6 +105,11 @@ export const make = Effect.fnUntraced(function*(
         return Effect.fail(fail(reason))
       }))
     let lastHeard = yield* Clock.currentTimeMillis
+    let wasted = 0
+    const waste = (count: number) =>
+      Effect.suspend(() =>
+        (wasted += count) >= maxWasted ? Effect.fail(fail(`rejected or let expire ${wasted} metadata requests`)) : Effect.void
+      )
 
     const requests = (now: number): Array<WireMessage> =>
       assembly.next(peer, now).flatMap((piece) => extensions.metadataMessage({ _tag: "Request", piece }) ?? [])
@@ -124,8 +139,10 @@ export const make = Effect.fnUntraced(function*(
             replies.push(...extensions.answer(message.piece))
             break
           case "Reject":
+            // The piece goes to whoever asks first; this peer is asked again at its next tick at the earliest.
             assembly.rejected(peer, message.piece)
-            return yield* fail(`rejected our request for metadata piece ${message.piece}`)
+            yield* waste(1)
+            break
           case "Data": {
             const verdict = assembly.received(peer, message.piece, message.totalSize, message.block)
             switch (verdict._tag) {
@@ -155,10 +172,10 @@ export const make = Effect.fnUntraced(function*(
 
     const ticker = Effect.gen(function*() {
       while (true) {
-        yield* Effect.sleep(1000)
+        yield* Effect.sleep(tickMillis)
         const now = yield* Clock.currentTimeMillis
         if (now - lastHeard >= config.idleTimeoutMillis) return yield* fail(`silent for ${config.idleTimeoutMillis / 1000} s`)
-        if (assembly.stalled(now).has(peer)) return yield* fail("did not answer a metadata request in time")
+        yield* waste(assembly.expire(peer, now))
         yield* io.send(requests(now))
       }
     })
@@ -186,7 +203,7 @@ export const make = Effect.fnUntraced(function*(
     let open = yield* FiberMap.size(sessions)
     for (const [key, candidate] of candidates) {
       if (open >= config.maxPeers) return
-      if (candidate.retryAt > now || isBanned(key) || (yield* FiberMap.has(sessions, key))) continue
+      if (candidate.retryAt > now || isBanned(key, now) || (yield* FiberMap.has(sessions, key))) continue
       if (!admission.admitOutgoing()) return // every connection slot of the process is taken
       candidate.retryAt = Infinity // until the session ends
       const connection: PeerSession.Connection = {
@@ -215,7 +232,7 @@ export const make = Effect.fnUntraced(function*(
     io: PeerIo.PeerIo["Service"],
     first: ReadonlyArray<PeerIo.Incoming>
   ) {
-    if ((yield* FiberMap.size(sessions)) >= config.maxPeers || isBanned(peer) || (yield* FiberMap.has(sessions, peer))) {
+    if ((yield* FiberMap.size(sessions)) >= config.maxPeers || isBanned(peer, yield* Clock.currentTimeMillis) || (yield* FiberMap.has(sessions, peer))) {
       return false
     }
     yield* FiberMap.run(sessions, peer, runSession(peer, { _tag: "Incoming", io, first }), { onlyIfMissing: true }).pipe(

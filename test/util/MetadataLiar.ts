@@ -1,9 +1,12 @@
 /**
  * MetadataLiar: a scripted peer on 127.0.0.1 (node:net) that speaks just
  * enough BEP 3/10/9 to offer a torrent's metadata, and lies about it in one
- * way (or none, to serve metadata that is hostile in itself): an oversized `metadata_size`, a zero one, pieces whose bytes do not
- * hash to the info-hash, a piece index out of range, or a block of the wrong
- * size. It counts its connections and who closed them, so tests observe the
+ * way (or none, to serve metadata that is hostile in itself): an oversized
+ * `metadata_size`, a zero one, pieces whose bytes do not hash to the
+ * info-hash, a piece index out of range, or a block of the wrong size. Or it
+ * hogs the requests: never answers them, rejects them all, or trickles its
+ * answers out one byte every 2 s (bytes keep coming, no answer ever does).
+ * It counts its connections and who closed them when, so tests observe the
  * fetcher from the other end of the wire. Closed with the scope.
  */
 import { Effect, type Scope } from "effect"
@@ -14,12 +17,23 @@ import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as Metadata from "../../src/protocol/Metadata.ts"
 
 /** How it lies; "none": it tells the truth (for metadata that is itself hostile). */
-export type Lie = "oversized" | "zero-size" | "wrong-hash" | "out-of-range" | "wrong-size" | "none"
+export type Lie =
+  | "oversized"
+  | "zero-size"
+  | "wrong-hash"
+  | "out-of-range"
+  | "wrong-size"
+  | "silent"
+  | "reject"
+  | "trickle"
+  | "none"
 
 export interface Stats {
   connections: number
   /** Connections that the other side closed. */
   closedByPeer: number
+  /** For each connection the other side closed, how long after it was accepted (ms). */
+  readonly closedByPeerAfterMillis: Array<number>
   /** ut_metadata requests received. */
   requests: number
 }
@@ -27,6 +41,8 @@ export interface Stats {
 const protocol = Buffer.from("BitTorrent protocol")
 /** The id we want ut_metadata on. */
 const utMetadata = 3
+/** A "trickle" liar's pace: one byte of its answers per this many ms. */
+const trickleMillis = 2000
 
 export const make = (options: {
   readonly infoHash: Uint8Array
@@ -34,7 +50,7 @@ export const make = (options: {
   readonly info: Uint8Array
   readonly lie: Lie
 }): Effect.Effect<{ readonly address: Address; readonly stats: Stats }, never, Scope.Scope> => {
-  const stats: Stats = { connections: 0, closedByPeer: 0, requests: 0 }
+  const stats: Stats = { connections: 0, closedByPeer: 0, closedByPeerAfterMillis: [], requests: 0 }
   const sockets = new Set<Net.Socket>()
   const size = options.lie === "oversized" ? Metadata.maxSize + 1 : options.lie === "zero-size" ? 0 : options.info.length
   const frame = (id: number, payload: Uint8Array) => {
@@ -46,8 +62,10 @@ export const make = (options: {
   }
   const extended = (id: number, payload: Uint8Array) => frame(20, Buffer.concat([Buffer.from([id]), payload]))
 
-  /** The lie told in answer to a request for `piece`. */
-  const answer = (piece: number, peerId: number): Buffer => {
+  /** The lie told in answer to a request for `piece` (none when silent). */
+  const answer = (piece: number, peerId: number): Buffer | undefined => {
+    if (options.lie === "silent") return undefined
+    if (options.lie === "reject") return extended(peerId, Bencode.encode({ msg_type: 2, piece }))
     const begin = piece * Metadata.pieceLength
     const length = Metadata.lengthOf(size, piece)
     const block = options.lie === "wrong-hash"
@@ -62,13 +80,25 @@ export const make = (options: {
   const onConnection = (socket: Net.Socket) => {
     stats.connections++
     sockets.add(socket)
+    const acceptedAt = Date.now()
     let closing = false
     let buffered = Buffer.alloc(0)
     let handshaken = false
     let theirMetadataId: number | undefined
+    /** Answers not yet trickled out. */
+    let trickled = Buffer.alloc(0)
+    const trickler = setInterval(() => {
+      if (trickled.length === 0) return
+      socket.write(trickled.subarray(0, 1))
+      trickled = trickled.subarray(1)
+    }, trickleMillis)
     socket.on("error", () => {})
     socket.on("close", () => {
-      if (!closing) stats.closedByPeer++
+      clearInterval(trickler)
+      if (!closing) {
+        stats.closedByPeer++
+        stats.closedByPeerAfterMillis.push(Date.now() - acceptedAt)
+      }
       sockets.delete(socket)
     })
     socket.on("data", (chunk: Buffer) => {
@@ -100,7 +130,10 @@ export const make = (options: {
         const request = Metadata.parse(payload)
         if (request._tag !== "Success" || request.success._tag !== "Request") continue
         stats.requests++
-        socket.write(answer(request.success.piece, theirMetadataId))
+        const reply = answer(request.success.piece, theirMetadataId)
+        if (reply === undefined) continue
+        if (options.lie === "trickle") trickled = Buffer.concat([trickled, reply])
+        else socket.write(reply)
       }
     })
     return () => {
