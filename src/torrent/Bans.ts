@@ -4,24 +4,24 @@
  *
  * A peer is banned by address (host:port) and by peer id, so the same client
  * is refused from another port. A client that comes back each time from a
- * new port with a new peer id escapes both, so every ban also holds its host
- * back: no connection from it is accepted, and none dialled, for a cool-down
- * of 30 s after its first ban, 4 times longer after each next one (at most
- * an hour). Once peers with `hostBanAfter` different ids have been banned
- * there, the host itself is banned. Other clients behind the same address
- * (a NAT) keep the connections they have: they lose only new connections
- * during a cool-down, and new connections for good once the host is banned.
+ * new port with a new peer id escapes both, so bans escalate to the host:
+ * once peers with two different ids have been banned there, no connection
+ * from that host is accepted, and none dialled, for a cool-down of 30 s; at
+ * the third id the host itself is banned. One bad client behind an address
+ * (a NAT) costs the others nothing; two cost them new connections for the
+ * cool-down, three all new connections. Connections already open are kept.
  */
 import { hostOf, type PeerKey } from "../peer/PeerEvent.ts"
 
 /** Different peer ids banned at one host before the host is. */
 export const hostBanAfter = 3
-const baseCooldownMillis = 30_000
-const maxCooldownMillis = 60 * 60_000
+/** How long a host is held back after its second banned id. */
+export const cooldownMillis = 30_000
 
 interface HostRecord {
+  /** Ids banned there (the address, for a peer banned before its handshake told its id). */
   readonly ids: Set<string>
-  bans: number
+  /** Until when no connection with the host is made. */
   until: number
 }
 
@@ -35,13 +35,11 @@ export class Bans {
     this.addresses.add(peer)
     if (id !== undefined) this.ids.add(id)
     const host = hostOf(peer)
-    const record = this.hosts.get(host) ?? { ids: new Set(), bans: 0, until: 0 }
+    const record = this.hosts.get(host) ?? { ids: new Set(), until: 0 }
     this.hosts.set(host, record)
     record.ids.add(id ?? peer)
-    record.bans++
-    record.until = record.ids.size >= hostBanAfter
-      ? Infinity
-      : now + Math.min(maxCooldownMillis, baseCooldownMillis * 4 ** (record.bans - 1))
+    if (record.ids.size >= hostBanAfter) record.until = Infinity
+    else if (record.ids.size > 1) record.until = now + cooldownMillis
   }
 
   /** Whether a connection with `peer` (incoming, or one we would dial) is refused at time `now`. */

@@ -3,7 +3,7 @@
  * connects to us again and again, each time from a new port with a new peer
  * id, and answers every request with corrupt blocks, while an honest seeder
  * (slow, so the attack has time) serves the torrent. The engine must stop
- * taking its connections after a few bans (cool-down, then the host banned),
+ * taking its connections after its second ban (the host's cool-down),
  * keep the hash failures it causes bounded, and finish from the honest peer.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -15,7 +15,6 @@ import * as Handshake from "../../src/protocol/Handshake.ts"
 import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import type * as Metainfo from "../../src/protocol/Metainfo.ts"
 import * as WireMessage from "../../src/protocol/WireMessage.ts"
-import { hostBanAfter } from "../../src/torrent/Bans.ts"
 import * as FakeSeeder from "../util/FakeSeeder.ts"
 import { createWithCreateTorrent, sameBytes, tempDir, torrentBytes, writeTree } from "../util/Files.ts"
 import { startManager } from "../util/Leecher.ts"
@@ -66,7 +65,7 @@ const connectOnce = (port: number, meta: Metainfo.Metainfo, id: number, attack: 
   })
 
 describe("hostile peers › ban evasion", () => {
-  it.live("a host that comes back from new ports with new peer ids, sending bad blocks: held back from its first ban; the download completes", () =>
+  it.live("a host that comes back from new ports with new peer ids, sending bad blocks: held back from its second ban; the download completes", () =>
     Effect.gen(function*() {
       const root = yield* tempDir("evasion")
       const src = join(root, "src")
@@ -98,8 +97,10 @@ describe("hostile peers › ban evasion", () => {
       const { hashFailures } = yield* SubscriptionRef.get(handle.progress)
       assert.isTrue(sameBytes(join(src, "data.bin"), join(root, "dst", "data.bin")), "the file is correct")
       assert.strictEqual(honest.stats.closedByPeer, 0, "the honest seeder was never dropped")
-      assert.isAtMost(attack.served, hostBanAfter, `${attack.served} of the attacker's connections were asked for blocks`)
-      assert.isAtMost(hashFailures, 16 * hostBanAfter, `${hashFailures} hash failures`)
+      // Its second id banned holds the host back for longer than the download takes.
+      assert.isAtMost(attack.served, 2, `${attack.served} of the attacker's connections were asked for blocks`)
+      // Each taken connection fails the pieces it was asked for before its first failure was seen (~30 here).
+      assert.isAtMost(hashFailures, 100, `${hashFailures} hash failures`)
       record(
         `${attack.connections} connections from 127.0.0.1 with new ids; ${attack.served} taken (asked for blocks), ${attack.corruptBlocks} corrupt blocks, ${hashFailures} hash failures; completed from the honest seeder in ${
           (millis / 1000).toFixed(1)
