@@ -10,7 +10,7 @@
  * It belongs to one PeerSession and is called synchronously from its fibers.
  */
 import { Context } from "effect"
-import { blockKey, blockSize, type BlockRequest } from "../torrent/Synchronizer.ts"
+import { blockKey, type BlockRequest, blockSize } from "../protocol/Block.ts"
 
 export interface Options {
   readonly requestTimeoutMillis: number

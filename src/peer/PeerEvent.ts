@@ -5,7 +5,7 @@
 import type { Queue } from "effect"
 import type * as Handshake from "../protocol/Handshake.ts"
 import type { WireMessage } from "../protocol/WireMessage.ts"
-import type { BlockRequest } from "../torrent/Synchronizer.ts"
+import type { BlockRequest } from "../protocol/Block.ts"
 
 /** `host:port` of the remote peer (IPv6 hosts in brackets). */
 export type PeerKey = string

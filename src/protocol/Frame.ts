@@ -16,10 +16,9 @@
  *   Socket.toStream(socket).pipe(Frame.decodeWithHandshake({ maxFrame: Frame.maxFrameFor(pieceCount) }))
  */
 import { Effect, Result, Stream } from "effect"
+import { blockSize } from "./Block.ts"
 import * as Handshake from "./Handshake.ts"
 import * as WireMessage from "./WireMessage.ts"
-
-const blockSize = 16 * 1024
 
 /**
  * The frame limit (declared length: id + payload) for a torrent of

@@ -17,7 +17,8 @@ import { Bans } from "./Bans.ts"
 import * as Choker from "./Choker.ts"
 import { DiskWriter, type DiskError } from "./DiskWriter.ts"
 import * as SmartBan from "./SmartBan.ts"
-import { blockKey, type BlockRequest, contributorsOf, type OpenPiece, Synchronizer } from "./Synchronizer.ts"
+import { blockKey, type BlockRequest } from "../protocol/Block.ts"
+import { contributorsOf, type OpenPiece, Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
 
 /** "fetching metadata": a magnet link's info dictionary is being fetched from peers. */

@@ -12,7 +12,7 @@
  */
 import { createHash } from "node:crypto"
 import type { PeerKey } from "../peer/PeerEvent.ts"
-import { blockSize } from "./Synchronizer.ts"
+import { blockSize } from "../protocol/Block.ts"
 
 export interface Verdict {
   /** Peers that sent a block which differs from the good copy. */

@@ -10,20 +10,13 @@
  * data with no locks; every method is synchronous.
  */
 import { Context, Effect, Layer, Random } from "effect"
+import { blockKey, type BlockRequest, blockSize } from "../protocol/Block.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
 import * as PieceWorker from "./PieceWorker.ts"
-
-export const blockSize = 16 * 1024
 
 /** Pieces a peer has. */
 export interface PieceSet {
   readonly has: (index: number) => boolean
-}
-
-export interface BlockRequest {
-  readonly index: number
-  readonly begin: number
-  readonly length: number
 }
 
 /** A piece being downloaded: its buffer and the state of each block. */
@@ -282,9 +275,6 @@ export type State = ReturnType<typeof make>
 /** The peers that sent blocks of the piece. */
 export const contributorsOf = (piece: OpenPiece): Set<string> =>
   new Set(piece.senders.filter((peer): peer is string => peer !== undefined))
-
-/** A number naming one block, for sets of outstanding requests. */
-export const blockKey = (index: number, begin: number): number => index * 0x10000 + begin / blockSize
 
 export class Synchronizer extends Context.Service<Synchronizer, State>()("effect-torrent/torrent/Synchronizer") {
   static readonly layer = (meta: Metainfo.Metainfo, options?: Omit<Options, "random">) =>

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Coordinator from "../../src/peer/Coordinator.ts"
-import { blockSize, type BlockRequest } from "../../src/torrent/Synchronizer.ts"
+import { type BlockRequest, blockSize } from "../../src/protocol/Block.ts"
 
 const request = (index: number, block: number, length = blockSize): BlockRequest => ({
   index,

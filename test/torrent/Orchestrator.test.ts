@@ -6,7 +6,7 @@ import * as Handshake from "../../src/protocol/Handshake.ts"
 import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
 import type { WireMessage } from "../../src/protocol/WireMessage.ts"
-import { blockSize, type BlockRequest } from "../../src/torrent/Synchronizer.ts"
+import { type BlockRequest, blockSize } from "../../src/protocol/Block.ts"
 import type { Settings } from "../../src/torrent/TorrentConfig.ts"
 import * as Fixtures from "./fixtures.ts"
 

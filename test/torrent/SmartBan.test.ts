@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as SmartBan from "../../src/torrent/SmartBan.ts"
-import { blockSize } from "../../src/torrent/Synchronizer.ts"
+import { blockSize } from "../../src/protocol/Block.ts"
 
 /** A piece of 3 blocks (the last one short) with distinct bytes. */
 const good = Uint8Array.from({ length: 2 * blockSize + 100 }, (_, i) => (i * 7) % 251)

@@ -2,7 +2,8 @@ import { afterEach, assert, beforeEach, describe, it } from "@effect/vitest"
 import { vi } from "vitest"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
 import * as Synchronizer from "../../src/torrent/Synchronizer.ts"
-import { blockKey, blockSize, type BlockRequest, contributorsOf } from "../../src/torrent/Synchronizer.ts"
+import { blockKey, type BlockRequest, blockSize } from "../../src/protocol/Block.ts"
+import { contributorsOf } from "../../src/torrent/Synchronizer.ts"
 import * as Fixtures from "./fixtures.ts"
 
 const all: Synchronizer.PieceSet = { has: () => true }
