@@ -1,5 +1,5 @@
 /**
- * What PeerSessions tell the Orchestrator, and what it tells them back.
+ * What PeerSessions tell their host (a torrent's Orchestrator), and what it tells them back.
  * Sessions share no state: these messages are the only link.
  */
 import type { Queue } from "effect"

@@ -2,35 +2,32 @@
  * PeerSession: the life of one peer connection.
  *
  * Handshake (with a deadline), then four fibers in the session's scope: the
- * reader (one socket read → one event to the Orchestrator), the writer (drains
- * the session's outbox into one write per batch, with keep-alives), the
- * uploader (serves the peer's queued requests from disk while we unchoke
- * it) and a once-a-second tick (request timeouts, pipeline size, rates, idle
- * and snub checks). The session handles its own failures: whatever ends it,
- * the Orchestrator gets one `Disconnected` event with the requests it leaves
+ * reader (one socket read → one event to the host), the writer (drains the
+ * session's outbox into one write per batch, with keep-alives), the uploader
+ * (serves the peer's queued requests from disk while we unchoke it) and a
+ * once-a-second tick (request timeouts, pipeline size, rates, idle and snub
+ * checks). The session talks upward only through its `Host` (a torrent's
+ * Orchestrator, disk, limits and peer sources), so the peer layer depends on
+ * nothing above it. The session handles its own failures: whatever ends it,
+ * the host gets one `Disconnected` event with the requests it leaves
  * unanswered, and closing the scope closes the socket.
  */
-import { Cause, Clock, Deferred, Effect, Exit, Option, Queue, Result, Schema } from "effect"
+import { Cause, Clock, Context, Deferred, Effect, Exit, Option, Queue, Result, Schema } from "effect"
 import type * as Socket from "effect/socket/Socket"
-import { Dht } from "../dht/Dht.ts"
 import * as AllowedFast from "../protocol/AllowedFast.ts"
 import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Frame from "../protocol/Frame.ts"
 import * as Handshake from "../protocol/Handshake.ts"
 import * as Pex from "../protocol/Pex.ts"
 import type { WireMessage } from "../protocol/WireMessage.ts"
-import { DiskWriter } from "../torrent/DiskWriter.ts"
-import { Orchestrator } from "../torrent/Orchestrator.ts"
-import * as PeerExchange from "../torrent/PeerExchange.ts"
-import * as RateLimit from "../torrent/RateLimit.ts"
-import { RateLimits } from "../torrent/RateLimit.ts"
 import { type BlockRequest, blockSize } from "../protocol/Block.ts"
-import { TorrentConfig } from "../torrent/TorrentConfig.ts"
 import * as Coordinator from "./Coordinator.ts"
 import { Extensions, type Received } from "./Extensions.ts"
 import * as FloodGuard from "./FloodGuard.ts"
-import { addressOf, hostOf, type PeerCommand, type PeerKey } from "./PeerEvent.ts"
+import type { Address } from "./PeerConnector.ts"
+import { addressOf, hostOf, type PeerCommand, type PeerEvent, type PeerKey } from "./PeerEvent.ts"
 import * as PeerIo from "./PeerIo.ts"
+import * as PexRound from "./PexRound.ts"
 
 export class PeerError extends Schema.TaggedError<PeerError>()("PeerError", {
   peer: Schema.String,
@@ -40,6 +37,59 @@ export class PeerError extends Schema.TaggedError<PeerError>()("PeerError", {
     return `peer ${this.peer}: ${this.detail}`
   }
 }
+
+/** A block we were asked for and cannot read (e.g. a file gone from the disk). */
+export class BlockUnavailable extends Schema.TaggedError<BlockUnavailable>()("BlockUnavailable", {
+  index: Schema.Number,
+  detail: Schema.String
+}) {
+  override get message() {
+    return `cannot serve piece ${this.index}: ${this.detail}`
+  }
+}
+
+/** Peer exchange (BEP 11) as a session sees it: who is in the swarm, and whom peers tell us of. */
+export interface Exchange {
+  /** A session's peer, reachable at `entry.address`. */
+  readonly connected: (peer: PeerKey, entry: PexRound.Entry) => Effect.Effect<void>
+  readonly disconnected: (peer: PeerKey) => Effect.Effect<void>
+  /** The peers we talk to now, by session. */
+  readonly swarm: Effect.Effect<ReadonlyMap<PeerKey, PexRound.Entry>>
+  /** Addresses a peer sent us. */
+  readonly found: (addresses: Iterable<Address>) => Effect.Effect<void>
+}
+
+/**
+ * Whatever owns the sessions (a torrent): the one way a session talks
+ * upward, so the peer layer depends on nothing above it. It is resolved once
+ * when a session starts.
+ */
+export class Host extends Context.Service<Host, {
+  readonly peerId: Uint8Array
+  /** Where we listen for peers (told in our extended handshake). */
+  readonly port: number
+  readonly handshakeTimeoutMillis: number
+  readonly idleTimeoutMillis: number
+  readonly keepAliveMillis: number
+  readonly requestTimeoutMillis: number
+  /** Where the session's events go (its outbox comes with `Connected`). */
+  readonly offer: (event: PeerEvent) => Effect.Effect<void>
+  /** Our pieces now, as a fresh bitfield the session keeps current from the `Have` commands it sends. */
+  readonly bitfield: Effect.Effect<Bitfield.Bitfield>
+  /** A block of a piece we have, to upload. */
+  readonly readBlock: (index: number, begin: number, length: number) => Effect.Effect<Uint8Array, BlockUnavailable>
+  /** Waits as the download limits require once `bytes` came in. */
+  readonly received: (bytes: number) => Effect.Effect<void>
+  /** Waits as the upload limits require before `bytes` go out. */
+  readonly sending: (bytes: number) => Effect.Effect<void>
+  /** Peer exchange, unless the torrent is private. */
+  readonly exchange: Exchange | undefined
+  /** Our DHT node (BEP 5), told to peers that run one too, unless there is none or the torrent is private. */
+  readonly dht: {
+    readonly port: Effect.Effect<number>
+    readonly addNode: (address: Address) => Effect.Effect<void>
+  } | undefined
+}>()("effect-torrent/peer/PeerSession/Host") {}
 
 /** Blocks sent that we never asked for (late after a cancel, or hostile) before we hang up. */
 const maxUnrequested = 256
@@ -91,14 +141,14 @@ export interface Outcome {
 /** Runs one session to its end; never fails (see the module comment). */
 export const run = (
   options: Options
-): Effect.Effect<Outcome, never, Orchestrator | TorrentConfig | DiskWriter | RateLimits | PeerExchange.PeerExchange> =>
+): Effect.Effect<Outcome, never, Host> =>
   Effect.gen(function*() {
-    const orchestrator = yield* Orchestrator
+    const host = yield* Host
     let coordinator: Coordinator.State | undefined
     const exit = yield* session(options, (c) => (coordinator = c)).pipe(Effect.scoped, Effect.exit)
     const reason = exit._tag === "Success" ? "closed" : describe(exit.cause)
     if (coordinator !== undefined) {
-      yield* orchestrator.offer({ _tag: "Disconnected", peer: options.peer, reason, released: coordinator.clear() })
+      yield* host.offer({ _tag: "Disconnected", peer: options.peer, reason, released: coordinator.clear() })
     }
     return { handshaken: coordinator !== undefined, reason }
   }).pipe(Effect.annotateLogs({ peer: options.peer }))
@@ -110,38 +160,33 @@ const describe = (cause: Cause.Cause<unknown>): string => {
 }
 
 const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordinator.State) => void) {
-  const config = yield* TorrentConfig
-  const orchestrator = yield* Orchestrator
-  const disk = yield* DiskWriter
-  const limits = yield* RateLimits
-  const exchange = yield* PeerExchange.PeerExchange
-  // The DHT node, when there is one and the torrent is not private (then it is not provided).
-  const dht = Option.getOrUndefined(yield* Effect.serviceOption(Dht))
+  const host = yield* Host
+  const { dht, exchange } = host
   const { peer } = options
   const fail = (detail: string) => new PeerError({ peer, detail })
   const { handshake, io, rest } = yield* open(options.connection, {
     infoHash: options.infoHash,
-    peerId: config.peerId,
+    peerId: host.peerId,
     features: dht === undefined ? ["fast", "extensions"] : ["fast", "extensions", "dht"],
     maxFrame: Frame.maxFrameFor(options.pieceCount),
-    timeoutMillis: config.handshakeTimeoutMillis
+    timeoutMillis: host.handshakeTimeoutMillis
   }, fail)
   const fast = Handshake.supports(handshake, "fast")
   const extensions = new Extensions({
-    offer: exchange.enabled ? ["ut_metadata", "ut_pex"] : ["ut_metadata"],
+    offer: exchange !== undefined ? ["ut_metadata", "ut_pex"] : ["ut_metadata"],
     metadata: options.metadata,
-    port: config.port,
+    port: host.port,
     reqq: maxUploadQueue,
     peerHost: hostOf(peer)
   })
 
-  const coordinator = Coordinator.make({ requestTimeoutMillis: config.requestTimeoutMillis })
+  const coordinator = Coordinator.make({ requestTimeoutMillis: host.requestTimeoutMillis })
   expose(coordinator)
   if (options.onHandshake !== undefined) yield* options.onHandshake
   const outbox = yield* Queue.unbounded<PeerCommand>()
 
   /** Our pieces, kept current by the Have commands passing through the writer. */
-  const ours = yield* orchestrator.bitfield
+  const ours = yield* host.bitfield
   /**
    * Pieces the peer may fetch while we choke it (BEP 6), among those we have
    * now; only in torrents large enough that they are a small share of it.
@@ -161,7 +206,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
     ...(dht !== undefined && Handshake.supports(handshake, "dht") ? [{ _tag: "Port" as const, port: yield* dht.port }] : [])
   ]
   yield* io.send(opening)
-  yield* orchestrator.offer({
+  yield* host.offer({
     _tag: "Connected",
     peer,
     handshake,
@@ -169,10 +214,10 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
     outgoing: options.connection._tag === "Outgoing"
   })
   // A peer we dialled listens where we reached it: others may be told of it.
-  if (options.connection._tag === "Outgoing") {
+  if (exchange !== undefined && options.connection._tag === "Outgoing") {
     yield* exchange.connected(peer, { address: addressOf(peer), flags: Pex.flags.reachable })
   }
-  yield* Effect.addFinalizer(() => exchange.disconnected(peer))
+  if (exchange !== undefined) yield* Effect.addFinalizer(() => exchange.disconnected(peer))
 
   let lastHeard = yield* Clock.currentTimeMillis
   let unrequested = 0
@@ -217,7 +262,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
         // Its `reqq` bounds our pipeline; an incoming peer's `p` says where others can reach it.
         if (r.handshake.reqq !== undefined) coordinator.setMaxDepth(Math.min(r.handshake.reqq, 2000))
         if (r.handshake.ids.ut_pex !== undefined) Deferred.doneUnsafe(speaksPex, Exit.void)
-        return options.connection._tag === "Incoming" && r.handshake.port !== undefined
+        return exchange !== undefined && options.connection._tag === "Incoming" && r.handshake.port !== undefined
           ? exchange.connected(peer, { address: { host: hostOf(peer), port: r.handshake.port }, flags: 0 })
           : Effect.void
       case "Metadata":
@@ -225,7 +270,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
         return Effect.void
       case "Pex": {
         // BEP 11: one message a minute; more often, the extra ones are ignored.
-        if (now - lastPexAt < PeerExchange.minReceivedMillis) return Effect.void
+        if (exchange === undefined || now - lastPexAt < PexRound.minReceivedMillis) return Effect.void
         lastPexAt = now
         return exchange.found(r.message.added.filter(({ port }) => port > 0).map(({ host, port }) => ({ host, port })))
       }
@@ -234,7 +279,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
     }
   }
 
-  /** One read's messages: the Coordinator checks blocks, the Orchestrator gets the rest. */
+  /** One read's messages: the Coordinator checks blocks, the host gets the rest. */
   const handle = Effect.fnUntraced(function*(incoming: ReadonlyArray<PeerIo.Incoming>) {
     const now = yield* Clock.currentTimeMillis
     lastHeard = now
@@ -320,14 +365,14 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
             : Result.succeed(m._tag === "HaveAll" ? Bitfield.full(options.pieceCount) : Bitfield.make(options.pieceCount))
           if (Result.isFailure(next)) return yield* fail(next.failure.message)
           // Pieces are never lost: availability that shrinks is a lie, and
-          // each of these costs the Orchestrator a pass over every piece.
+          // each of these costs the host (the Orchestrator) a pass over every piece.
           const retracted = theirs.firstNotIn(next.success)
           if (retracted >= 0) return yield* fail(`announced piece ${retracted}, then a ${m._tag} without it`)
           if (++availabilityMessages > maxAvailabilityMessages) {
             return yield* fail(`sent ${availabilityMessages} bitfield, have-all and have-none messages; the limit is ${maxAvailabilityMessages}`)
           }
           if (theirs.count() > 0) {
-            // What it adds, as haves: the Orchestrator's state is only ever added to.
+            // What it adds, as haves: the host's state is only ever added to.
             for (let i = 0; i < options.pieceCount; i++) {
               if (next.success.has(i) && !theirs.has(i)) messages.push({ _tag: "Have", index: i })
             }
@@ -342,9 +387,9 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
     }
     yield* io.send(replies)
     if (messages.length > 0 || released.length > 0) {
-      yield* orchestrator.offer({ _tag: "Messages", peer, messages, released, depth: coordinator.depth })
+      yield* host.offer({ _tag: "Messages", peer, messages, released, depth: coordinator.depth })
     }
-    yield* RateLimit.take(limits.download, received)
+    yield* host.received(received)
   })
 
   const reader = Effect.gen(function*() {
@@ -354,7 +399,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
 
   const writer = Effect.gen(function*() {
     while (true) {
-      const batch = yield* Queue.takeAll(outbox).pipe(Effect.timeoutOption(config.keepAliveMillis))
+      const batch = yield* Queue.takeAll(outbox).pipe(Effect.timeoutOption(host.keepAliveMillis))
       if (Option.isNone(batch)) {
         yield* io.send([{ _tag: "KeepAlive" }])
         continue
@@ -405,11 +450,11 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
         const pieces: Array<WireMessage> = []
         let bytes = 0
         for (const r of batch) {
-          const block = yield* disk.readBlock(r.index, r.begin, r.length)
+          const block = yield* host.readBlock(r.index, r.begin, r.length)
           pieces.push({ _tag: "Piece", index: r.index, begin: r.begin, block })
           bytes += r.length
         }
-        yield* RateLimit.take(limits.upload, bytes)
+        yield* host.sending(bytes)
         yield* io.send(pieces)
         uploaded += bytes
       }
@@ -425,8 +470,8 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
       flood.refill()
       metadataAnswers.refill()
       last = now
-      if (now - lastHeard >= config.idleTimeoutMillis) return yield* fail(`silent for ${config.idleTimeoutMillis / 1000} s`)
-      yield* orchestrator.offer({
+      if (now - lastHeard >= host.idleTimeoutMillis) return yield* fail(`silent for ${host.idleTimeoutMillis / 1000} s`)
+      yield* host.offer({
         _tag: "Tick",
         peer,
         released: coordinator.expire(now),
@@ -440,25 +485,26 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
   })
 
   /** Tells the peer, once it says it speaks ut_pex, of the peers we talk to: as news comes, at most once per interval. */
-  const exchanger = Effect.gen(function*() {
-    yield* Deferred.await(speaksPex)
-    const round = new PeerExchange.Round()
-    while (true) {
-      const id = extensions.idOf("ut_pex")
-      const message = id === undefined ? undefined : round.next(yield* exchange.swarm, peer)
-      if (id === undefined || message === undefined) {
-        yield* Effect.sleep(PeerExchange.pollMillis)
-        continue
+  const exchanger = (exchange: Exchange) =>
+    Effect.gen(function*() {
+      yield* Deferred.await(speaksPex)
+      const round = new PexRound.Round()
+      while (true) {
+        const id = extensions.idOf("ut_pex")
+        const message = id === undefined ? undefined : round.next(yield* exchange.swarm, peer)
+        if (id === undefined || message === undefined) {
+          yield* Effect.sleep(PexRound.pollMillis)
+          continue
+        }
+        yield* io.send([{ _tag: "Extended", id, payload: Pex.encode(message) }])
+        yield* Effect.sleep(PexRound.intervalMillis)
       }
-      yield* io.send([{ _tag: "Extended", id, payload: Pex.encode(message) }])
-      yield* Effect.sleep(PeerExchange.intervalMillis)
-    }
-  })
+    })
 
   // The first of the fibers to end (always by failure) ends the session.
   return yield* Effect.raceFirst(
     Effect.raceFirst(reader, uploader),
-    Effect.raceFirst(writer, exchange.enabled ? Effect.raceFirst(ticker, exchanger) : ticker)
+    Effect.raceFirst(writer, exchange !== undefined ? Effect.raceFirst(ticker, exchanger(exchange)) : ticker)
   )
 })
 

@@ -18,10 +18,8 @@ import type * as PeerIo from "../peer/PeerIo.ts"
 import { type Address, PeerConnector } from "../peer/PeerConnector.ts"
 import { keyOf, type PeerKey } from "../peer/PeerEvent.ts"
 import * as PeerSession from "../peer/PeerSession.ts"
-import { DiskWriter } from "./DiskWriter.ts"
 import { Orchestrator } from "./Orchestrator.ts"
 import { PeerExchange } from "./PeerExchange.ts"
-import { RateLimits } from "./RateLimit.ts"
 import { Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
 
@@ -59,7 +57,7 @@ export const make = Effect.gen(function*() {
   const connector = yield* PeerConnector
   const orchestrator = yield* Orchestrator
   const sync = yield* Synchronizer
-  const context = yield* Effect.context<Orchestrator | TorrentConfig | DiskWriter | RateLimits | PeerExchange>()
+  const context = yield* Effect.context<PeerSession.Host>()
   const exchange = yield* PeerExchange
   const sessions = yield* FiberMap.make<PeerKey, void, never>()
   const candidates = new Map<PeerKey, Candidate>()

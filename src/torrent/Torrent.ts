@@ -18,6 +18,7 @@ import { Monitor } from "./Monitor.ts"
 import type { Bans } from "./Bans.ts"
 import { Orchestrator, type Progress } from "./Orchestrator.ts"
 import { PeerExchange } from "./PeerExchange.ts"
+import * as PeerHost from "./PeerHost.ts"
 import type * as RateLimit from "./RateLimit.ts"
 import { RateLimits } from "./RateLimit.ts"
 import * as Resume from "./Resume.ts"
@@ -78,7 +79,7 @@ export const layer = (meta: Metainfo.Metainfo, options: Options, downloadDir: st
     PeerExchange.layer(!meta.private)
   )
   const orchestrator = Orchestrator.layer(options.bans).pipe(Layer.provideMerge(base))
-  return Monitor.layer.pipe(Layer.provideMerge(orchestrator))
+  return Monitor.layer.pipe(Layer.provideMerge(PeerHost.layer.pipe(Layer.provideMerge(orchestrator))))
 }
 
 /**

@@ -15,6 +15,8 @@ import * as Pex from "../../src/protocol/Pex.ts"
 import type * as WireMessage from "../../src/protocol/WireMessage.ts"
 import * as PeerExchange from "../../src/torrent/PeerExchange.ts"
 import { RateLimits } from "../../src/torrent/RateLimit.ts"
+import * as PexRound from "../../src/peer/PexRound.ts"
+import * as PeerHost from "../../src/torrent/PeerHost.ts"
 import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
 import * as FakePeer from "../util/FakePeer.ts"
 import * as MemorySocket from "../util/MemorySocket.ts"
@@ -52,13 +54,13 @@ const start = Effect.fnUntraced(function*(options: { readonly enabled: boolean; 
     pieceSize: () => pieceLength,
     metadata: new Uint8Array(100)
   }).pipe(
-    Effect.provide(Layer.mergeAll(
+    Effect.provide(PeerHost.layer.pipe(Layer.provideMerge(Layer.mergeAll(
       orchestrator.layer,
       FakePeer.makeDisk(data, pieceLength).layer,
       RateLimits.unlimited,
       Layer.succeed(PeerExchange.PeerExchange, exchange),
       TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1), idleTimeoutMillis: 3_600_000, keepAliveMillis: 600_000 })
-    )),
+    )))),
     Effect.forkChild
   )
   yield* settle
@@ -86,7 +88,7 @@ describe("peer exchange", () => {
       assert.isFalse(first.added.some((p) => `${p.host}:${p.port}` === peer), "not told of itself")
 
       for (const i of [1, 2, 3]) yield* exchange.disconnected(`other-${i}`)
-      yield* TestClock.adjust(PeerExchange.intervalMillis - 1)
+      yield* TestClock.adjust(PexRound.intervalMillis - 1)
       assert.strictEqual(sent().length, 1, "not a second message within the interval")
       yield* TestClock.adjust(1)
       assert.strictEqual(sent().length, 2, "the next one at the interval")
@@ -95,11 +97,11 @@ describe("peer exchange", () => {
       assert.deepStrictEqual(second.dropped, [address(1), address(2), address(3)])
 
       // Nothing new: nothing sent, however long.
-      yield* TestClock.adjust(3 * PeerExchange.intervalMillis)
+      yield* TestClock.adjust(3 * PexRound.intervalMillis)
       assert.strictEqual(sent().length, 2)
       // News goes out at the next look once the interval has passed.
       yield* exchange.connected("other-99", { address: address(99), flags: 0 })
-      yield* TestClock.adjust(PeerExchange.pollMillis)
+      yield* TestClock.adjust(PexRound.pollMillis)
       assert.strictEqual(sent().length, 3)
       assert.deepStrictEqual(sent()[2], { added: [{ ...address(99), flags: 0 }], dropped: [] })
       assert.isUndefined(fiber.pollUnsafe(), "the session is still up")
@@ -107,13 +109,13 @@ describe("peer exchange", () => {
 
   it("a peer connected to us twice (it dialled us, we dialled it) is not told of itself on either session", () => {
     const listening = { host: "10.0.0.1", port: 6881 }
-    const swarm = new Map<string, PeerExchange.Entry>([
+    const swarm = new Map<string, PexRound.Entry>([
       ["10.0.0.1:50000", { address: listening, flags: 0 }], // it dialled us; its extended handshake gave its port
       ["10.0.0.1:6881", { address: listening, flags: Pex.flags.reachable }], // we dialled it
       ["10.0.0.2:6881", { address: address(2), flags: Pex.flags.reachable }]
     ])
     for (const session of ["10.0.0.1:50000", "10.0.0.1:6881"]) {
-      assert.deepStrictEqual(new PeerExchange.Round().next(swarm, session)?.added, [{ ...address(2), flags: Pex.flags.reachable }], session)
+      assert.deepStrictEqual(new PexRound.Round().next(swarm, session)?.added, [{ ...address(2), flags: Pex.flags.reachable }], session)
     }
   })
 
@@ -144,7 +146,7 @@ describe("peer exchange", () => {
         id: Extension.ours.ut_pex,
         payload: Pex.encode({ added: [{ ...address(7), flags: 0 }], dropped: [] })
       }])
-      yield* TestClock.adjust(2 * PeerExchange.intervalMillis)
+      yield* TestClock.adjust(2 * PexRound.intervalMillis)
       assert.deepStrictEqual(found, [])
       assert.deepStrictEqual(sent(), [])
       assert.isUndefined(fiber.pollUnsafe(), "the message was ignored, not an error")

@@ -11,6 +11,7 @@ import * as WireMessage from "../../src/protocol/WireMessage.ts"
 import { type BlockRequest, blockSize } from "../../src/protocol/Block.ts"
 import { PeerExchange } from "../../src/torrent/PeerExchange.ts"
 import { RateLimits } from "../../src/torrent/RateLimit.ts"
+import * as PeerHost from "../../src/torrent/PeerHost.ts"
 import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
 import * as FakePeer from "../util/FakePeer.ts"
 import * as MemorySocket from "../util/MemorySocket.ts"
@@ -57,13 +58,13 @@ const start = Effect.fnUntraced(function*(overrides?: Partial<typeof settings>, 
     metadata
   }).pipe(
     Effect.provide(
-      Layer.mergeAll(
+      PeerHost.layer.pipe(Layer.provideMerge(Layer.mergeAll(
         orchestrator.layer,
         disk.layer,
         RateLimits.unlimited,
         PeerExchange.layer(true),
         TorrentConfig.layerWith({ ...settings, ...overrides })
-      )
+      )))
     ),
     Effect.forkChild
   )

@@ -8,6 +8,7 @@ import * as PeerSession from "../../src/peer/PeerSession.ts"
 import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as Frame from "../../src/protocol/Frame.ts"
 import * as InfoHash from "../../src/protocol/InfoHash.ts"
+import * as PeerHost from "../../src/torrent/PeerHost.ts"
 import * as Monitor from "../../src/torrent/Monitor.ts"
 import { PeerExchange } from "../../src/torrent/PeerExchange.ts"
 import { RateLimits } from "../../src/torrent/RateLimit.ts"
@@ -102,7 +103,7 @@ const start = Effect.fnUntraced(function*(
   const connector = yield* makeConnector(behaviour)
   const orchestrator = yield* FakePeer.makeOrchestrator(meta.pieceCount, options)
   const disk = FakePeer.makeDisk(fixture.data, meta.pieceLength)
-  const layer = Layer.mergeAll(
+  const layer = PeerHost.layer.pipe(Layer.provideMerge(Layer.mergeAll(
     connector.layer,
     orchestrator.layer,
     disk.layer,
@@ -110,7 +111,7 @@ const start = Effect.fnUntraced(function*(
     PeerExchange.layer(true),
     Synchronizer.layer(meta),
     TorrentConfig.layerWith({ peerId: ourId, handshakeTimeoutMillis: 10_000, ...settings })
-  )
+  )))
   const monitor = yield* Monitor.make.pipe(Effect.provide(layer))
   yield* Effect.forkChild(monitor.run)
   return { monitor, connector, events: orchestrator.events }

@@ -1,0 +1,44 @@
+/**
+ * PeerHost: a torrent as the host of its peer sessions (`PeerSession.Host`).
+ * Sessions reach the torrent's Orchestrator, disk, rate limits, peer
+ * exchange and the DHT node only through it.
+ */
+import { Effect, Layer, Option } from "effect"
+import { Dht } from "../dht/Dht.ts"
+import * as PeerSession from "../peer/PeerSession.ts"
+import { DiskWriter } from "./DiskWriter.ts"
+import { Orchestrator } from "./Orchestrator.ts"
+import { PeerExchange } from "./PeerExchange.ts"
+import * as RateLimit from "./RateLimit.ts"
+import { TorrentConfig } from "./TorrentConfig.ts"
+
+/** Needs the torrent's Orchestrator, DiskWriter, RateLimits, PeerExchange and config; the DHT node if provided (public torrents). */
+export const layer = Layer.effect(
+  PeerSession.Host,
+  Effect.gen(function*() {
+    const config = yield* TorrentConfig
+    const orchestrator = yield* Orchestrator
+    const disk = yield* DiskWriter
+    const limits = yield* RateLimit.RateLimits
+    const exchange = yield* PeerExchange
+    const dht = Option.getOrUndefined(yield* Effect.serviceOption(Dht))
+    return PeerSession.Host.of({
+      peerId: config.peerId,
+      port: config.port,
+      handshakeTimeoutMillis: config.handshakeTimeoutMillis,
+      idleTimeoutMillis: config.idleTimeoutMillis,
+      keepAliveMillis: config.keepAliveMillis,
+      requestTimeoutMillis: config.requestTimeoutMillis,
+      offer: orchestrator.offer,
+      bitfield: orchestrator.bitfield,
+      readBlock: (index, begin, length) =>
+        disk.readBlock(index, begin, length).pipe(
+          Effect.mapError((error) => new PeerSession.BlockUnavailable({ index, detail: error.message }))
+        ),
+      received: (bytes) => RateLimit.take(limits.download, bytes),
+      sending: (bytes) => RateLimit.take(limits.upload, bytes),
+      exchange: exchange.enabled ? exchange : undefined,
+      dht: dht === undefined ? undefined : { port: dht.port, addNode: dht.addNode }
+    })
+  })
+)
