@@ -193,8 +193,8 @@ export const make = Effect.gen(function*() {
       if (!admission.admitIncoming(connection.host)) return
       yield* Effect.addFinalizer(() => Effect.sync(() => admission.release(connection.host)))
       const peer = keyOf(connection)
-      const first = yield* PeerSession.readHandshake(io, config.handshakeTimeoutMillis, (detail) =>
-        new PeerSession.PeerError({ peer, detail }))
+      const first = yield* PeerSession.readHandshake(io, config.handshakeTimeoutMillis, (reason, detail) =>
+        new PeerSession.PeerError({ peer, reason, detail }))
       const handshake = first[0]!
       const accept = handshake._tag === "Handshake" ? accepting.get(InfoHash.fromBytes(handshake.infoHash)) : undefined
       if (accept !== undefined) yield* accept(peer, io, first)

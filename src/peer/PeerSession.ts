@@ -13,12 +13,13 @@
  * unanswered, and closing the scope closes the socket.
  */
 import { Cause, Clock, Context, Deferred, Effect, Exit, Option, Queue, Result, Schema } from "effect"
-import type * as Socket from "effect/socket/Socket"
+import * as Socket from "effect/socket/Socket"
 import * as AllowedFast from "../protocol/AllowedFast.ts"
 import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Frame from "../protocol/Frame.ts"
 import * as Handshake from "../protocol/Handshake.ts"
 import * as Pex from "../protocol/Pex.ts"
+import * as WireMessage_ from "../protocol/WireMessage.ts"
 import type { WireMessage } from "../protocol/WireMessage.ts"
 import { type BlockRequest, blockSize } from "../protocol/Block.ts"
 import * as Coordinator from "./Coordinator.ts"
@@ -29,8 +30,31 @@ import { addressOf, hostOf, type PeerCommand, type PeerEvent, type PeerKey } fro
 import * as PeerIo from "./PeerIo.ts"
 import * as PexRound from "./PexRound.ts"
 
+/** Why we hung up on a peer. */
+export const PeerErrorReason = Schema.Literals([
+  /** Its handshake was for another torrent, or something came before or instead of it. */
+  "HandshakeMismatch",
+  /** We dialled ourselves. */
+  "SelfConnection",
+  "HandshakeTimeout",
+  /** It sent nothing for the idle timeout. */
+  "Idle",
+  /** A message that breaks the protocol (the detail says which). */
+  "ProtocolViolation",
+  /** Too many messages that change nothing. */
+  "Flooded",
+  /** Its peer id or address is banned. */
+  "Banned",
+  /** Useless to us (no metadata to give, requests wasted). */
+  "Unhelpful",
+  /** The host told the session to hang up (a duplicate, a snub, corrupt data). */
+  "Dropped"
+])
+export type PeerErrorReason = typeof PeerErrorReason.Type
+
 export class PeerError extends Schema.TaggedError<PeerError>()("PeerError", {
   peer: Schema.String,
+  reason: PeerErrorReason,
   detail: Schema.String
 }) {
   override get message() {
@@ -132,10 +156,16 @@ export interface Options {
   readonly onHandshake?: Effect.Effect<void>
 }
 
-/** How a session ended, for the Monitor's choice of whether and when to dial again. */
+/**
+ * How a session ended, for the Monitor's choice of whether and when to dial
+ * again: why we hung up, or "Closed" (the peer did, or the connection
+ * failed), "Interrupted", "Failed" (something else, e.g. a block we could not read).
+ */
 export interface Outcome {
   readonly handshaken: boolean
-  readonly reason: string
+  readonly reason: PeerErrorReason | "Closed" | "Interrupted" | "Failed"
+  /** A sentence, for logs. */
+  readonly detail: string
 }
 
 /** Runs one session to its end; never fails (see the module comment). */
@@ -146,24 +176,30 @@ export const run = (
     const host = yield* Host
     let coordinator: Coordinator.State | undefined
     const exit = yield* session(options, (c) => (coordinator = c)).pipe(Effect.scoped, Effect.exit)
-    const reason = exit._tag === "Success" ? "closed" : describe(exit.cause)
+    const { reason, detail } = exit._tag === "Success" ? { reason: "Closed" as const, detail: "closed" } : classify(exit.cause)
     if (coordinator !== undefined) {
-      yield* host.offer({ _tag: "Disconnected", peer: options.peer, reason, released: coordinator.clear() })
+      yield* host.offer({ _tag: "Disconnected", peer: options.peer, reason: detail, released: coordinator.clear() })
     }
-    return { handshaken: coordinator !== undefined, reason }
+    return { handshaken: coordinator !== undefined, reason, detail }
   }).pipe(Effect.annotateLogs({ peer: options.peer }))
 
-const describe = (cause: Cause.Cause<unknown>): string => {
-  if (Cause.hasInterruptsOnly(cause)) return "interrupted"
+const classify = (cause: Cause.Cause<unknown>): Omit<Outcome, "handshaken"> => {
+  if (Cause.hasInterruptsOnly(cause)) return { reason: "Interrupted", detail: "interrupted" }
   const error = Cause.squash(cause)
-  return error instanceof Error ? error.message : String(error)
+  const detail = error instanceof Error ? error.message : String(error)
+  if (error instanceof PeerError) return { reason: error.reason, detail }
+  if (Schema.is(Handshake.HandshakeError)(error) || Schema.is(WireMessage_.WireError)(error)) {
+    return { reason: "ProtocolViolation", detail }
+  }
+  return { reason: Socket.isSocketError(error) ? "Closed" : "Failed", detail }
 }
 
 const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordinator.State) => void) {
   const host = yield* Host
   const { dht, exchange } = host
   const { peer } = options
-  const fail = (detail: string) => new PeerError({ peer, detail })
+  const fail = (reason: PeerErrorReason, detail: string) => new PeerError({ peer, reason, detail })
+  const violation = (detail: string) => fail("ProtocolViolation", detail)
   const { handshake, io, rest } = yield* open(options.connection, {
     infoHash: options.infoHash,
     peerId: host.peerId,
@@ -250,7 +286,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
   let portSeen = false
   // 16 KiB answers to 31-byte requests: a few a second, the rest rejected (a peer needs ≤ 1024 in all).
   const metadataAnswers = FloodGuard.make({ burst: 16, refillPerSecond: 8 })
-  const flooded = (m: WireMessage) => fail(`flooded us with messages that change nothing (the last a ${m._tag})`)
+  const flooded = (m: WireMessage) => fail("Flooded", `flooded us with messages that change nothing (the last a ${m._tag})`)
 
   /** Done once the peer says it speaks ut_pex. */
   const speaksPex = yield* Deferred.make<void>()
@@ -291,29 +327,29 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
       // Every message but a new have, a wanted block, and a request or cancel we act on costs a token.
       switch (m._tag) {
         case "Handshake":
-          return yield* fail("sent a second handshake")
+          return yield* fail("HandshakeMismatch", "sent a second handshake")
         case "Piece":
           received += m.block.length
           // A block we asked for is in range; only others need the check.
           if (!coordinator.received(m.index, m.begin, m.block.length, now)) {
             if (m.index >= options.pieceCount || m.begin + m.block.length > options.pieceSize(m.index)) {
-              return yield* fail(`sent ${m.block.length} bytes at ${m.begin} of piece ${m.index}: out of range`)
+              return yield* violation(`sent ${m.block.length} bytes at ${m.begin} of piece ${m.index}: out of range`)
             }
             if (coordinator.has(m.index, m.begin)) {
-              return yield* fail(`sent a ${m.block.length}-byte block at ${m.begin} of piece ${m.index}: not the length asked for`)
+              return yield* violation(`sent a ${m.block.length}-byte block at ${m.begin} of piece ${m.index}: not the length asked for`)
             }
-            if (++unrequested > maxUnrequested) return yield* fail(`sent more than ${maxUnrequested} blocks we never asked for`)
+            if (++unrequested > maxUnrequested) return yield* violation(`sent more than ${maxUnrequested} blocks we never asked for`)
             continue
           }
           break
         case "Request":
-          if (!inRange(m)) return yield* fail(`requested ${m.length} bytes at ${m.begin} of piece ${m.index}: out of range`)
+          if (!inRange(m)) return yield* violation(`requested ${m.length} bytes at ${m.begin} of piece ${m.index}: out of range`)
           if (!onRequest(m, replies) && !flood.spend()) return yield* flooded(m)
           continue
         case "Extended": {
           if (!flood.spend()) return yield* flooded(m)
           const received = extensions.receive(m.id, m.payload)
-          if (Result.isFailure(received)) return yield* fail(received.failure.message)
+          if (Result.isFailure(received)) return yield* violation(received.failure.message)
           yield* onExtension(received.success, replies, now)
           continue
         }
@@ -324,7 +360,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
           continue
         }
         case "Have":
-          if (m.index >= options.pieceCount) return yield* fail(`has piece ${m.index} of a ${options.pieceCount}-piece torrent`)
+          if (m.index >= options.pieceCount) return yield* violation(`has piece ${m.index} of a ${options.pieceCount}-piece torrent`)
           if (theirs.has(m.index)) {
             if (!flood.spend()) return yield* flooded(m)
             continue
@@ -351,7 +387,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
             }
             case "Suggest":
             case "AllowedFast":
-              if (!fast) return yield* fail(`sent ${m._tag} without the fast extension`)
+              if (!fast) return yield* violation(`sent ${m._tag} without the fast extension`)
               break
           }
           break
@@ -359,17 +395,17 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
         case "Bitfield":
         case "HaveAll":
         case "HaveNone": {
-          if (m._tag !== "Bitfield" && !fast) return yield* fail(`sent ${m._tag} without the fast extension`)
+          if (m._tag !== "Bitfield" && !fast) return yield* violation(`sent ${m._tag} without the fast extension`)
           const next = m._tag === "Bitfield"
             ? Bitfield.fromBytes(m.bytes, options.pieceCount)
             : Result.succeed(m._tag === "HaveAll" ? Bitfield.full(options.pieceCount) : Bitfield.make(options.pieceCount))
-          if (Result.isFailure(next)) return yield* fail(next.failure.message)
+          if (Result.isFailure(next)) return yield* violation(next.failure.message)
           // Pieces are never lost: availability that shrinks is a lie, and
           // each of these costs the host (the Orchestrator) a pass over every piece.
           const retracted = theirs.firstNotIn(next.success)
-          if (retracted >= 0) return yield* fail(`announced piece ${retracted}, then a ${m._tag} without it`)
+          if (retracted >= 0) return yield* violation(`announced piece ${retracted}, then a ${m._tag} without it`)
           if (++availabilityMessages > maxAvailabilityMessages) {
-            return yield* fail(`sent ${availabilityMessages} bitfield, have-all and have-none messages; the limit is ${maxAvailabilityMessages}`)
+            return yield* violation(`sent ${availabilityMessages} bitfield, have-all and have-none messages; the limit is ${maxAvailabilityMessages}`)
           }
           if (theirs.count() > 0) {
             // What it adds, as haves: the host's state is only ever added to.
@@ -411,7 +447,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
         switch (command._tag) {
           case "Disconnect":
             yield* io.send(messages)
-            return yield* fail(command.reason)
+            return yield* fail("Dropped", command.reason)
           case "Request":
             requests.push(command)
             break
@@ -470,7 +506,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
       flood.refill()
       metadataAnswers.refill()
       last = now
-      if (now - lastHeard >= host.idleTimeoutMillis) return yield* fail(`silent for ${host.idleTimeoutMillis / 1000} s`)
+      if (now - lastHeard >= host.idleTimeoutMillis) return yield* fail("Idle", `silent for ${host.idleTimeoutMillis / 1000} s`)
       yield* host.offer({
         _tag: "Tick",
         peer,
@@ -522,7 +558,7 @@ export const open = Effect.fnUntraced(function*(
     readonly maxFrame: number
     readonly timeoutMillis: number
   },
-  fail: (detail: string) => PeerError
+  fail: (reason: PeerErrorReason, detail: string) => PeerError
 ) {
   const ours = Handshake.encode(
     Handshake.make({ infoHash: options.infoHash, peerId: options.peerId, features: options.features })
@@ -536,9 +572,9 @@ export const open = Effect.fnUntraced(function*(
     })
   if (connection._tag === "Incoming") yield* io.sendRaw(ours)
   const handshake = first[0]!
-  if (handshake._tag !== "Handshake") return yield* fail("sent a message before its handshake")
-  if (Buffer.compare(handshake.infoHash, options.infoHash) !== 0) return yield* fail("handshake names another torrent")
-  if (Buffer.compare(handshake.peerId, options.peerId) === 0) return yield* fail("that is us")
+  if (handshake._tag !== "Handshake") return yield* fail("HandshakeMismatch", "sent a message before its handshake")
+  if (Buffer.compare(handshake.infoHash, options.infoHash) !== 0) return yield* fail("HandshakeMismatch", "handshake names another torrent")
+  if (Buffer.compare(handshake.peerId, options.peerId) === 0) return yield* fail("SelfConnection", "that is us")
   return { io, handshake, rest: first.slice(1) }
 })
 
@@ -546,11 +582,11 @@ export const open = Effect.fnUntraced(function*(
 export const readHandshake = (
   io: PeerIo.PeerIo["Service"],
   timeoutMillis: number,
-  fail: (detail: string) => PeerError
+  fail: (reason: PeerErrorReason, detail: string) => PeerError
 ) =>
   Effect.gen(function*() {
     while (true) {
       const batch = yield* io.read
       if (batch.length > 0) return batch
     }
-  }).pipe(Effect.timeoutOrElse({ duration: timeoutMillis, orElse: () => Effect.fail(fail("no handshake in time")) }))
+  }).pipe(Effect.timeoutOrElse({ duration: timeoutMillis, orElse: () => Effect.fail(fail("HandshakeTimeout", "no handshake in time")) }))

@@ -77,7 +77,7 @@ export const make = Effect.fnUntraced(function*(
     Effect.map(Clock.currentTimeMillis, (now) => options.bans.ban(peer, id, now))
 
   const session = Effect.fnUntraced(function*(peer: PeerKey, connection: PeerSession.Connection) {
-    const fail = (detail: string) => new PeerSession.PeerError({ peer, detail })
+    const fail = (reason: PeerSession.PeerErrorReason, detail: string) => new PeerSession.PeerError({ peer, reason, detail })
     const { handshake, io, rest } = yield* PeerSession.open(connection, {
       infoHash,
       peerId: config.peerId,
@@ -86,7 +86,7 @@ export const make = Effect.fnUntraced(function*(
       timeoutMillis: config.handshakeTimeoutMillis
     }, fail)
     const id = Buffer.from(handshake.peerId).toString("latin1")
-    if (options.bans.hasId(id)) return yield* fail("banned")
+    if (options.bans.hasId(id)) return yield* fail("Banned", "banned")
     const extensions = new Extensions({
       offer: ["ut_metadata"],
       metadata: undefined,
@@ -102,13 +102,13 @@ export const make = Effect.fnUntraced(function*(
     const condemn = (reason: string) =>
       Effect.andThen(ban(peer, id), Effect.suspend(() => {
         banned = true
-        return Effect.fail(fail(reason))
+        return Effect.fail(fail("ProtocolViolation", reason))
       }))
     let lastHeard = yield* Clock.currentTimeMillis
     let wasted = 0
     const waste = (count: number) =>
       Effect.suspend(() =>
-        (wasted += count) >= maxWasted ? Effect.fail(fail(`rejected or let expire ${wasted} metadata requests`)) : Effect.void
+        (wasted += count) >= maxWasted ? Effect.fail(fail("Unhelpful", `rejected or let expire ${wasted} metadata requests`)) : Effect.void
       )
 
     const requests = (now: number): Array<WireMessage> =>
@@ -119,14 +119,14 @@ export const make = Effect.fnUntraced(function*(
       lastHeard = now
       const replies: Array<WireMessage> = []
       for (const m of incoming) {
-        if (m._tag === "Handshake") return yield* fail("sent a second handshake")
+        if (m._tag === "Handshake") return yield* fail("HandshakeMismatch", "sent a second handshake")
         if (m._tag !== "Extended") continue // we have no pieces and want none yet
         const received = extensions.receive(m.id, m.payload)
-        if (Result.isFailure(received)) return yield* fail(received.failure.message)
+        if (Result.isFailure(received)) return yield* fail("ProtocolViolation", received.failure.message)
         const r = received.success
         if (r._tag === "Handshake") {
-          if (r.handshake.ids.ut_metadata === undefined) return yield* fail("does not offer ut_metadata")
-          if (r.handshake.metadataSize === undefined) return yield* fail("has no metadata_size: it has no metadata")
+          if (r.handshake.ids.ut_metadata === undefined) return yield* fail("Unhelpful", "does not offer ut_metadata")
+          if (r.handshake.metadataSize === undefined) return yield* fail("Unhelpful", "has no metadata_size: it has no metadata")
           const problem = assembly.claim(peer, r.handshake.metadataSize)
           if (problem !== undefined) return yield* condemn(problem)
           replies.push(...requests(now))
@@ -174,7 +174,7 @@ export const make = Effect.fnUntraced(function*(
       while (true) {
         yield* Effect.sleep(tickMillis)
         const now = yield* Clock.currentTimeMillis
-        if (now - lastHeard >= config.idleTimeoutMillis) return yield* fail(`silent for ${config.idleTimeoutMillis / 1000} s`)
+        if (now - lastHeard >= config.idleTimeoutMillis) return yield* fail("Idle", `silent for ${config.idleTimeoutMillis / 1000} s`)
         yield* waste(assembly.expire(peer, now))
         yield* io.send(requests(now))
       }

@@ -76,7 +76,7 @@ export const make = Effect.gen(function*() {
         if (outcome.handshaken) {
           candidate.failures = 0
           candidate.retryAt = now + reconnectMillis
-        } else if (outcome.reason.includes("that is us")) {
+        } else if (outcome.reason === "SelfConnection") {
           candidates.delete(key)
           ours.add(key)
         } else if (++candidate.failures >= maxFailures) {

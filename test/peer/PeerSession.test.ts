@@ -138,7 +138,7 @@ describe("PeerSession", () => {
         yield* TestClock.adjust(1)
         assert.isTrue(isDone(fiber), "at the deadline")
         const outcome = yield* Fiber.join(fiber)
-        assert.deepStrictEqual(outcome, { handshaken: false, reason: `peer ${peer}: no handshake in time` })
+        assert.deepStrictEqual(outcome, { handshaken: false, reason: "HandshakeTimeout", detail: `peer ${peer}: no handshake in time` })
         yield* settle
         assert.isTrue(remote.closed(), "the socket is closed")
         assert.deepStrictEqual(events, [], "no Connected, so no Disconnected either")
@@ -151,7 +151,7 @@ describe("PeerSession", () => {
         yield* settle
         assert.isTrue(isDone(fiber))
         const outcome = yield* Fiber.join(fiber)
-        assert.deepStrictEqual(outcome, { handshaken: false, reason: `peer ${peer}: handshake names another torrent` })
+        assert.deepStrictEqual(outcome, { handshaken: false, reason: "HandshakeMismatch", detail: `peer ${peer}: handshake names another torrent` })
         assert.isTrue(remote.closed())
         assert.deepStrictEqual(events, [])
         assert.deepStrictEqual(tagsOf(remote.received), ["Handshake"], "nothing sent after the handshake")
@@ -163,7 +163,7 @@ describe("PeerSession", () => {
         yield* remote.sendHandshake({ infoHash, peerId: ourId })
         yield* settle
         const outcome = yield* Fiber.join(fiber)
-        assert.deepStrictEqual(outcome, { handshaken: false, reason: `peer ${peer}: that is us` })
+        assert.deepStrictEqual(outcome, { handshaken: false, reason: "SelfConnection", detail: `peer ${peer}: that is us` })
       }))
 
     it.effect("a good handshake: HaveNone (fast, nothing yet), then Connected; messages after it are kept", () =>
@@ -194,7 +194,7 @@ describe("PeerSession", () => {
         yield* remote.send([{ _tag: "HaveAll" }])
         yield* settle
         const outcome = yield* Fiber.join(fiber)
-        assert.deepStrictEqual(outcome, { handshaken: true, reason: `peer ${peer}: sent HaveAll without the fast extension` })
+        assert.deepStrictEqual(outcome, { handshaken: true, reason: "ProtocolViolation", detail: `peer ${peer}: sent HaveAll without the fast extension` })
         assert.deepStrictEqual(tagsOf(events), ["Connected", "Disconnected"])
       }))
   })
@@ -233,9 +233,9 @@ describe("PeerSession", () => {
         yield* TestClock.adjust(1)
         assert.isTrue(isDone(fiber), "60 s after the peer's last message")
         const outcome = yield* Fiber.join(fiber)
-        assert.deepStrictEqual(outcome, { handshaken: true, reason: `peer ${peer}: silent for 60 s` })
+        assert.deepStrictEqual(outcome, { handshaken: true, reason: "Idle", detail: `peer ${peer}: silent for 60 s` })
         const disconnected = ofTag(events, "Disconnected")
-        assert.deepStrictEqual(disconnected, [{ _tag: "Disconnected", peer, reason: outcome.reason, released: [] }])
+        assert.deepStrictEqual(disconnected, [{ _tag: "Disconnected", peer, reason: outcome.detail, released: [] }])
         yield* settle
         assert.isTrue(remote.closed())
       }))
@@ -287,7 +287,7 @@ describe("PeerSession", () => {
         assert.isTrue(outcome.handshaken)
         const disconnected = ofTag(events, "Disconnected")
         assert.strictEqual(disconnected.length, 1)
-        assert.strictEqual(disconnected[0]!.reason, outcome.reason)
+        assert.strictEqual(disconnected[0]!.reason, outcome.detail)
         assert.deepStrictEqual(disconnected[0]!.released.map(requestOnly), [requestOnly(r1!), requestOnly(r3!)])
       }))
 
@@ -334,7 +334,7 @@ describe("PeerSession", () => {
         yield* send([{ _tag: "NotInterested" }, { _tag: "Disconnect", reason: "sent corrupt data" }, { _tag: "Interested" }])
         assert.isTrue(isDone(fiber))
         const outcome = yield* Fiber.join(fiber)
-        assert.deepStrictEqual(outcome, { handshaken: true, reason: `peer ${peer}: sent corrupt data` })
+        assert.deepStrictEqual(outcome, { handshaken: true, reason: "Dropped", detail: `peer ${peer}: sent corrupt data` })
         assert.deepStrictEqual(tagsOf(remote.received).slice(-2), ["Request", "NotInterested"])
         assert.isTrue(remote.closed())
         assert.deepStrictEqual(ofTag(events, "Disconnected")[0]!.released.map(requestOnly), [requestOnly(r)])
@@ -385,7 +385,8 @@ describe("PeerSession", () => {
         yield* remote.send([{ _tag: "Request", index: 7, begin: 0, length: lastPieceLength + 1 }])
         yield* settle
         const outcome = yield* Fiber.join(fiber)
-        assert.include(outcome.reason, "out of range")
+        assert.strictEqual(outcome.reason, "ProtocolViolation")
+        assert.include(outcome.detail, "out of range")
       }))
   })
 })

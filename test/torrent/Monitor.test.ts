@@ -133,7 +133,7 @@ const incoming = Effect.fnUntraced(function*(
   yield* remote.send([{ _tag: "Extended", id: 0, payload: Bencode.encode({ m: { ut_pex: 9 }, p: listensOn }) }])
   const peer = keyOf(from)
   const io = yield* PeerIo.make(pair.local.socket, { maxFrame: Frame.maxFrameFor(meta.pieceCount) })
-  const first = yield* PeerSession.readHandshake(io, 10_000, (detail) => new PeerSession.PeerError({ peer, detail }))
+  const first = yield* PeerSession.readHandshake(io, 10_000, (reason, detail) => new PeerSession.PeerError({ peer, reason, detail }))
   yield* Effect.forkChild(monitor.accept(peer, io, first))
   yield* settle
   return remote
