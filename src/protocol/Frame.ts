@@ -11,7 +11,8 @@
  * than one limit's worth of bytes.
  *
  * `decode` / `decodeWithHandshake` wrap the decoder as Stream operators that
- * run one step per socket read, not one Effect per message:
+ * run one step per socket read, not one Effect per message; every peer
+ * connection is read this way (`PeerIo`):
  *
  *   Socket.toStream(socket).pipe(Frame.decodeWithHandshake({ maxFrame: Frame.maxFrameFor(pieceCount) }))
  */
