@@ -128,6 +128,7 @@ const starting = (meta: Metainfo.Metainfo | undefined, peers = 0): Progress => (
   uploadRate: 0,
   peers,
   eta: Infinity,
+  trackers: "none",
   files: meta?.files.map(() => 0) ?? [],
   hashFailures: 0
 })
@@ -235,19 +236,40 @@ export const make = Effect.gen(function*() {
       return meta
     })
 
-  const start = (entry: Entry) =>
-    FiberMap.run(
+  /**
+   * One run of a torrent. The entry's progress is the run's, with the bytes
+   * of earlier runs added, and "complete" shown as "seeding" while the
+   * torrent stays to seed; when the run ends it keeps the run's last snapshot
+   * ("complete" or "stopped"), taken after its sessions closed.
+   */
+  const start = (entry: Entry) => {
+    let running: SubscriptionRef.SubscriptionRef<Progress> | undefined
+    let earlier = { uploaded: 0, downloaded: 0 }
+    const shown = (p: Progress): Progress => ({
+      ...p,
+      state: p.state === "complete" && entry.options.seed === true ? "seeding" : p.state,
+      uploaded: earlier.uploaded + p.uploaded,
+      downloaded: earlier.downloaded + p.downloaded
+    })
+    const last = Effect.suspend(() =>
+      running === undefined
+        ? SubscriptionRef.update(entry.progress, (p) => ({ ...p, state: "stopped" as const }))
+        : Effect.flatMap(SubscriptionRef.get(running), (p) => SubscriptionRef.set(entry.progress, { ...shown(p), state: p.state }))
+    )
+    return FiberMap.run(
       fibers,
       entry.infoHash,
-      metadataOf(entry).pipe(
+      SubscriptionRef.get(entry.progress).pipe(
+        Effect.tap((before) => Effect.sync(() => (earlier = { uploaded: before.uploaded, downloaded: before.downloaded }))),
+        Effect.andThen(metadataOf(entry)),
         Effect.flatMap((meta) =>
           Torrent.run(meta, {
             ...entry.options,
-            onStart: (running) =>
+            onStart: (run) =>
               Effect.andThen(
-                accepts(meta.infoHash, running.accept),
-                SubscriptionRef.changes(running.progress).pipe(
-                  Stream.runForEach((p) => SubscriptionRef.set(entry.progress, p)),
+                Effect.andThen(Effect.sync(() => (running = run.progress)), accepts(meta.infoHash, run.accept)),
+                SubscriptionRef.changes(run.progress).pipe(
+                  Stream.runForEach((p) => SubscriptionRef.set(entry.progress, shown(p))),
                   Effect.forkScoped
                 )
               )
@@ -256,8 +278,8 @@ export const make = Effect.gen(function*() {
             (run) => dht === undefined || meta.private ? run : Effect.provideService(run, Dht, dht)
           )
         ),
-        // "stopped" before `done`: whoever awaits the outcome then sees the final state.
-        Effect.ensuring(SubscriptionRef.update(entry.progress, (p) => p.state === "seeding" ? p : { ...p, state: "stopped" as const })),
+        // The final state before `done`: whoever awaits the outcome then sees it.
+        Effect.ensuring(last),
         Effect.matchCauseEffect({
           onSuccess: () => Deferred.succeed(entry.done, undefined),
           onFailure: (cause) => Deferred.failCause(entry.done, cause)
@@ -270,6 +292,7 @@ export const make = Effect.gen(function*() {
       ),
       { onlyIfMissing: true }
     )
+  }
 
   const find = (infoHash: InfoHash.InfoHash) => {
     const entry = entries.get(infoHash)
@@ -290,10 +313,10 @@ export const make = Effect.gen(function*() {
     const fetched = yield* Deferred.make<Metainfo.Metainfo>()
     if (meta !== undefined) yield* Deferred.succeed(fetched, meta)
     const progress = yield* SubscriptionRef.make(starting(meta))
-    // Completion: the download finished (seeding) or the torrent failed.
+    // Completion: the download finished (complete, perhaps seeding) or the torrent failed.
     const completed = Effect.raceFirst(
       SubscriptionRef.changes(progress).pipe(
-        Stream.filter((p) => p.state === "seeding"),
+        Stream.filter((p) => p.state === "complete" || p.state === "seeding"),
         Stream.take(1),
         Stream.runDrain
       ),

@@ -20,9 +20,24 @@ import * as SmartBan from "./SmartBan.ts"
 import { blockKey, type BlockRequest } from "../protocol/Block.ts"
 import { contributorsOf, type OpenPiece, Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
+import * as Tracker from "../tracker/Tracker.ts"
 
-/** "fetching metadata": a magnet link's info dictionary is being fetched from peers. */
-export const TorrentState = Schema.Literals(["fetching metadata", "checking", "downloading", "seeding", "stopped"])
+/**
+ * "fetching metadata": a magnet link's info dictionary is being fetched from
+ * peers; "stalled": not complete, and no peer for a while (see `trackers`
+ * for why); "complete": every selected piece is verified and on disk;
+ * "seeding": complete, and still serving peers; "stopped": ended before it
+ * was complete.
+ */
+export const TorrentState = Schema.Literals([
+  "fetching metadata",
+  "checking",
+  "downloading",
+  "stalled",
+  "complete",
+  "seeding",
+  "stopped"
+])
 export type TorrentState = typeof TorrentState.Type
 
 export const Progress = Schema.Struct({
@@ -38,8 +53,9 @@ export const Progress = Schema.Struct({
   downloadRate: Schema.Number,
   uploadRate: Schema.Number,
   peers: Schema.Number,
-  /** Seconds to completion at the current rate (Infinity when stalled). */
+  /** Seconds to completion at the current rate (Infinity when nothing comes). */
   eta: Schema.Number,
+  trackers: Tracker.Status,
   /** Verified bytes per file. */
   files: Schema.Array(Schema.Number),
   hashFailures: Schema.Number
@@ -87,6 +103,10 @@ interface PeerState {
 const maxHashStrikes = 3
 /** Memory for pieces being downloaded. */
 const openPieceBytes = 8 * 1024 * 1024
+/** Seconds without a peer before a download counts as stalled (not at once: peers take a moment to connect). */
+const stalledAfterSeconds = 5
+/** Seconds without a block before the download rate counts as 0 (its average only halves each second). */
+const idleAfterSeconds = 3
 
 export class Orchestrator extends Context.Service<Orchestrator, {
   readonly offer: (event: PeerEvent) => Effect.Effect<void>
@@ -100,11 +120,15 @@ export class Orchestrator extends Context.Service<Orchestrator, {
   /** Runs the event loop and the verifiers until interrupted. */
   readonly run: Effect.Effect<never, DiskError>
 }>()("effect-torrent/torrent/Orchestrator") {
-  /** `bans` outlive the torrent's runs (the manager keeps them across pause and resume). */
-  static readonly layer = (bans: Bans = new Bans()) => Layer.effect(Orchestrator, Effect.suspend(() => make(bans)))
+  /**
+   * `bans` outlive the torrent's runs (the manager keeps them across pause and
+   * resume); `trackers` tells how the torrent's trackers fare, for progress.
+   */
+  static readonly layer = (bans: Bans = new Bans(), trackers?: () => Tracker.Status) =>
+    Layer.effect(Orchestrator, Effect.suspend(() => make(bans, trackers)))
 }
 
-export const make = Effect.fnUntraced(function*(bans: Bans) {
+export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Tracker.Status = () => "none") {
   const sync = yield* Synchronizer
   const disk = yield* DiskWriter
   const config = yield* TorrentConfig
@@ -127,6 +151,9 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
   let optimistic: PeerKey | undefined
   let hashFailures = 0
   let downloadRate = 0
+  /** Seconds in a row without a block, and without a peer. */
+  let idleSeconds = 0
+  let loneSeconds = 0
 
   const fileProgress = () =>
     meta.files.map((file) => {
@@ -157,11 +184,15 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
       uploadRate,
       peers: peers.size,
       eta: left === 0 ? 0 : downloadRate > 0 ? left / downloadRate : Infinity,
+      trackers: trackers(),
       files: fileProgress(),
       hashFailures
     }
   }
   const progress = yield* SubscriptionRef.make(snapshot("checking"))
+  const isDone = () => sync.isComplete() && sync.pending.size === 0
+  // The last word, however the torrent ends: the seconds' snapshots miss what came after the last one.
+  yield* Effect.addFinalizer(() => SubscriptionRef.set(progress, snapshot(isDone() ? "complete" : "stopped")))
 
   const send = (state: PeerState, messages: ReadonlyArray<PeerCommand>) =>
     messages.length === 0 ? Effect.void : Queue.offerAll(state.outbox, messages)
@@ -337,12 +368,14 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
         return yield* rechoke
       case "Second": {
         const now = downloaded
-        downloadRate = downloadRate * 0.5 + (now - lastDownloaded) * 0.5
+        idleSeconds = now === lastDownloaded ? idleSeconds + 1 : 0
+        loneSeconds = peers.size === 0 ? loneSeconds + 1 : 0
+        downloadRate = idleSeconds >= idleAfterSeconds ? 0 : downloadRate * 0.5 + (now - lastDownloaded) * 0.5
         uploadRate = uploadRate * 0.5 + uploadedThisSecond * 0.5
         uploadedThisSecond = 0
         lastDownloaded = now
-        const done = sync.isComplete() && sync.pending.size === 0
-        yield* SubscriptionRef.set(progress, snapshot(done ? "seeding" : "downloading"))
+        const state = isDone() ? "complete" : loneSeconds >= stalledAfterSeconds ? "stalled" : "downloading"
+        yield* SubscriptionRef.set(progress, snapshot(state))
         return
       }
     }
@@ -371,9 +404,9 @@ export const make = Effect.fnUntraced(function*(bans: Bans) {
         yield* send(state, [{ _tag: "Have", index: piece.index }])
         yield* updateInterest(state)
       }
-      if (sync.isComplete() && sync.pending.size === 0 && !(yield* Deferred.isDone(completed))) {
+      if (isDone() && !(yield* Deferred.isDone(completed))) {
         yield* disk.flush.pipe(Effect.exit, Effect.flatMap((exit) => Deferred.done(completed, exit)))
-        yield* SubscriptionRef.set(progress, snapshot("seeding"))
+        yield* SubscriptionRef.set(progress, snapshot("complete"))
       }
       return
     }

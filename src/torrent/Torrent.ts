@@ -65,8 +65,14 @@ export interface Running {
 
 const resumeEveryMillis = 10_000
 
-/** The per-torrent services, built in the torrent's scope. */
-export const layer = (meta: Metainfo.Metainfo, options: Options, downloadDir: string, maxOpenFiles?: number) => {
+/** The per-torrent services, built in the torrent's scope; `tiers` are its trackers (for progress). */
+export const layer = (
+  meta: Metainfo.Metainfo,
+  options: Options,
+  downloadDir: string,
+  maxOpenFiles?: number,
+  tiers?: Tracker.Tiers
+) => {
   const wanted = options.selected === undefined ? undefined : meta.files.map((_, i) => options.selected!.includes(i))
   const base = Layer.mergeAll(
     Synchronizer.layer(meta, wanted === undefined ? undefined : { wanted }),
@@ -78,7 +84,9 @@ export const layer = (meta: Metainfo.Metainfo, options: Options, downloadDir: st
     RateLimits.layer(options.limits ?? { upload: [], download: [] }),
     PeerExchange.layer(!meta.private)
   )
-  const orchestrator = Orchestrator.layer(options.bans).pipe(Layer.provideMerge(base))
+  const orchestrator = Orchestrator.layer(options.bans, tiers === undefined ? undefined : () => tiers.status).pipe(
+    Layer.provideMerge(base)
+  )
   return Monitor.layer.pipe(Layer.provideMerge(PeerHost.layer.pipe(Layer.provideMerge(orchestrator))))
 }
 
@@ -89,13 +97,14 @@ export const layer = (meta: Metainfo.Metainfo, options: Options, downloadDir: st
 export const run = (meta: Metainfo.Metainfo, options: Options = {}) =>
   Effect.gen(function*() {
     const config = yield* TorrentConfig
+    const tiers = yield* Tracker.makeTiers(meta.announce)
     // The layer is built in the torrent's scope first, so it closes last:
     // files are closed only after the body's finalizers (flush, save) ran.
-    const context = yield* Layer.build(layer(meta, options, config.downloadDir, config.maxOpenFiles))
-    yield* body(meta, options).pipe(Effect.provideContext(context))
+    const context = yield* Layer.build(layer(meta, options, config.downloadDir, config.maxOpenFiles, tiers))
+    yield* body(meta, options, tiers).pipe(Effect.provideContext(context))
   }).pipe(Effect.scoped, Effect.annotateLogs({ torrent: meta.name, infoHash: meta.infoHash }))
 
-const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Options) {
+const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Options, tiers: Tracker.Tiers) {
   const config = yield* TorrentConfig
   const sync = yield* Synchronizer
   const disk = yield* DiskWriter
@@ -126,7 +135,6 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
     yield* Deferred.succeed(orchestrator.completed, undefined)
   }
 
-  const tiers = yield* Tracker.makeTiers(meta.announce)
   const params = SubscriptionRef.get(orchestrator.progress).pipe(
     Effect.map((p): Tracker.AnnounceParams => ({
       infoHash: InfoHash.toBytes(meta.infoHash),

@@ -160,12 +160,23 @@ export class Tracker extends Context.Service<Tracker, {
  * Shared by `announces` and the event announces of one torrent.
  */
 export class Tiers {
+  /** Why the last announce failed at every tracker; undefined once one answers (or before the first). */
+  failure: string | undefined = undefined
+
   constructor(
     readonly tiers: ReadonlyArray<Array<string>>,
     /** "tracker id" values to echo, by URL. */
     readonly trackerIds: Map<string, string> = new Map()
   ) {}
+
+  get status(): Status {
+    return this.tiers.length === 0 ? "none" : this.failure === undefined ? "working" : "failing"
+  }
 }
+
+/** How a torrent's trackers fare: it has none; one answered (or none was asked yet); every one failed the last announce. */
+export const Status = Schema.Literals(["none", "working", "failing"])
+export type Status = typeof Status.Type
 
 export const makeTiers = (announceList: ReadonlyArray<ReadonlyArray<string>>): Effect.Effect<Tiers> =>
   Effect.map(
@@ -215,6 +226,8 @@ const isEmpty = (tiers: Tiers) => tiers.tiers.length === 0
  * sooner than its min interval), emitting every response. When all trackers
  * fail it retries with backoff, so the stream ends only when interrupted.
  * `params` is read before each announce, for current upload/download/left.
+ * A failure is logged when it starts or its reason changes, not at every
+ * retry: a dead tracker is one warning, not one every few minutes.
  */
 export const announces = (
   tiers: Tiers,
@@ -223,8 +236,17 @@ export const announces = (
   isEmpty(tiers) ? Stream.empty : Stream.unwrap(Tracker.useSync((tracker) => {
     const announce = (event: Event) =>
       announceTiers(tracker, tiers, params, event).pipe(
-        Effect.tapError((error) => Effect.logWarning(`announce failed everywhere; last: ${error.message}`)),
+        Effect.tapError((error) => {
+          const repeated = tiers.failure === error.message
+          tiers.failure = error.message
+          return repeated ? Effect.void : Effect.logWarning(`no tracker answers; the last: ${error.message}`)
+        }),
         Effect.retry(backoff),
+        Effect.tap(() => {
+          const recovered = tiers.failure !== undefined
+          tiers.failure = undefined
+          return recovered ? Effect.logInfo("a tracker answers again") : Effect.void
+        }),
         Effect.orDie, // the backoff never ends
         Effect.tap((response) =>
           response.warning === undefined ? Effect.void : Effect.logWarning(`tracker warning: ${response.warning}`)

@@ -74,6 +74,7 @@ describe("Display.line", () => {
       uploadRate: 0,
       peers: 1,
       eta: 60,
+      trackers: "none",
       files: [50],
       hashFailures: 0
     }

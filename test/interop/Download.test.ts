@@ -50,7 +50,7 @@ describe("download from real peers", () => {
 
       assertSameFiles(meta, ws.src, ws.dst)
       const last = observed.last()
-      assert.strictEqual(last.state, "seeding")
+      assert.strictEqual(last.state, "complete")
       assert.strictEqual(last.done, meta.length)
       assert.strictEqual(last.hashFailures, 0)
       assert.isAtLeast(last.downloaded, meta.length)
@@ -71,7 +71,7 @@ describe("download from real peers", () => {
       const observed = yield* download(meta, { downloadDir: ws.dst })
 
       assertSameFiles(meta, ws.src, ws.dst)
-      assert.strictEqual(observed.last().state, "seeding")
+      assert.strictEqual(observed.last().state, "complete")
     }), 60_000)
 
   it.live("from an aria2c seeder found through opentracker", () =>
@@ -89,7 +89,7 @@ describe("download from real peers", () => {
       const observed = yield* download(meta, { downloadDir: ws.dst })
 
       assertSameFiles(meta, ws.src, ws.dst)
-      assert.strictEqual(observed.last().state, "seeding")
+      assert.strictEqual(observed.last().state, "complete")
       assert.strictEqual(observed.last().hashFailures, 0)
     }), 60_000)
 
@@ -206,7 +206,7 @@ describe("download from real peers", () => {
       assert.deepStrictEqual(checked, { absent: 1, partial: 2 }, "the layout has both kinds of unselected files")
       const wantedBytes = [...wantedPieces].reduce((n, p) => n + Metainfo.pieceSize(meta, p), 0)
       const last = observed.last()
-      assert.strictEqual(last.state, "seeding")
+      assert.strictEqual(last.state, "complete")
       assert.strictEqual(last.verified, wantedBytes, "only the selected files' pieces were verified")
       assert.isAtMost(last.downloaded, wantedBytes, "nothing else was downloaded")
     }), 60_000)

@@ -154,7 +154,7 @@ describe("Orchestrator", () => {
       assert.deepStrictEqual(tagsOf(yield* b.drain), ["Have", "Have", "Have"])
       assert.isTrue(yield* Deferred.isDone(orchestrator.completed))
       const progress = yield* SubscriptionRef.get(orchestrator.progress)
-      assert.strictEqual(progress.state, "seeding")
+      assert.strictEqual(progress.state, "complete")
       assert.strictEqual(progress.done, meta.length)
       assert.deepStrictEqual(progress.files, [30_000, 37_536])
     }))

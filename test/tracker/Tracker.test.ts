@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Layer, Stream } from "effect"
+import { Clock, Effect, Fiber, Layer, Logger, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Tracker from "../../src/tracker/Tracker.ts"
 import { request } from "./fixtures.ts"
@@ -113,6 +113,37 @@ describe("Tracker", () => {
         [1905, "none"]
       ])
       yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("a tracker failing every announce is one warning, again only when the reason changes; its status follows", () =>
+    Effect.gen(function*() {
+      const timeout = Effect.fail(new Tracker.Timeout({ seconds: 15 }))
+      const { calls, layer } = fakeTrackers((_, call) => call <= 4 ? down : call === 5 ? timeout : Effect.succeed({}))
+      const logs: Array<string> = []
+      const capture = Logger.make(({ logLevel, message }) => logs.push(`${logLevel}: ${[message].flat().join(" ")}`))
+      const tiers = yield* Tracker.makeTiers([["http://a.test/announce"]])
+      assert.strictEqual(tiers.status, "working", "before the first announce")
+      yield* Tracker.peers(tiers, params).pipe(
+        Stream.runDrain,
+        Effect.provide([layer, Logger.layer([capture])]),
+        Effect.forkChild
+      )
+      yield* TestClock.adjust("0 seconds")
+      assert.strictEqual(tiers.status, "failing")
+      yield* TestClock.adjust("105 seconds") // retries at 15, 45 and 105 s: the same reason
+      assert.strictEqual(calls.length, 4)
+      assert.deepStrictEqual(logs, [
+        "Warn: no tracker answers; the last: tracker http://a.test/announce could not be reached: connection refused"
+      ])
+      yield* TestClock.adjust("120 seconds") // 225 s: another reason
+      yield* TestClock.adjust("240 seconds") // 465 s: answered
+      assert.strictEqual(calls.length, 6)
+      assert.deepStrictEqual(logs.slice(1), [
+        "Warn: no tracker answers; the last: tracker http://a.test/announce did not answer within 15 seconds",
+        "Info: a tracker answers again"
+      ])
+      assert.strictEqual(tiers.status, "working")
+      assert.strictEqual((yield* Tracker.makeTiers([[]])).status, "none")
     }))
 
   it.effect("tries a tier in order, moves the tracker that answered to the front, falls back to the next tier", () =>

@@ -106,6 +106,7 @@ export const makeOrchestrator = Effect.fnUntraced(function*(
     uploadRate: 0,
     peers: 0,
     eta: Infinity,
+    trackers: "none",
     files: [],
     hashFailures: 0
   })
