@@ -119,12 +119,6 @@ export class Host extends Context.Service<Host, {
 const maxUnrequested = 256
 /** Requests from a peer we queue (libtorrent allows 2000); beyond this they are rejected (fast extension) or dropped. */
 export const maxUploadQueue = 2000
-/**
- * Bitfield, have-all and have-none messages from one peer. BEP 3 and BEP 6
- * allow one, right after the handshake; a few more that only add pieces are
- * tolerated, since each costs a pass over every piece.
- */
-const maxAvailabilityMessages = 4
 /** Blocks served per write. */
 const uploadBatch = 16
 
@@ -281,7 +275,8 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
 
   /** The peer's pieces as it announced them, to tell new haves from repeated ones. */
   let theirs = Bitfield.make(options.pieceCount)
-  let availabilityMessages = 0
+  /** Whether the peer sent its bitfield, have-all or have-none yet. */
+  let announced = false
   const flood = FloodGuard.make()
   let portSeen = false
   // 16 KiB answers to 31-byte requests: a few a second, the rest rejected (a peer needs ≤ 1024 in all).
@@ -400,23 +395,23 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
             ? Bitfield.fromBytes(m.bytes, options.pieceCount)
             : Result.succeed(m._tag === "HaveAll" ? Bitfield.full(options.pieceCount) : Bitfield.make(options.pieceCount))
           if (Result.isFailure(next)) return yield* violation(next.failure.message)
-          // Pieces are never lost: availability that shrinks is a lie, and
-          // each of these costs the host (the Orchestrator) a pass over every piece.
-          const retracted = theirs.firstNotIn(next.success)
-          if (retracted >= 0) return yield* violation(`announced piece ${retracted}, then a ${m._tag} without it`)
-          if (++availabilityMessages > maxAvailabilityMessages) {
-            return yield* violation(`sent ${availabilityMessages} bitfield, have-all and have-none messages; the limit is ${maxAvailabilityMessages}`)
-          }
-          if (theirs.count() > 0) {
-            // What it adds, as haves: the host's state is only ever added to.
-            for (let i = 0; i < options.pieceCount; i++) {
-              if (next.success.has(i) && !theirs.has(i)) messages.push({ _tag: "Have", index: i })
-            }
+          // Pieces are never lost: availability that shrinks is a lie.
+          const [retracted] = theirs.notIn(next.success, 1)
+          if (retracted !== undefined) return yield* violation(`announced piece ${retracted}, then a ${m._tag} without it`)
+          const first = !announced
+          announced = true
+          if (first && theirs.count() === 0) {
             theirs = next.success
-            continue
+            break
           }
+          // Later ones (aria2c sends a fresh bitfield instead of haves) reach the
+          // host as haves of what they add, so none costs it a pass over every
+          // piece; one that adds nothing is a useless message.
+          const added = next.success.notIn(theirs)
+          if (added.length === 0 && !flood.spend()) return yield* flooded(m)
+          for (const index of added) messages.push({ _tag: "Have", index })
           theirs = next.success
-          break
+          continue
         }
       }
       messages.push(m)

@@ -64,13 +64,18 @@ export class Bitfield {
     return this.setCount === this.size
   }
 
-  /** The first piece this bitfield has and `other` (of the same size) lacks, or -1. */
-  firstNotIn(other: Bitfield): number {
-    for (let i = 0; i < this.bytes.length; i++) {
-      const extra = this.bytes[i]! & ~other.bytes[i]!
-      if (extra !== 0) return i * 8 + Math.clz32(extra) - 24
+  /** The pieces this bitfield has and `other` (of the same size) lacks, in order, at most `max` of them. */
+  notIn(other: Bitfield, max = Infinity): Array<number> {
+    const out: Array<number> = []
+    for (let i = 0; i < this.bytes.length && out.length < max; i++) {
+      // The high bit is the lowest piece: take bits from the top down.
+      for (let extra = this.bytes[i]! & ~other.bytes[i]! & 0xff; extra !== 0 && out.length < max;) {
+        const top = 31 - Math.clz32(extra)
+        out.push(i * 8 + 7 - top)
+        extra &= ~(1 << top)
+      }
     }
-    return -1
+    return out
   }
 
   /** A copy of the bytes, for a `bitfield` message (the copy stays valid while this bitfield changes). */

@@ -78,13 +78,14 @@ describe("Bitfield", () => {
     assert.isTrue(Result.isFailure(Bitfield.fromBytes(new Uint8Array([0x01]), 7)))
   })
 
-  it.prop("firstNotIn finds the first piece one has and the other lacks", [Schema.Uint8Array, Schema.Uint8Array], ([a, b]) => {
+  it.prop("notIn lists the pieces one has and the other lacks, in order", [Schema.Uint8Array, Schema.Uint8Array], ([a, b]) => {
     const size = Math.min(a.length, b.length) * 8
     const one = Result.getOrThrow(Bitfield.fromBytes(a.subarray(0, size / 8), size))
     const other = Result.getOrThrow(Bitfield.fromBytes(b.subarray(0, size / 8), size))
-    let expected = -1
-    for (let i = size - 1; i >= 0; i--) if (one.has(i) && !other.has(i)) expected = i
-    assert.strictEqual(one.firstNotIn(other), expected)
-    assert.strictEqual(one.firstNotIn(one), -1)
+    const expected: Array<number> = []
+    for (let i = 0; i < size; i++) if (one.has(i) && !other.has(i)) expected.push(i)
+    assert.deepStrictEqual(one.notIn(other), expected)
+    assert.deepStrictEqual(one.notIn(other, 1), expected.slice(0, 1))
+    assert.deepStrictEqual(one.notIn(one), [])
   })
 })
