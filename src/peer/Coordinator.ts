@@ -9,7 +9,7 @@
  *
  * It belongs to one PeerSession and is called synchronously from its fibers.
  */
-import { Context } from "effect"
+import { Context, Layer } from "effect"
 import { blockKey, type BlockRequest, blockSize } from "../protocol/Block.ts"
 
 export interface Options {
@@ -102,4 +102,7 @@ export const make = (options: Options) => {
 
 export type State = ReturnType<typeof make>
 
-export class Coordinator extends Context.Service<Coordinator, State>()("effect-torrent/peer/Coordinator") {}
+/** One per connection, built by the session's per-connection layer. */
+export class Coordinator extends Context.Service<Coordinator, State>()("effect-torrent/peer/Coordinator") {
+  static readonly layer = (options: Options) => Layer.sync(Coordinator, () => Coordinator.of(make(options)))
+}

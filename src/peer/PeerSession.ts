@@ -12,7 +12,7 @@
  * the host gets one `Disconnected` event with the requests it leaves
  * unanswered, and closing the scope closes the socket.
  */
-import { Cause, Clock, Context, Deferred, Effect, Exit, Option, Queue, Result, Schema } from "effect"
+import { Cause, Clock, Context, Deferred, Effect, Exit, Layer, Option, Queue, Result, Schema } from "effect"
 import * as Socket from "effect/socket/Socket"
 import * as AllowedFast from "../protocol/AllowedFast.ts"
 import * as Bitfield from "../protocol/Bitfield.ts"
@@ -188,19 +188,38 @@ const classify = (cause: Cause.Cause<unknown>): Omit<Outcome, "handshaken"> => {
   return { reason: Socket.isSocketError(error) ? "Closed" : "Failed", detail }
 }
 
+/** The handshake, then the session proper with its connection's services: PeerIo and a Coordinator. */
 const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordinator.State) => void) {
   const host = yield* Host
+  const fail = (reason: PeerErrorReason, detail: string) => new PeerError({ peer: options.peer, reason, detail })
+  const { handshake, io, rest } = yield* open(options.connection, {
+    infoHash: options.infoHash,
+    peerId: host.peerId,
+    features: host.dht === undefined ? ["fast", "extensions"] : ["fast", "extensions", "dht"],
+    maxFrame: Frame.maxFrameFor(options.pieceCount),
+    timeoutMillis: host.handshakeTimeoutMillis
+  }, fail)
+  const connection = Layer.mergeAll(
+    Layer.succeed(PeerIo.PeerIo, io),
+    Coordinator.Coordinator.layer({ requestTimeoutMillis: host.requestTimeoutMillis })
+  )
+  return yield* connected(options, handshake, rest, expose).pipe(Effect.provide(connection))
+})
+
+const connected = Effect.fnUntraced(function*(
+  options: Options,
+  handshake: Handshake.Handshake,
+  rest: ReadonlyArray<PeerIo.Incoming>,
+  expose: (c: Coordinator.State) => void
+) {
+  const host = yield* Host
+  const io = yield* PeerIo.PeerIo
+  const coordinator = yield* Coordinator.Coordinator
+  expose(coordinator)
   const { dht, exchange } = host
   const { peer } = options
   const fail = (reason: PeerErrorReason, detail: string) => new PeerError({ peer, reason, detail })
   const violation = (detail: string) => fail("ProtocolViolation", detail)
-  const { handshake, io, rest } = yield* open(options.connection, {
-    infoHash: options.infoHash,
-    peerId: host.peerId,
-    features: dht === undefined ? ["fast", "extensions"] : ["fast", "extensions", "dht"],
-    maxFrame: Frame.maxFrameFor(options.pieceCount),
-    timeoutMillis: host.handshakeTimeoutMillis
-  }, fail)
   const fast = Handshake.supports(handshake, "fast")
   const extensions = new Extensions({
     offer: exchange !== undefined ? ["ut_metadata", "ut_pex"] : ["ut_metadata"],
@@ -210,8 +229,6 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
     peerHost: hostOf(peer)
   })
 
-  const coordinator = Coordinator.make({ requestTimeoutMillis: host.requestTimeoutMillis })
-  expose(coordinator)
   if (options.onHandshake !== undefined) yield* options.onHandshake
   const outbox = yield* Queue.unbounded<PeerCommand>()
 
