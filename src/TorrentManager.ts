@@ -10,7 +10,22 @@
  * (`MetadataPhase`, progress state "fetching metadata"), then downloads like
  * one added from a .torrent; the metadata is kept across pauses.
  */
-import { Context, Deferred, Effect, FiberMap, FiberSet, FileSystem, Layer, Path, Queue, Schema, Stream, SubscriptionRef } from "effect"
+import {
+  Context,
+  Deferred,
+  Effect,
+  FiberMap,
+  FiberSet,
+  FileSystem,
+  Layer,
+  Path,
+  PubSub,
+  Queue,
+  Schema,
+  type Scope,
+  Stream,
+  SubscriptionRef
+} from "effect"
 import { Digest } from "effect/crypto"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Dht } from "./dht/Dht.ts"
@@ -33,6 +48,7 @@ import { PieceWorker } from "./torrent/PieceWorker.ts"
 import * as Discovery from "./torrent/Discovery.ts"
 import * as Torrent from "./torrent/Torrent.ts"
 import * as RateLimit from "./torrent/RateLimit.ts"
+import { type TorrentEvent, TorrentEvents } from "./torrent/TorrentEvents.ts"
 import { type Settings, TorrentConfig } from "./torrent/TorrentConfig.ts"
 import * as HttpTracker from "./tracker/HttpTracker.ts"
 import * as Tracker from "./tracker/Tracker.ts"
@@ -45,6 +61,18 @@ export class TorrentNotFound extends Schema.TaggedError<TorrentNotFound>()("Torr
     return `no torrent with info-hash ${this.infoHash}`
   }
 }
+
+/** An event of one of the manager's torrents. */
+export interface ManagerEvent {
+  readonly infoHash: InfoHash.InfoHash
+  readonly event: TorrentEvent
+}
+
+/**
+ * Events kept for each subscriber that has not taken them yet; beyond, the
+ * oldest are dropped (a slow subscriber cannot grow the engine's memory).
+ */
+const eventBacklog = 4096
 
 /** Bytes per second; 0 or absent = unlimited. */
 export interface RateSettings {
@@ -61,6 +89,8 @@ export interface TorrentHandle {
   /** Changes this torrent's own rate limits while it runs. */
   readonly setLimits: (limits: RateSettings) => Effect.Effect<void>
   readonly progress: SubscriptionRef.SubscriptionRef<Progress>
+  /** What happens to the torrent from the moment the stream runs (see TorrentEvents). */
+  readonly events: Stream.Stream<TorrentEvent>
   /** Succeeds once the selected files are complete and verified; fails with the torrent's error. */
   readonly completed: Effect.Effect<void, Torrent.TorrentError>
   /** Succeeds when the torrent stops by itself (complete, or its seeding goal reached). */
@@ -99,6 +129,10 @@ export class TorrentManager extends Context.Service<TorrentManager, {
   readonly list: Effect.Effect<ReadonlyArray<TorrentHandle>>
   /** Changes the limits shared by all torrents while they run. */
   readonly setLimits: (limits: RateSettings) => Effect.Effect<void>
+  /** What happens to every torrent, from the moment the stream runs. */
+  readonly events: Stream.Stream<ManagerEvent>
+  /** The same, subscribed at once: nothing published after this returns is missed while the scope is open. */
+  readonly subscribe: Effect.Effect<Stream.Stream<ManagerEvent>, never, Scope.Scope>
 }>()("effect-torrent/TorrentManager") {
   /** Needs TorrentConfig, FileSystem, Path, Digest, PieceWorker, PeerConnector and Tracker. */
   static readonly layer = Layer.effect(TorrentManager, Effect.suspend(() => make))
@@ -173,6 +207,11 @@ export const make = Effect.gen(function*() {
   const globalUpload = new RateLimit.Bucket(config.maxUploadRate)
   const globalDownload = new RateLimit.Bucket(config.maxDownloadRate)
   const fibers = yield* FiberMap.make<InfoHash.InfoHash, void, never>()
+  const hub = yield* PubSub.sliding<ManagerEvent>(eventBacklog)
+  const publisher = (infoHash: InfoHash.InfoHash) =>
+    TorrentEvents.of({ publish: (event) => PubSub.publish(hub, { infoHash, event }).pipe(Effect.asVoid) })
+  /** Per torrent, the fiber turning its progress into StateChanged events. */
+  const watchers = yield* FiberMap.make<InfoHash.InfoHash, void, never>()
   const entries = new Map<InfoHash.InfoHash, Entry>()
   /** Running torrents' hand-over for incoming connections, by info-hash. */
   const accepting = new Map<InfoHash.InfoHash, Torrent.Running["accept"]>()
@@ -275,7 +314,8 @@ export const make = Effect.gen(function*() {
               )
           }).pipe(
             // Sessions tell DHT peers where our node is (never in private torrents, BEP 27).
-            (run) => dht === undefined || meta.private ? run : Effect.provideService(run, Dht, dht)
+            (run) => dht === undefined || meta.private ? run : Effect.provideService(run, Dht, dht),
+            Effect.provideService(TorrentEvents, publisher(entry.infoHash))
           )
         ),
         // The final state before `done`: whoever awaits the outcome then sees it.
@@ -349,11 +389,24 @@ export const make = Effect.gen(function*() {
       },
       done,
       progress,
+      events: Stream.fromPubSub(hub).pipe(
+        Stream.filter((e) => e.infoHash === infoHash),
+        Stream.map((e) => e.event)
+      ),
       completed,
       finished: Deferred.await(done),
       setLimits: applyLimits(upload, download)
     }
     entries.set(infoHash, entry)
+    yield* FiberMap.run(
+      watchers,
+      infoHash,
+      SubscriptionRef.changes(progress).pipe(
+        Stream.map((p) => p.state),
+        Stream.changes,
+        Stream.runForEach((state) => publisher(infoHash).publish({ _tag: "StateChanged", state }))
+      )
+    )
     yield* start(entry)
     return entry as TorrentHandle
   })
@@ -365,8 +418,13 @@ export const make = Effect.gen(function*() {
     resume: (infoHash) => Effect.flatMap(find(infoHash), (entry) => Effect.asVoid(start(entry))),
     remove: (infoHash) =>
       Effect.flatMap(find(infoHash), () =>
-        FiberMap.remove(fibers, infoHash).pipe(Effect.andThen(Effect.sync(() => entries.delete(infoHash))))),
+        FiberMap.remove(fibers, infoHash).pipe(
+          Effect.andThen(FiberMap.remove(watchers, infoHash)),
+          Effect.andThen(Effect.sync(() => entries.delete(infoHash)))
+        )),
     list: Effect.sync(() => [...entries.values()]),
-    setLimits: applyLimits(globalUpload, globalDownload)
+    setLimits: applyLimits(globalUpload, globalDownload),
+    events: Stream.fromPubSub(hub),
+    subscribe: Effect.map(PubSub.subscribe(hub), Stream.fromSubscription)
   })
 })

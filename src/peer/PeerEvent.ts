@@ -5,6 +5,7 @@
 import type { Queue } from "effect"
 import type * as Handshake from "../protocol/Handshake.ts"
 import type { WireMessage } from "../protocol/WireMessage.ts"
+import type { Outcome } from "./PeerSession.ts"
 import type { BlockRequest } from "../protocol/Block.ts"
 
 /** `host:port` of the remote peer (IPv6 hosts in brackets). */
@@ -58,6 +59,8 @@ export type PeerEvent =
   | {
     readonly _tag: "Disconnected"
     readonly peer: PeerKey
-    readonly reason: string
+    /** Why the session ended, and as a sentence. */
+    readonly reason: Outcome["reason"]
+    readonly detail: string
     readonly released: ReadonlyArray<BlockRequest>
   }

@@ -172,7 +172,7 @@ export const run = (
     const exit = yield* session(options, (c) => (coordinator = c)).pipe(Effect.scoped, Effect.exit)
     const { reason, detail } = exit._tag === "Success" ? { reason: "Closed" as const, detail: "closed" } : classify(exit.cause)
     if (coordinator !== undefined) {
-      yield* host.offer({ _tag: "Disconnected", peer: options.peer, reason: detail, released: coordinator.clear() })
+      yield* host.offer({ _tag: "Disconnected", peer: options.peer, reason, detail, released: coordinator.clear() })
     }
     return { handshaken: coordinator !== undefined, reason, detail }
   }).pipe(Effect.annotateLogs({ peer: options.peer }))

@@ -20,6 +20,7 @@ import * as SmartBan from "./SmartBan.ts"
 import { blockKey, type BlockRequest } from "../protocol/Block.ts"
 import { contributorsOf, type OpenPiece, Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
+import { TorrentEvents } from "./TorrentEvents.ts"
 import * as Tracker from "../tracker/Tracker.ts"
 
 /**
@@ -133,6 +134,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
   const disk = yield* DiskWriter
   const config = yield* TorrentConfig
   const digest = yield* Digest.Digest
+  const published = yield* TorrentEvents
   const random = yield* Random.Random
   const meta = sync.meta
   const events = yield* Queue.unbounded<Event>()
@@ -330,6 +332,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
           connectedAt: yield* Clock.currentTimeMillis,
           hashStrikes: 0
         })
+        yield* published.publish({ _tag: "PeerConnected", peer: event.peer, outgoing: event.outgoing })
         return
       }
       case "Messages": {
@@ -359,7 +362,13 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
         if (state === undefined) return
         release(state, [...state.assigned.values()])
         sync.addAvailability(state.has, -1)
-        yield* Effect.logDebug(`disconnected: ${event.reason}`).pipe(Effect.annotateLogs({ peer: event.peer }))
+        yield* Effect.logDebug(`disconnected: ${event.detail}`).pipe(Effect.annotateLogs({ peer: event.peer }))
+        yield* published.publish({
+          _tag: "PeerDisconnected",
+          peer: event.peer,
+          reason: event.reason,
+          detail: event.detail
+        })
         return
       }
       case "PieceChecked":
@@ -400,6 +409,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
         if (state !== undefined) state.hashStrikes = Math.max(0, state.hashStrikes - 1)
       }
       sync.verified(piece)
+      yield* published.publish({ _tag: "PieceVerified", index: piece.index })
       for (const state of peers.values()) {
         yield* send(state, [{ _tag: "Have", index: piece.index }])
         yield* updateInterest(state)
@@ -416,6 +426,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
     sync.failed(piece)
     for (const state of peers.values()) yield* updateInterest(state) // the piece is needed again
     yield* Effect.logWarning(`piece ${piece.index} failed its hash check; from ${[...contributors].join(", ")}`)
+    yield* published.publish({ _tag: "HashFailed", index: piece.index, peers: [...contributors] })
     for (const peer of contributors) {
       const state = peers.get(peer)
       if (state === undefined) continue

@@ -24,6 +24,7 @@ import { RateLimits } from "./RateLimit.ts"
 import * as Resume from "./Resume.ts"
 import { Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
+import { TorrentEvents } from "./TorrentEvents.ts"
 
 export class TorrentError extends Schema.TaggedError<TorrentError>()("TorrentError", {
   name: Schema.String,
@@ -98,6 +99,13 @@ export const run = (meta: Metainfo.Metainfo, options: Options = {}) =>
   Effect.gen(function*() {
     const config = yield* TorrentConfig
     const tiers = yield* Tracker.makeTiers(meta.announce)
+    const events = yield* TorrentEvents
+    tiers.onAnnounce = (outcome) =>
+      events.publish(
+        outcome._tag === "Answered"
+          ? { _tag: "TrackerAnnounced", peers: outcome.peers }
+          : { _tag: "TrackerFailed", error: outcome.error }
+      )
     // The layer is built in the torrent's scope first, so it closes last:
     // files are closed only after the body's finalizers (flush, save) ran.
     const context = yield* Layer.build(layer(meta, options, config.downloadDir, config.maxOpenFiles, tiers))

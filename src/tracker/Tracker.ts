@@ -162,6 +162,8 @@ export class Tracker extends Context.Service<Tracker, {
 export class Tiers {
   /** Why the last announce failed at every tracker; undefined once one answers (or before the first). */
   failure: string | undefined = undefined
+  /** Told of each periodic announce's outcome (the torrent's event stream). */
+  onAnnounce: (outcome: AnnounceOutcome) => Effect.Effect<void> = () => Effect.void
 
   constructor(
     readonly tiers: ReadonlyArray<Array<string>>,
@@ -173,6 +175,11 @@ export class Tiers {
     return this.tiers.length === 0 ? "none" : this.failure === undefined ? "working" : "failing"
   }
 }
+
+/** A periodic announce: answered with so many peers, or failed at every tracker. */
+export type AnnounceOutcome =
+  | { readonly _tag: "Answered"; readonly peers: number }
+  | { readonly _tag: "Failed"; readonly error: string }
 
 /** How a torrent's trackers fare: it has none; one answered (or none was asked yet); every one failed the last announce. */
 export const Status = Schema.Literals(["none", "working", "failing"])
@@ -239,7 +246,10 @@ export const announces = (
         Effect.tapError((error) => {
           const repeated = tiers.failure === error.message
           tiers.failure = error.message
-          return repeated ? Effect.void : Effect.logWarning(`no tracker answers; the last: ${error.message}`)
+          return Effect.andThen(
+            tiers.onAnnounce({ _tag: "Failed", error: error.message }),
+            repeated ? Effect.void : Effect.logWarning(`no tracker answers; the last: ${error.message}`)
+          )
         }),
         Effect.retry(backoff),
         Effect.tap(() => {
@@ -249,7 +259,10 @@ export const announces = (
         }),
         Effect.orDie, // the backoff never ends
         Effect.tap((response) =>
-          response.warning === undefined ? Effect.void : Effect.logWarning(`tracker warning: ${response.warning}`)
+          Effect.andThen(
+            tiers.onAnnounce({ _tag: "Answered", peers: response.peers.length }),
+            response.warning === undefined ? Effect.void : Effect.logWarning(`tracker warning: ${response.warning}`)
+          )
         )
       )
     return Stream.unfold({ event: "started" as Event, delay: Duration.zero }, ({ delay, event }) =>

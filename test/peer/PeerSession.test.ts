@@ -235,7 +235,7 @@ describe("PeerSession", () => {
         const outcome = yield* Fiber.join(fiber)
         assert.deepStrictEqual(outcome, { handshaken: true, reason: "Idle", detail: `peer ${peer}: silent for 60 s` })
         const disconnected = ofTag(events, "Disconnected")
-        assert.deepStrictEqual(disconnected, [{ _tag: "Disconnected", peer, reason: outcome.detail, released: [] }])
+        assert.deepStrictEqual(disconnected, [{ _tag: "Disconnected", peer, reason: outcome.reason, detail: outcome.detail, released: [] }])
         yield* settle
         assert.isTrue(remote.closed())
       }))
@@ -287,7 +287,7 @@ describe("PeerSession", () => {
         assert.isTrue(outcome.handshaken)
         const disconnected = ofTag(events, "Disconnected")
         assert.strictEqual(disconnected.length, 1)
-        assert.strictEqual(disconnected[0]!.reason, outcome.detail)
+        assert.strictEqual(disconnected[0]!.detail, outcome.detail)
         assert.deepStrictEqual(disconnected[0]!.released.map(requestOnly), [requestOnly(r1!), requestOnly(r3!)])
       }))
 

@@ -203,7 +203,7 @@ describe("Orchestrator", () => {
       assert.isFalse(disk.written.has(0))
       assert.strictEqual(sync.have[0], 0)
 
-      yield* bad.offer({ _tag: "Disconnected", peer: bad.peer, reason: "sent corrupt data", released: [] })
+      yield* bad.offer({ _tag: "Disconnected", peer: bad.peer, reason: "Dropped", detail: "sent corrupt data", released: [] })
       yield* good.says([{ _tag: "HaveAll" }, { _tag: "Unchoke" }])
       const toGood = requestsIn(yield* good.drain)
       assert.deepStrictEqual(sortedKeys(toGood), sortedKeys(allBlocks), "piece 0 again, and the blocks the bad peer held")

@@ -12,6 +12,7 @@ import { Bans } from "../../src/torrent/Bans.ts"
 import * as Orchestrator from "../../src/torrent/Orchestrator.ts"
 import { Synchronizer } from "../../src/torrent/Synchronizer.ts"
 import { type Settings, TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
+import { TorrentEvents } from "../../src/torrent/TorrentEvents.ts"
 import * as FakePeer from "../util/FakePeer.ts"
 
 export const pieceLength = 32 * 1024
@@ -79,7 +80,8 @@ export const orchestrator = (fixture: Fixture, settings?: Partial<Settings>) =>
       Synchronizer.layer(fixture.meta),
       disk.layer,
       NodeCrypto.layerDigest,
-      TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1), ...settings })
+      TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1), ...settings }),
+      TorrentEvents.layerDiscard
     )
     return yield* Effect.gen(function*() {
       return { disk, sync: yield* Synchronizer, orchestrator: yield* Orchestrator.make(new Bans()) }
