@@ -35,8 +35,7 @@ import * as InfoHash from "./protocol/InfoHash.ts"
 import * as Magnet from "./protocol/Magnet.ts"
 import type * as Metainfo from "./protocol/Metainfo.ts"
 import * as Admission from "./peer/Admission.ts"
-import * as Listener from "./peer/Listener.ts"
-import { PeerConnector } from "./peer/PeerConnector.ts"
+import { type Connection, Network } from "./peer/Network.ts"
 import { keyOf } from "./peer/PeerEvent.ts"
 import * as PeerIo from "./peer/PeerIo.ts"
 import * as PeerSession from "./peer/PeerSession.ts"
@@ -134,7 +133,7 @@ export class TorrentManager extends Context.Service<TorrentManager, {
   /** The same, subscribed at once: nothing published after this returns is missed while the scope is open. */
   readonly subscribe: Effect.Effect<Stream.Stream<ManagerEvent>, never, Scope.Scope>
 }>()("effect-torrent/TorrentManager") {
-  /** Needs TorrentConfig, FileSystem, Path, Digest, PieceWorker, PeerConnector and Tracker. */
+  /** Needs TorrentConfig, FileSystem, Path, Digest, PieceWorker, Network and Tracker. */
   static readonly layer = Layer.effect(TorrentManager, Effect.suspend(() => make))
 
   /** Everything on Node: TCP peers, HTTP/UDP trackers, files, SHA-1 and writes on a worker thread. */
@@ -142,7 +141,7 @@ export class TorrentManager extends Context.Service<TorrentManager, {
     TorrentManager.layer.pipe(
       Layer.provide(Layer.mergeAll(
         TorrentConfig.layerWith(settings),
-        PeerConnector.layerNode,
+        Network.layerNode,
         PieceWorker.layerDigest.pipe(Layer.provideMerge(PieceWorker.layer)),
         Tracker.Tracker.layer.pipe(Layer.provide(Layer.mergeAll(HttpTracker.layerNode, UdpTracker.layerNode)))
       )),
@@ -202,7 +201,7 @@ const applyLimits = (up: RateLimit.Bucket, down: RateLimit.Bucket) => (limits: R
   })
 
 export const make = Effect.gen(function*() {
-  const context = yield* Effect.context<TorrentConfig | FileSystem.FileSystem | Path.Path | Digest.Digest | PieceWorker | PeerConnector | Tracker.Tracker>()
+  const context = yield* Effect.context<TorrentConfig | FileSystem.FileSystem | Path.Path | Digest.Digest | PieceWorker | Network | Tracker.Tracker>()
   const config = yield* TorrentConfig
   const globalUpload = new RateLimit.Bucket(config.maxUploadRate)
   const globalDownload = new RateLimit.Bucket(config.maxDownloadRate)
@@ -217,12 +216,16 @@ export const make = Effect.gen(function*() {
   const accepting = new Map<InfoHash.InfoHash, Torrent.Running["accept"]>()
 
   // Incoming connections: read the handshake, then hand over to the torrent it names.
-  const incoming = yield* Queue.unbounded<Listener.Connection>()
-  const port = yield* Listener.listen(config.port, (c) => Queue.offerUnsafe(incoming, c), config.listenHost)
+  const network = yield* Network
+  const incoming = yield* Queue.unbounded<Connection>()
+  const port = yield* network.listen(
+    { port: config.port, host: config.listenHost, strict: config.strictPort },
+    (c) => Queue.offerUnsafe(incoming, c)
+  )
   const admission = Admission.make(config)
   const dht = config.dht ? yield* startDht(config, port) : undefined
   const lpd = config.localDiscovery ? yield* startLpd(config) : undefined
-  const route = (connection: Listener.Connection) =>
+  const route = (connection: Connection) =>
     Effect.gen(function*() {
       const maxFrame = Math.max(
         Frame.maxFrameFor(1),

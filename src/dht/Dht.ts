@@ -26,7 +26,6 @@
 import { randomBytes } from "node:crypto"
 import { lookup as dnsLookup } from "node:dns/promises"
 import { isIPv4 } from "node:net"
-import * as NodeDatagramSocket from "@effect/platform-node/NodeDatagramSocket"
 import {
   Clock,
   Context,
@@ -47,6 +46,7 @@ import {
 } from "effect"
 import * as NetAddress from "effect/net/NetAddress"
 import type * as DatagramSocket from "effect/socket/DatagramSocket"
+import { Network } from "../peer/Network.ts"
 import * as Bencode from "../protocol/Bencode.ts"
 import * as Krpc from "./Krpc.ts"
 import { PeerStore } from "./PeerStore.ts"
@@ -114,15 +114,15 @@ export class Dht extends Context.Service<Dht, {
   /** Good nodes in the routing table. */
   readonly nodes: Effect.Effect<number>
 }>()("effect-torrent/dht/Dht") {
-  /** A node on a node:dgram socket bound to `host:port`. Needs FileSystem and Path (for `stateFile`). */
+  /** A node on a UDP socket of the Network bound to `host:port`. Needs Network, FileSystem and Path (for `stateFile`). */
   static readonly layer = (settings: Partial<Settings> = {}) => {
     const resolved = { ...defaultSettings, ...settings }
     return Layer.effect(
       Dht,
-      Effect.flatMap(
-        NodeDatagramSocket.make({ bind: { address: resolved.host, port: resolved.port } }),
-        (socket) => make(resolved, socket)
-      )
+      Effect.gen(function*() {
+        const network = yield* Network
+        return yield* make(resolved, yield* network.datagram({ bind: { host: resolved.host, port: resolved.port } }))
+      })
     )
   }
 

@@ -15,10 +15,10 @@
  *   so a new `peers` stream begins with the peers already known.
  */
 import { randomBytes } from "node:crypto"
-import * as NodeDatagramSocket from "@effect/platform-node/NodeDatagramSocket"
 import { Cause, Clock, Context, Duration, Effect, Layer, Queue, Result, Schema, Stream } from "effect"
 import * as NetAddress from "effect/net/NetAddress"
 import type * as DatagramSocket from "effect/socket/DatagramSocket"
+import { Network } from "../peer/Network.ts"
 import { PeerStore } from "../dht/PeerStore.ts"
 import * as LpdMessage from "./LpdMessage.ts"
 
@@ -60,15 +60,16 @@ export class Lpd extends Context.Service<Lpd, {
    */
   readonly peers: (infoHash: string, port: number) => Stream.Stream<Address>
 }>()("effect-torrent/lpd/Lpd") {
-  /** On a node:dgram socket bound to 0.0.0.0 on the group's port. */
+  /** On a UDP socket of the Network bound to 0.0.0.0 on the group's port. */
   static readonly layer = (settings: Partial<Settings> = {}) => {
     const resolved = { ...defaultSettings, ...settings }
     return Layer.effect(
       Lpd,
       Effect.gen(function*() {
         const { localInterface } = yield* parseAddresses(resolved)
-        const socket = yield* NodeDatagramSocket.make({
-          bind: { address: "0.0.0.0", port: resolved.port },
+        const network = yield* Network
+        const socket = yield* network.datagram({
+          bind: { host: "0.0.0.0", port: resolved.port },
           reuseAddress: true,
           multicast: { interface: localInterface, loopback: true, ttl: 1 }
         })

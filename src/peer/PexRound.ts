@@ -4,7 +4,7 @@
  * added and dropped, at most once per `intervalMillis`.
  */
 import * as Pex from "../protocol/Pex.ts"
-import type { Address } from "./PeerConnector.ts"
+import type { Address } from "./Network.ts"
 import { keyOf, type PeerKey } from "./PeerEvent.ts"
 
 /**

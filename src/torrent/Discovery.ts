@@ -6,7 +6,7 @@
  */
 import { type Effect, Schedule, Stream } from "effect"
 import type { Dht } from "../dht/Dht.ts"
-import type { Address } from "../peer/PeerConnector.ts"
+import type { Address } from "../peer/Network.ts"
 import * as Tracker from "../tracker/Tracker.ts"
 
 export const peers = (options: {

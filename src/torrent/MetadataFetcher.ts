@@ -19,7 +19,7 @@ import * as Metadata from "../protocol/Metadata.ts"
 import type { WireMessage } from "../protocol/WireMessage.ts"
 import { Extensions } from "../peer/Extensions.ts"
 import { Admission } from "../peer/Admission.ts"
-import { type Address, PeerConnector } from "../peer/PeerConnector.ts"
+import { type Address, Network } from "../peer/Network.ts"
 import { hostOf, keyOf, type PeerKey } from "../peer/PeerEvent.ts"
 import type * as PeerIo from "../peer/PeerIo.ts"
 import * as PeerSession from "../peer/PeerSession.ts"
@@ -60,10 +60,10 @@ export interface MetadataFetcher {
 
 export const make = Effect.fnUntraced(function*(
   options: { readonly infoHash: InfoHash.InfoHash; readonly bans: Bans }
-): Effect.fn.Return<MetadataFetcher, never, TorrentConfig | PeerConnector | Scope.Scope> {
+): Effect.fn.Return<MetadataFetcher, never, TorrentConfig | Network | Scope.Scope> {
   const config = yield* TorrentConfig
   const admission = yield* Admission
-  const connector = yield* PeerConnector
+  const network = yield* Network
   const infoHash = InfoHash.toBytes(options.infoHash)
   const assembly = new MetadataAssembly(options.infoHash)
   const done = yield* Deferred.make<Uint8Array>()
@@ -208,7 +208,7 @@ export const make = Effect.fnUntraced(function*(
       candidate.retryAt = Infinity // until the session ends
       const connection: PeerSession.Connection = {
         _tag: "Outgoing",
-        socket: connector.connect(candidate.address, config.connectTimeoutMillis)
+        socket: network.connect(candidate.address, config.connectTimeoutMillis)
       }
       const released = Effect.sync(() => admission.release())
       yield* FiberMap.run(sessions, key, runSession(key, connection).pipe(Effect.ensuring(Effect.andThen(released, ended(key)))), {

@@ -15,7 +15,7 @@ import * as InfoHash from "../protocol/InfoHash.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
 import { Admission } from "../peer/Admission.ts"
 import type * as PeerIo from "../peer/PeerIo.ts"
-import { type Address, PeerConnector } from "../peer/PeerConnector.ts"
+import { type Address, Network } from "../peer/Network.ts"
 import { keyOf, type PeerKey } from "../peer/PeerEvent.ts"
 import * as PeerSession from "../peer/PeerSession.ts"
 import { Orchestrator } from "./Orchestrator.ts"
@@ -54,7 +54,7 @@ export class Monitor extends Context.Service<Monitor, {
 
 export const make = Effect.gen(function*() {
   const config = yield* TorrentConfig
-  const connector = yield* PeerConnector
+  const network = yield* Network
   const orchestrator = yield* Orchestrator
   const sync = yield* Synchronizer
   const context = yield* Effect.context<PeerSession.Host>()
@@ -97,7 +97,7 @@ export const make = Effect.gen(function*() {
     })
     const session = PeerSession.run({
       ...sessionOptions(key),
-      connection: { _tag: "Outgoing", socket: connector.connect(candidate.address, config.connectTimeoutMillis) },
+      connection: { _tag: "Outgoing", socket: network.connect(candidate.address, config.connectTimeoutMillis) },
       onHandshake: settle
     }).pipe(
       Effect.ensuring(Effect.andThen(settle, Effect.sync(() => admission.release()))),

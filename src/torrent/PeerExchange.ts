@@ -10,7 +10,7 @@
  * Off for private torrents (BEP 27): we neither offer ut_pex nor read it.
  */
 import { Context, Effect, Layer, Queue, Stream } from "effect"
-import type { Address } from "../peer/PeerConnector.ts"
+import type { Address } from "../peer/Network.ts"
 import type { PeerKey } from "../peer/PeerEvent.ts"
 import type { Entry } from "../peer/PexRound.ts"
 

@@ -10,7 +10,7 @@
 import { Cause, Deferred, Effect, Layer, Schedule, Schema, type Scope, Semaphore, Stream, SubscriptionRef } from "effect"
 import * as InfoHash from "../protocol/InfoHash.ts"
 import type * as Metainfo from "../protocol/Metainfo.ts"
-import type { Address } from "../peer/PeerConnector.ts"
+import type { Address } from "../peer/Network.ts"
 import * as Tracker from "../tracker/Tracker.ts"
 import { DiskError, DiskWriter } from "./DiskWriter.ts"
 import * as Discovery from "./Discovery.ts"

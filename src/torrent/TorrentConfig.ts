@@ -19,8 +19,10 @@ export interface Settings {
   readonly maxConnectionsPerHost: number
   /** Most files each torrent keeps open at once. */
   readonly maxOpenFiles: number
-  /** TCP port we listen on and announce (the next free ones are tried when it is taken). */
+  /** TCP port we listen on and announce (the next free ones are tried when it is taken, unless `strictPort`). */
   readonly port: number
+  /** Fail to start when `port` is taken, instead of taking another. */
+  readonly strictPort: boolean
   /** Address to listen on; default: every interface (IPv6 and IPv4). */
   readonly listenHost: string | undefined
   /** Our 20-byte peer id (Azureus style: -ET0100-…). */
@@ -69,6 +71,7 @@ export const defaults = (): Settings => ({
   maxConnectionsPerHost: 8,
   maxOpenFiles: 32,
   port: 6881,
+  strictPort: false,
   listenHost: undefined,
   peerId: makePeerId(),
   connectTimeoutMillis: 10_000,
@@ -100,7 +103,8 @@ export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("e
         maxConnections: Config.Int("MAX_CONNECTIONS").pipe(Config.withDefault(base.maxConnections)),
         maxConnectionsPerHost: Config.Int("MAX_CONNECTIONS_PER_HOST").pipe(Config.withDefault(base.maxConnectionsPerHost)),
         maxOpenFiles: Config.Int("MAX_OPEN_FILES").pipe(Config.withDefault(base.maxOpenFiles)),
-        port: Config.Int("PORT").pipe(Config.withDefault(base.port))
+        port: Config.Int("PORT").pipe(Config.withDefault(base.port)),
+        strictPort: Config.Boolean("STRICT_PORT").pipe(Config.withDefault(base.strictPort))
       }).pipe(Config.nested("TORRENT"))
       return TorrentConfig.of({ ...base, ...read })
     })

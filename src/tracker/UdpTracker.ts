@@ -9,17 +9,17 @@
  * drops datagrams from other senders. Peers are IPv4 (6 bytes) unless that
  * socket is IPv6 (18 bytes).
  */
-import * as NodeDatagramSocket from "@effect/platform-node/NodeDatagramSocket"
 import { Clock, Duration, Effect, Layer, Option, Random, Result } from "effect"
 import * as NetAddress from "effect/net/NetAddress"
 import type * as DatagramSocket from "effect/socket/DatagramSocket"
+import { Network } from "../peer/Network.ts"
 import * as Bencode from "../protocol/Bencode.ts"
 import * as Tracker from "./Tracker.ts"
 
 export interface Options {
   /** Highest n in 15·2ⁿ. BEP 15 says 8 (over two hours in all); lower it to give up sooner. */
   readonly maxRetransmits?: number
-  /** Opens a socket connected to host:port. Defaults to node:dgram; tests pass an in-memory one. */
+  /** Opens a socket connected to host:port. Defaults to the Network's; tests pass an in-memory one. */
   readonly open?: (host: string, port: number) => Effect.Effect<DatagramSocket.DatagramSocket>
 }
 
@@ -31,9 +31,10 @@ const eventCodes = { none: 0, completed: 1, started: 2, stopped: 3 } as const
 const connectionLifetimeMillis = 60_000
 
 export const make = (options: Options = {}) =>
-  Effect.sync(() => {
+  Effect.gen(function*() {
+    const network = yield* Network
     const maxRetransmits = options.maxRetransmits ?? 8
-    const open = options.open ?? ((host, port) => NodeDatagramSocket.make({ connect: { address: host, port } }))
+    const open = options.open ?? ((host, port) => network.datagram({ connect: { host, port } }))
     // connection ids by URL host ("host:port"), with the time they stop being valid
     const connections = new Map<string, { readonly id: Uint8Array; readonly expires: number }>()
 
@@ -97,7 +98,8 @@ export const make = (options: Options = {}) =>
 
 export const layerWith = (options: Options = {}) => Layer.effect(Tracker.UdpTransport, make(options))
 
-export const layerNode = layerWith()
+/** Over the Node network (`layerWith` takes the Network provided). */
+export const layerNode = layerWith().pipe(Layer.provide(Network.layerNode))
 
 const connectPacket = (transactionId: number): Uint8Array => {
   const packet = new DataView(new ArrayBuffer(16))

@@ -6,6 +6,7 @@
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import DHT from "bittorrent-dht"
 import { Duration, Effect, Layer, Schedule } from "effect"
+import { Network } from "../../src/peer/Network.ts"
 import * as Dht from "../../src/dht/Dht.ts"
 
 export const localhost = "127.0.0.1"
@@ -36,7 +37,7 @@ export const connect = (dht: DHT, address: { readonly host: string; readonly por
 export const effectDht = (settings: Partial<Dht.Settings> = {}) =>
   Effect.gen(function*() {
     const context = yield* Layer.build(
-      Dht.Dht.layer({ host: localhost, bootstrap: [], ...settings }).pipe(Layer.provide(NodeServices.layer))
+      Dht.Dht.layer({ host: localhost, bootstrap: [], ...settings }).pipe(Layer.provide([NodeServices.layer, Network.layerNode]))
     )
     return context.mapUnsafe.get(Dht.Dht.key) as Dht.Dht["Service"]
   })

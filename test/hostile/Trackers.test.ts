@@ -12,9 +12,10 @@ import * as HttpTracker from "../../src/tracker/HttpTracker.ts"
 import * as Tracker from "../../src/tracker/Tracker.ts"
 import * as UdpTracker from "../../src/tracker/UdpTracker.ts"
 import { record } from "../util/SecurityResults.ts"
+import { Network } from "../../src/peer/Network.ts"
 import { httpServer, request, udpServer } from "../tracker/fixtures.ts"
 
-const live = Tracker.Tracker.layer.pipe(Layer.provide([HttpTracker.layerNode, UdpTracker.layerWith({ maxRetransmits: 0 })]))
+const live = Tracker.Tracker.layer.pipe(Layer.provide([HttpTracker.layerNode, UdpTracker.layerWith({ maxRetransmits: 0 }).pipe(Layer.provide(Network.layerNode))]))
 
 const compact = (count: number) => {
   const bytes = Buffer.alloc(count * 6)

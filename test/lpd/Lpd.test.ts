@@ -16,6 +16,7 @@ import { Clock, Effect, Fiber, Layer, Result, Stream } from "effect"
 import * as NetAddress from "effect/net/NetAddress"
 import type * as DatagramSocket from "effect/socket/DatagramSocket"
 import { TestClock } from "effect/testing"
+import { Network } from "../../src/peer/Network.ts"
 import * as Lpd from "../../src/lpd/Lpd.ts"
 import * as LpdMessage from "../../src/lpd/LpdMessage.ts"
 import { eventually } from "../dht/fixtures.ts"
@@ -24,8 +25,8 @@ import * as MemoryUdp from "../util/MemoryUdp.ts"
 const hashA = "aa".repeat(20)
 const hashB = "bb".repeat(20)
 
-const build = (layer: Layer.Layer<Lpd.Lpd, Lpd.LpdError>) =>
-  Effect.map(Layer.build(layer), (context) => context.mapUnsafe.get(Lpd.Lpd.key) as Lpd.Lpd["Service"])
+const build = (layer: Layer.Layer<Lpd.Lpd, Lpd.LpdError, Network>) =>
+  Effect.map(Layer.build(layer.pipe(Layer.provide(Network.layerNode))), (context) => context.mapUnsafe.get(Lpd.Lpd.key) as Lpd.Lpd["Service"])
 
 /** Runs `stream` in the test's scope, collecting what it emits. */
 const collect = (stream: Stream.Stream<Lpd.Address>) =>

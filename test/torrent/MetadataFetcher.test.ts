@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { type Address, PeerConnector } from "../../src/peer/PeerConnector.ts"
+import { type Address, Network } from "../../src/peer/Network.ts"
 import { keyOf, type PeerKey } from "../../src/peer/PeerEvent.ts"
 import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as Extension from "../../src/protocol/Extension.ts"
@@ -35,8 +35,7 @@ const address = (i: number): Address => ({ host: `10.0.0.${i}`, port: 6881 })
 const start = Effect.gen(function*() {
   const scope = yield* Effect.scope
   const remotes = new Map<PeerKey, FakePeer.FakePeer>()
-  const connector = PeerConnector.of({
-    connect: (target) =>
+  const connector = MemorySocket.dialingNetwork((target) =>
       Effect.gen(function*() {
         const pair = yield* MemorySocket.makePair
         const remote = yield* FakePeer.make(pair.remote, { pieceCount: 1 }).pipe(Scope.provide(scope), Effect.orDie)
@@ -47,9 +46,9 @@ const start = Effect.gen(function*() {
         yield* remote.send([{ _tag: "Extended", id: 0, payload: handshake }]).pipe(Effect.orDie)
         return pair.local.socket
       })
-  })
+  )
   const fetcher = yield* MetadataFetcher.make({ infoHash, bans: new Bans() }).pipe(
-    Effect.provide(Layer.merge(Layer.succeed(PeerConnector, connector), TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1) })))
+    Effect.provide(Layer.merge(Layer.succeed(Network, connector), TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1) })))
   )
   const run = yield* Effect.forkChild(fetcher.run)
   /** Dials the fake peer `i`; returns it once its handshakes are done. */

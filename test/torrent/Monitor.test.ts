@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { type Address, PeerConnector } from "../../src/peer/PeerConnector.ts"
+import { type Address, Network } from "../../src/peer/Network.ts"
 import { keyOf, type PeerKey } from "../../src/peer/PeerEvent.ts"
 import * as PeerIo from "../../src/peer/PeerIo.ts"
 import * as PeerSession from "../../src/peer/PeerSession.ts"
@@ -42,7 +42,7 @@ interface Dial {
 }
 
 /**
- * An in-memory PeerConnector: every connect is recorded with its time; a
+ * An in-memory Network that dials: every connect is recorded with its time; a
  * connection is live from its dial until our side closes it.
  */
 const makeConnector = Effect.fnUntraced(function*(behaviour: (peer: PeerKey) => Behaviour) {
@@ -53,8 +53,7 @@ const makeConnector = Effect.fnUntraced(function*(behaviour: (peer: PeerKey) => 
   let liveTotal = 0
   let maxLiveTotal = 0
   const remotes = new Map<PeerKey, FakePeer.FakePeer>()
-  const connector = PeerConnector.of({
-    connect: (target) =>
+  const connector = MemorySocket.dialingNetwork((target) =>
       Effect.gen(function*() {
         const peer = keyOf(target)
         dials.push({ peer, at: yield* Clock.currentTimeMillis })
@@ -82,7 +81,7 @@ const makeConnector = Effect.fnUntraced(function*(behaviour: (peer: PeerKey) => 
         const socket = pair.local.socket
         return { ...socket, reader: Effect.acquireRelease(Effect.andThen(count(1), socket.reader), () => count(-1)) }
       })
-  })
+  )
   return {
     dials,
     dialsTo: (peer: PeerKey) => dials.filter((d) => d.peer === peer).length,
@@ -90,7 +89,7 @@ const makeConnector = Effect.fnUntraced(function*(behaviour: (peer: PeerKey) => 
     maxLivePerPeer: () => maxLivePerPeer,
     maxLiveTotal: () => maxLiveTotal,
     remotes,
-    layer: Layer.succeed(PeerConnector, connector)
+    layer: Layer.succeed(Network, connector)
   }
 })
 

@@ -8,8 +8,9 @@ import * as Tracker from "../../src/tracker/Tracker.ts"
 import * as UdpTracker from "../../src/tracker/UdpTracker.ts"
 import { peerId, request, trackerServer, udpServer } from "./fixtures.ts"
 
+import { Network } from "../../src/peer/Network.ts"
 const layer = (options: UdpTracker.Options = {}) =>
-  Tracker.Tracker.layer.pipe(Layer.provide([HttpTracker.layerNode, UdpTracker.layerWith(options)]))
+  Tracker.Tracker.layer.pipe(Layer.provide([HttpTracker.layerNode, UdpTracker.layerWith(options).pipe(Layer.provide(Network.layerNode))]))
 
 // By default a lost datagram fails the test after 15 s instead of retransmitting for an hour.
 const announce = (

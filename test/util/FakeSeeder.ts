@@ -8,7 +8,7 @@
  */
 import { Effect, type Scope } from "effect"
 import * as Net from "node:net"
-import type { Address } from "../../src/peer/PeerConnector.ts"
+import type { Address } from "../../src/peer/Network.ts"
 import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
 

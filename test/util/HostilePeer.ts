@@ -12,7 +12,7 @@ import * as LocalServer from "./LocalServer.ts"
 import * as Frame from "../../src/protocol/Frame.ts"
 import * as Handshake from "../../src/protocol/Handshake.ts"
 import * as WireMessage from "../../src/protocol/WireMessage.ts"
-import type { Address } from "../../src/peer/PeerConnector.ts"
+import type { Address } from "../../src/peer/Network.ts"
 
 export type Incoming = Handshake.Handshake | WireMessage.WireMessage
 

@@ -4,7 +4,7 @@
  * what its progress showed along the way.
  */
 import { Cause, Deferred, Effect, Fiber, Layer, References, Stream, SubscriptionRef } from "effect"
-import type { Address } from "../../src/peer/PeerConnector.ts"
+import type { Address } from "../../src/peer/Network.ts"
 import type * as Metainfo from "../../src/protocol/Metainfo.ts"
 import type { Progress } from "../../src/torrent/Orchestrator.ts"
 import type { Settings } from "../../src/torrent/TorrentConfig.ts"

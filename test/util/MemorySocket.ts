@@ -12,6 +12,7 @@
  */
 import { Effect, Queue } from "effect"
 import * as Socket from "effect/socket/Socket"
+import { Network } from "../../src/peer/Network.ts"
 
 export const closeError = (code = 1000): Socket.SocketError =>
   new Socket.SocketError({ reason: new Socket.SocketCloseError({ code }) })
@@ -96,4 +97,12 @@ export const refused = (cause: unknown = "connection refused"): Socket.Socket =>
       write: () => Effect.fail(closeError(1006)),
       writeAll: () => Effect.fail(closeError(1006))
     })
+  })
+
+/** A Network that only dials, with `connect` (for tests of what dials). */
+export const dialingNetwork = (connect: Network["Service"]["connect"]) =>
+  Network.of({
+    connect,
+    listen: () => Effect.die("this test network does not listen"),
+    datagram: () => Effect.die("this test network has no UDP")
   })

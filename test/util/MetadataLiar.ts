@@ -12,7 +12,7 @@
 import { Effect, type Scope } from "effect"
 import * as Net from "node:net"
 import * as LocalServer from "./LocalServer.ts"
-import type { Address } from "../../src/peer/PeerConnector.ts"
+import type { Address } from "../../src/peer/Network.ts"
 import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as Metadata from "../../src/protocol/Metadata.ts"
 

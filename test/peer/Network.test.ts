@@ -1,5 +1,5 @@
 /**
- * The Listener over real loopback TCP: the connections it accepts are closed
+ * The Node network's listener over real loopback TCP: the connections it accepts are closed
  * (not only half-closed) when their session's scope closes, and at the
  * latest when the listener closes, even while the peer keeps its side open
  * and never hangs up. Else the listener, which waits for its connections,
@@ -8,7 +8,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Queue, Scope } from "effect"
 import * as Net from "node:net"
-import * as Listener from "../../src/peer/Listener.ts"
+import { type Connection, Network } from "../../src/peer/Network.ts"
 import { waitUntil } from "../util/Swarm.ts"
 
 /** A peer that never ends its side of the connection (it keeps sending), and whether we closed ours. */
@@ -29,8 +29,11 @@ const stubbornPeer = (port: number) =>
 /** A listener in its own scope, with the connections it accepted queued. */
 const listening = Effect.gen(function*() {
   const scope = yield* Scope.make()
-  const connections = yield* Queue.unbounded<Listener.Connection>()
-  const port = yield* Listener.listen(0, (c) => Queue.offerUnsafe(connections, c), "127.0.0.1").pipe(Scope.provide(scope))
+  const connections = yield* Queue.unbounded<Connection>()
+  const network = yield* Effect.provide(Network, Network.layerNode)
+  const port = yield* network.listen({ port: 0, host: "127.0.0.1" }, (c) => Queue.offerUnsafe(connections, c)).pipe(
+    Scope.provide(scope)
+  )
   // The close waits for the connections: it runs apart, so that the test can time it.
   const close = Effect.forkChild(Scope.close(scope, Exit.void))
   return { port, connections, close }
@@ -41,7 +44,7 @@ const closesWithin = (fiber: Fiber.Fiber<void>, peer: Net.Socket) =>
   waitUntil(() => fiber.pollUnsafe() !== undefined, { timeoutMillis: 5_000, message: () => "the listener did not close" })
     .pipe(Effect.onError(() => Effect.sync(() => peer.destroy())))
 
-describe("Listener", () => {
+describe("Network.layerNode: listening", () => {
   it.live("a connection is closed with its session's scope; the listener then closes", () =>
     Effect.gen(function*() {
       const listener = yield* listening
@@ -66,4 +69,16 @@ describe("Listener", () => {
       yield* closesWithin(yield* listener.close, peer.socket)
       yield* waitUntil(() => peer.state.ended, { timeoutMillis: 5_000, message: () => "the peer was not hung up on" })
     }), 20_000)
+
+  it.live("a taken port: the next one is used, or with `strict` a ListenError naming the port", () =>
+    Effect.gen(function*() {
+      const network = yield* Effect.provide(Network, Network.layerNode)
+      const taken = yield* network.listen({ port: 0, host: "127.0.0.1" }, () => {})
+      const next = yield* network.listen({ port: taken, host: "127.0.0.1" }, () => {})
+      assert.notStrictEqual(next, taken)
+      const error = yield* Effect.flip(network.listen({ port: taken, host: "127.0.0.1", strict: true }, () => {}))
+      assert.strictEqual(error._tag, "ListenError")
+      assert.strictEqual(error.port, taken)
+      assert.include(error.message, `port ${taken}`)
+    }).pipe(Effect.scoped), 20_000)
 })
