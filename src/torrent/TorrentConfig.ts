@@ -3,7 +3,7 @@
  * `layer`, or given directly with `layerWith` (CLI flags, tests).
  */
 import { randomBytes } from "node:crypto"
-import { Config, Context, Effect, Layer } from "effect"
+import { Config, ConfigProvider, Context, Effect, Layer, Option } from "effect"
 import type { Settings as LpdSettings } from "../lpd/Lpd.ts"
 
 export interface Settings {
@@ -92,21 +92,60 @@ export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("e
   static readonly layerWith = (settings: Partial<Settings>) =>
     Layer.sync(TorrentConfig, () => TorrentConfig.of({ ...defaults(), ...settings }))
 
+  /**
+   * Every setting from `TORRENT_*` (`TORRENT_MAX_PEERS`, `TORRENT_DHT`…: the
+   * setting's name in constant case), each defaulting as `defaults`; a
+   * value that does not parse fails the layer with a ConfigError naming it.
+   * `TORRENT_DHT_BOOTSTRAP` is a comma-separated list of host:port;
+   * `TORRENT_LOCAL_DISCOVERY_GROUP` is the multicast group as host:port.
+   */
   static readonly layer = Layer.effect(
     TorrentConfig,
     Effect.gen(function*() {
       const base = defaults()
+      const int = (name: string, fallback: number) => Config.Int(name).pipe(Config.withDefault(fallback))
+      const flag = (name: string, fallback: boolean) => Config.Boolean(name).pipe(Config.withDefault(fallback))
+      const optional = (name: string) => Config.String(name).pipe(Config.option, Config.map(Option.getOrUndefined))
       const read = yield* Config.all({
         downloadDir: Config.String("DOWNLOAD_DIR").pipe(Config.withDefault(base.downloadDir)),
-        maxPeers: Config.Int("MAX_PEERS").pipe(Config.withDefault(base.maxPeers)),
-        maxHalfOpen: Config.Int("MAX_HALF_OPEN").pipe(Config.withDefault(base.maxHalfOpen)),
-        maxConnections: Config.Int("MAX_CONNECTIONS").pipe(Config.withDefault(base.maxConnections)),
-        maxConnectionsPerHost: Config.Int("MAX_CONNECTIONS_PER_HOST").pipe(Config.withDefault(base.maxConnectionsPerHost)),
-        maxOpenFiles: Config.Int("MAX_OPEN_FILES").pipe(Config.withDefault(base.maxOpenFiles)),
-        port: Config.Int("PORT").pipe(Config.withDefault(base.port)),
-        strictPort: Config.Boolean("STRICT_PORT").pipe(Config.withDefault(base.strictPort))
+        maxPeers: int("MAX_PEERS", base.maxPeers),
+        maxHalfOpen: int("MAX_HALF_OPEN", base.maxHalfOpen),
+        maxConnections: int("MAX_CONNECTIONS", base.maxConnections),
+        maxConnectionsPerHost: int("MAX_CONNECTIONS_PER_HOST", base.maxConnectionsPerHost),
+        maxOpenFiles: int("MAX_OPEN_FILES", base.maxOpenFiles),
+        port: Config.Port("PORT").pipe(Config.withDefault(base.port)),
+        strictPort: flag("STRICT_PORT", base.strictPort),
+        listenHost: optional("LISTEN_HOST"),
+        connectTimeoutMillis: int("CONNECT_TIMEOUT_MILLIS", base.connectTimeoutMillis),
+        handshakeTimeoutMillis: int("HANDSHAKE_TIMEOUT_MILLIS", base.handshakeTimeoutMillis),
+        requestTimeoutMillis: int("REQUEST_TIMEOUT_MILLIS", base.requestTimeoutMillis),
+        idleTimeoutMillis: int("IDLE_TIMEOUT_MILLIS", base.idleTimeoutMillis),
+        keepAliveMillis: int("KEEP_ALIVE_MILLIS", base.keepAliveMillis),
+        maxUploadRate: int("MAX_UPLOAD_RATE", base.maxUploadRate),
+        maxDownloadRate: int("MAX_DOWNLOAD_RATE", base.maxDownloadRate),
+        maxPendingBytes: int("MAX_PENDING_BYTES", base.maxPendingBytes),
+        dht: flag("DHT", base.dht),
+        dhtBootstrap: optional("DHT_BOOTSTRAP").pipe(
+          Config.flatMap((list) => list === undefined ? Config.succeed(undefined) : addresses("DHT_BOOTSTRAP", list))
+        ),
+        localDiscovery: flag("LOCAL_DISCOVERY", base.localDiscovery),
+        localDiscoveryGroup: optional("LOCAL_DISCOVERY_GROUP").pipe(
+          Config.flatMap((group) =>
+            group === undefined
+              ? Config.succeed(undefined)
+              : Config.map(addresses("LOCAL_DISCOVERY_GROUP", group), ([address]) => address)
+          )
+        )
       }).pipe(Config.nested("TORRENT"))
       return TorrentConfig.of({ ...base, ...read })
     })
   )
+}
+
+/** A comma-separated list of "host:port" (IPv6 hosts in brackets); anything else fails naming the setting. */
+const addresses = (name: string, text: string): Config.Config<Array<{ readonly host: string; readonly port: number }>> => {
+  const parsed = text.split(",").map((entry) => /^\s*\[?([^\]\s]+?)\]?:(\d{1,5})\s*$/.exec(entry))
+  return parsed.every((match) => match !== null && Number(match[2]) <= 65535)
+    ? Config.succeed(parsed.map((match) => ({ host: match![1]!, port: Number(match![2]) })))
+    : Config.fail(new ConfigProvider.SourceError({ message: `TORRENT_${name}: expected host:port[,host:port…], got ${JSON.stringify(text)}` }))
 }
