@@ -44,6 +44,7 @@ import type { Progress } from "./torrent/Orchestrator.ts"
 import * as MetadataFetcher from "./torrent/MetadataFetcher.ts"
 import * as MetadataPhase from "./torrent/MetadataPhase.ts"
 import { PieceWorker } from "./torrent/PieceWorker.ts"
+import { Storage } from "./torrent/Storage.ts"
 import * as Discovery from "./torrent/Discovery.ts"
 import * as Torrent from "./torrent/Torrent.ts"
 import * as RateLimit from "./torrent/RateLimit.ts"
@@ -133,7 +134,7 @@ export class TorrentManager extends Context.Service<TorrentManager, {
   /** The same, subscribed at once: nothing published after this returns is missed while the scope is open. */
   readonly subscribe: Effect.Effect<Stream.Stream<ManagerEvent>, never, Scope.Scope>
 }>()("effect-torrent/TorrentManager") {
-  /** Needs TorrentConfig, FileSystem, Path, Digest, PieceWorker, Network and Tracker. */
+  /** Needs TorrentConfig, FileSystem, Path, Digest, Storage, Network and Tracker. */
   static readonly layer = Layer.effect(TorrentManager, Effect.suspend(() => make))
 
   /** Everything on Node: TCP peers, HTTP/UDP trackers, files, SHA-1 and writes on a worker thread. */
@@ -142,7 +143,7 @@ export class TorrentManager extends Context.Service<TorrentManager, {
       Layer.provide(Layer.mergeAll(
         TorrentConfig.layerWith(settings),
         Network.layerNode,
-        PieceWorker.layerDigest.pipe(Layer.provideMerge(PieceWorker.layer)),
+        Layer.mergeAll(PieceWorker.layerDigest, Storage.layerNode).pipe(Layer.provide(PieceWorker.layer)),
         Tracker.Tracker.layer.pipe(Layer.provide(Layer.mergeAll(HttpTracker.layerNode, UdpTracker.layerNode)))
       )),
       Layer.provideMerge(NodeServices.layer)
@@ -201,7 +202,7 @@ const applyLimits = (up: RateLimit.Bucket, down: RateLimit.Bucket) => (limits: R
   })
 
 export const make = Effect.gen(function*() {
-  const context = yield* Effect.context<TorrentConfig | FileSystem.FileSystem | Path.Path | Digest.Digest | PieceWorker | Network | Tracker.Tracker>()
+  const context = yield* Effect.context<TorrentConfig | FileSystem.FileSystem | Path.Path | Digest.Digest | Storage | Network | Tracker.Tracker>()
   const config = yield* TorrentConfig
   const globalUpload = new RateLimit.Bucket(config.maxUploadRate)
   const globalDownload = new RateLimit.Bucket(config.maxDownloadRate)

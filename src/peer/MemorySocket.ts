@@ -9,10 +9,15 @@
  * it has read what was already written, and fails a pull suspended on the
  * closing side itself (as `Socket.make` requires). Writes after the
  * connection is closed fail with `SocketCloseError` too.
+ *
+ * A `Link` can give the connection a latency and a rate: each chunk arrives
+ * when the clock (TestClock in tests) reaches the time it would have taken
+ * to cross; writes never wait (the sender's own limits bound what is in
+ * flight).
  */
-import { Effect, Queue } from "effect"
+import { Clock, Effect, Queue } from "effect"
 import * as Socket from "effect/socket/Socket"
-import { Network } from "../../src/peer/Network.ts"
+import { Network } from "./Network.ts"
 
 export const closeError = (code = 1000): Socket.SocketError =>
   new Socket.SocketError({ reason: new Socket.SocketCloseError({ code }) })
@@ -34,42 +39,79 @@ export interface Pair {
   readonly remote: End
 }
 
-/** A connected pair of in-memory sockets. */
-export const makePair: Effect.Effect<Pair> = Effect.gen(function*() {
-  const toRemote = yield* Queue.unbounded<Uint8Array, Socket.SocketError>()
-  const toLocal = yield* Queue.unbounded<Uint8Array, Socket.SocketError>()
-  let closed = false
-  const close = Effect.suspend(() => {
-    closed = true
-    return Effect.all([Queue.fail(toRemote, closeError()), Queue.fail(toLocal, closeError())], { discard: true })
+/** How a connection's bytes travel, each direction alike (default: at once). */
+export interface Link {
+  readonly latencyMillis?: number | undefined
+  /** Bytes per second; absent: unlimited. */
+  readonly bytesPerSecond?: number | undefined
+}
+
+/** A chunk and the time (ms) it reaches the other side. */
+interface InFlight {
+  readonly bytes: Uint8Array
+  readonly arrives: number
+}
+
+/** A connected pair of in-memory sockets over `link`. */
+export const makePairWith = (link: Link): Effect.Effect<Pair> =>
+  Effect.gen(function*() {
+    const toRemote = yield* Queue.unbounded<InFlight, Socket.SocketError>()
+    const toLocal = yield* Queue.unbounded<InFlight, Socket.SocketError>()
+    let closed = false
+    const close = Effect.suspend(() => {
+      closed = true
+      return Effect.all([Queue.fail(toRemote, closeError()), Queue.fail(toLocal, closeError())], { discard: true })
+    })
+    const isClosed = Effect.sync(() => closed)
+    return {
+      local: makeEnd(toLocal, toRemote, close, isClosed, link),
+      remote: makeEnd(toRemote, toLocal, close, isClosed, link)
+    }
   })
-  const isClosed = Effect.sync(() => closed)
-  return {
-    local: makeEnd(toLocal, toRemote, close, isClosed),
-    remote: makeEnd(toRemote, toLocal, close, isClosed)
-  }
-})
+
+/** A connected pair of in-memory sockets, bytes arriving at once. */
+export const makePair: Effect.Effect<Pair> = makePairWith({})
 
 const makeEnd = (
-  incoming: Queue.Queue<Uint8Array, Socket.SocketError>,
-  outgoing: Queue.Queue<Uint8Array, Socket.SocketError>,
+  incoming: Queue.Queue<InFlight, Socket.SocketError>,
+  outgoing: Queue.Queue<InFlight, Socket.SocketError>,
   close: Effect.Effect<void>,
-  isClosed: Effect.Effect<boolean>
+  isClosed: Effect.Effect<boolean>,
+  link: Link
 ): End => {
   let opened = 0
+  /** When our direction of the link has sent everything written so far (ms). */
+  let busyUntil = 0
+  const arrival = (now: number, length: number) => {
+    busyUntil = Math.max(now, busyUntil) + (link.bytesPerSecond === undefined ? 0 : (length * 1000) / link.bytesPerSecond)
+    return busyUntil + (link.latencyMillis ?? 0)
+  }
   const write = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> => {
     if (Socket.isCloseEvent(chunk)) return close
     const bytes = typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk
-    // A copy: the writer may reuse its buffer, as with a real socket.
-    return Effect.flatMap(Queue.offer(outgoing, bytes.slice()), (accepted) =>
-      accepted ? Effect.void : Effect.fail(closeError()))
+    return Clock.currentTimeMillis.pipe(
+      // A copy: the writer may reuse its buffer, as with a real socket.
+      Effect.flatMap((now) => Queue.offer(outgoing, { bytes: bytes.slice(), arrives: arrival(now, bytes.length) })),
+      Effect.flatMap((accepted) => accepted ? Effect.void : Effect.fail(closeError()))
+    )
   }
   const writer: Socket.Writer = {
     write,
     writeAll: (chunks) => Effect.forEach(chunks, write, { discard: true })
   }
+  /** Taken from the queue, not yet arrived. */
+  let taken: Array<InFlight> = []
+  const pull = Effect.gen(function*() {
+    if (taken.length === 0) taken = yield* Queue.takeAll(incoming)
+    const now = yield* Clock.currentTimeMillis
+    const at = Math.max(now, taken[0]!.arrives)
+    if (at > now) yield* Effect.sleep(at - now)
+    const later = taken.findIndex((c) => c.arrives > at)
+    const [first, ...rest] = taken.splice(0, later === -1 ? taken.length : later) as [InFlight, ...Array<InFlight>]
+    return [first.bytes, ...rest.map((c) => c.bytes)] as const
+  })
   const reader: Socket.Reader = {
-    pull: Queue.takeAll(incoming),
+    pull,
     upgrade: Socket.SocketUpgradeError.unsupported
   }
   return {

@@ -22,6 +22,7 @@ import * as PeerHost from "./PeerHost.ts"
 import type * as RateLimit from "./RateLimit.ts"
 import { RateLimits } from "./RateLimit.ts"
 import * as Resume from "./Resume.ts"
+import { Storage } from "./Storage.ts"
 import { Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
 import { TorrentEvents } from "./TorrentEvents.ts"
@@ -77,11 +78,15 @@ export const layer = (
   const wanted = options.selected === undefined ? undefined : meta.files.map((_, i) => options.selected!.includes(i))
   const base = Layer.mergeAll(
     Synchronizer.layer(meta, wanted === undefined ? undefined : { wanted }),
-    DiskWriter.layer(meta, {
-      downloadDir,
-      ...(wanted === undefined ? {} : { wanted }),
-      ...(maxOpenFiles === undefined ? {} : { maxOpenFiles })
-    }),
+    Layer.effect(
+      DiskWriter,
+      Effect.flatMap(Effect.service(Storage), (storage) =>
+        storage.open(meta, {
+          downloadDir,
+          ...(wanted === undefined ? {} : { wanted }),
+          ...(maxOpenFiles === undefined ? {} : { maxOpenFiles })
+        }))
+    ),
     RateLimits.layer(options.limits ?? { upload: [], download: [] }),
     PeerExchange.layer(!meta.private)
   )

@@ -10,7 +10,7 @@ import * as NetAddress from "effect/net/NetAddress"
 import { TestClock } from "effect/testing"
 import * as Dht from "../../src/dht/Dht.ts"
 import * as Krpc from "../../src/dht/Krpc.ts"
-import * as MemoryUdp from "../util/MemoryUdp.ts"
+import * as MemoryUdp from "../../src/peer/MemoryUdp.ts"
 
 const ourHost = "10.0.0.1"
 

@@ -20,7 +20,7 @@ import { Network } from "../../src/peer/Network.ts"
 import * as Lpd from "../../src/lpd/Lpd.ts"
 import * as LpdMessage from "../../src/lpd/LpdMessage.ts"
 import { eventually } from "../dht/fixtures.ts"
-import * as MemoryUdp from "../util/MemoryUdp.ts"
+import * as MemoryUdp from "../../src/peer/MemoryUdp.ts"
 
 const hashA = "aa".repeat(20)
 const hashB = "bb".repeat(20)

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Scope } from "effect"
-import * as MemorySocket from "../util/MemorySocket.ts"
+import * as MemorySocket from "../../src/peer/MemorySocket.ts"
 
 const bytes = (...values: Array<number>) => Uint8Array.from(values)
 

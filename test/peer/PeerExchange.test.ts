@@ -19,7 +19,7 @@ import * as PexRound from "../../src/peer/PexRound.ts"
 import * as PeerHost from "../../src/torrent/PeerHost.ts"
 import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
 import * as FakePeer from "../util/FakePeer.ts"
-import * as MemorySocket from "../util/MemorySocket.ts"
+import * as MemorySocket from "../../src/peer/MemorySocket.ts"
 
 const peer = "192.168.0.1:6881"
 const infoHash = new Uint8Array(20).fill(0xab)

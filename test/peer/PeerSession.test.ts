@@ -14,7 +14,7 @@ import { RateLimits } from "../../src/torrent/RateLimit.ts"
 import * as PeerHost from "../../src/torrent/PeerHost.ts"
 import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
 import * as FakePeer from "../util/FakePeer.ts"
-import * as MemorySocket from "../util/MemorySocket.ts"
+import * as MemorySocket from "../../src/peer/MemorySocket.ts"
 
 const peer = "10.0.0.1:6881"
 const infoHash = new Uint8Array(20).fill(0xab)

@@ -17,7 +17,7 @@ import * as MetadataFetcher from "../../src/torrent/MetadataFetcher.ts"
 import { Bans } from "../../src/torrent/Bans.ts"
 import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
 import * as FakePeer from "../util/FakePeer.ts"
-import * as MemorySocket from "../util/MemorySocket.ts"
+import * as MemorySocket from "../../src/peer/MemorySocket.ts"
 
 /** An info dictionary of 1,700 piece hashes: 34,000-odd bytes, three metadata pieces. */
 const info = Bencode.encode({ length: 1700 * 16384, name: "hog", "piece length": 16384, pieces: Buffer.alloc(1700 * 20, 7) })

@@ -15,7 +15,7 @@ import { RateLimits } from "../../src/torrent/RateLimit.ts"
 import { Synchronizer } from "../../src/torrent/Synchronizer.ts"
 import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
 import * as FakePeer from "../util/FakePeer.ts"
-import * as MemorySocket from "../util/MemorySocket.ts"
+import * as MemorySocket from "../../src/peer/MemorySocket.ts"
 import * as Fixtures from "./fixtures.ts"
 
 const fixture = Fixtures.make([100_000, 0, 30_000])

@@ -19,7 +19,7 @@ import * as Handshake from "../../src/protocol/Handshake.ts"
 import * as WireMessage from "../../src/protocol/WireMessage.ts"
 import { type DiskError, DiskWriter } from "../../src/torrent/DiskWriter.ts"
 import { Orchestrator, type Progress } from "../../src/torrent/Orchestrator.ts"
-import type * as MemorySocket from "./MemorySocket.ts"
+import type * as MemorySocket from "../../src/peer/MemorySocket.ts"
 
 export interface FakePeer {
   /** What our side sent, decoded, in order (its handshake first). */

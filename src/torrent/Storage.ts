@@ -1,0 +1,61 @@
+/**
+ * Storage: where a torrent's pieces live. Each torrent asks it for its
+ * DiskWriter when it starts: `layerNode` gives one on files (through the
+ * PieceWorker thread), `layerMemory` one on bytes in memory (tests and
+ * simulations: no files, no thread).
+ */
+import { Context, Effect, type FileSystem, Layer, type Path, type Scope } from "effect"
+import * as Metainfo from "../protocol/Metainfo.ts"
+import * as DiskWriter from "./DiskWriter.ts"
+import type { PieceWorker } from "./PieceWorker.ts"
+
+export class Storage extends Context.Service<Storage, {
+  /** The DiskWriter of torrent `meta`, closed with the scope. */
+  readonly open: (meta: Metainfo.Metainfo, options: DiskWriter.Options) => Effect.Effect<DiskWriter.DiskWriter["Service"], never, Scope.Scope>
+}>()("effect-torrent/torrent/Storage") {
+  /** Files under the download folder. */
+  static readonly layerNode = Layer.effect(
+    Storage,
+    Effect.gen(function*() {
+      const context = yield* Effect.context<FileSystem.FileSystem | Path.Path | PieceWorker>()
+      return Storage.of({ open: (meta, options) => DiskWriter.make(meta, options).pipe(Effect.provideContext(context)) })
+    })
+  )
+
+  /**
+   * Each torrent's bytes in `store`, by info-hash: a torrent found there is
+   * complete (a seeder's data), one that is not gets zeros that its verified
+   * pieces fill (read them back from `store`).
+   */
+  static readonly layerMemory = (store: Map<string, Uint8Array>) =>
+    Layer.succeed(Storage, Storage.of({ open: (meta) => Effect.sync(() => makeMemory(meta, store)) }))
+}
+
+const makeMemory = (meta: Metainfo.Metainfo, store: Map<string, Uint8Array>): DiskWriter.DiskWriter["Service"] => {
+  const given = store.get(meta.infoHash)
+  const data = given ?? new Uint8Array(meta.length)
+  store.set(meta.infoHash, data)
+  const present = new Uint8Array(meta.pieceCount).fill(given === undefined ? 0 : 1)
+  const range = (index: number, begin = 0, length = Metainfo.pieceSize(meta, index) - begin) => {
+    const start = index * meta.pieceLength + begin
+    return data.subarray(start, start + length)
+  }
+  return DiskWriter.DiskWriter.of({
+    prepare: Effect.void,
+    write: (index, piece) =>
+      Effect.sync(() => {
+        range(index).set(piece)
+        present[index] = 1
+      }),
+    read: (index, into) =>
+      Effect.sync(() => {
+        if (present[index] === 1) into.set(range(index))
+        return present[index] === 1
+      }),
+    readBlock: (index, begin, length) =>
+      present[index] === 1
+        ? Effect.succeed(range(index, begin, length))
+        : Effect.fail(new DiskWriter.DiskError({ reason: "Io", path: meta.name, detail: `piece ${index} is not stored` })),
+    flush: Effect.void
+  })
+}
