@@ -42,14 +42,6 @@ interface Source {
 
 const error = (problem: Create.CreateProblem, detail: string) => new Create.CreateError({ problem, detail })
 
-/** A file-system failure in a few words. */
-const why = (e: PlatformError.PlatformError): string => {
-  const reason = e.reason
-  if (reason._tag === "NotFound") return "no such file or folder"
-  if (reason._tag === "PermissionDenied") return "permission denied"
-  return reason.cause instanceof Error ? reason.cause.message : reason.message
-}
-
 const warn = (text: string) => Console.error(`effect-torrent: warning: ${text}`)
 
 /** The files of `input` (a file or a folder), in torrent order. */
@@ -59,9 +51,9 @@ const collect = Effect.fn("Create.collect")(function*(input: string) {
   const absolute = path.resolve(input)
   const name = path.basename(absolute)
   const info = yield* fs.stat(absolute).pipe(
-    Effect.mapError((e) => error(e.reason._tag === "NotFound" ? "Missing" : "Unreadable", `${input}: ${why(e)}`))
+    Effect.mapError((e) => error(e.reason._tag === "NotFound" ? "Missing" : "Unreadable", `${input}: ${Format.failure(e)}`))
   )
-  const root = yield* fs.realPath(absolute).pipe(Effect.mapError((e) => error("Unreadable", `${input}: ${why(e)}`)))
+  const root = yield* fs.realPath(absolute).pipe(Effect.mapError((e) => error("Unreadable", `${input}: ${Format.failure(e)}`)))
 
   if (info.type === "File") {
     const length = Number(info.size)
@@ -75,7 +67,7 @@ const collect = Effect.fn("Create.collect")(function*(input: string) {
   // Names of files in the folder (perhaps from a download) go into warnings and errors printed for humans.
   const shown = (components: ReadonlyArray<string>) => Format.name(JSON.stringify(path.join(input, ...components)))
   const unreadable = (components: ReadonlyArray<string>) => (e: PlatformError.PlatformError) =>
-    error("Unreadable", `${shown(components)}: ${why(e)}`)
+    error("Unreadable", `${shown(components)}: ${Format.failure(e)}`)
 
   const walk = (dir: string, prefix: ReadonlyArray<string>): Effect.Effect<void, Create.CreateError> =>
     Effect.gen(function*() {
@@ -152,7 +144,7 @@ const hashPieces = Effect.fn("Create.hashPieces")(function*(input: string, sourc
   const progress = makeProgress(source.totalLength)
   const hashFile = (file: Entry) => {
     const shown = Format.name(JSON.stringify(file.path.length === 0 ? input : path.join(input, ...file.path)))
-    const unreadable = (e: PlatformError.PlatformError) => error("Unreadable", `${shown}: ${why(e)}`)
+    const unreadable = (e: PlatformError.PlatformError) => error("Unreadable", `${shown}: ${Format.failure(e)}`)
     const changed = error("Changed", `${shown} changed while it was hashed; try again once it is complete`)
     return Effect.gen(function*() {
       // Every source is a real path, so a file swapped for a link since the listing is refused, not followed.
@@ -247,7 +239,7 @@ export const command = Command.make(
     // "wx": fails if the file appeared meanwhile, so nothing is ever overwritten.
     yield* fs.writeFile(output, bytes, { flag: "wx" }).pipe(
       Effect.mapError((e) =>
-        e.reason._tag === "AlreadyExists" ? exists() : error("Write", `cannot write ${output}: ${why(e)}`)
+        e.reason._tag === "AlreadyExists" ? exists() : error("Write", `cannot write ${output}: ${Format.failure(e)}`)
       )
     )
     yield* Console.log(Format.printableLines([

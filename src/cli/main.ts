@@ -1,15 +1,38 @@
-/** The `effect-torrent` command line. */
+/**
+ * The `effect-torrent` command line.
+ *
+ * Exit codes: 0 done, 1 a failure (one line on stderr), 2 a usage error (one
+ * line and where the help is), 130 interrupted (Ctrl-C).
+ */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Array as Arr, Cause, Console, Effect, Formatter, Logger, References } from "effect"
-import { Command } from "effect/cli"
+import { Array as Arr, Cause, Console, Effect, Formatter, Layer, Logger, References } from "effect"
+import { CliConfig, CliOutput, Command, GlobalFlag } from "effect/cli"
+import * as Create from "./Create.ts"
 import * as Download from "./Download.ts"
 import * as Format from "./Format.ts"
+import * as Help from "./Help.ts"
 import * as Info from "./Info.ts"
-import * as Create from "./Create.ts"
+import { Screen } from "./Screen.ts"
+import * as Usage from "./Usage.ts"
 
 const root = Command.make("effect-torrent", Download.flags, Download.run).pipe(
-  Command.withDescription("A BitTorrent client built on Effect: downloads the given torrents"),
+  Command.withDescription(
+    "Downloads the given .torrent files and magnet links into a folder, checking every piece, with a live " +
+      "progress display and a summary at the end. Exit status: 0 complete, 1 failed, 2 usage error, " +
+      "130 interrupted (run the same command again to resume)."
+  ),
+  Command.withExamples([
+    { command: "effect-torrent ubuntu.iso.torrent -o ~/Downloads", description: "download into ~/Downloads" },
+    { command: "effect-torrent 'magnet:?xt=urn:btih:...' --save-torrent x.torrent", description: "a magnet link, quoted" },
+    { command: "effect-torrent info big.torrent", description: "list its files with the indexes --select takes" },
+    { command: "effect-torrent big.torrent --select 0,2 --max-download 2M", description: "two of its files, at most 2 MiB/s" },
+    {
+      command: "effect-torrent a.torrent --on-done 'mv \"$ET_DIR/$ET_NAME\" ~/done/'",
+      description: "move each torrent's data once it is complete"
+    },
+    { command: "effect-torrent a.torrent --seed --seed-ratio 1.5", description: "then seed until 1.5 times its size is sent" }
+  ]),
   Command.withSubcommands([Download.seedCommand, Info.command, Create.command])
 )
 
@@ -20,10 +43,11 @@ const root = Command.make("effect-torrent", Download.flags, Download.run).pipe(
  */
 const lineLimit = 500
 
-/** One line for a failure; a full cause only for bugs. Both may quote a torrent's names. */
+/** One line for a failure (usage errors point to the help); a full cause only for bugs. Both may quote a torrent's names. */
 const report = (cause: Cause.Cause<unknown>) => {
   if (Cause.hasInterruptsOnly(cause)) return Effect.void
   const error = Cause.squash(cause)
+  if (error instanceof Usage.UsageError) return Console.error(Usage.lines(error.detail, error.command))
   return Cause.hasFails(cause)
     ? Console.error(`effect-torrent: ${Format.printable(error instanceof Error ? error.message : String(error), lineLimit)}`)
     : Console.error(Format.printableLines(Cause.pretty(cause).split("\n")))
@@ -32,24 +56,42 @@ const report = (cause: Cause.Cause<unknown>) => {
 const text = (value: unknown): string => (typeof value === "string" ? value : Formatter.format(value))
 
 /**
- * Log lines with the message made printable and bounded, and each annotation
- * too: trackers' warnings, peers' errors and torrent names (the `torrent`
- * annotation) come from the network. (Effect's default logger prints them
- * raw, whole.)
+ * Log lines, one each, printed above the progress display on stderr:
+ * "12:00:00 WARN <torrent>: <message>: <why>". The message, the cause and
+ * every annotation are made printable and bounded: trackers' warnings,
+ * peers' errors and torrent names come from the network.
  */
-const logger = Logger.withConsoleLog(Logger.make(({ cause, date, fiber, logLevel, message }) => {
-  const annotations = Object.entries(fiber.getRef(References.CurrentLogAnnotations))
-    .map(([key, value]) => ` ${key}=${Format.name(text(value))}`)
-    .join("")
-  const line = `[${date.toTimeString().slice(0, 8)}] ${logLevel.toUpperCase()}: ${
-    Format.printable(Arr.ensure(message).map(text).join(" "), lineLimit)
-  }${annotations}`
-  return cause.reasons.length === 0 ? line : `${line}\n${Format.printableLines(Cause.pretty(cause).split("\n"))}`
-}))
+const logger = (screen: Screen["Service"]) =>
+  Logger.make(({ cause, date, fiber, logLevel, message }) => {
+    const { infoHash, torrent, ...others } = fiber.getRef(References.CurrentLogAnnotations)
+    const subject = torrent ?? infoHash
+    const why = cause.reasons.length === 0 || Cause.hasInterruptsOnly(cause) ? "" : `: ${text(Cause.squash(cause))}`
+    const line = `${date.toTimeString().slice(0, 8)} ${logLevel.toUpperCase()} ${
+      subject === undefined ? "" : `${Format.name(text(subject))}: `
+    }${Arr.ensure(message).map(text).join(" ")}${why}${Object.entries(others).map(([key, value]) => ` ${key}=${Format.name(text(value))}`).join("")}`
+    screen.print(Format.printable(line.replace(/\s*\n\s*/g, " "), lineLimit))
+  })
+
+/** effect-torrent's help, its parse errors as usage errors, its logger and its terminal. */
+const cli = Layer.mergeAll(
+  Help.layer,
+  // A parse error is reported as a usage error (below), not with the whole help before it.
+  CliOutput.layerPresenter({
+    present: (event) => event._tag === "InvalidInvocation" ? Effect.void : CliOutput.defaultPresenter.present(event)
+  }),
+  CliConfig.layer({ builtIns: [GlobalFlag.Help, GlobalFlag.Version] }),
+  Layer.unwrap(Effect.gen(function*() {
+    return Logger.layer([logger(yield* Screen)])
+  }))
+).pipe(Layer.provideMerge(Screen.layer))
 
 root.pipe(
   Command.run({ version: "0.1.0" }),
+  Effect.catchTag("ShowHelp", (help) =>
+    help.errors.length === 0
+      ? Effect.void
+      : Effect.fail(new Usage.UsageError({ detail: Usage.describe(help.errors[0]!), command: help.commandPath.join(" ") }))),
   Effect.tapCause(report),
-  Effect.provide([NodeServices.layer, Logger.layer([logger])]),
+  Effect.provide([NodeServices.layer, cli]),
   NodeRuntime.runMain({ disableErrorReporting: true })
 )

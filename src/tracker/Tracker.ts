@@ -82,7 +82,10 @@ export class BadResponse extends Schema.TaggedError<BadResponse>()("BadResponse"
 
 export class Network extends Schema.TaggedError<Network>()("Network", { cause: Schema.Defect() }) {
   override get message() {
-    return `could not be reached: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+    // The innermost cause: an HTTP client's "Transport error (GET <the whole announce URL>)" wraps what happened.
+    let cause = this.cause
+    while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause
+    return `could not be reached: ${cause instanceof Error ? cause.message : String(cause)}`
   }
 }
 
@@ -280,7 +283,10 @@ const announceEvent = (event: "stopped" | "completed") =>
 (tiers: Tiers, params: Effect.Effect<AnnounceParams>): Effect.Effect<void, never, Tracker> =>
   isEmpty(tiers) ? Effect.void : Tracker.use((tracker) => announceTiers(tracker, tiers, params, event)).pipe(
     Effect.timeout(eventTimeout),
-    Effect.catch((error) => Effect.logWarning(`announcing ${event} failed: ${error.message}`)),
+    // Not again for a failure `announces` has reported already.
+    Effect.catch((error) =>
+      tiers.failure === error.message ? Effect.void : Effect.logWarning(`announcing ${event} failed: ${error.message}`)
+    ),
     Effect.asVoid
   )
 

@@ -62,7 +62,7 @@ describe("Format.printable", () => {
 })
 
 describe("Display.line", () => {
-  it("shows a hostile name escaped and cut to its 30 columns, the rest of the line in place", () => {
+  it("shows a hostile name escaped and cut to the room the terminal leaves, the rest of the line in place", () => {
     const progress: Progress = {
       state: "downloading",
       done: 50,
@@ -78,8 +78,9 @@ describe("Display.line", () => {
       files: [50],
       hashFailures: 0
     }
-    const line = Display.line(`${clear}${rlo}${"x".repeat(100)}.mkv`, progress, true)
+    const line = Display.line(`${clear}${rlo}${"x".repeat(100)}.mkv`, progress, 79)
     assert.notMatch(line, /\p{Cc}|\p{Bidi_Control}/u)
-    assert.match(line, /^\\x1b\[2Jevil…x+\.mkv  50\.0% \[/) // "\\u202e" did not fit in the head
+    assert.isAtMost(Format.width(line), 79)
+    assert.match(line, /^\\x1b\[2Jevil…x+\.mkv  50\.0% .* ETA --$/) // "\\u202e" did not fit in the head
   })
 })

@@ -319,8 +319,10 @@ describe("effect-torrent info", () => {
       const out = succeeded("effect-torrent info", text)
       assert.include(out, `info-hash:   ${json.infoHash}`)
       assert.include(out, "private:     yes")
-      assert.include(out, `files (${multiFiles.length}):`)
-      assert.include(out, `${String(77777).padStart(14)}  multi/sub/deeper/b.bin`)
+      assert.include(out, `files (${multiFiles.length}; --select takes the index):`)
+      // Each file with its index in the torrent, the one --select takes.
+      const index = json.files.findIndex((f) => f.path === "multi/sub/deeper/b.bin")
+      assert.include(out, `\n  ${String(index).padStart(String(multiFiles.length - 1).length)}  ${String(77777).padStart(14)}  multi/sub/deeper/b.bin\n`)
       assert.include(out, "tracker tier 2: udp://t2.example:6969 udp://t3.example:1337/announce")
     }))
 

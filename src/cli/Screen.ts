@@ -1,0 +1,82 @@
+/**
+ * The terminal the CLI writes to. On a terminal, the progress display is a
+ * few live lines at the bottom of stdout, redrawn in place; log lines and
+ * messages are printed above them (the live lines are erased, the text
+ * printed, the live lines drawn again), so neither garbles the other. Off a
+ * terminal, everything is printed as it comes.
+ *
+ * Live lines are drawn one column short of the terminal's width: a line that
+ * fills the last column leaves the cursor waiting to wrap, and some terminals
+ * then add a blank line. When the terminal is resized it re-wraps what is on
+ * it (tmux, VTE, iTerm2, kitty, Windows Terminal do): a line drawn before may
+ * now take several rows, so erasing counts the rows each takes at the current
+ * width.
+ */
+import { Context, Effect, Layer, Queue, Stream } from "effect"
+import * as Format from "./Format.ts"
+
+export class Screen extends Context.Service<Screen, {
+  /** Whether stdout is a terminal (then the live lines are redrawn in place). */
+  readonly isTerminal: boolean
+  /** Columns the live lines may use now (Infinity off a terminal). */
+  readonly columns: () => number
+  /** Each resize of the terminal (SIGWINCH). */
+  readonly resizes: Stream.Stream<void>
+  /** Replaces the live lines (off a terminal: prints them). */
+  readonly draw: (lines: ReadonlyArray<string>) => void
+  /** Prints a line above the live lines: on stderr (logs, warnings) or stdout. */
+  readonly print: (line: string, to?: "stdout" | "stderr") => void
+  /** Leaves the live lines on screen as they are; what is printed next goes below them. */
+  readonly release: () => void
+}>()("effect-torrent/cli/Screen") {
+  static readonly layer = Layer.sync(Screen, () => make(process.stdout, process.stderr))
+}
+
+export const make = (stdout: NodeJS.WriteStream, stderr: NodeJS.WriteStream): Screen["Service"] => {
+  const isTerminal = stdout.isTTY === true
+  const columns = () => (isTerminal ? Math.max(1, (stdout.columns || 80) - 1) : Infinity)
+  let live: ReadonlyArray<string> = []
+
+  /** Moves to where the live lines start and clears from there down. */
+  const erase = () => {
+    const width = columns() + 1
+    const rows = live.reduce((n, line) => n + Math.max(1, Math.ceil(Format.width(line) / width)), 0)
+    if (rows > 0) stdout.write(`\x1b[${rows}F\x1b[J`)
+    live = []
+  }
+  const show = (lines: ReadonlyArray<string>) => {
+    if (lines.length > 0) stdout.write(`${lines.join("\n")}\n`)
+    live = lines
+  }
+
+  return Screen.of({
+    isTerminal,
+    columns,
+    resizes: isTerminal
+      ? Stream.callback<void>((queue) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            const onResize = () => Queue.offerUnsafe(queue, undefined)
+            stdout.on("resize", onResize)
+            return onResize
+          }),
+          (onResize) => Effect.sync(() => stdout.off("resize", onResize))
+        )
+      )
+      : Stream.empty,
+    draw: (lines) => {
+      if (!isTerminal) return void stdout.write(lines.map((line) => `${line}\n`).join(""))
+      erase()
+      show(lines)
+    },
+    print: (line, to = "stderr") => {
+      const kept = live
+      if (isTerminal) erase()
+      ;(to === "stderr" ? stderr : stdout).write(`${line}\n`)
+      if (isTerminal) show(kept)
+    },
+    release: () => {
+      live = []
+    }
+  })
+}
