@@ -42,6 +42,7 @@ export const make = (options: Options = {}): Effect.Effect<MemoryNetwork> =>
         if (listenOptions.strict === true && taken(listenOptions.port)) {
           return yield* new ListenError({ port: listenOptions.port, detail: "the port is taken" })
         }
+        // On the layer's host whatever `listenOptions.host` says: a host has one address here.
         const port = listenOptions.port === 0 || taken(listenOptions.port) ? nextPort++ : listenOptions.port
         const key = `${host}:${port}`
         yield* Effect.acquireRelease(
@@ -68,7 +69,7 @@ export const make = (options: Options = {}): Effect.Effect<MemoryNetwork> =>
           listen: listen(host),
           datagram: (datagram) =>
             datagram.connect === undefined
-              ? udp.socket(host, datagram.bind?.port || nextPort++)
+              ? udp.socket(host, datagram.bind?.port || nextPort++) // port 0 or none: any
               : Effect.die("the memory network has no connected UDP sockets (UDP trackers)")
         })
       )

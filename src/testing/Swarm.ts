@@ -64,8 +64,8 @@ export const torrent = (options: {
 /** Peer `n`'s id: Azureus style, the counter where the random part would be. */
 export const peerId = (n: number): Uint8Array => new TextEncoder().encode(`-ET0100-${String(n).padStart(12, "0")}`)
 
-/** The address of peer `n` (from 0) on the swarm's network. */
-export const hostOf = (n: number): string => `10.0.${n >> 8}.${(n & 255) + 1}`
+/** The address of peer `n` (from 0) on the swarm's network: 10.0.0.1, 10.0.0.2, … */
+export const hostOf = (n: number): string => `10.${((n + 1) >> 16) & 255}.${((n + 1) >> 8) & 255}.${(n + 1) & 255}`
 
 /** A file system that holds nothing and takes every write: resume data is saved nowhere, found nowhere. */
 const noFiles = FileSystem.layerNoop({
