@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Scope } from "effect"
+import { TestClock } from "effect/testing"
 import * as MemorySocket from "../../src/peer/MemorySocket.ts"
 
 const bytes = (...values: Array<number>) => Uint8Array.from(values)
@@ -11,7 +12,7 @@ const closeCode = (exit: Exit.Exit<unknown, unknown>) => {
   return value?.reason?._tag === "SocketCloseError" ? value.reason.code : undefined
 }
 
-describe("MemorySocket (test utility)", () => {
+describe("MemorySocket", () => {
   it.effect("what one side writes, the other pulls, in order", () =>
     Effect.gen(function*() {
       const { local, remote } = yield* MemorySocket.makePair
@@ -50,6 +51,18 @@ describe("MemorySocket (test utility)", () => {
       yield* Scope.close(scope, Exit.void)
       assert.strictEqual(closeCode(yield* Fiber.join(waitingLocal)), 1000)
       assert.strictEqual(closeCode(yield* Fiber.join(waitingRemote)), 1000)
+    }))
+
+  it.effect("over a link, a chunk arrives after the latency plus its time at the link's rate", () =>
+    Effect.gen(function*() {
+      const { local, remote } = yield* MemorySocket.makePairWith({ latencyMillis: 50, bytesPerSecond: 1000 })
+      const reader = yield* remote.socket.reader
+      yield* (yield* local.socket.writer).write(new Uint8Array(100)) // 100 ms at 1000 B/s, then 50 ms
+      const pulled = yield* Effect.forkChild(reader.pull)
+      yield* TestClock.adjust(149)
+      assert.isUndefined(pulled.pollUnsafe(), "not yet")
+      yield* TestClock.adjust(1)
+      assert.deepStrictEqual((yield* Fiber.join(pulled)).map((chunk) => chunk.length), [100])
     }))
 
   it.effect("a refused socket fails to open", () =>
