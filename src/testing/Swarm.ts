@@ -131,7 +131,7 @@ export interface Options {
   readonly link?: MemorySocket.Link | ((from: string, to: string) => MemorySocket.Link) | undefined
   /** Seeds each manager's `Random` (with its number added); default 0. */
   readonly seed?: number | undefined
-  /** Settings for every manager (peer id, port, DHT and local discovery are the swarm's). */
+  /** Settings for every manager (the peer id, DHT and local discovery are the swarm's). */
   readonly settings?: Partial<Settings> | undefined
   /** How far the clock moves between looks at the leechers; default 100 ms. */
   readonly stepMillis?: number | undefined
