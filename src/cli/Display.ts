@@ -85,8 +85,10 @@ const forms = (p: Progress): Record<Field, ReadonlyArray<string>> => {
 export const line = (name: string, p: Progress, columns: number, nameColumns = Format.width(Format.printable(name))) => {
   const all = forms(p)
   const step: Record<Field, number> = { percent: 0, bar: 0, size: 0, down: 0, up: 0, peers: 0, status: 0 }
-  const fields = () => fieldOrder.map((f) => all[f][Math.min(step[f], all[f].length - 1)]!).filter((text) => text !== "")
-  const fieldColumns = () => fields().reduce((n, text) => n + 1 + Format.width(text), 0)
+  const form = (f: Field) => Math.min(step[f], all[f].length - 1)
+  const fields = () => fieldOrder.map((f) => all[f][form(f)]!).filter((text) => text !== "")
+  const widths = fieldOrder.map((f) => all[f].map(Format.width))
+  const fieldColumns = () => fieldOrder.reduce((n, f, i) => n + (widths[i]![form(f)]! === 0 ? 0 : 1 + widths[i]![form(f)]!), 0)
   for (const f of narrowing) {
     if (Math.min(minName, nameColumns) + fieldColumns() <= columns) break
     step[f]++

@@ -84,10 +84,11 @@ export const printable = (text: string, max = Infinity): string =>
   !unprintable.test(text) && text.length <= max ? text : shorten(text, max, (unit) => unit.length)
 
 /** `text` made printable and at most `columns` wide on a terminal (wide characters count 2, combining ones 0). */
-export const fit = (text: string, columns: number): string => shorten(text, columns, CliOutput.displayWidth)
+export const fit = (text: string, columns: number): string =>
+  !unprintable.test(text) && width(text) <= columns ? text : shorten(text, columns, width)
 
-/** How wide `text` shows on a terminal. */
-export const width = (text: string): number => CliOutput.displayWidth(text)
+/** How wide `text` shows on a terminal (ASCII and the display's arrows at once: one column each). */
+export const width = (text: string): number => (/^[\x20-\x7e↓↑…]*$/.test(text) ? text.length : CliOutput.displayWidth(text))
 
 /** Lines of text for humans, each made printable (so the line breaks between them stay). */
 export const printableLines = (lines: ReadonlyArray<string>): string => lines.map((line) => printable(line)).join("\n")

@@ -6,7 +6,7 @@
  * is bounded and fails with what the process printed.
  */
 import { Effect } from "effect"
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Net from "node:net"
@@ -106,6 +106,27 @@ export const spawnChild = (label: string, command: string, args: ReadonlyArray<s
  */
 export const ourCli = (label: string, args: ReadonlyArray<string>) =>
   spawnChild(label, process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args])
+
+export interface Run {
+  /** The exit code, or null when a signal ended it. */
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Our CLI from source run to completion (killed after `timeoutMillis`, or if the test is interrupted). */
+export const runCli = (args: ReadonlyArray<string>, timeoutMillis = 60_000) =>
+  Effect.callback<Run>((resume, signal) => {
+    execFile(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
+      cwd: projectRoot,
+      encoding: "utf8",
+      maxBuffer: 16 * 1024 * 1024,
+      timeout: timeoutMillis,
+      signal
+    }, (error, stdout, stderr) => {
+      resume(Effect.succeed({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr }))
+    })
+  })
 
 /** Our CLI downloading `torrentFile` into `dst` from the peer at `from` only (no DHT, no local discovery). */
 export const cliDownload = (label: string, torrentFile: string, dst: string, from: { readonly host: string; readonly port: number }) =>
