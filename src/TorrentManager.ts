@@ -44,6 +44,7 @@ import type { Progress } from "./torrent/Orchestrator.ts"
 import * as MetadataFetcher from "./torrent/MetadataFetcher.ts"
 import * as MetadataPhase from "./torrent/MetadataPhase.ts"
 import { PieceWorker } from "./torrent/PieceWorker.ts"
+import type { DiskError } from "./torrent/DiskWriter.ts"
 import { Storage } from "./torrent/Storage.ts"
 import * as Discovery from "./torrent/Discovery.ts"
 import * as Torrent from "./torrent/Torrent.ts"
@@ -100,6 +101,13 @@ export interface TorrentHandle {
 export interface AddOptions extends Omit<Torrent.Options, "limits" | "onStart" | "bans"> {
   readonly maxUploadRate?: number | undefined
   readonly maxDownloadRate?: number | undefined
+  /** This torrent's folder (default: the manager's `downloadDir`). */
+  readonly downloadDir?: string | undefined
+}
+
+export interface RemoveOptions {
+  /** Delete the torrent's files (and resume record) too, once it has stopped. */
+  readonly deleteFiles?: boolean | undefined
 }
 
 interface Entry extends TorrentHandle {
@@ -108,6 +116,7 @@ interface Entry extends TorrentHandle {
   readonly magnet: Magnet.Magnet | undefined
   readonly fetched: Deferred.Deferred<Metainfo.Metainfo>
   readonly options: Torrent.Options
+  readonly downloadDir: string
   readonly done: Deferred.Deferred<void, Torrent.TorrentError>
 }
 
@@ -122,10 +131,18 @@ export class TorrentManager extends Context.Service<TorrentManager, {
     torrent: Metainfo.Metainfo | Magnet.Magnet | string,
     options?: AddOptions
   ) => Effect.Effect<TorrentHandle, Magnet.MagnetError>
+  /** `add`, and `remove` when the scope closes: the torrent lives as long as the caller's scope. */
+  readonly addScoped: (
+    torrent: Metainfo.Metainfo | Magnet.Magnet | string,
+    options?: AddOptions
+  ) => Effect.Effect<TorrentHandle, Magnet.MagnetError, Scope.Scope>
   readonly pause: (infoHash: InfoHash.InfoHash) => Effect.Effect<void, TorrentNotFound>
   readonly resume: (infoHash: InfoHash.InfoHash) => Effect.Effect<void, TorrentNotFound>
   /** Stops a torrent and forgets it (its files stay). */
-  readonly remove: (infoHash: InfoHash.InfoHash) => Effect.Effect<void, TorrentNotFound>
+  readonly remove: (
+    infoHash: InfoHash.InfoHash,
+    options?: RemoveOptions
+  ) => Effect.Effect<void, TorrentNotFound | DiskError>
   readonly list: Effect.Effect<ReadonlyArray<TorrentHandle>>
   /** Changes the limits shared by all torrents while they run. */
   readonly setLimits: (limits: RateSettings) => Effect.Effect<void>
@@ -204,6 +221,7 @@ const applyLimits = (up: RateLimit.Bucket, down: RateLimit.Bucket) => (limits: R
 export const make = Effect.gen(function*() {
   const context = yield* Effect.context<TorrentConfig | FileSystem.FileSystem | Path.Path | Digest.Digest | Storage | Network | Tracker.Tracker>()
   const config = yield* TorrentConfig
+  const storage = yield* Storage
   const globalUpload = new RateLimit.Bucket(config.maxUploadRate)
   const globalDownload = new RateLimit.Bucket(config.maxDownloadRate)
   const fibers = yield* FiberMap.make<InfoHash.InfoHash, void, never>()
@@ -329,7 +347,7 @@ export const make = Effect.gen(function*() {
           onFailure: (cause) => Deferred.failCause(entry.done, cause)
         }),
         // Torrents announce (and tell peers) the port we really listen on.
-        Effect.provideService(TorrentConfig, { ...config, port }),
+        Effect.provideService(TorrentConfig, { ...config, port, downloadDir: entry.downloadDir }),
         Effect.provideService(Admission.Admission, admission),
         Effect.provideContext(context),
         Effect.asVoid
@@ -380,6 +398,7 @@ export const make = Effect.gen(function*() {
           new Torrent.TorrentError({ name: magnet?.name ?? infoHash, detail: "stopped before its metadata was fetched" })
         )))
       ),
+      downloadDir: options.downloadDir ?? config.downloadDir,
       options: {
         ...options,
         // The magnet's `x.pe` peers are dialled for the data too.
@@ -415,17 +434,25 @@ export const make = Effect.gen(function*() {
     return entry as TorrentHandle
   })
 
+  /** Stops the torrent (its files flushed and resume data saved), forgets it, and with `deleteFiles` deletes its data. */
+  const remove = (infoHash: InfoHash.InfoHash, options: RemoveOptions = {}) =>
+    Effect.flatMap(find(infoHash), (entry) =>
+      FiberMap.remove(fibers, infoHash).pipe(
+        Effect.andThen(FiberMap.remove(watchers, infoHash)),
+        Effect.andThen(Effect.sync(() => entries.delete(infoHash))),
+        Effect.andThen(
+          options.deleteFiles === true && entry.meta !== undefined ? storage.delete(entry.meta, entry.downloadDir) : Effect.void
+        )
+      ))
+
   return TorrentManager.of({
     port,
     add,
     pause: (infoHash) => Effect.flatMap(find(infoHash), () => FiberMap.remove(fibers, infoHash)),
     resume: (infoHash) => Effect.flatMap(find(infoHash), (entry) => Effect.asVoid(start(entry))),
-    remove: (infoHash) =>
-      Effect.flatMap(find(infoHash), () =>
-        FiberMap.remove(fibers, infoHash).pipe(
-          Effect.andThen(FiberMap.remove(watchers, infoHash)),
-          Effect.andThen(Effect.sync(() => entries.delete(infoHash)))
-        )),
+    addScoped: (torrent, options) =>
+      Effect.acquireRelease(add(torrent, options), (handle) => Effect.ignore(remove(handle.infoHash))),
+    remove,
     list: Effect.sync(() => [...entries.values()]),
     setLimits: applyLimits(globalUpload, globalDownload),
     events: Stream.fromPubSub(hub),

@@ -5,20 +5,28 @@
  * simulations: no files, no thread).
  */
 import { Context, Effect, type FileSystem, Layer, type Path, type Scope } from "effect"
+import * as NodeFs from "node:fs/promises"
+import * as NodePath from "node:path"
 import * as Metainfo from "../protocol/Metainfo.ts"
 import * as DiskWriter from "./DiskWriter.ts"
 import type { PieceWorker } from "./PieceWorker.ts"
+import * as Resume from "./Resume.ts"
 
 export class Storage extends Context.Service<Storage, {
   /** The DiskWriter of torrent `meta`, closed with the scope. */
   readonly open: (meta: Metainfo.Metainfo, options: DiskWriter.Options) => Effect.Effect<DiskWriter.DiskWriter["Service"], never, Scope.Scope>
+  /** Deletes torrent `meta`'s data (and its resume record) from `downloadDir`; what is not there is skipped. */
+  readonly delete: (meta: Metainfo.Metainfo, downloadDir: string) => Effect.Effect<void, DiskWriter.DiskError>
 }>()("effect-torrent/torrent/Storage") {
   /** Files under the download folder. */
   static readonly layerNode = Layer.effect(
     Storage,
     Effect.gen(function*() {
       const context = yield* Effect.context<FileSystem.FileSystem | Path.Path | PieceWorker>()
-      return Storage.of({ open: (meta, options) => DiskWriter.make(meta, options).pipe(Effect.provideContext(context)) })
+      return Storage.of({
+        open: (meta, options) => DiskWriter.make(meta, options).pipe(Effect.provideContext(context)),
+        delete: deleteFiles
+      })
     })
   )
 
@@ -28,8 +36,42 @@ export class Storage extends Context.Service<Storage, {
    * pieces fill (read them back from `store`).
    */
   static readonly layerMemory = (store: Map<string, Uint8Array>) =>
-    Layer.succeed(Storage, Storage.of({ open: (meta) => Effect.sync(() => makeMemory(meta, store)) }))
+    Layer.succeed(
+      Storage,
+      Storage.of({
+        open: (meta) => Effect.sync(() => makeMemory(meta, store)),
+        delete: (meta) => Effect.sync(() => void store.delete(meta.infoHash))
+      })
+    )
 }
+
+/**
+ * Unlinks each of the torrent's files, then the folders it made that are
+ * left empty, then its resume record. A file is deleted only where the real
+ * path of its folder is inside the download folder, and never through a
+ * symlink: a folder swapped for a link cannot make us delete elsewhere.
+ */
+const deleteFiles = (meta: Metainfo.Metainfo, downloadDir: string) =>
+  Effect.tryPromise({
+    try: async () => {
+      const root = await NodeFs.realpath(NodePath.resolve(downloadDir))
+      const inside = (real: string) => real === root || real.startsWith(root + NodePath.sep)
+      const folders = new Set<string>()
+      for (const file of meta.files) {
+        const target = NodePath.join(root, ...file.path)
+        const folder = await NodeFs.realpath(NodePath.dirname(target)).catch(() => undefined)
+        if (folder === undefined || !inside(folder)) continue
+        const info = await NodeFs.lstat(NodePath.join(folder, NodePath.basename(target))).catch(() => undefined)
+        if (info?.isFile() === true) await NodeFs.unlink(NodePath.join(folder, NodePath.basename(target)))
+        for (let dir = NodePath.dirname(target); dir !== root; dir = NodePath.dirname(dir)) folders.add(dir)
+      }
+      // Deepest first; a folder with anything else in it stays.
+      for (const dir of [...folders].sort((a, b) => b.length - a.length)) await NodeFs.rmdir(dir).catch(() => {})
+      await NodeFs.rm(NodePath.join(root, Resume.stateFolder, `${meta.infoHash}.resume`), { force: true })
+    },
+    catch: (error) =>
+      new DiskWriter.DiskError({ reason: "Io", path: meta.name, detail: `could not delete its files: ${String(error)}` })
+  })
 
 const makeMemory = (meta: Metainfo.Metainfo, store: Map<string, Uint8Array>): DiskWriter.DiskWriter["Service"] => {
   const given = store.get(meta.infoHash)
