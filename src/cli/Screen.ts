@@ -41,7 +41,9 @@ export const make = (stdout: NodeJS.WriteStream, stderr: NodeJS.WriteStream): Sc
   const erase = () => {
     const width = columns() + 1
     const rows = live.reduce((n, line) => n + Math.max(1, Math.ceil(Format.width(line) / width)), 0)
-    if (rows > 0) stdout.write(`\x1b[${rows}F\x1b[J`)
+    // Up, then each row cleared (EL): clearing the screen from its first row (ED) would make tmux
+    // keep a copy of the old lines in its history (scroll-on-clear).
+    if (rows > 0) stdout.write(`\x1b[${rows}A\r${"\x1b[2K\n".repeat(rows)}\x1b[${rows}A`)
     live = []
   }
   const show = (lines: ReadonlyArray<string>) => {
