@@ -13,8 +13,9 @@ import { Effect } from "effect"
 import { execFile } from "node:child_process"
 import { join } from "node:path"
 import * as Format from "../../src/cli/Format.ts"
-import { createWithMktorrent, sameBytes, tempDir, writeTree } from "../util/Files.ts"
-import { aria2Seeder, freePort, projectRoot, waitUntil } from "../util/Swarm.ts"
+import { sameBytes } from "../util/Files.ts"
+import { freePort, projectRoot, waitUntil } from "../util/Swarm.ts"
+import { seededTorrents } from "./fixtures.ts"
 
 /** A tmux server of the test's own (its own socket), killed when the scope closes. */
 const tmuxServer = Effect.acquireRelease(
@@ -36,21 +37,9 @@ const quote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`
 /** The display's line for each torrent, from a capture. */
 const displayLines = (capture: string) => capture.split("\n").filter((line) => /^(one|two)\.bin +\d+\.\d%/.test(line))
 
-/** Two torrents and their aria2c seeders. */
-const swarm = Effect.gen(function*() {
-  const root = yield* tempDir("cli-terminal")
-  const dead = `http://127.0.0.1:${yield* freePort}/announce`
-  const torrents = yield* Effect.forEach(["one", "two"], (name) =>
-    Effect.gen(function*() {
-      const src = join(root, `src-${name}`)
-      yield* writeTree(src, [{ path: `${name}.bin`, size: 3 * 1024 * 1024 + 123 }])
-      const file = join(root, `${name}.torrent`)
-      yield* createWithMktorrent(join(src, `${name}.bin`), file, { pieceLength: 64 * 1024, announce: [dead] })
-      const seeder = yield* aria2Seeder({ torrent: file, dir: src })
-      return { name, src, file, seeder }
-    }))
-  return { root, torrents }
-})
+/** Two torrents and their aria2c seeders; the torrents announce to a tracker nobody runs. */
+const swarm = Effect.flatMap(freePort, (port) =>
+  seededTorrents("cli-terminal", ["one", "two"], 3 * 1024 * 1024 + 123, [`http://127.0.0.1:${port}/announce`]))
 
 /**
  * Runs the download in a pane `columns` wide; `during` runs once both
@@ -102,12 +91,9 @@ const assertFinalScreen = (capture: string, width: number) => {
 describe("the display in a terminal (tmux)", () => {
   it.live("80 columns, narrowed to 50 and widened to 100 mid-download: one fitting line per torrent, no debris", () =>
     Effect.gen(function*() {
-      const { root, torrents } = yield* swarm
+      const { peers, root, torrents } = yield* swarm
       const dst = join(root, "dst-80")
-      const args = [
-        ...torrents.map((t) => t.file), "-o", dst, ...torrents.flatMap((t) => ["--peer", `127.0.0.1:${t.seeder.port}`]),
-        "--max-download", "1M", "--port", "0", "--no-dht", "--no-lpd"
-      ]
+      const args = [...torrents.map((t) => t.file), "-o", dst, ...peers, "--max-download", "1M", "--port", "0", "--no-dht", "--no-lpd"]
       const { capture, width } = yield* inPane(80, args, (tmux) =>
         Effect.gen(function*() {
           const before = yield* tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t")
@@ -132,11 +118,8 @@ describe("the display in a terminal (tmux)", () => {
 
   it.live("200 columns: every field while it runs, one line per torrent at the end", () =>
     Effect.gen(function*() {
-      const { root, torrents } = yield* swarm
-      const args = [
-        ...torrents.map((t) => t.file), "-o", join(root, "dst-200"), ...torrents.flatMap((t) => ["--peer", `127.0.0.1:${t.seeder.port}`]),
-        "--max-download", "4M", "--port", "0", "--no-dht", "--no-lpd"
-      ]
+      const { peers, root, torrents } = yield* swarm
+      const args = [...torrents.map((t) => t.file), "-o", join(root, "dst-200"), ...peers, "--max-download", "4M", "--port", "0", "--no-dht", "--no-lpd"]
       const { capture, width } = yield* inPane(200, args, (tmux) =>
         Effect.gen(function*() {
           const running = displayLines(yield* tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t"))
