@@ -26,14 +26,14 @@ export const load = Effect.fn("Input.load")(function*(input: string) {
   }
   const fs = yield* FileSystem.FileSystem
   const info = yield* fs.stat(input).pipe(
-    Effect.mapError(() => new InputError({ input, detail: "no such file" }))
+    Effect.mapError((error) => new InputError({ input, detail: error.reason._tag === "NotFound" ? "no such file" : Format.failure(error) }))
   )
   if (info.type !== "File") return yield* new InputError({ input, detail: "not a file" })
   if (Number(info.size) > 10 * 1024 * 1024) {
     return yield* new InputError({ input, detail: `${info.size} bytes is too large for a .torrent file` })
   }
   const bytes = yield* fs.readFile(input).pipe(
-    Effect.mapError((error) => new InputError({ input, detail: error.message }))
+    Effect.mapError((error) => new InputError({ input, detail: Format.failure(error) }))
   )
   const meta = Metainfo.decode(bytes)
   if (Result.isFailure(meta)) return yield* new InputError({ input, detail: meta.failure.message })
