@@ -1,6 +1,7 @@
 /**
  * The CLI's errors and waits as a user meets them (a child process): each
- * usage error is one line and a pointer to the help, exit 2; each failure
+ * usage error is one line and a pointer to the help, exit 2 (a magnet's
+ * --select once its metadata is in, from an aria2c seeder); each failure
  * one line naming what the user gave, exit 1; a busy --port is named; an
  * already complete torrent ends complete; --quiet prints only the final
  * line; a stall says why (trackers failing, warned once); Ctrl-C says how to
@@ -14,6 +15,7 @@ import { join } from "node:path"
 import * as Magnet from "../../src/protocol/Magnet.ts"
 import { createWithMktorrent, tempDir, writeTree } from "../util/Files.ts"
 import { exitOf, freePort, ourCli, runCli, waitForLine } from "../util/Swarm.ts"
+import { seededTorrents } from "./fixtures.ts"
 
 const offline = ["--no-dht", "--no-lpd"]
 
@@ -57,6 +59,18 @@ describe("the CLI's errors and waits", () => {
       const seed = yield* runCli(["seed"])
       assert.deepStrictEqual([seed.code, seed.stderr], [2, "effect-torrent: missing <torrent>\nrun effect-torrent seed --help\n"])
     }), 120_000)
+
+  it.live("a magnet's --select is checked once its metadata is in: a usage error, exit 2", () =>
+    Effect.gen(function*() {
+      const { root, torrents } = yield* seededTorrents("cli-magnet-select", ["one"], 100_000, [])
+      const { meta, seeder } = torrents[0]!
+      const magnet = Magnet.format({ infoHash: meta.infoHash, trackers: [], peers: [`127.0.0.1:${seeder.port}`], webSeeds: [] })
+      const run = yield* runCli([magnet, "--select", "0,5", "-o", join(root, "dst"), "--port", "0", ...offline])
+      assert.deepStrictEqual(
+        [run.code, run.stderr.split("\n").slice(-3)],
+        [2, ["effect-torrent: --select: one.bin has no file 5 (its files are 0 to 0)", "run effect-torrent --help", ""]]
+      )
+    }).pipe(Effect.scoped), 60_000)
 
   it.live("failures name what the user gave, exit 1: a magnet with no way to find peers, seed without data, -o", () =>
     Effect.gen(function*() {
