@@ -88,7 +88,9 @@ const main = Effect.gen(function*() {
 }).pipe(Effect.scoped)
 
 if (process.argv[2] === "peers") runPeers(Number(process.argv[3]), Buffer.from(process.argv[4]!, "hex"))
-else Effect.runPromise(main).then(() => process.exit(0), (error) => {
-  console.error(error)
-  process.exit(1)
-})
+else {
+  Effect.runPromise(main).then(() => process.exit(0), (error) => {
+    console.error(error)
+    process.exit(1)
+  })
+}

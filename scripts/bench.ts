@@ -70,7 +70,9 @@ const startTimed = (command: string, args: ReadonlyArray<string>, deadlineMs: nu
     child.on("exit", (code) => {
       clearTimeout(timer)
       const m = /TIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+)/.exec(stderr)
-      if ((code !== 0 && !stopped) || m === null) return reject(new Error(`${command} failed (${code}): ${stderr.slice(-500)}`))
+      if ((code !== 0 && !stopped) || m === null) {
+        return reject(new Error(`${command} failed (${code}): ${stderr.slice(-500)}`))
+      }
       resolve({ seconds: Number(m[1]), cpu: Number(m[2]) + Number(m[3]), rssMiB: Number(m[4]) / 1024 })
     })
   )
@@ -88,8 +90,17 @@ const timed = (command: string, args: ReadonlyArray<string>, deadlineMs: number)
 
 const aria2Leecher = (out: string) =>
   timed("aria2c", [
-    "-d", out, "--listen-port=6998", "--enable-dht=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
-    "--seed-time=0", "--summary-interval=0", "--console-log-level=error", "--file-allocation=none", torrentPath()
+    "-d",
+    out,
+    "--listen-port=6998",
+    "--enable-dht=false",
+    "--bt-enable-lpd=false",
+    "--enable-peer-exchange=false",
+    "--seed-time=0",
+    "--summary-interval=0",
+    "--console-log-level=error",
+    "--file-allocation=none",
+    torrentPath()
   ], 600_000)
 
 const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
@@ -128,7 +139,9 @@ const main = async () => {
   closeSync(fd)
   const expected = sha1File(data)
   const torrent = torrentPath()
-  execFileSync("mktorrent", ["-l", "20", "-a", `http://127.0.0.1:${trackerPort}/announce`, "-o", torrent, data], { stdio: "ignore" })
+  execFileSync("mktorrent", ["-l", "20", "-a", `http://127.0.0.1:${trackerPort}/announce`, "-o", torrent, data], {
+    stdio: "ignore"
+  })
 
   const tracker = new Server({ http: true, udp: false, ws: false, stats: false })
   tracker.on("warning", () => {})
@@ -140,16 +153,35 @@ const main = async () => {
   const seeders: Array<ChildProcess> = []
   const startSeeder = (n: number) =>
     seeders.push(startDaemon("aria2c", [
-      "--bt-seed-unverified=true", "-d", seedDir, `--listen-port=${30000 + n}`, "--enable-dht=false",
-      "--bt-enable-lpd=false", "--enable-peer-exchange=false", "--seed-ratio=0.0", "--summary-interval=0",
-      "--bt-tracker-interval=1", "--console-log-level=error", torrent
+      "--bt-seed-unverified=true",
+      "-d",
+      seedDir,
+      `--listen-port=${30000 + n}`,
+      "--enable-dht=false",
+      "--bt-enable-lpd=false",
+      "--enable-peer-exchange=false",
+      "--seed-ratio=0.0",
+      "--summary-interval=0",
+      "--bt-tracker-interval=1",
+      "--console-log-level=error",
+      torrent
     ]))
 
   const run = async (client: "effect-torrent" | "aria2c") => {
     const out = join(work, `out-${client}`)
     rmSync(out, { recursive: true, force: true })
     const measure = client === "effect-torrent"
-      ? await timed(process.execPath, ["bin/effect-torrent.js", torrent, "-o", out, "--port", "6999", "--quiet", "--no-dht", "--no-lpd"], 600_000)
+      ? await timed(process.execPath, [
+        "bin/effect-torrent.js",
+        torrent,
+        "-o",
+        out,
+        "--port",
+        "6999",
+        "--quiet",
+        "--no-dht",
+        "--no-lpd"
+      ], 600_000)
       : await aria2Leecher(out)
     const ok = sha1File(join(out, "data.bin")) === expected
     rmSync(out, { recursive: true, force: true })
@@ -172,7 +204,11 @@ const main = async () => {
     report(label, "aria2c ← aria2c", results.aria2c, ok.aria2c)
   }
 
-  console.log(`${"swarm".padEnd(12)} ${"download ← seeders".padEnd(22)} ${"rate".padStart(13)}  ${"CPU".padStart(12)}  ${"memory".padStart(19)}`)
+  console.log(
+    `${"swarm".padEnd(12)} ${"download ← seeders".padEnd(22)} ${"rate".padStart(13)}  ${"CPU".padStart(12)}  ${
+      "memory".padStart(19)
+    }`
+  )
   startSeeder(0)
   await sleep(2000) // the seeder announces itself
   await compare("1 seeder")
@@ -184,7 +220,16 @@ const main = async () => {
   for (const seeder of seeders) seeder.kill("SIGKILL")
   const announced = new Promise<void>((resolve) => tracker.once("start", () => resolve()))
   const ours = startTimed(process.execPath, [
-    "bin/effect-torrent.js", "seed", torrent, "-o", seedDir, "--port", "6997", "--quiet", "--no-dht", "--no-lpd"
+    "bin/effect-torrent.js",
+    "seed",
+    torrent,
+    "-o",
+    seedDir,
+    "--port",
+    "6997",
+    "--quiet",
+    "--no-dht",
+    "--no-lpd"
   ], 600_000)
   await announced
   const out = join(work, "out-upload")
@@ -192,7 +237,9 @@ const main = async () => {
   const ok = sha1File(join(out, "data.bin")) === expected
   const seeder = await ours.stop()
   report("upload", "aria2c ← effect-torrent", [{ ...leecher, cpu: seeder.cpu, rssMiB: seeder.rssMiB }], ok)
-  console.log("(upload row: rate seen by the aria2c leecher; CPU and RSS of our seeder. Compare with the first row, aria2c ← aria2c.)")
+  console.log(
+    "(upload row: rate seen by the aria2c leecher; CPU and RSS of our seeder. Compare with the first row, aria2c ← aria2c.)"
+  )
 }
 
 main().then(() => process.exit(), (error) => {

@@ -19,7 +19,10 @@ const work = mkdtempSync(join(tmpdir(), "effect-torrent-demo-"))
 const source = join(work, "seed", "sample")
 mkdirSync(source, { recursive: true })
 writeFileSync(join(source, "video.bin"), randomBytes(48 * 1024 * 1024 + 12345))
-writeFileSync(join(source, "notes.txt"), "effect-torrent demo: these bytes came over BitTorrent on 127.0.0.1\n".repeat(1000))
+writeFileSync(
+  join(source, "notes.txt"),
+  "effect-torrent demo: these bytes came over BitTorrent on 127.0.0.1\n".repeat(1000)
+)
 
 const tracker = new Server({ http: true, udp: false, ws: false, stats: false })
 tracker.on("warning", () => {})
@@ -41,7 +44,9 @@ console.log(`tracker ${announce}; webtorrent seeding; now: effect-torrent ${torr
 
 const out = join(work, "download")
 const code = await new Promise<number | null>((resolve) => {
-  const cli = spawn(process.execPath, ["bin/effect-torrent.js", torrentFile, "-o", out, "--no-dht", "--no-lpd"], { stdio: "inherit" })
+  const cli = spawn(process.execPath, ["bin/effect-torrent.js", torrentFile, "-o", out, "--no-dht", "--no-lpd"], {
+    stdio: "inherit"
+  })
   cli.on("exit", resolve)
 })
 const same = ["video.bin", "notes.txt"].every((name) =>

@@ -74,7 +74,11 @@ interface FileSpec {
 }
 
 /** A multi-file info dictionary with correct piece hashes (pad files hold zeros). */
-const multiInfo = (name: string | Uint8Array, files: ReadonlyArray<FileSpec>, extra: Record<string, Raw> = {}): Dict => {
+const multiInfo = (
+  name: string | Uint8Array,
+  files: ReadonlyArray<FileSpec>,
+  extra: Record<string, Raw> = {}
+): Dict => {
   const data = Buffer.concat(
     files.map((f, i) => (f.extra?.["attr"] === "p" ? Buffer.alloc(f.length) : content(Math.max(f.length, 0), i)))
   )
@@ -133,7 +137,9 @@ addValid(
   })
 }
 
-addValid("url-list-string.torrent", singleInfo("webseeded.iso", 16384), { "url-list": "http://seed.example/webseeded.iso" })
+addValid("url-list-string.torrent", singleInfo("webseeded.iso", 16384), {
+  "url-list": "http://seed.example/webseeded.iso"
+})
 
 addValid("announce-only.torrent", singleInfo("announce-only.bin", 1), { announce: "udp://only.example:1337/announce" })
 
@@ -178,7 +184,12 @@ addValid(
   })
   // v1 data: each pad is zeros, so build it by hand rather than via multiInfo.
   const data = Buffer.concat(
-    v1.map((f) => (f.extra?.["attr"] === "p" ? Buffer.alloc(f.length) : content(f.length, sizes.findIndex(([n]) => n === f.path[0]))))
+    v1.map((
+      f
+    ) => (f.extra?.["attr"] === "p"
+      ? Buffer.alloc(f.length)
+      : content(f.length, sizes.findIndex(([n]) => n === f.path[0])))
+    )
   )
   const info = dict({
     name: "hybrid",
@@ -272,9 +283,18 @@ hostile.set(
 hostile.set("zero-length.torrent", encode(torrent(dict({ name: "x", "piece length": PIECE, pieces: "", length: 0 }))))
 hostile.set("piece-length-zero.torrent", encode(torrent(singleInfo("x", 100, { "piece length": 0 }))))
 hostile.set("piece-length-huge.torrent", encode(torrent(singleInfo("x", 100, { "piece length": 2 ** 30 }))))
-hostile.set("length-and-files.torrent", encode(torrent(multiInfo("folder", [{ path: ["a"], length: 10 }], { length: 10 }))))
-hostile.set("no-length-no-files.torrent", encode(torrent(dict({ name: "x", "piece length": PIECE, pieces: sha1(content(1, 0)) }))))
-hostile.set("empty-file-list.torrent", encode(torrent(dict({ name: "x", "piece length": PIECE, pieces: "", files: [] }))))
+hostile.set(
+  "length-and-files.torrent",
+  encode(torrent(multiInfo("folder", [{ path: ["a"], length: 10 }], { length: 10 })))
+)
+hostile.set(
+  "no-length-no-files.torrent",
+  encode(torrent(dict({ name: "x", "piece length": PIECE, pieces: sha1(content(1, 0)) })))
+)
+hostile.set(
+  "empty-file-list.torrent",
+  encode(torrent(dict({ name: "x", "piece length": PIECE, pieces: "", files: [] })))
+)
 hostile.set(
   "total-length-overflow.torrent",
   encode(torrent(dict({
@@ -307,5 +327,8 @@ for (const [name, { file, info }] of valid) {
   manifest[name] = { infoHash: sha1(info).toString("hex") }
 }
 for (const [name, file] of hostile) writeFileSync(join(dir, name), file)
-writeFileSync(join(dir, "manifest.json"), JSON.stringify({ valid: manifest, hostile: [...hostile.keys()] }, null, 2) + "\n")
+writeFileSync(
+  join(dir, "manifest.json"),
+  JSON.stringify({ valid: manifest, hostile: [...hostile.keys()] }, null, 2) + "\n"
+)
 console.log(`wrote ${readdirSync(dir).length} files to ${dir}`)

@@ -23,7 +23,14 @@ Fs.rmSync(resultsDir, { recursive: true, force: true })
 Fs.mkdirSync(resultsDir, { recursive: true })
 const run = spawnSync(
   process.execPath,
-  [join(root, "node_modules/vitest/vitest.mjs"), "run", "test/fuzz", "test/hostile", "--reporter=json", `--outputFile=${vitestFile}`],
+  [
+    join(root, "node_modules/vitest/vitest.mjs"),
+    "run",
+    "test/fuzz",
+    "test/hostile",
+    "--reporter=json",
+    `--outputFile=${vitestFile}`
+  ],
   { cwd: root, stdio: ["ignore", "ignore", "inherit"] }
 )
 

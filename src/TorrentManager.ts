@@ -16,7 +16,7 @@ import {
   Effect,
   FiberMap,
   FiberSet,
-  FileSystem,
+  type FileSystem,
   Layer,
   Path,
   PubSub,
@@ -26,7 +26,7 @@ import {
   Stream,
   SubscriptionRef
 } from "effect"
-import { Digest } from "effect/crypto"
+import type { Digest } from "effect/crypto"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Dht } from "./dht/Dht.ts"
 import { Lpd } from "./lpd/Lpd.ts"
@@ -219,7 +219,9 @@ const applyLimits = (up: RateLimit.Bucket, down: RateLimit.Bucket) => (limits: R
   })
 
 export const make = Effect.gen(function*() {
-  const context = yield* Effect.context<TorrentConfig | FileSystem.FileSystem | Path.Path | Digest.Digest | Storage | Network | Tracker.Tracker>()
+  const context = yield* Effect.context<
+    TorrentConfig | FileSystem.FileSystem | Path.Path | Digest.Digest | Storage | Network | Tracker.Tracker
+  >()
   const config = yield* TorrentConfig
   const storage = yield* Storage
   const globalUpload = new RateLimit.Bucket(config.maxUploadRate)
@@ -248,15 +250,20 @@ export const make = Effect.gen(function*() {
     Effect.gen(function*() {
       const maxFrame = Math.max(
         Frame.maxFrameFor(1),
-        ...[...entries.values()].map((e) => e.meta === undefined ? MetadataFetcher.maxFrame : Frame.maxFrameFor(e.meta.pieceCount))
+        ...[...entries.values()].map((e) =>
+          e.meta === undefined ? MetadataFetcher.maxFrame : Frame.maxFrameFor(e.meta.pieceCount)
+        )
       )
       const io = yield* PeerIo.make(connection.socket, { maxFrame })
       // Refused: the scope closes the socket at once.
       if (!admission.admitIncoming(connection.host)) return
       yield* Effect.addFinalizer(() => Effect.sync(() => admission.release(connection.host)))
       const peer = keyOf(connection)
-      const first = yield* PeerSession.readHandshake(io, config.handshakeTimeoutMillis, (reason, detail) =>
-        new PeerSession.PeerError({ peer, reason, detail }))
+      const first = yield* PeerSession.readHandshake(
+        io,
+        config.handshakeTimeoutMillis,
+        (reason, detail) => new PeerSession.PeerError({ peer, reason, detail })
+      )
       const handshake = first[0]!
       const accept = handshake._tag === "Handshake" ? accepting.get(InfoHash.fromBytes(handshake.infoHash)) : undefined
       if (accept !== undefined) yield* accept(peer, io, first)
@@ -315,13 +322,18 @@ export const make = Effect.gen(function*() {
     const last = Effect.suspend(() =>
       running === undefined
         ? SubscriptionRef.update(entry.progress, (p) => ({ ...p, state: "stopped" as const }))
-        : Effect.flatMap(SubscriptionRef.get(running), (p) => SubscriptionRef.set(entry.progress, { ...shown(p), state: p.state }))
+        : Effect.flatMap(
+          SubscriptionRef.get(running),
+          (p) => SubscriptionRef.set(entry.progress, { ...shown(p), state: p.state })
+        )
     )
     return FiberMap.run(
       fibers,
       entry.infoHash,
       SubscriptionRef.get(entry.progress).pipe(
-        Effect.tap((before) => Effect.sync(() => (earlier = { uploaded: before.uploaded, downloaded: before.downloaded }))),
+        Effect.tap((before) =>
+          Effect.sync(() => (earlier = { uploaded: before.uploaded, downloaded: before.downloaded }))
+        ),
         Effect.andThen(metadataOf(entry)),
         Effect.flatMap((meta) =>
           Torrent.run(meta, {
@@ -395,7 +407,10 @@ export const make = Effect.gen(function*() {
       metadata: Effect.raceFirst(
         Deferred.await(fetched),
         Deferred.await(done).pipe(Effect.andThen(Effect.fail(
-          new Torrent.TorrentError({ name: magnet?.name ?? infoHash, detail: "stopped before its metadata was fetched" })
+          new Torrent.TorrentError({
+            name: magnet?.name ?? infoHash,
+            detail: "stopped before its metadata was fetched"
+          })
         )))
       ),
       downloadDir: options.downloadDir ?? config.downloadDir,
@@ -441,7 +456,9 @@ export const make = Effect.gen(function*() {
         Effect.andThen(FiberMap.remove(watchers, infoHash)),
         Effect.andThen(Effect.sync(() => entries.delete(infoHash))),
         Effect.andThen(
-          options.deleteFiles === true && entry.meta !== undefined ? storage.delete(entry.meta, entry.downloadDir) : Effect.void
+          options.deleteFiles === true && entry.meta !== undefined
+            ? storage.delete(entry.meta, entry.downloadDir)
+            : Effect.void
         )
       ))
 

@@ -16,13 +16,18 @@ describe("README", () => {
         writeFileSync(
           join(dir, file),
           example
-            .replace(/from "effect-torrent"/g, 'from "../../src/index.ts"')
-            .replace(/from "effect-torrent\/testing"/g, 'from "../../src/testing.ts"')
+            .replace(/from "effect-torrent"/g, "from \"../../src/index.ts\"")
+            .replace(/from "effect-torrent\/testing"/g, "from \"../../src/testing.ts\"")
         )
         return file
       })
-      writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ extends: "../../tsconfig.json", include: [...files, "../../src/types"] }))
-      execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", join(dir, "tsconfig.json")], { stdio: "pipe" })
+      writeFileSync(
+        join(dir, "tsconfig.json"),
+        JSON.stringify({ extends: "../../tsconfig.json", include: [...files, "../../src/types"] })
+      )
+      execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", join(dir, "tsconfig.json")], {
+        stdio: "pipe"
+      })
     } catch (error) {
       const out = (error as { stdout?: Buffer }).stdout?.toString() ?? String(error)
       assert.fail(`a README example does not compile:\n${out}`)

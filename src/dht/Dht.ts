@@ -258,7 +258,10 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
       const error = decoded.failure
       yield* Effect.logDebug(`DHT: from ${from.host}:${from.port}: ${error.message}`)
       if (error.transactionId === undefined) return
-      return yield* send({ _tag: "Error", transactionId: error.transactionId, code: error.code, text: error.problem }, from)
+      return yield* send(
+        { _tag: "Error", transactionId: error.transactionId, code: error.code, text: error.problem },
+        from
+      )
     }
     const message = decoded.success
     if (message._tag === "Query") {
@@ -293,7 +296,11 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
    * Asks nodes ever closer to `target` (get_peers or find_node), handing each
    * answer's peers to `onPeers`; returns the nodes that answered, closest first.
    */
-  const iterate = (target: Uint8Array, kind: "GetPeers" | "FindNode", onPeers: (peers: ReadonlyArray<Address>) => void) =>
+  const iterate = (
+    target: Uint8Array,
+    kind: "GetPeers" | "FindNode",
+    onPeers: (peers: ReadonlyArray<Address>) => void
+  ) =>
     Effect.gen(function*() {
       const body: Krpc.Query = kind === "GetPeers"
         ? { _tag: "GetPeers", id: nodeId, infoHash: target }
@@ -303,7 +310,10 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
       const asked = new Set<string>()
       const answered: Array<Answered> = []
       const add = (node: Contact) => {
-        if (!candidates.has(key(node)) && (node.id === undefined || RoutingTable.commonPrefixLength(node.id, nodeId) < 160)) {
+        if (
+          !candidates.has(key(node)) &&
+          (node.id === undefined || RoutingTable.commonPrefixLength(node.id, nodeId) < 160)
+        ) {
           candidates.set(key(node), node)
         }
       }
@@ -319,7 +329,7 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
         const batch = Array.from(candidates.values()).sort(byDistance).slice(0, RoutingTable.K)
           .filter((node) => !asked.has(key(node))).slice(0, Math.min(ALPHA, MAX_LOOKUP_QUERIES - asked.size))
         if (batch.length === 0) return false
-        batch.forEach((node) => asked.add(key(node)))
+        for (const node of batch) asked.add(key(node))
         yield* Effect.forEach(batch, (node) =>
           query(node, body).pipe(
             Effect.match({
@@ -392,8 +402,11 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
   if (settings.stateFile !== undefined) {
     const file = settings.stateFile
     yield* Effect.addFinalizer(() =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        saveState(fs, path, file, nodeId, table.nodes().filter((node) => RoutingTable.status(node, now) !== "bad")))
+      Effect.flatMap(
+        Clock.currentTimeMillis,
+        (now) =>
+          saveState(fs, path, file, nodeId, table.nodes().filter((node) => RoutingTable.status(node, now) !== "bad"))
+      )
     )
   }
 

@@ -15,7 +15,7 @@
  *   so a new `peers` stream begins with the peers already known.
  */
 import { randomBytes } from "node:crypto"
-import { Cause, Clock, Context, Duration, Effect, Layer, Queue, Result, Schema, Stream } from "effect"
+import { type Cause, Clock, Context, Duration, Effect, Layer, Queue, Result, Schema, Stream } from "effect"
 import * as NetAddress from "effect/net/NetAddress"
 import type * as DatagramSocket from "effect/socket/DatagramSocket"
 import { Network } from "../peer/Network.ts"
@@ -172,6 +172,8 @@ const parseAddresses = (settings: Settings) =>
     }
     if (settings.interface === undefined) return { group: group.success, localInterface: undefined }
     const localInterface = NetAddress.ipv4FromString(settings.interface)
-    if (Result.isFailure(localInterface)) return yield* fail(`the interface ${settings.interface} is not an IPv4 address`)
+    if (Result.isFailure(localInterface)) {
+      return yield* fail(`the interface ${settings.interface} is not an IPv4 address`)
+    }
     return { group: group.success, localInterface: localInterface.success }
   })

@@ -83,7 +83,8 @@ const makeEnd = (
   /** When our direction of the link has sent everything written so far (ms). */
   let busyUntil = 0
   const arrival = (now: number, length: number) => {
-    busyUntil = Math.max(now, busyUntil) + (link.bytesPerSecond === undefined ? 0 : (length * 1000) / link.bytesPerSecond)
+    busyUntil = Math.max(now, busyUntil) +
+      (link.bytesPerSecond === undefined ? 0 : (length * 1000) / link.bytesPerSecond)
     return busyUntil + (link.latencyMillis ?? 0)
   }
   const write = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> => {

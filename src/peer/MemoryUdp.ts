@@ -31,7 +31,9 @@ export const makeNetwork: Effect.Effect<Network> = Effect.sync(() => {
           const bound = inboxes.get(key)
           const targets = NetAddress.isMulticast(to.address) ? [...groups.get(key) ?? []] : bound ? [bound] : []
           const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload
-          return Effect.forEach(targets, (target) => Queue.offer(target, { payload: bytes, address }), { discard: true })
+          return Effect.forEach(targets, (target) => Queue.offer(target, { payload: bytes, address }), {
+            discard: true
+          })
         })
       return DatagramSocket.make({
         reader: Effect.succeed({

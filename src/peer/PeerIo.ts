@@ -14,7 +14,10 @@ import * as WireMessage from "../protocol/WireMessage.ts"
 export type Incoming = Handshake.Handshake | WireMessage.WireMessage
 
 export class PeerIo extends Context.Service<PeerIo, {
-  readonly read: Effect.Effect<ReadonlyArray<Incoming>, Socket.SocketError | Handshake.HandshakeError | WireMessage.WireError>
+  readonly read: Effect.Effect<
+    ReadonlyArray<Incoming>,
+    Socket.SocketError | Handshake.HandshakeError | WireMessage.WireError
+  >
   readonly send: (messages: ReadonlyArray<WireMessage.WireMessage>) => Effect.Effect<void, Socket.SocketError>
   readonly sendRaw: (bytes: Uint8Array) => Effect.Effect<void, Socket.SocketError>
 }>()("effect-torrent/peer/PeerIo") {}

@@ -170,7 +170,9 @@ export const run = (
     const host = yield* Host
     let coordinator: Coordinator.State | undefined
     const exit = yield* session(options, (c) => (coordinator = c)).pipe(Effect.scoped, Effect.exit)
-    const { reason, detail } = exit._tag === "Success" ? { reason: "Closed" as const, detail: "closed" } : classify(exit.cause)
+    const { reason, detail } = exit._tag === "Success"
+      ? { reason: "Closed" as const, detail: "closed" }
+      : classify(exit.cause)
     if (coordinator !== undefined) {
       yield* host.offer({ _tag: "Disconnected", peer: options.peer, reason, detail, released: coordinator.clear() })
     }
@@ -246,11 +248,17 @@ const connected = Effect.fnUntraced(function*(
   const opening: Array<WireMessage> = [
     ...(Handshake.supports(handshake, "extensions") ? [extensions.handshake()] : []),
     ...(ours.count() > 0
-      ? [fast && ours.isComplete() ? { _tag: "HaveAll" as const } : { _tag: "Bitfield" as const, bytes: ours.toBytes() }]
-      : fast ? [{ _tag: "HaveNone" as const }] : []),
+      ? [
+        fast && ours.isComplete() ? { _tag: "HaveAll" as const } : { _tag: "Bitfield" as const, bytes: ours.toBytes() }
+      ]
+      : fast
+      ? [{ _tag: "HaveNone" as const }]
+      : []),
     ...[...allowedFast].map((index): WireMessage => ({ _tag: "AllowedFast", index })),
     // BEP 5: where our DHT node listens, to a peer that runs one too.
-    ...(dht !== undefined && Handshake.supports(handshake, "dht") ? [{ _tag: "Port" as const, port: yield* dht.port }] : [])
+    ...(dht !== undefined && Handshake.supports(handshake, "dht")
+      ? [{ _tag: "Port" as const, port: yield* dht.port }]
+      : [])
   ]
   yield* io.send(opening)
   yield* host.offer({
@@ -277,7 +285,8 @@ const connected = Effect.fnUntraced(function*(
     fast ? [{ _tag: "RejectRequest", index: r.index, begin: r.begin, length: r.length }] : []
 
   const inRange = (r: BlockRequest) =>
-    r.index < options.pieceCount && r.length > 0 && r.length <= blockSize && r.begin + r.length <= options.pieceSize(r.index)
+    r.index < options.pieceCount && r.length > 0 && r.length <= blockSize &&
+    r.begin + r.length <= options.pieceSize(r.index)
 
   /** A valid request: queued if we may serve it (true), else rejected (fast extension) or dropped. */
   const onRequest = (r: BlockRequest, replies: Array<WireMessage>): boolean => {
@@ -298,7 +307,8 @@ const connected = Effect.fnUntraced(function*(
   let portSeen = false
   // 16 KiB answers to 31-byte requests: a few a second, the rest rejected (a peer needs ≤ 1024 in all).
   const metadataAnswers = FloodGuard.make({ burst: 16, refillPerSecond: 8 })
-  const flooded = (m: WireMessage) => fail("Flooded", `flooded us with messages that change nothing (the last a ${m._tag})`)
+  const flooded = (m: WireMessage) =>
+    fail("Flooded", `flooded us with messages that change nothing (the last a ${m._tag})`)
 
   /** Done once the peer says it speaks ut_pex. */
   const speaksPex = yield* Deferred.make<void>()
@@ -348,14 +358,20 @@ const connected = Effect.fnUntraced(function*(
               return yield* violation(`sent ${m.block.length} bytes at ${m.begin} of piece ${m.index}: out of range`)
             }
             if (coordinator.has(m.index, m.begin)) {
-              return yield* violation(`sent a ${m.block.length}-byte block at ${m.begin} of piece ${m.index}: not the length asked for`)
+              return yield* violation(
+                `sent a ${m.block.length}-byte block at ${m.begin} of piece ${m.index}: not the length asked for`
+              )
             }
-            if (++unrequested > maxUnrequested) return yield* violation(`sent more than ${maxUnrequested} blocks we never asked for`)
+            if (++unrequested > maxUnrequested) {
+              return yield* violation(`sent more than ${maxUnrequested} blocks we never asked for`)
+            }
             continue
           }
           break
         case "Request":
-          if (!inRange(m)) return yield* violation(`requested ${m.length} bytes at ${m.begin} of piece ${m.index}: out of range`)
+          if (!inRange(m)) {
+            return yield* violation(`requested ${m.length} bytes at ${m.begin} of piece ${m.index}: out of range`)
+          }
           if (!onRequest(m, replies) && !flood.spend()) return yield* flooded(m)
           continue
         case "Extended": {
@@ -372,13 +388,45 @@ const connected = Effect.fnUntraced(function*(
           continue
         }
         case "Have":
-          if (m.index >= options.pieceCount) return yield* violation(`has piece ${m.index} of a ${options.pieceCount}-piece torrent`)
+          if (m.index >= options.pieceCount) {
+            return yield* violation(`has piece ${m.index} of a ${options.pieceCount}-piece torrent`)
+          }
           if (theirs.has(m.index)) {
             if (!flood.spend()) return yield* flooded(m)
             continue
           }
           theirs.set(m.index)
           break
+        case "Bitfield":
+        case "HaveAll":
+        case "HaveNone": {
+          if (m._tag !== "Bitfield" && !fast) return yield* violation(`sent ${m._tag} without the fast extension`)
+          const next = m._tag === "Bitfield"
+            ? Bitfield.fromBytes(m.bytes, options.pieceCount)
+            : Result.succeed(
+              m._tag === "HaveAll" ? Bitfield.full(options.pieceCount) : Bitfield.make(options.pieceCount)
+            )
+          if (Result.isFailure(next)) return yield* violation(next.failure.message)
+          // Pieces are never lost: availability that shrinks is a lie.
+          const [retracted] = theirs.notIn(next.success, 1)
+          if (retracted !== undefined) {
+            return yield* violation(`announced piece ${retracted}, then a ${m._tag} without it`)
+          }
+          const first = !announced
+          announced = true
+          if (first && theirs.count() === 0) {
+            theirs = next.success
+            break
+          }
+          // Later ones (aria2c sends a fresh bitfield instead of haves) reach the
+          // host as haves of what they add, so none costs it a pass over every
+          // piece; one that adds nothing is a useless message.
+          const added = next.success.notIn(theirs)
+          if (added.length === 0 && !flood.spend()) return yield* flooded(m)
+          for (const index of added) messages.push({ _tag: "Have", index })
+          theirs = next.success
+          continue
+        }
         default: {
           if (!flood.spend()) return yield* flooded(m)
           switch (m._tag) {
@@ -403,32 +451,6 @@ const connected = Effect.fnUntraced(function*(
               break
           }
           break
-        }
-        case "Bitfield":
-        case "HaveAll":
-        case "HaveNone": {
-          if (m._tag !== "Bitfield" && !fast) return yield* violation(`sent ${m._tag} without the fast extension`)
-          const next = m._tag === "Bitfield"
-            ? Bitfield.fromBytes(m.bytes, options.pieceCount)
-            : Result.succeed(m._tag === "HaveAll" ? Bitfield.full(options.pieceCount) : Bitfield.make(options.pieceCount))
-          if (Result.isFailure(next)) return yield* violation(next.failure.message)
-          // Pieces are never lost: availability that shrinks is a lie.
-          const [retracted] = theirs.notIn(next.success, 1)
-          if (retracted !== undefined) return yield* violation(`announced piece ${retracted}, then a ${m._tag} without it`)
-          const first = !announced
-          announced = true
-          if (first && theirs.count() === 0) {
-            theirs = next.success
-            break
-          }
-          // Later ones (aria2c sends a fresh bitfield instead of haves) reach the
-          // host as haves of what they add, so none costs it a pass over every
-          // piece; one that adds nothing is a useless message.
-          const added = next.success.notIn(theirs)
-          if (added.length === 0 && !flood.spend()) return yield* flooded(m)
-          for (const index of added) messages.push({ _tag: "Have", index })
-          theirs = next.success
-          continue
         }
       }
       messages.push(m)
@@ -518,7 +540,9 @@ const connected = Effect.fnUntraced(function*(
       flood.refill()
       metadataAnswers.refill()
       last = now
-      if (now - lastHeard >= host.idleTimeoutMillis) return yield* fail("Idle", `silent for ${host.idleTimeoutMillis / 1000} s`)
+      if (now - lastHeard >= host.idleTimeoutMillis) {
+        return yield* fail("Idle", `silent for ${host.idleTimeoutMillis / 1000} s`)
+      }
       yield* host.offer({
         _tag: "Tick",
         peer,
@@ -585,7 +609,9 @@ export const open = Effect.fnUntraced(function*(
   if (connection._tag === "Incoming") yield* io.sendRaw(ours)
   const handshake = first[0]!
   if (handshake._tag !== "Handshake") return yield* fail("HandshakeMismatch", "sent a message before its handshake")
-  if (Buffer.compare(handshake.infoHash, options.infoHash) !== 0) return yield* fail("HandshakeMismatch", "handshake names another torrent")
+  if (Buffer.compare(handshake.infoHash, options.infoHash) !== 0) {
+    return yield* fail("HandshakeMismatch", "handshake names another torrent")
+  }
   if (Buffer.compare(handshake.peerId, options.peerId) === 0) return yield* fail("SelfConnection", "that is us")
   return { io, handshake, rest: first.slice(1) }
 })
@@ -601,4 +627,9 @@ export const readHandshake = (
       const batch = yield* io.read
       if (batch.length > 0) return batch
     }
-  }).pipe(Effect.timeoutOrElse({ duration: timeoutMillis, orElse: () => Effect.fail(fail("HandshakeTimeout", "no handshake in time")) }))
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: timeoutMillis,
+      orElse: () => Effect.fail(fail("HandshakeTimeout", "no handshake in time"))
+    })
+  )

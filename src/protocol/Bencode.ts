@@ -42,8 +42,7 @@ export const defaultLimits: Limits = { maxBytes: 10 * 1024 * 1024, maxDepth: 100
 const source: unique symbol = Symbol("effect-torrent/Bencode/source")
 
 /** The exact bytes a decoded dictionary was read from. */
-export const sourceBytes = (dict: BDict): Uint8Array | undefined =>
-  (dict as { readonly [source]?: Uint8Array })[source]
+export const sourceBytes = (dict: BDict): Uint8Array | undefined => (dict as { readonly [source]?: Uint8Array })[source]
 
 const utf8 = new TextDecoder("utf-8")
 
@@ -171,7 +170,7 @@ class Parser {
       if (c < ZERO || c > NINE) this.fail(keyAt, "dictionary key is not a string")
       this.tokens++
       const key = utf8.decode(this.string(true))
-      if (Object.prototype.hasOwnProperty.call(dict, key)) this.fail(keyAt, `duplicate key "${key}"`)
+      if (Object.hasOwn(dict, key)) this.fail(keyAt, `duplicate key "${key}"`)
       const value = this.value(depth)
       dict[key] = this.build ? value : noBytes
     }

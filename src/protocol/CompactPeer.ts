@@ -11,7 +11,11 @@ export interface Address {
 }
 
 /** The first `limit` entries of a list of 6-byte (IPv4) or 18-byte (IPv6) ones; fails with the problem if its length does not fit. */
-export const decodeList = (bytes: Uint8Array, size: 6 | 18, limit = Infinity): Result.Result<Array<Address>, string> => {
+export const decodeList = (
+  bytes: Uint8Array,
+  size: 6 | 18,
+  limit = Infinity
+): Result.Result<Array<Address>, string> => {
   if (bytes.length % size !== 0) {
     return Result.fail(`a compact peer list of ${bytes.length} bytes is not a multiple of ${size}`)
   }

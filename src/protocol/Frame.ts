@@ -163,21 +163,23 @@ export class FrameDecoder<A, E> {
 }
 
 /** Socket chunks to wire messages, for a connection whose handshake is already read. */
-export const decode = (options: Options) =>
-<E, R>(
-  self: Stream.Stream<Uint8Array, E, R>
-): Stream.Stream<WireMessage.WireMessage, E | WireMessage.WireError, R> =>
-  decodeWith(self, () => FrameDecoder.make(options))
+export const decode =
+  (options: Options) =>
+  <E, R>(
+    self: Stream.Stream<Uint8Array, E, R>
+  ): Stream.Stream<WireMessage.WireMessage, E | WireMessage.WireError, R> =>
+    decodeWith(self, () => FrameDecoder.make(options))
 
 /** Socket chunks to the peer's handshake, then its wire messages, with no bytes lost in between. */
-export const decodeWithHandshake = (options: Options) =>
-<E, R>(
-  self: Stream.Stream<Uint8Array, E, R>
-): Stream.Stream<
-  Handshake.Handshake | WireMessage.WireMessage,
-  E | Handshake.HandshakeError | WireMessage.WireError,
-  R
-> => decodeWith(self, () => FrameDecoder.makeWithHandshake(options))
+export const decodeWithHandshake =
+  (options: Options) =>
+  <E, R>(
+    self: Stream.Stream<Uint8Array, E, R>
+  ): Stream.Stream<
+    Handshake.Handshake | WireMessage.WireMessage,
+    E | Handshake.HandshakeError | WireMessage.WireError,
+    R
+  > => decodeWith(self, () => FrameDecoder.makeWithHandshake(options))
 
 /** One decoder per stream run; one step per batch of socket chunks. */
 const decodeWith = <A, E2, E, R>(

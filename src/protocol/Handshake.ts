@@ -86,7 +86,9 @@ export const encode = (handshake: Handshake): Uint8Array => {
  * handshake deadline.
  */
 export const checkPrefix = (prefix: Uint8Array): HandshakeError | undefined => {
-  if (prefix.length > 0 && prefix[0] !== protocol.length) return new HandshakeError({ field: "pstrlen", found: prefix[0]! })
+  if (prefix.length > 0 && prefix[0] !== protocol.length) {
+    return new HandshakeError({ field: "pstrlen", found: prefix[0]! })
+  }
   const name = prefix.subarray(1, 1 + protocol.length)
   for (let i = 0; i < name.length; i++) {
     if (name[i] !== protocolBytes[i]) return new HandshakeError({ field: "protocol", found: latin1.decode(name) })

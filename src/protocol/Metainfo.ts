@@ -243,7 +243,8 @@ const findCollision = (files: ReadonlyArray<FileEntry>): string | undefined => {
 }
 
 /** The SHA-1 of piece `index`, a view on `meta.pieces`. */
-export const pieceHash = (meta: Metainfo, index: number): Uint8Array => meta.pieces.subarray(index * 20, index * 20 + 20)
+export const pieceHash = (meta: Metainfo, index: number): Uint8Array =>
+  meta.pieces.subarray(index * 20, index * 20 + 20)
 
 /** The length of piece `index` (the last one may be short). */
 export const pieceSize = (meta: Metainfo, index: number): number =>

@@ -29,7 +29,9 @@ const Address = Schema.Struct({ host: Schema.String, port: Schema.Port })
 export type Address = typeof Address.Type
 
 export const PexMessage = Schema.Struct({
-  added: Schema.Array(Schema.Struct({ ...Address.fields, flags: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 255 })) })),
+  added: Schema.Array(
+    Schema.Struct({ ...Address.fields, flags: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 255 })) })
+  ),
   dropped: Schema.Array(Address)
 })
 export type PexMessage = typeof PexMessage.Type

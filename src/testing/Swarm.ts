@@ -77,7 +77,8 @@ const noFiles = FileSystem.layerNoop({
 const noTrackers = Layer.succeed(
   Tracker,
   Tracker.of({
-    announce: (url) => Effect.fail(new TrackerError({ url, reason: new UnsupportedUrl({ problem: "a swarm has no trackers" }) }))
+    announce: (url) =>
+      Effect.fail(new TrackerError({ url, reason: new UnsupportedUrl({ problem: "a swarm has no trackers" }) }))
   })
 )
 
@@ -176,8 +177,10 @@ export const run = (
     const link = options.link
     const network = yield* MemoryNetwork.make({ link: typeof link === "function" ? link : () => link ?? {} })
     const count = options.seeders + options.leechers
-    const stores = Array.from({ length: count }, (_, i) =>
-      new Map(i < options.seeders ? [[meta.infoHash as string, data.slice()]] : []))
+    const stores = Array.from(
+      { length: count },
+      (_, i) => new Map(i < options.seeders ? [[meta.infoHash as string, data.slice()]] : [])
+    )
     const events: Array<LogEntry> = []
     const handles = []
     const addresses: Array<{ readonly host: string; readonly port: number }> = []

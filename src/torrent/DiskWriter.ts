@@ -143,7 +143,11 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
     for (let hops = 0; probe !== root && !(yield* fs.exists(probe).pipe(Effect.orElseSucceed(() => false)));) {
       const link = yield* fs.readLink(probe).pipe(Effect.option)
       if (link._tag === "Some" && ++hops > maxSymlinkHops) {
-        return yield* new DiskError({ reason: "UnsafePath", path: target, detail: "it leads through too many symlinks" })
+        return yield* new DiskError({
+          reason: "UnsafePath",
+          path: target,
+          detail: "it leads through too many symlinks"
+        })
       }
       probe = link._tag === "Some" ? path.resolve(path.dirname(probe), link.value) : path.dirname(probe)
     }
@@ -151,7 +155,11 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
     // open, which follows no symlink, is the check that holds, and reports.
     const real = yield* fs.realPath(probe).pipe(Effect.orElseSucceed(() => undefined))
     if (real !== undefined && !SafeOpen.isInside(rootReal, real)) {
-      return yield* new DiskError({ reason: "UnsafePath", path: target, detail: `a symlink leads outside the download folder (to ${real})` })
+      return yield* new DiskError({
+        reason: "UnsafePath",
+        path: target,
+        detail: `a symlink leads outside the download folder (to ${real})`
+      })
     }
   })
 
@@ -161,7 +169,11 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
     for (const component of meta.files[index]!.path) {
       const problem = Metainfo.unsafeComponent(component)
       if (problem !== undefined) {
-        return yield* new DiskError({ reason: "UnsafePath", path: file, detail: `its component ${JSON.stringify(component)} ${problem}` })
+        return yield* new DiskError({
+          reason: "UnsafePath",
+          path: file,
+          detail: `its component ${JSON.stringify(component)} ${problem}`
+        })
       }
     }
     yield* checkInside(file)
@@ -188,7 +200,9 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
     return yield* SafeOpen.openFile(yield* openFolder, meta.files[index]!.path, writable).pipe(
       Effect.tap((fd) => Effect.sync(() => handles.set(index, { fd, writable }))),
       Effect.mapError((e) =>
-        e instanceof SafeOpen.UnsafePath ? new DiskError({ reason: "UnsafePath", path: file, detail: e.detail }) : fail(file, e)
+        e instanceof SafeOpen.UnsafePath
+          ? new DiskError({ reason: "UnsafePath", path: file, detail: e.detail })
+          : fail(file, e)
       ),
       Effect.uninterruptible
     )
@@ -246,7 +260,9 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
     Effect.forEach(
       [...handles.entries()].filter(([, h]) => h.writable),
       ([index, h]) =>
-        SafeOpen.nodeFs((done) => NodeFs.fsync(h.fd, (e) => done(e, undefined))).pipe(Effect.mapError((e) => fail(pathOf(index), e))),
+        SafeOpen.nodeFs((done) => NodeFs.fsync(h.fd, (e) => done(e, undefined))).pipe(
+          Effect.mapError((e) => fail(pathOf(index), e))
+        ),
       { discard: true }
     )
   ).pipe(lock.withPermits(1))

@@ -77,7 +77,8 @@ export const make = Effect.fnUntraced(function*(
     Effect.map(Clock.currentTimeMillis, (now) => options.bans.ban(peer, id, now))
 
   const session = Effect.fnUntraced(function*(peer: PeerKey, connection: PeerSession.Connection) {
-    const fail = (reason: PeerSession.PeerErrorReason, detail: string) => new PeerSession.PeerError({ peer, reason, detail })
+    const fail = (reason: PeerSession.PeerErrorReason, detail: string) =>
+      new PeerSession.PeerError({ peer, reason, detail })
     const { handshake, io, rest } = yield* PeerSession.open(connection, {
       infoHash,
       peerId: config.peerId,
@@ -100,15 +101,20 @@ export const make = Effect.fnUntraced(function*(
     let banned = false
     yield* Effect.addFinalizer(() => Effect.sync(() => assembly.left(peer, banned)))
     const condemn = (reason: string) =>
-      Effect.andThen(ban(peer, id), Effect.suspend(() => {
-        banned = true
-        return Effect.fail(fail("ProtocolViolation", reason))
-      }))
+      Effect.andThen(
+        ban(peer, id),
+        Effect.suspend(() => {
+          banned = true
+          return Effect.fail(fail("ProtocolViolation", reason))
+        })
+      )
     let lastHeard = yield* Clock.currentTimeMillis
     let wasted = 0
     const waste = (count: number) =>
       Effect.suspend(() =>
-        (wasted += count) >= maxWasted ? Effect.fail(fail("Unhelpful", `rejected or let expire ${wasted} metadata requests`)) : Effect.void
+        (wasted += count) >= maxWasted
+          ? Effect.fail(fail("Unhelpful", `rejected or let expire ${wasted} metadata requests`))
+          : Effect.void
       )
 
     const requests = (now: number): Array<WireMessage> =>
@@ -126,7 +132,9 @@ export const make = Effect.fnUntraced(function*(
         const r = received.success
         if (r._tag === "Handshake") {
           if (r.handshake.ids.ut_metadata === undefined) return yield* fail("Unhelpful", "does not offer ut_metadata")
-          if (r.handshake.metadataSize === undefined) return yield* fail("Unhelpful", "has no metadata_size: it has no metadata")
+          if (r.handshake.metadataSize === undefined) {
+            return yield* fail("Unhelpful", "has no metadata_size: it has no metadata")
+          }
           const problem = assembly.claim(peer, r.handshake.metadataSize)
           if (problem !== undefined) return yield* condemn(problem)
           replies.push(...requests(now))
@@ -152,7 +160,11 @@ export const make = Effect.fnUntraced(function*(
                 yield* Deferred.succeed(done, verdict.info)
                 return yield* Effect.never
               case "HashMismatch":
-                yield* Effect.logWarning(`the metadata did not match the info-hash${verdict.culprit === undefined ? "" : `; all of it came from ${verdict.culprit}`}`)
+                yield* Effect.logWarning(
+                  `the metadata did not match the info-hash${
+                    verdict.culprit === undefined ? "" : `; all of it came from ${verdict.culprit}`
+                  }`
+                )
                 if (verdict.culprit === peer) return yield* condemn("sent metadata that does not match the info-hash")
                 replies.push(...requests(now))
                 break
@@ -174,7 +186,9 @@ export const make = Effect.fnUntraced(function*(
       while (true) {
         yield* Effect.sleep(tickMillis)
         const now = yield* Clock.currentTimeMillis
-        if (now - lastHeard >= config.idleTimeoutMillis) return yield* fail("Idle", `silent for ${config.idleTimeoutMillis / 1000} s`)
+        if (now - lastHeard >= config.idleTimeoutMillis) {
+          return yield* fail("Idle", `silent for ${config.idleTimeoutMillis / 1000} s`)
+        }
         yield* waste(assembly.expire(peer, now))
         yield* io.send(requests(now))
       }
@@ -211,9 +225,14 @@ export const make = Effect.fnUntraced(function*(
         socket: network.connect(candidate.address, config.connectTimeoutMillis)
       }
       const released = Effect.sync(() => admission.release())
-      yield* FiberMap.run(sessions, key, runSession(key, connection).pipe(Effect.ensuring(Effect.andThen(released, ended(key)))), {
-        onlyIfMissing: true
-      })
+      yield* FiberMap.run(
+        sessions,
+        key,
+        runSession(key, connection).pipe(Effect.ensuring(Effect.andThen(released, ended(key)))),
+        {
+          onlyIfMissing: true
+        }
+      )
       open++
     }
   })
@@ -232,12 +251,16 @@ export const make = Effect.fnUntraced(function*(
     io: PeerIo.PeerIo["Service"],
     first: ReadonlyArray<PeerIo.Incoming>
   ) {
-    if ((yield* FiberMap.size(sessions)) >= config.maxPeers || isBanned(peer, yield* Clock.currentTimeMillis) || (yield* FiberMap.has(sessions, peer))) {
+    if (
+      (yield* FiberMap.size(sessions)) >= config.maxPeers || isBanned(peer, yield* Clock.currentTimeMillis) ||
+      (yield* FiberMap.has(sessions, peer))
+    ) {
       return false
     }
-    yield* FiberMap.run(sessions, peer, runSession(peer, { _tag: "Incoming", io, first }), { onlyIfMissing: true }).pipe(
-      Effect.flatMap(Fiber.await)
-    )
+    yield* FiberMap.run(sessions, peer, runSession(peer, { _tag: "Incoming", io, first }), { onlyIfMissing: true })
+      .pipe(
+        Effect.flatMap(Fiber.await)
+      )
     return true
   })
 

@@ -8,7 +8,7 @@
  * Whether the torrent is private (BEP 27) is unknown until the metadata is
  * in; nothing here speaks PEX.
  */
-import { Effect, type Scope, SubscriptionRef, Stream } from "effect"
+import { Effect, type Scope, type SubscriptionRef, Stream } from "effect"
 import * as InfoHash from "../protocol/InfoHash.ts"
 import * as Magnet from "../protocol/Magnet.ts"
 import * as Metadata from "../protocol/Metadata.ts"

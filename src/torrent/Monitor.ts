@@ -120,21 +120,26 @@ export const make = Effect.gen(function*() {
    * by the listener) and waits for its end. Refused beyond `maxPeers`, from
    * banned addresses, and from an address we already talk to.
    */
-  const accept = Effect.fnUntraced(function*(peer: PeerKey, io: PeerIo.PeerIo["Service"], first: ReadonlyArray<PeerIo.Incoming>) {
-    const open = yield* FiberMap.size(sessions)
-    if (open >= config.maxPeers || orchestrator.isBanned(peer, yield* Clock.currentTimeMillis) || (yield* FiberMap.has(sessions, peer))) return false
-    const fiber = yield* FiberMap.run(
-      sessions,
-      peer,
-      PeerSession.run({ ...sessionOptions(peer), connection: { _tag: "Incoming", io, first } }).pipe(
-        Effect.asVoid,
-        Effect.provideContext(context)
-      ),
-      { onlyIfMissing: true }
-    )
-    yield* Fiber.await(fiber)
-    return true
-  })
+  const accept = Effect.fnUntraced(
+    function*(peer: PeerKey, io: PeerIo.PeerIo["Service"], first: ReadonlyArray<PeerIo.Incoming>) {
+      const open = yield* FiberMap.size(sessions)
+      if (
+        open >= config.maxPeers || orchestrator.isBanned(peer, yield* Clock.currentTimeMillis) ||
+        (yield* FiberMap.has(sessions, peer))
+      ) return false
+      const fiber = yield* FiberMap.run(
+        sessions,
+        peer,
+        PeerSession.run({ ...sessionOptions(peer), connection: { _tag: "Incoming", io, first } }).pipe(
+          Effect.asVoid,
+          Effect.provideContext(context)
+        ),
+        { onlyIfMissing: true }
+      )
+      yield* Fiber.await(fiber)
+      return true
+    }
+  )
 
   /** Starts sessions for the addresses due, within the limits. */
   const fill = Effect.gen(function*() {
@@ -144,7 +149,10 @@ export const make = Effect.gen(function*() {
     const connected = new Set([...(yield* exchange.swarm).values()].map((entry) => keyOf(entry.address)))
     for (const [key, candidate] of candidates) {
       if (open >= config.maxPeers || halfOpen >= config.maxHalfOpen) return
-      if (candidate.retryAt > now || orchestrator.isBanned(key, now) || connected.has(key) || (yield* FiberMap.has(sessions, key))) continue
+      if (
+        candidate.retryAt > now || orchestrator.isBanned(key, now) || connected.has(key) ||
+        (yield* FiberMap.has(sessions, key))
+      ) continue
       if (!admission.admitOutgoing()) return // every connection slot of the process is taken
       candidate.retryAt = Infinity // until the session ends
       yield* dial(key, candidate)

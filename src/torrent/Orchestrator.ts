@@ -244,60 +244,65 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
     }
   })
 
-  const onMessages = Effect.fnUntraced(function*(peer: PeerKey, state: PeerState, messages: ReadonlyArray<WireMessage>) {
-    let haveChanged = false
-    for (const m of messages) {
-      switch (m._tag) {
-        case "Piece": {
-          const key = blockKey(m.index, m.begin)
-          if (!state.assigned.delete(key)) break
-          downloaded += m.block.length
-          const result = sync.receive(m.index, m.begin, m.block, peer)
-          if (!result.fresh) break
-          // Only endgame blocks are asked of several peers: no scan of every peer per block otherwise.
-          if (result.shared === true) yield* cancelElsewhere(peer, m.index, m.begin)
-          if (result.complete !== undefined) yield* Queue.offer(checks, result.complete)
-          break
-        }
-        case "Have":
-          if (!state.has.has(m.index)) {
-            state.has.set(m.index)
-            sync.availability[m.index]!++
-            haveChanged = true
+  const onMessages = Effect.fnUntraced(
+    function*(peer: PeerKey, state: PeerState, messages: ReadonlyArray<WireMessage>) {
+      let haveChanged = false
+      for (const m of messages) {
+        switch (m._tag) {
+          case "Piece": {
+            const key = blockKey(m.index, m.begin)
+            if (!state.assigned.delete(key)) break
+            downloaded += m.block.length
+            const result = sync.receive(m.index, m.begin, m.block, peer)
+            if (!result.fresh) break
+            // Only endgame blocks are asked of several peers: no scan of every peer per block otherwise.
+            if (result.shared === true) yield* cancelElsewhere(peer, m.index, m.begin)
+            if (result.complete !== undefined) yield* Queue.offer(checks, result.complete)
+            break
           }
-          break
-        case "Bitfield":
-        case "HaveAll":
-        case "HaveNone": {
-          sync.addAvailability(state.has, -1)
-          state.has = m._tag === "HaveAll"
-            ? Bitfield.full(meta.pieceCount)
-            : m._tag === "HaveNone"
-            ? Bitfield.make(meta.pieceCount)
-            // The session checked the bitfield's size and spare bits already.
-            : Result.getOrElse(Bitfield.fromBytes(m.bytes.slice(), meta.pieceCount), () => Bitfield.make(meta.pieceCount))
-          sync.addAvailability(state.has, 1)
-          haveChanged = true
-          break
+          case "Have":
+            if (!state.has.has(m.index)) {
+              state.has.set(m.index)
+              sync.availability[m.index]!++
+              haveChanged = true
+            }
+            break
+          case "Bitfield":
+          case "HaveAll":
+          case "HaveNone": {
+            sync.addAvailability(state.has, -1)
+            state.has = m._tag === "HaveAll"
+              ? Bitfield.full(meta.pieceCount)
+              : m._tag === "HaveNone"
+              ? Bitfield.make(meta.pieceCount)
+              // The session checked the bitfield's size and spare bits already.
+              : Result.getOrElse(
+                Bitfield.fromBytes(m.bytes.slice(), meta.pieceCount),
+                () => Bitfield.make(meta.pieceCount)
+              )
+            sync.addAvailability(state.has, 1)
+            haveChanged = true
+            break
+          }
+          case "Choke":
+            state.choked = true
+            break
+          case "Unchoke":
+            state.choked = false
+            break
+          case "Interested":
+            state.peerInterested = true
+            // A free upload slot is given at once rather than at the next round.
+            if (state.choking && unchokedCount() < Choker.defaultSlots) yield* setChoking(state, false)
+            break
+          case "NotInterested":
+            state.peerInterested = false
+            break
         }
-        case "Choke":
-          state.choked = true
-          break
-        case "Unchoke":
-          state.choked = false
-          break
-        case "Interested":
-          state.peerInterested = true
-          // A free upload slot is given at once rather than at the next round.
-          if (state.choking && unchokedCount() < Choker.defaultSlots) yield* setChoking(state, false)
-          break
-        case "NotInterested":
-          state.peerInterested = false
-          break
       }
+      if (haveChanged) yield* updateInterest(state)
     }
-    if (haveChanged) yield* updateInterest(state)
-  })
+  )
 
   const onEvent = Effect.fnUntraced(function*(event: Event) {
     switch (event._tag) {

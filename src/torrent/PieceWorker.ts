@@ -53,7 +53,9 @@ export class PieceWorker extends Context.Service<PieceWorker, {
       const inPlace = yield* Effect.service(Digest.Digest).pipe(Effect.provide(NodeCrypto.layerDigest))
       return Digest.Digest.of({
         digest: (algorithm, data) =>
-          algorithm.name === "SHA-1" && data.length >= offloadBytes ? worker.sha1(data) : inPlace.digest(algorithm, data),
+          algorithm.name === "SHA-1" && data.length >= offloadBytes
+            ? worker.sha1(data)
+            : inPlace.digest(algorithm, data),
         digestHex: inPlace.digestHex
       })
     })
@@ -168,7 +170,11 @@ const make = Effect.gen(function*() {
           ? Effect.succeed(reply.hash)
           : Effect.die(new Error(`hashing failed: ${"error" in reply ? reply.error.message : "no hash"}`))),
     write: (fd, data, position) =>
-      Effect.uninterruptible(Effect.flatMap(call({ op: "write", data, fd, position }), (reply) =>
-        "error" in reply ? Effect.fail(new WriteFailed(reply.error)) : Effect.void))
+      Effect.uninterruptible(
+        Effect.flatMap(
+          call({ op: "write", data, fd, position }),
+          (reply) => "error" in reply ? Effect.fail(new WriteFailed(reply.error)) : Effect.void
+        )
+      )
   })
 })

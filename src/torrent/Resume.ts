@@ -75,7 +75,9 @@ export const decode = (bytes: Uint8Array): Record | undefined => {
   const outer = Bencode.decode(bytes)
   if (Result.isFailure(outer)) return undefined
   const { record: body, sha1: sum } = outer.success as { readonly record?: unknown; readonly sha1?: unknown }
-  if (!(body instanceof Uint8Array) || !(sum instanceof Uint8Array) || Buffer.compare(sha1(body), sum) !== 0) return undefined
+  if (!(body instanceof Uint8Array) || !(sum instanceof Uint8Array) || Buffer.compare(sha1(body), sum) !== 0) {
+    return undefined
+  }
   const inner = Bencode.decode(body)
   if (Result.isFailure(inner)) return undefined
   const r = inner.success as { readonly [key: string]: unknown }
@@ -120,7 +122,13 @@ export const save = Effect.fnUntraced(function*(sync: Synchronizer.State, downlo
   const pieces = Bitfield.make(meta.pieceCount)
   for (let i = 0; i < meta.pieceCount; i++) if (sync.have[i] === 1) pieces.set(i)
   const files = yield* fileStamps(meta, downloadDir)
-  const bytes = encode({ infoHash: meta.infoHash, pieceLength: meta.pieceLength, pieceCount: meta.pieceCount, files, pieces })
+  const bytes = encode({
+    infoHash: meta.infoHash,
+    pieceLength: meta.pieceLength,
+    pieceCount: meta.pieceCount,
+    files,
+    pieces
+  })
   yield* fs.makeDirectory(path.dirname(target), { recursive: true })
   yield* fs.writeFile(`${target}.tmp`, bytes)
   yield* fs.rename(`${target}.tmp`, target)
@@ -141,7 +149,10 @@ const trusted = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, downloadDir
     yield* Effect.logWarning("the resume data is damaged: checking every piece")
     return undefined
   }
-  if (record.infoHash !== meta.infoHash || record.pieceLength !== meta.pieceLength || record.pieceCount !== meta.pieceCount) {
+  if (
+    record.infoHash !== meta.infoHash || record.pieceLength !== meta.pieceLength ||
+    record.pieceCount !== meta.pieceCount
+  ) {
     yield* Effect.logWarning("the resume data is for another torrent: checking every piece")
     return undefined
   }

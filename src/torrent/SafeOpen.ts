@@ -108,13 +108,18 @@ const openBeneath = (
   const at = `/proc/self/fd/${dir}/${name}`
   const path = join(dirPath, name!)
   if (rest.length === 0) {
-    return nodeFs<number>((done) => NodeFs.open(at, fileFlags(writable), 0o666, done)).pipe(refuse(path, writable, false))
+    return nodeFs<number>((done) => NodeFs.open(at, fileFlags(writable), 0o666, done)).pipe(
+      refuse(path, writable, false)
+    )
   }
   const made = writable
     ? nodeFs((done) => NodeFs.mkdir(at, (e) => done(e?.code === "EEXIST" ? null : e, undefined)))
     : Effect.void
   return Effect.acquireUseRelease(
-    made.pipe(Effect.andThen(nodeFs<number>((done) => NodeFs.open(at, folderFlags, done))), refuse(path, writable, true)),
+    made.pipe(
+      Effect.andThen(nodeFs<number>((done) => NodeFs.open(at, folderFlags, done))),
+      refuse(path, writable, true)
+    ),
     (sub) => openBeneath(sub, path, rest, writable),
     close
   )
@@ -136,5 +141,7 @@ const openChecked = Effect.fnUntraced(function*(folder: Folder, components: Read
   }).pipe(Effect.orElseSucceed(() => false))
   if (same) return fd
   yield* close(fd)
-  return yield* new UnsafePath({ detail: `${path} leads outside the download folder, or changed while it was being opened` })
+  return yield* new UnsafePath({
+    detail: `${path} leads outside the download folder, or changed while it was being opened`
+  })
 })

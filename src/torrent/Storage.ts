@@ -14,7 +14,10 @@ import * as Resume from "./Resume.ts"
 
 export class Storage extends Context.Service<Storage, {
   /** The DiskWriter of torrent `meta`, closed with the scope. */
-  readonly open: (meta: Metainfo.Metainfo, options: DiskWriter.Options) => Effect.Effect<DiskWriter.DiskWriter["Service"], never, Scope.Scope>
+  readonly open: (
+    meta: Metainfo.Metainfo,
+    options: DiskWriter.Options
+  ) => Effect.Effect<DiskWriter.DiskWriter["Service"], never, Scope.Scope>
   /** Deletes torrent `meta`'s data (and its resume record) from `downloadDir`; what is not there is skipped. */
   readonly delete: (meta: Metainfo.Metainfo, downloadDir: string) => Effect.Effect<void, DiskWriter.DiskError>
 }>()("effect-torrent/torrent/Storage") {
@@ -70,7 +73,11 @@ const deleteFiles = (meta: Metainfo.Metainfo, downloadDir: string) =>
       await NodeFs.rm(NodePath.join(root, Resume.stateFolder, `${meta.infoHash}.resume`), { force: true })
     },
     catch: (error) =>
-      new DiskWriter.DiskError({ reason: "Io", path: meta.name, detail: `could not delete its files: ${String(error)}` })
+      new DiskWriter.DiskError({
+        reason: "Io",
+        path: meta.name,
+        detail: `could not delete its files: ${String(error)}`
+      })
   })
 
 const makeMemory = (meta: Metainfo.Metainfo, store: Map<string, Uint8Array>): DiskWriter.DiskWriter["Service"] => {
@@ -97,7 +104,9 @@ const makeMemory = (meta: Metainfo.Metainfo, store: Map<string, Uint8Array>): Di
     readBlock: (index, begin, length) =>
       present[index] === 1
         ? Effect.succeed(range(index, begin, length))
-        : Effect.fail(new DiskWriter.DiskError({ reason: "Io", path: meta.name, detail: `piece ${index} is not stored` })),
+        : Effect.fail(
+          new DiskWriter.DiskError({ reason: "Io", path: meta.name, detail: `piece ${index} is not stored` })
+        ),
     flush: Effect.void
   })
 }

@@ -7,7 +7,18 @@
  * the scope ends every session, saves resume data, flushes the files and
  * announces `stopped`.
  */
-import { Cause, Deferred, Effect, Layer, Schedule, Schema, type Scope, Semaphore, Stream, SubscriptionRef } from "effect"
+import {
+  Cause,
+  Deferred,
+  Effect,
+  Layer,
+  Schedule,
+  Schema,
+  type Scope,
+  Semaphore,
+  Stream,
+  SubscriptionRef
+} from "effect"
 import * as InfoHash from "../protocol/InfoHash.ts"
 import type * as Metainfo from "../protocol/Metainfo.ts"
 import type { Address } from "../peer/Network.ts"
@@ -134,7 +145,8 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
   if (collision !== undefined) {
     return yield* new TorrentError({
       name: meta.name,
-      detail: `refusing to download: its files would be written into ${Resume.stateFolder}, the folder of the client's own state`
+      detail:
+        `refusing to download: its files would be written into ${Resume.stateFolder}, the folder of the client's own state`
     })
   }
   yield* disk.prepare.pipe(Effect.mapError(fail))
@@ -169,7 +181,9 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
   // These run until the scope ends; should one fail (a defect, e.g. the
   // PieceWorker thread died), the download fails with it instead of waiting.
   const failsDownload = Effect.tapCause((cause: Cause.Cause<unknown>) =>
-    Cause.hasInterruptsOnly(cause) ? Effect.void : Deferred.failCause(orchestrator.completed, Cause.die(Cause.squash(cause)))
+    Cause.hasInterruptsOnly(cause)
+      ? Effect.void
+      : Deferred.failCause(orchestrator.completed, Cause.die(Cause.squash(cause)))
   )
   yield* Effect.forkScoped(failsDownload(orchestrator.run))
   yield* Effect.forkScoped(failsDownload(monitor.run))

@@ -143,9 +143,16 @@ export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("e
 }
 
 /** A comma-separated list of "host:port" (IPv6 hosts in brackets); anything else fails naming the setting. */
-const addresses = (name: string, text: string): Config.Config<Array<{ readonly host: string; readonly port: number }>> => {
+const addresses = (
+  name: string,
+  text: string
+): Config.Config<Array<{ readonly host: string; readonly port: number }>> => {
   const parsed = text.split(",").map((entry) => /^\s*\[?([^\]\s]+?)\]?:(\d{1,5})\s*$/.exec(entry))
   return parsed.every((match) => match !== null && Number(match[2]) <= 65535)
     ? Config.succeed(parsed.map((match) => ({ host: match![1]!, port: Number(match![2]) })))
-    : Config.fail(new ConfigProvider.SourceError({ message: `TORRENT_${name}: expected host:port[,host:port…], got ${JSON.stringify(text)}` }))
+    : Config.fail(
+      new ConfigProvider.SourceError({
+        message: `TORRENT_${name}: expected host:port[,host:port…], got ${JSON.stringify(text)}`
+      })
+    )
 }

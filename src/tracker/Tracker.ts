@@ -120,7 +120,9 @@ export interface Transport {
 }
 
 /** http:// and https:// trackers; `HttpTracker.layer` provides it. */
-export class HttpTransport extends Context.Service<HttpTransport, Transport>()("effect-torrent/tracker/HttpTransport") {}
+export class HttpTransport
+  extends Context.Service<HttpTransport, Transport>()("effect-torrent/tracker/HttpTransport")
+{}
 
 /** udp:// trackers; `UdpTracker.layerWith` provides it. */
 export class UdpTransport extends Context.Service<UdpTransport, Transport>()("effect-torrent/tracker/UdpTransport") {}
@@ -134,8 +136,7 @@ export class Tracker extends Context.Service<Tracker, {
       const http = yield* HttpTransport
       const udp = yield* UdpTransport
       const announce = Effect.fn("Tracker.announce")(function*(url: string, request: AnnounceRequest) {
-        const unsupported = (problem: string) =>
-          new TrackerError({ url, reason: new UnsupportedUrl({ problem }) })
+        const unsupported = (problem: string) => new TrackerError({ url, reason: new UnsupportedUrl({ problem }) })
         const parsed = URL.canParse(url) ? new URL(url) : undefined
         if (parsed === undefined) return yield* unsupported("it is not a URL")
         switch (parsed.protocol) {
@@ -226,8 +227,7 @@ const announceTiers = (
           Effect.tapError((error) => Effect.logDebug(error.message))
         )
       })
-    ))
-  )
+    )))
 
 const isEmpty = (tiers: Tiers) => tiers.tiers.length === 0
 
@@ -268,27 +268,36 @@ export const announces = (
           )
         )
       )
-    return Stream.unfold({ event: "started" as Event, delay: Duration.zero }, ({ delay, event }) =>
-      Effect.sleep(delay).pipe(
-        Effect.andThen(announce(event)),
-        Effect.map((response) => [response, { event: "none" as Event, delay: nextAnnounce(response) }] as const)
-      ))
+    return Stream.unfold(
+      { event: "started" as Event, delay: Duration.zero },
+      ({ delay, event }) =>
+        Effect.sleep(delay).pipe(
+          Effect.andThen(announce(event)),
+          Effect.map((response) => [response, { event: "none" as Event, delay: nextAnnounce(response) }] as const)
+        )
+    )
   }))
 
 /** The peers from `announces`. */
-export const peers = (tiers: Tiers, params: Effect.Effect<AnnounceParams>): Stream.Stream<PeerAddress, never, Tracker> =>
+export const peers = (
+  tiers: Tiers,
+  params: Effect.Effect<AnnounceParams>
+): Stream.Stream<PeerAddress, never, Tracker> =>
   Stream.flatMap(announces(tiers, params), (response) => Stream.fromIterable(response.peers))
 
-const announceEvent = (event: "stopped" | "completed") =>
-(tiers: Tiers, params: Effect.Effect<AnnounceParams>): Effect.Effect<void, never, Tracker> =>
-  isEmpty(tiers) ? Effect.void : Tracker.use((tracker) => announceTiers(tracker, tiers, params, event)).pipe(
-    Effect.timeout(eventTimeout),
-    // Not again for a failure `announces` has reported already.
-    Effect.catch((error) =>
-      tiers.failure === error.message ? Effect.void : Effect.logWarning(`announcing ${event} failed: ${error.message}`)
-    ),
-    Effect.asVoid
-  )
+const announceEvent =
+  (event: "stopped" | "completed") =>
+  (tiers: Tiers, params: Effect.Effect<AnnounceParams>): Effect.Effect<void, never, Tracker> =>
+    isEmpty(tiers) ? Effect.void : Tracker.use((tracker) => announceTiers(tracker, tiers, params, event)).pipe(
+      Effect.timeout(eventTimeout),
+      // Not again for a failure `announces` has reported already.
+      Effect.catch((error) =>
+        tiers.failure === error.message
+          ? Effect.void
+          : Effect.logWarning(`announcing ${event} failed: ${error.message}`)
+      ),
+      Effect.asVoid
+    )
 
 /** Tells the first tracker that answers that we are leaving. Bounded; failures are logged. */
 export const announceStopped = announceEvent("stopped")

@@ -123,7 +123,9 @@ describe("Krpc", () => {
     assert.strictEqual(noToken.code, Krpc.PROTOCOL_ERROR)
     assert.include(noToken.message, "token")
 
-    const badPort = failure(Bencode.encode({ t, y: "q", q: "announce_peer", a: { id, info_hash: id, port: 70000, token: t } }))
+    const badPort = failure(
+      Bencode.encode({ t, y: "q", q: "announce_peer", a: { id, info_hash: id, port: 70000, token: t } })
+    )
     assert.include(badPort.message, "port")
 
     // A bad response or error is dropped, never answered (two nodes could ping-pong errors forever).
@@ -140,7 +142,11 @@ describe("Krpc", () => {
     const wire = Bencode.encode({
       t,
       y: "r",
-      r: { id, nodes: Buffer.concat([node(0), node(6881)]), values: [new Uint8Array(18), Uint8Array.from([1, 2, 3, 4, 0, 80])] }
+      r: {
+        id,
+        nodes: Buffer.concat([node(0), node(6881)]),
+        values: [new Uint8Array(18), Uint8Array.from([1, 2, 3, 4, 0, 80])]
+      }
     })
     const message = decoded(wire)
     assert(message._tag === "Response")

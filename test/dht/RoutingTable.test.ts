@@ -94,7 +94,7 @@ describe("RoutingTable", () => {
   it("gives the closest nodes by XOR distance, bad ones left out", () => {
     const table = new RoutingTable.RoutingTable(ownId, 0)
     const ids = [idAt(0, 1), idAt(1, 2), idAt(2, 3), idAt(7, 4), idAt(9, 5)]
-    ids.forEach((id) => table.responded(node(id), 0))
+    for (const id of ids) table.responded(node(id), 0)
     const target = idAt(7, 0)
     assert.deepStrictEqual(table.closest(target, 0, 3).map((n) => n.id), [idAt(7, 4), idAt(9, 5), idAt(2, 3)])
     table.failed(idAt(9, 5), 0)

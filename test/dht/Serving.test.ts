@@ -37,6 +37,7 @@ const client = Effect.acquireRelease(
 })))
 
 /** A decoded reply; `exchange` returns `undefined` when none came. */
+// biome-ignore lint/suspicious/noExplicitAny: KRPC replies are whatever the node sent; each test checks the fields it reads
 type Reply = Record<string, any>
 
 const answer = (reply: Reply | undefined): Reply => {
@@ -63,21 +64,31 @@ describe("Dht serving", () => {
       assert.strictEqual(text(pong.y), "r")
       assert.deepStrictEqual(new Uint8Array(pong.r.id), ours.nodeId)
 
-      const found = answer(yield* exchange(port, { t: "f1", y: "q", q: "find_node", a: { id: clientId, target: other.nodeId } }))
-      assert.deepStrictEqual(Krpc.decodeNodes(found.r.nodes), [{ id: other.nodeId, host: localhost, port: yield* other.port }])
+      const found = answer(
+        yield* exchange(port, { t: "f1", y: "q", q: "find_node", a: { id: clientId, target: other.nodeId } })
+      )
+      assert.deepStrictEqual(Krpc.decodeNodes(found.r.nodes), [{
+        id: other.nodeId,
+        host: localhost,
+        port: yield* other.port
+      }])
 
       const infoHash = infoHashOf(20)
-      const before = answer(yield* exchange(port, { t: "g1", y: "q", q: "get_peers", a: { id: clientId, info_hash: infoHash } }))
+      const before = answer(
+        yield* exchange(port, { t: "g1", y: "q", q: "get_peers", a: { id: clientId, info_hash: infoHash } })
+      )
       assert.isUndefined(before.r.values, "no peers yet")
       assert.strictEqual(before.r.nodes.length, 26, "our closest node instead")
       const token = before.r.token as Uint8Array
 
-      const announced = answer(yield* exchange(port, {
-        t: "a1",
-        y: "q",
-        q: "announce_peer",
-        a: { id: clientId, info_hash: infoHash, port: 7020, token }
-      }))
+      const announced = answer(
+        yield* exchange(port, {
+          t: "a1",
+          y: "q",
+          q: "announce_peer",
+          a: { id: clientId, info_hash: infoHash, port: 7020, token }
+        })
+      )
       assert.strictEqual(text(announced.y), "r")
       yield* exchange(port, {
         t: "a2",
@@ -85,11 +96,17 @@ describe("Dht serving", () => {
         q: "announce_peer",
         a: { id: clientId, info_hash: infoHash, port: 0, implied_port: 1, token }
       })
-      const after = answer(yield* exchange(port, { t: "g2", y: "q", q: "get_peers", a: { id: clientId, info_hash: infoHash } }))
+      const after = answer(
+        yield* exchange(port, { t: "g2", y: "q", q: "get_peers", a: { id: clientId, info_hash: infoHash } })
+      )
       const peers = (after.r.values as Array<Uint8Array>).map((value) =>
         `${value.subarray(0, 4).join(".")}:${(value[4]! << 8) | value[5]!}`
       )
-      assert.sameMembers(peers, [`${localhost}:7020`, `${localhost}:${clientPort}`], "implied_port: the UDP source port")
+      assert.sameMembers(
+        peers,
+        [`${localhost}:7020`, `${localhost}:${clientPort}`],
+        "implied_port: the UDP source port"
+      )
     }), { timeout: 20_000 })
 
   it.live("answers bad queries with KRPC errors, drops garbage, and keeps serving", () =>
@@ -102,12 +119,14 @@ describe("Dht serving", () => {
         return [reply!.e[0], text(reply!.e[1])] as const
       }
 
-      const [badToken, badTokenText] = errorOf(yield* exchange(port, {
-        t: "a1",
-        y: "q",
-        q: "announce_peer",
-        a: { id: clientId, info_hash: infoHashOf(21), port: 7021, token: "made up" }
-      }))
+      const [badToken, badTokenText] = errorOf(
+        yield* exchange(port, {
+          t: "a1",
+          y: "q",
+          q: "announce_peer",
+          a: { id: clientId, info_hash: infoHashOf(21), port: 7021, token: "made up" }
+        })
+      )
       assert.strictEqual(badToken, 203)
       assert.include(badTokenText, "token")
 

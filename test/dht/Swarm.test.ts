@@ -20,7 +20,11 @@ describe("Dht of effect-torrent nodes", () => {
       yield* others[2]!.announce(infoHashOf(10), 7011)
       const found = yield* Stream.runCollect(others[4]!.lookup(infoHashOf(10)))
       assert.sameDeepMembers(found, [{ host: localhost, port: 7010 }, { host: localhost, port: 7011 }])
-      assert.deepStrictEqual(yield* Stream.runCollect(others[4]!.lookup(infoHashOf(11))), [], "nothing for another hash")
+      assert.deepStrictEqual(
+        yield* Stream.runCollect(others[4]!.lookup(infoHashOf(11))),
+        [],
+        "nothing for another hash"
+      )
     }), { timeout: 30_000 })
 
   it.live("the routing table saved on close is restored at the next start", () =>

@@ -167,8 +167,10 @@ describe("Dht timing", () => {
       const remote = yield* remoteNode(network, "10.0.0.2", silent)
       const dht = yield* memoryDht(network, { bootstrap: [remote.address] })
       const fiber = yield* Effect.forkChild(
-        Effect.andThen(Stream.runCollect(dht.lookup(new Uint8Array(20).fill(1))), (found) =>
-          Effect.map(Clock.currentTimeMillis, (at) => ({ found, at })))
+        Effect.andThen(
+          Stream.runCollect(dht.lookup(new Uint8Array(20).fill(1))),
+          (found) => Effect.map(Clock.currentTimeMillis, (at) => ({ found, at }))
+        )
       )
       yield* TestClock.adjust("2 seconds")
       const { at, found } = yield* Fiber.join(fiber)
@@ -201,7 +203,9 @@ describe("Dht timing", () => {
       const dht = yield* memoryDht(network, { bootstrap: [remotes[0]!.address] })
       const found = yield* Stream.runCollect(dht.lookup(new Uint8Array(20).fill(0x42)))
       assert.deepStrictEqual(found, [])
-      const getPeers = remotes.flatMap(({ received }) => queriesOf(received)).filter(({ query }) => query._tag === "GetPeers")
+      const getPeers = remotes.flatMap(({ received }) => queriesOf(received)).filter(({ query }) =>
+        query._tag === "GetPeers"
+      )
       assert.strictEqual(getPeers.length, 100)
     }))
 })

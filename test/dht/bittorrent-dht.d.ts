@@ -9,7 +9,9 @@ declare module "bittorrent-dht" {
   }
 
   export default class DHT extends EventEmitter {
-    constructor(options?: { bootstrap?: false | ReadonlyArray<string | { host: string; port: number }>; timeout?: number })
+    constructor(
+      options?: { bootstrap?: false | ReadonlyArray<string | { host: string; port: number }>; timeout?: number }
+    )
     readonly nodeId: Uint8Array
     readonly nodes: { toArray(): Array<Node> }
     listen(port: number, host: string, callback: () => void): void

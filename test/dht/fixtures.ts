@@ -37,7 +37,9 @@ export const connect = (dht: DHT, address: { readonly host: string; readonly por
 export const effectDht = (settings: Partial<Dht.Settings> = {}) =>
   Effect.gen(function*() {
     const context = yield* Layer.build(
-      Dht.Dht.layer({ host: localhost, bootstrap: [], ...settings }).pipe(Layer.provide([NodeServices.layer, Network.layerNode]))
+      Dht.Dht.layer({ host: localhost, bootstrap: [], ...settings }).pipe(
+        Layer.provide([NodeServices.layer, Network.layerNode])
+      )
     )
     return context.mapUnsafe.get(Dht.Dht.key) as Dht.Dht["Service"]
   })

@@ -62,7 +62,11 @@ const udpAnswer = (peers: Uint8Array) => {
 }
 
 const handshake = Handshake.encode(
-  Handshake.make({ infoHash: new Uint8Array(20).fill(7), peerId: new Uint8Array(20).fill(9), features: ["fast", "extensions"] })
+  Handshake.make({
+    infoHash: new Uint8Array(20).fill(7),
+    peerId: new Uint8Array(20).fill(9),
+    features: ["fast", "extensions"]
+  })
 )
 const maxFrame = Frame.maxFrameFor(1000)
 
@@ -97,7 +101,12 @@ const krpcMessages: ReadonlyArray<Krpc.Message> = [
   {
     _tag: "Response",
     transactionId,
-    response: { id, nodes: [{ id, host: "127.0.0.1", port: 6881 }], values: [{ host: "127.0.0.1", port: 1 }], token: id }
+    response: {
+      id,
+      nodes: [{ id, host: "127.0.0.1", port: 6881 }],
+      values: [{ host: "127.0.0.1", port: 1 }],
+      token: id
+    }
   },
   { _tag: "Error", transactionId, code: 203, text: "Protocol Error" }
 ]
@@ -129,7 +138,10 @@ const targets: ReadonlyArray<Target> = [
     name: "frame",
     seeds: [
       Buffer.concat([handshake, WireMessage.encodeBatch(everyMessage)]),
-      Buffer.concat([handshake, WireMessage.encodeBatch([{ _tag: "Piece", index: 1, begin: 0, block: new Uint8Array(16384) }])])
+      Buffer.concat([
+        handshake,
+        WireMessage.encodeBatch([{ _tag: "Piece", index: 1, begin: 0, block: new Uint8Array(16384) }])
+      ])
     ],
     run: decodeFrames,
     errors: ["HandshakeError", "WireError"]
@@ -162,7 +174,12 @@ const targets: ReadonlyArray<Target> = [
     name: "lsd-announce",
     seeds: [
       LpdMessage.encode({ host: "239.192.152.143:6771", port: 6881, infoHashes: ["ab".repeat(20)], cookie: "c" }),
-      LpdMessage.encode({ host: "[ff15::efc0:988f]:6771", port: 1, infoHashes: ["01".repeat(20), "ef".repeat(20)], cookie: undefined })
+      LpdMessage.encode({
+        host: "[ff15::efc0:988f]:6771",
+        port: 1,
+        infoHashes: ["01".repeat(20), "ef".repeat(20)],
+        cookie: undefined
+      })
     ],
     run: LpdMessage.decode,
     errors: ["MalformedAnnounce"]
@@ -176,7 +193,13 @@ const targets: ReadonlyArray<Target> = [
   {
     name: "extension-handshake",
     seeds: [
-      Extension.encodeHandshake({ extensions: ["ut_metadata", "ut_pex"], port: 6881, reqq: 250, peerHost: "127.0.0.1", metadataSize: 31_000 })
+      Extension.encodeHandshake({
+        extensions: ["ut_metadata", "ut_pex"],
+        port: 6881,
+        reqq: 250,
+        peerHost: "127.0.0.1",
+        metadataSize: 31_000
+      })
     ],
     run: Extension.decodeHandshake,
     errors: ["ExtensionError"]
@@ -216,13 +239,17 @@ describe("fuzzing", () => {
         record(`${saved.length} saved inputs replayed`)
       })
 
-      it.effect(`${2 * runs} random and mutated inputs: parsed or a typed error, no throw, no hang`, () =>
-        Effect.gen(function*() {
-          const started = Date.now()
-          const report = yield* fuzz(target, runs)
-          assert.isUndefined(report.failure)
-          record(`${report.runs} inputs in ${Date.now() - started} ms, errors: ${target.errors.join(" | ")}`)
-        }), 30_000)
+      it.effect(
+        `${2 * runs} random and mutated inputs: parsed or a typed error, no throw, no hang`,
+        () =>
+          Effect.gen(function*() {
+            const started = Date.now()
+            const report = yield* fuzz(target, runs)
+            assert.isUndefined(report.failure)
+            record(`${report.runs} inputs in ${Date.now() - started} ms, errors: ${target.errors.join(" | ")}`)
+          }),
+        30_000
+      )
     })
   }
 })

@@ -25,7 +25,12 @@ const pieceCount = 65_536
 
 /** Many 16 KiB pieces whose data nobody has (random hashes): only the piece count matters here. */
 const meta = Result.getOrThrow(Metainfo.decode(Bencode.encode({
-  info: { name: "churn.bin", "piece length": 16 * 1024, length: pieceCount * 16 * 1024, pieces: randomBytes(20 * pieceCount) }
+  info: {
+    name: "churn.bin",
+    "piece length": 16 * 1024,
+    length: pieceCount * 16 * 1024,
+    pieces: randomBytes(20 * pieceCount)
+  }
 })))
 
 /** One cycle: every piece, every piece again, none, then one. */
@@ -70,7 +75,9 @@ const churn = (port: number, id: number, paceMillis?: number, giveUpMillis = 10_
       resolve(Date.now() - started)
     })
     socket.on("connect", () => {
-      socket.write(Handshake.encode(Handshake.make({ infoHash: InfoHash.toBytes(meta.infoHash), peerId, features: ["fast"] })))
+      socket.write(
+        Handshake.encode(Handshake.make({ infoHash: InfoHash.toBytes(meta.infoHash), peerId, features: ["fast"] }))
+      )
       send()
     })
   })
@@ -91,37 +98,47 @@ const running = Effect.gen(function*() {
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`
 
 describe("hostile peers › availability churn", () => {
-  it.live("a peer that cycles its availability slowly, under the flood limits, is hung up on at the first retraction", () =>
-    Effect.gen(function*() {
-      const manager = yield* running
-      const millis = yield* Effect.promise(() => churn(manager.port, 0, 100))
-      assert.isDefined(millis, "the engine never hung up on the slow churner")
-      assert.isAtMost(millis!, 2000)
-      record(`one cycle every 100 ms: disconnected after ${millis} ms`)
-    }).pipe(Effect.scoped), 60_000)
+  it.live(
+    "a peer that cycles its availability slowly, under the flood limits, is hung up on at the first retraction",
+    () =>
+      Effect.gen(function*() {
+        const manager = yield* running
+        const millis = yield* Effect.promise(() => churn(manager.port, 0, 100))
+        assert.isDefined(millis, "the engine never hung up on the slow churner")
+        assert.isAtMost(millis!, 2000)
+        record(`one cycle every 100 ms: disconnected after ${millis} ms`)
+      }).pipe(Effect.scoped),
+    60_000
+  )
 
-  it.live("eight peers that reconnect and cycle their availability at full speed: each is hung up on, memory stays flat", () =>
-    Effect.gen(function*() {
-      const manager = yield* running
-      const before = process.memoryUsage().rss
-      let peak = before
-      const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20)
-      const rounds = 10
-      const times = yield* Effect.promise(() =>
-        Promise.all(Array.from({ length: 8 }, async (_, peer) => {
-          const out: Array<number | undefined> = []
-          for (let round = 0; round < rounds; round++) out.push(await churn(manager.port, peer * rounds + round))
-          return out
-        }))
-      ).pipe(Effect.ensuring(Effect.sync(() => clearInterval(sampler))))
-      const all = times.flat()
-      assert.notInclude(all, undefined, "a churner was never hung up on")
-      const slowest = Math.max(...(all as Array<number>))
-      assert.isAtMost(slowest, 3000, `slowest disconnect ${slowest} ms`)
-      const growth = peak - before
-      assert.isBelow(growth, 96 * 1024 * 1024, `RSS grew by ${mib(growth)}`)
-      record(
-        `${all.length} connections (8 peers × ${rounds}) on a ${pieceCount}-piece torrent: each disconnected within ${slowest} ms; RSS ${mib(before)} → peak ${mib(peak)}`
-      )
-    }).pipe(Effect.scoped), 90_000)
+  it.live(
+    "eight peers that reconnect and cycle their availability at full speed: each is hung up on, memory stays flat",
+    () =>
+      Effect.gen(function*() {
+        const manager = yield* running
+        const before = process.memoryUsage().rss
+        let peak = before
+        const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20)
+        const rounds = 10
+        const times = yield* Effect.promise(() =>
+          Promise.all(Array.from({ length: 8 }, async (_, peer) => {
+            const out: Array<number | undefined> = []
+            for (let round = 0; round < rounds; round++) out.push(await churn(manager.port, peer * rounds + round))
+            return out
+          }))
+        ).pipe(Effect.ensuring(Effect.sync(() => clearInterval(sampler))))
+        const all = times.flat()
+        assert.notInclude(all, undefined, "a churner was never hung up on")
+        const slowest = Math.max(...(all as Array<number>))
+        assert.isAtMost(slowest, 3000, `slowest disconnect ${slowest} ms`)
+        const growth = peak - before
+        assert.isBelow(growth, 96 * 1024 * 1024, `RSS grew by ${mib(growth)}`)
+        record(
+          `${all.length} connections (8 peers × ${rounds}) on a ${pieceCount}-piece torrent: each disconnected within ${slowest} ms; RSS ${
+            mib(before)
+          } → peak ${mib(peak)}`
+        )
+      }).pipe(Effect.scoped),
+    90_000
+  )
 })

@@ -46,7 +46,9 @@ const connectOnce = (port: number, meta: Metainfo.Metainfo, id: number, attack: 
     })
     socket.on("connect", () => {
       attack.connections++
-      socket.write(Handshake.encode(Handshake.make({ infoHash: InfoHash.toBytes(meta.infoHash), peerId, features: ["fast"] })))
+      socket.write(
+        Handshake.encode(Handshake.make({ infoHash: InfoHash.toBytes(meta.infoHash), peerId, features: ["fast"] }))
+      )
       socket.write(WireMessage.encodeBatch([{ _tag: "HaveAll" }, { _tag: "Unchoke" }]))
     })
     socket.on("data", (chunk: Buffer) => {
@@ -65,46 +67,64 @@ const connectOnce = (port: number, meta: Metainfo.Metainfo, id: number, attack: 
   })
 
 describe("hostile peers › ban evasion", () => {
-  it.live("a host that comes back from new ports with new peer ids, sending bad blocks: held back from its second ban; the download completes", () =>
-    Effect.gen(function*() {
-      const root = yield* tempDir("evasion")
-      const src = join(root, "src")
-      yield* writeTree(src, [{ path: "data.bin", size: 4 * 1024 * 1024 + 333 }])
-      const { meta } = yield* createWithCreateTorrent(join(src, "data.bin"), join(root, "data.torrent"), {
-        pieceLength: 32 * 1024,
-        announce: []
-      })
-      const honest = yield* FakeSeeder.make({ meta, data: torrentBytes(src, meta), bytesPerSecond: 512 * 1024 })
-      const { manager } = yield* startManager(join(root, "dst"))
-      const handle = yield* manager.add(meta, { peers: [honest.address] })
-      const attack: Attack = { connections: 0, served: 0, corruptBlocks: 0, stopped: false }
-      // Reconnects at once each time it is hung up on, until the download ends (at most 2000 times).
-      const attacker = Effect.promise(async () => {
-        for (let id = 0; id < 2000 && !attack.stopped; id++) await connectOnce(manager.port, meta, id, attack)
-      })
-      const started = Date.now()
-      yield* Effect.forkScoped(attacker)
-      yield* handle.completed.pipe(
-        Effect.timeoutOrElse({
-          duration: 60_000,
-          orElse: () =>
-            Effect.flatMap(SubscriptionRef.get(handle.progress), (p) =>
-              Effect.die(new Error(`the download did not finish in 60 s: ${JSON.stringify({ ...p, files: undefined, attack, honest: { ...honest.stats, piecesServed: honest.stats.piecesServed.size } })}`)))
-        }),
-        Effect.ensuring(Effect.sync(() => (attack.stopped = true)))
-      )
-      const millis = Date.now() - started
-      const { hashFailures } = yield* SubscriptionRef.get(handle.progress)
-      assert.isTrue(sameBytes(join(src, "data.bin"), join(root, "dst", "data.bin")), "the file is correct")
-      assert.strictEqual(honest.stats.closedByPeer, 0, "the honest seeder was never dropped")
-      // Its second id banned holds the host back for longer than the download takes.
-      assert.isAtMost(attack.served, 2, `${attack.served} of the attacker's connections were asked for blocks`)
-      // Each taken connection fails the pieces it was asked for before its first failure was seen (~30 here).
-      assert.isAtMost(hashFailures, 100, `${hashFailures} hash failures`)
-      record(
-        `${attack.connections} connections from 127.0.0.1 with new ids; ${attack.served} taken (asked for blocks), ${attack.corruptBlocks} corrupt blocks, ${hashFailures} hash failures; completed from the honest seeder in ${
-          (millis / 1000).toFixed(1)
-        } s`
-      )
-    }).pipe(Effect.scoped), 90_000)
+  it.live(
+    "a host that comes back from new ports with new peer ids, sending bad blocks: held back from its second ban; the download completes",
+    () =>
+      Effect.gen(function*() {
+        const root = yield* tempDir("evasion")
+        const src = join(root, "src")
+        yield* writeTree(src, [{ path: "data.bin", size: 4 * 1024 * 1024 + 333 }])
+        const { meta } = yield* createWithCreateTorrent(join(src, "data.bin"), join(root, "data.torrent"), {
+          pieceLength: 32 * 1024,
+          announce: []
+        })
+        const honest = yield* FakeSeeder.make({ meta, data: torrentBytes(src, meta), bytesPerSecond: 512 * 1024 })
+        const { manager } = yield* startManager(join(root, "dst"))
+        const handle = yield* manager.add(meta, { peers: [honest.address] })
+        const attack: Attack = { connections: 0, served: 0, corruptBlocks: 0, stopped: false }
+        // Reconnects at once each time it is hung up on, until the download ends (at most 2000 times).
+        const attacker = Effect.promise(async () => {
+          for (let id = 0; id < 2000 && !attack.stopped; id++) await connectOnce(manager.port, meta, id, attack)
+        })
+        const started = Date.now()
+        yield* Effect.forkScoped(attacker)
+        yield* handle.completed.pipe(
+          Effect.timeoutOrElse({
+            duration: 60_000,
+            orElse: () =>
+              Effect.flatMap(
+                SubscriptionRef.get(handle.progress),
+                (p) =>
+                  Effect.die(
+                    new Error(
+                      `the download did not finish in 60 s: ${
+                        JSON.stringify({
+                          ...p,
+                          files: undefined,
+                          attack,
+                          honest: { ...honest.stats, piecesServed: honest.stats.piecesServed.size }
+                        })
+                      }`
+                    )
+                  )
+              )
+          }),
+          Effect.ensuring(Effect.sync(() => (attack.stopped = true)))
+        )
+        const millis = Date.now() - started
+        const { hashFailures } = yield* SubscriptionRef.get(handle.progress)
+        assert.isTrue(sameBytes(join(src, "data.bin"), join(root, "dst", "data.bin")), "the file is correct")
+        assert.strictEqual(honest.stats.closedByPeer, 0, "the honest seeder was never dropped")
+        // Its second id banned holds the host back for longer than the download takes.
+        assert.isAtMost(attack.served, 2, `${attack.served} of the attacker's connections were asked for blocks`)
+        // Each taken connection fails the pieces it was asked for before its first failure was seen (~30 here).
+        assert.isAtMost(hashFailures, 100, `${hashFailures} hash failures`)
+        record(
+          `${attack.connections} connections from 127.0.0.1 with new ids; ${attack.served} taken (asked for blocks), ${attack.corruptBlocks} corrupt blocks, ${hashFailures} hash failures; completed from the honest seeder in ${
+            (millis / 1000).toFixed(1)
+          } s`
+        )
+      }).pipe(Effect.scoped),
+    90_000
+  )
 })

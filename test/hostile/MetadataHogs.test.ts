@@ -36,7 +36,10 @@ const hogged = (
     // 1,100 pieces: 22,000 bytes of hashes, so the metadata comes in two pieces.
     yield* writeTree(src, [{ path: "data.bin", size: 1100 * 16 * 1024 - 99 }])
     const torrentFile = join(root, "data.torrent")
-    const { meta } = yield* createWithCreateTorrent(join(src, "data.bin"), torrentFile, { pieceLength: 16 * 1024, announce: [] })
+    const { meta } = yield* createWithCreateTorrent(join(src, "data.bin"), torrentFile, {
+      pieceLength: 16 * 1024,
+      announce: []
+    })
     const hog = yield* MetadataLiar.make({ infoHash: InfoHash.toBytes(meta.infoHash), info: meta.info, lie })
     const honest = yield* webtorrentSeeder({ torrent: torrentFile, dir: src, trackers: false })
     const gate = yield* MetadataLiar.gate({ host: "127.0.0.1", port: honest.port })
@@ -58,30 +61,43 @@ const hogged = (
     }).pipe(Effect.provide(managerLayer(join(root, "dst"), { handshakeTimeoutMillis: 30_000 })))
   })
 
-const asked = (requests: number) => ({ what: `asked ${requests} pieces`, check: (hog: MetadataLiar.Stats) => hog.requests >= requests })
+const asked = (requests: number) => ({
+  what: `asked ${requests} pieces`,
+  check: (hog: MetadataLiar.Stats) => hog.requests >= requests
+})
 const dropped = { what: "hung up on", check: (hog: MetadataLiar.Stats) => hog.closedByPeer > 0 }
 
 describe("hostile peers › metadata hogs", () => {
-  it.live("a peer that never answers, asked for both pieces first: the metadata comes from the honest seeder without waiting for it", () =>
-    Effect.gen(function*() {
-      const { hog, millis } = yield* hogged("silent", asked(2))
-      assert.strictEqual(hog.requests, 2, "the hog was not asked again: its requests had not expired")
-      assert.isBelow(millis, requestTimeoutMillis, "the metadata did not wait for the hog's requests to expire")
-      record(
-        `the hog held both pieces; metadata ${millis} ms after the honest seeder became reachable ` +
-          `(the hog's requests expire after ${requestTimeoutMillis} ms)`
-      )
-    }), 60_000)
+  it.live(
+    "a peer that never answers, asked for both pieces first: the metadata comes from the honest seeder without waiting for it",
+    () =>
+      Effect.gen(function*() {
+        const { hog, millis } = yield* hogged("silent", asked(2))
+        assert.strictEqual(hog.requests, 2, "the hog was not asked again: its requests had not expired")
+        assert.isBelow(millis, requestTimeoutMillis, "the metadata did not wait for the hog's requests to expire")
+        record(
+          `the hog held both pieces; metadata ${millis} ms after the honest seeder became reachable ` +
+            `(the hog's requests expire after ${requestTimeoutMillis} ms)`
+        )
+      }),
+    60_000
+  )
 
-  it.live("a peer that trickles its answers (a byte every 2 s) is asked again when its requests expire, then dropped", () =>
-    Effect.gen(function*() {
-      const { hog, millis } = yield* hogged("trickle", dropped)
-      const after = hog.closedByPeerAfterMillis[0]!
-      assert.strictEqual(hog.requests, 4, "both pieces, asked again once when they expired")
-      assert.isAtLeast(after, 2 * requestTimeoutMillis, "not dropped before its second requests expired")
-      assert.isBelow(after, 3 * requestTimeoutMillis)
-      record(`dropped ${after} ms after connecting (${hog.requests} requests unanswered); metadata ${millis} ms after the honest seeder became reachable`)
-    }), 60_000)
+  it.live(
+    "a peer that trickles its answers (a byte every 2 s) is asked again when its requests expire, then dropped",
+    () =>
+      Effect.gen(function*() {
+        const { hog, millis } = yield* hogged("trickle", dropped)
+        const after = hog.closedByPeerAfterMillis[0]!
+        assert.strictEqual(hog.requests, 4, "both pieces, asked again once when they expired")
+        assert.isAtLeast(after, 2 * requestTimeoutMillis, "not dropped before its second requests expired")
+        assert.isBelow(after, 3 * requestTimeoutMillis)
+        record(
+          `dropped ${after} ms after connecting (${hog.requests} requests unanswered); metadata ${millis} ms after the honest seeder became reachable`
+        )
+      }),
+    60_000
+  )
 
   it.live("a peer that rejects every request is dropped", () =>
     Effect.gen(function*() {
@@ -89,7 +105,9 @@ describe("hostile peers › metadata hogs", () => {
       const after = hog.closedByPeerAfterMillis[0]!
       assert.isAtLeast(hog.requests, maxWasted, "not dropped before it had wasted that many")
       assert.isBelow(after, requestTimeoutMillis, "dropped for its rejects, not after a timeout")
-      record(`dropped ${after} ms after connecting, asked ${hog.requests} times, rejecting each; metadata ${millis} ms after the honest seeder became reachable`)
+      record(
+        `dropped ${after} ms after connecting, asked ${hog.requests} times, rejecting each; metadata ${millis} ms after the honest seeder became reachable`
+      )
     }), 60_000)
 
   it.live("a peer that sends a wrong-sized piece is banned at its first answer", () =>

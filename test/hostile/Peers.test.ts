@@ -47,39 +47,45 @@ interface Case {
   readonly after?: (ctx: Context, hostile: HostilePeer.HostilePeer) => Effect.Effect<string>
 }
 
-const is = <T extends WireMessage.WireMessage["_tag"]>(tag: T) =>
-(m: HostilePeer.Incoming): m is Extract<WireMessage.WireMessage, { _tag: T }> =>
-  m._tag === tag
+const is =
+  <T extends WireMessage.WireMessage["_tag"]>(tag: T) =>
+  (m: HostilePeer.Incoming): m is Extract<WireMessage.WireMessage, { _tag: T }> => m._tag === tag
 
 const times = <A>(n: number, f: (i: number) => A): Array<A> => Array.from({ length: n }, (_, i) => f(i))
 
 /** Once our handshake arrived: its handshake (for `infoHash`, default the torrent's), then `bytes`. */
-const afterHandshake = (bytes: (ctx: Context) => Uint8Array, infoHash?: Uint8Array) => (ctx: Context) =>
-async (c: HostilePeer.Connection) => {
-  await c.next((m): m is Handshake.Handshake => m._tag === "Handshake")
-  c.write(Buffer.concat([c.handshake(infoHash), bytes(ctx)]))
-}
+const afterHandshake =
+  (bytes: (ctx: Context) => Uint8Array, infoHash?: Uint8Array) =>
+  (ctx: Context) =>
+  async (c: HostilePeer.Connection) => {
+    await c.next((m): m is Handshake.Handshake => m._tag === "Handshake")
+    c.write(Buffer.concat([c.handshake(infoHash), bytes(ctx)]))
+  }
 
 const frames = (messages: ReadonlyArray<WireMessage.WireMessage>) => WireMessage.encodeBatch(messages)
 
 const block = (ctx: Context, index: number, begin: number, length: number, corrupt = false) => {
-  const bytes = Buffer.from(ctx.data.subarray(index * ctx.meta.pieceLength + begin, index * ctx.meta.pieceLength + begin + length))
+  const bytes = Buffer.from(
+    ctx.data.subarray(index * ctx.meta.pieceLength + begin, index * ctx.meta.pieceLength + begin + length)
+  )
   if (corrupt) bytes[0] = bytes[0]! ^ 0xff
   return bytes
 }
 
 /** Waits for our engine to unchoke it, then answers its requests with `reply`'s blocks, until closed. */
-const serve = (reply: (ctx: Context, r: { index: number; begin: number; length: number }) => Uint8Array) => (ctx: Context) =>
-async (c: HostilePeer.Connection) => {
-  await c.next((m): m is Handshake.Handshake => m._tag === "Handshake")
-  c.write(c.handshake())
-  c.send([{ _tag: "HaveAll" }, { _tag: "Unchoke" }])
-  while (!c.closed()) {
-    const r = await c.next(is("Request"))
-    if (r === undefined) return
-    c.send([{ _tag: "Piece", index: r.index, begin: r.begin, block: reply(ctx, r) }])
+const serve =
+  (reply: (ctx: Context, r: { index: number; begin: number; length: number }) => Uint8Array) =>
+  (ctx: Context) =>
+  async (c: HostilePeer.Connection) => {
+    await c.next((m): m is Handshake.Handshake => m._tag === "Handshake")
+    c.write(c.handshake())
+    c.send([{ _tag: "HaveAll" }, { _tag: "Unchoke" }])
+    while (!c.closed()) {
+      const r = await c.next(is("Request"))
+      if (r === undefined) return
+      c.send([{ _tag: "Piece", index: r.index, begin: r.begin, block: reply(ctx, r) }])
+    }
   }
-}
 
 const cases: ReadonlyArray<Case> = [
   {
@@ -89,7 +95,9 @@ const cases: ReadonlyArray<Case> = [
   },
   {
     name: "declares a frame one byte over the limit",
-    script: afterHandshake((ctx) => HostilePeer.rawFrame(Frame.maxFrameFor(ctx.meta.pieceCount) + 1, 7, new Uint8Array(100))),
+    script: afterHandshake((ctx) =>
+      HostilePeer.rawFrame(Frame.maxFrameFor(ctx.meta.pieceCount) + 1, 7, new Uint8Array(100))
+    ),
     within: 2000
   },
   {
@@ -109,12 +117,16 @@ const cases: ReadonlyArray<Case> = [
   },
   {
     name: "sends a bitfield one byte too long",
-    script: afterHandshake((ctx) => frames([{ _tag: "Bitfield", bytes: new Uint8Array(Math.ceil(ctx.meta.pieceCount / 8) + 1) }])),
+    script: afterHandshake((ctx) =>
+      frames([{ _tag: "Bitfield", bytes: new Uint8Array(Math.ceil(ctx.meta.pieceCount / 8) + 1) }])
+    ),
     within: 2000
   },
   {
     name: "sends a bitfield with its spare bits set",
-    script: afterHandshake((ctx) => frames([{ _tag: "Bitfield", bytes: new Uint8Array(Math.ceil(ctx.meta.pieceCount / 8)).fill(0xff) }])),
+    script: afterHandshake((ctx) =>
+      frames([{ _tag: "Bitfield", bytes: new Uint8Array(Math.ceil(ctx.meta.pieceCount / 8)).fill(0xff) }])
+    ),
     within: 2000
   },
   {
@@ -153,12 +165,16 @@ const cases: ReadonlyArray<Case> = [
   },
   {
     name: "sends 300 blocks never requested",
-    script: afterHandshake((ctx) => frames(times(300, () => ({ _tag: "Piece", index: 0, begin: 0, block: block(ctx, 0, 0, 16384) })))),
+    script: afterHandshake((ctx) =>
+      frames(times(300, () => ({ _tag: "Piece", index: 0, begin: 0, block: block(ctx, 0, 0, 16384) })))
+    ),
     within: 3000
   },
   {
     name: "sends a block of a piece out of range",
-    script: afterHandshake((ctx) => frames([{ _tag: "Piece", index: ctx.meta.pieceCount, begin: 0, block: new Uint8Array(16384) }])),
+    script: afterHandshake((ctx) =>
+      frames([{ _tag: "Piece", index: ctx.meta.pieceCount, begin: 0, block: new Uint8Array(16384) }])
+    ),
     within: 2000
   },
   {
@@ -173,17 +189,23 @@ const cases: ReadonlyArray<Case> = [
   },
   {
     name: "floods 10000 requests while choked",
-    script: afterHandshake(() => frames(times(10_000, (i) => ({ _tag: "Request", index: 0, begin: (i % 2) * 16384, length: 16384 })))),
+    script: afterHandshake(() =>
+      frames(times(10_000, (i) => ({ _tag: "Request", index: 0, begin: (i % 2) * 16384, length: 16384 })))
+    ),
     within: 3000
   },
   {
     name: "floods 10000 cancels of nothing",
-    script: afterHandshake(() => frames(times(10_000, (i) => ({ _tag: "Cancel", index: 1, begin: (i % 2) * 16384, length: 16384 })))),
+    script: afterHandshake(() =>
+      frames(times(10_000, (i) => ({ _tag: "Cancel", index: 1, begin: (i % 2) * 16384, length: 16384 })))
+    ),
     within: 3000
   },
   {
     name: "floods 10000 extension messages",
-    script: afterHandshake(() => frames(times(10_000, () => ({ _tag: "Extended", id: 3, payload: new Uint8Array(8) })))),
+    script: afterHandshake(() =>
+      frames(times(10_000, () => ({ _tag: "Extended", id: 3, payload: new Uint8Array(8) })))
+    ),
     within: 3000
   }
 ]
@@ -206,7 +228,11 @@ describe("hostile peers", () => {
       const { data, dst, meta, src } = yield* setup
       let port = 0
       const ctx: Context = { meta, data, port: () => port }
-      const hostile = yield* HostilePeer.make({ infoHash: InfoHash.toBytes(meta.infoHash), pieceCount: meta.pieceCount, script: c.script(ctx) })
+      const hostile = yield* HostilePeer.make({
+        infoHash: InfoHash.toBytes(meta.infoHash),
+        pieceCount: meta.pieceCount,
+        script: c.script(ctx)
+      })
       const honest = yield* FakeSeeder.make({ meta, data, bytesPerSecond: 1024 * 1024 })
       const { manager } = yield* startManager(dst, { ...settings, ...extra })
       port = manager.port
@@ -225,7 +251,13 @@ describe("hostile peers", () => {
       record(`disconnected after ${after} ms${more}; download complete and correct`)
     })
 
-  for (const c of cases) it.live(`a peer that ${c.name} is disconnected; the download completes from the honest seeder`, () => run(c), 60_000)
+  for (const c of cases) {
+    it.live(
+      `a peer that ${c.name} is disconnected; the download completes from the honest seeder`,
+      () => run(c),
+      60_000
+    )
+  }
 
   it.live("a peer sending corrupt blocks is banned: when it comes back with the same peer id it is refused", () =>
     run({
@@ -241,66 +273,80 @@ describe("hostile peers", () => {
         )
     }), 60_000)
 
-  it.live("a peer that fills our upload queue beyond its bound is disconnected; at most the bound is served", () =>
-    Effect.gen(function*() {
-      let served = 0
-      yield* run({
-        name: "sends 10000 requests for a piece we have while unchoked",
-        script: () => async (c) => {
-          await c.next((m): m is Handshake.Handshake => m._tag === "Handshake")
-          c.write(c.handshake())
-          c.send([{ _tag: "HaveNone" }, { _tag: "Interested" }])
-          if ((await c.next(is("Unchoke"))) === undefined) return
-          const have = await c.next(is("Have"), 20_000)
-          if (have === undefined) return
-          c.send(times(10_000, (i) => ({ _tag: "Request", index: have.index, begin: (i % 2) * 16384, length: 16384 })))
-          while ((await c.next(is("Piece"))) !== undefined) served++
-        },
-        within: 20_000
-      })
-      assert.isAtMost(served, 2000 + 64, `${served} blocks served`)
-      record(`served ${served} of 10000 requested blocks before the disconnect (queue bound 2000)`)
-    }), 60_000)
+  it.live(
+    "a peer that fills our upload queue beyond its bound is disconnected; at most the bound is served",
+    () =>
+      Effect.gen(function*() {
+        let served = 0
+        yield* run({
+          name: "sends 10000 requests for a piece we have while unchoked",
+          script: () => async (c) => {
+            await c.next((m): m is Handshake.Handshake => m._tag === "Handshake")
+            c.write(c.handshake())
+            c.send([{ _tag: "HaveNone" }, { _tag: "Interested" }])
+            if ((await c.next(is("Unchoke"))) === undefined) return
+            const have = await c.next(is("Have"), 20_000)
+            if (have === undefined) return
+            c.send(
+              times(10_000, (i) => ({ _tag: "Request", index: have.index, begin: (i % 2) * 16384, length: 16384 }))
+            )
+            while ((await c.next(is("Piece"))) !== undefined) served++
+          },
+          within: 20_000
+        })
+        assert.isAtMost(served, 2000 + 64, `${served} blocks served`)
+        record(`served ${served} of 10000 requested blocks before the disconnect (queue bound 2000)`)
+      }),
+    60_000
+  )
 
-  it.live("many connections from one address: at most maxConnectionsPerHost are kept; the download completes", () =>
-    Effect.gen(function*() {
-      const { data, dst, meta, src } = yield* setup
-      const honest = yield* FakeSeeder.make({ meta, data, bytesPerSecond: 1024 * 1024 })
-      const { manager } = yield* startManager(dst, { ...settings, idleTimeoutMillis: 30_000, maxConnectionsPerHost: 4 })
-      const handle = yield* manager.add(meta, { peers: [honest.address], seed: true })
-      // A torrent takes connections once it runs (before, the listener refuses them all).
-      yield* SubscriptionRef.changes(handle.progress).pipe(
-        Stream.filter((p) => p.state !== "checking"),
-        Stream.take(1),
-        Stream.runDrain,
-        within(10_000, "the torrent starting")
-      )
-      const closed = new Set<number>()
-      yield* Effect.acquireRelease(
-        Effect.sync(() =>
-          times(40, (i) => {
-            const socket = Net.connect({ host: "127.0.0.1", port: manager.port })
-            const id = Buffer.from(`-XX0001-${String(i).padStart(12, "0")}`)
-            socket.on("error", () => {})
-            socket.resume() // a paused socket never sees the other side's end
-            socket.on("close", () => closed.add(i))
-            socket.write(Handshake.encode(Handshake.make({ infoHash: InfoHash.toBytes(meta.infoHash), peerId: id })))
-            return socket
-          })
-        ),
-        (sockets) => Effect.sync(() => sockets.forEach((s) => s.destroy()))
-      )
-      yield* waitUntil(() => closed.size >= 36, {
-        timeoutMillis: 3000,
-        message: () => `${40 - closed.size} connections from one host still open`
-      })
-      yield* Effect.sleep(300)
-      const open = 40 - closed.size
-      assert.strictEqual(open, 4)
-      yield* handle.completed.pipe(within(30_000, "the download"))
-      assert.isTrue(sameBytes(join(src, "data.bin"), join(dst, "data.bin")), "the file is correct")
-      record(`40 connections from 127.0.0.1: ${open} kept open (limit 4); download complete and correct`)
-    }), 60_000)
+  it.live(
+    "many connections from one address: at most maxConnectionsPerHost are kept; the download completes",
+    () =>
+      Effect.gen(function*() {
+        const { data, dst, meta, src } = yield* setup
+        const honest = yield* FakeSeeder.make({ meta, data, bytesPerSecond: 1024 * 1024 })
+        const { manager } = yield* startManager(dst, {
+          ...settings,
+          idleTimeoutMillis: 30_000,
+          maxConnectionsPerHost: 4
+        })
+        const handle = yield* manager.add(meta, { peers: [honest.address], seed: true })
+        // A torrent takes connections once it runs (before, the listener refuses them all).
+        yield* SubscriptionRef.changes(handle.progress).pipe(
+          Stream.filter((p) => p.state !== "checking"),
+          Stream.take(1),
+          Stream.runDrain,
+          within(10_000, "the torrent starting")
+        )
+        const closed = new Set<number>()
+        yield* Effect.acquireRelease(
+          Effect.sync(() =>
+            times(40, (i) => {
+              const socket = Net.connect({ host: "127.0.0.1", port: manager.port })
+              const id = Buffer.from(`-XX0001-${String(i).padStart(12, "0")}`)
+              socket.on("error", () => {})
+              socket.resume() // a paused socket never sees the other side's end
+              socket.on("close", () => closed.add(i))
+              socket.write(Handshake.encode(Handshake.make({ infoHash: InfoHash.toBytes(meta.infoHash), peerId: id })))
+              return socket
+            })
+          ),
+          (sockets) => Effect.sync(() => sockets.forEach((s) => void s.destroy()))
+        )
+        yield* waitUntil(() => closed.size >= 36, {
+          timeoutMillis: 3000,
+          message: () => `${40 - closed.size} connections from one host still open`
+        })
+        yield* Effect.sleep(300)
+        const open = 40 - closed.size
+        assert.strictEqual(open, 4)
+        yield* handle.completed.pipe(within(30_000, "the download"))
+        assert.isTrue(sameBytes(join(src, "data.bin"), join(dst, "data.bin")), "the file is correct")
+        record(`40 connections from 127.0.0.1: ${open} kept open (limit 4); download complete and correct`)
+      }),
+    60_000
+  )
 })
 
 /** Connects to our engine with the hostile peer's id; resolves with how long until it was closed (undefined: not within 5 s). */

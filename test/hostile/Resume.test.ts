@@ -90,7 +90,9 @@ describe("hostile resume data", () => {
       Fs.writeFileSync(resumeFile(dir), bytes)
       const found = yield* check(dir)
       assert.deepStrictEqual(found, { pieces: half, hashed: meta.pieceCount })
-      recordResult(`record with its bitfield set to all ones: ${found.pieces} of ${meta.pieceCount} pieces marked (all hashed), not ${meta.pieceCount}`)
+      recordResult(
+        `record with its bitfield set to all ones: ${found.pieces} of ${meta.pieceCount} pieces marked (all hashed), not ${meta.pieceCount}`
+      )
     }).pipe(Effect.provide(services)))
 
   it.live("another torrent's record under this torrent's name is ignored", () =>
@@ -99,7 +101,9 @@ describe("hostile resume data", () => {
       rewrite(dir, (r) => ({ ...r, infoHash: "00".repeat(20), pieces: Bitfield.full(meta.pieceCount) }))
       const found = yield* check(dir)
       assert.deepStrictEqual(found, { pieces: half, hashed: meta.pieceCount })
-      recordResult(`a well-formed record naming another info-hash: ${found.pieces} of ${meta.pieceCount} pieces (all hashed)`)
+      recordResult(
+        `a well-formed record naming another info-hash: ${found.pieces} of ${meta.pieceCount} pieces (all hashed)`
+      )
     }).pipe(Effect.provide(services)))
 
   it.live("a record claiming pieces of files that do not exist marks none of them", () =>

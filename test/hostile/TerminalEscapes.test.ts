@@ -46,7 +46,13 @@ const cli = (...args: ReadonlyArray<string>) =>
       maxBuffer: 16 * 1024 * 1024,
       signal
     }, (error, stdout, stderr) => {
-      resume(Effect.succeed({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr }))
+      resume(
+        Effect.succeed({
+          code: error === null ? 0 : typeof error.code === "number" ? error.code : null,
+          stdout,
+          stderr
+        })
+      )
     })
   })
 
@@ -99,7 +105,9 @@ describe("hostile names › terminal escapes", () => {
       assert.deepStrictEqual(value.files.map((f) => f.path), [`${name}/${clear}`, `${name}/${rlo}`])
       assert.deepStrictEqual(value.trackers, [[`http://127.0.0.1:1/${clear}`]])
       record(
-        `info text: ${rawCount(text.stdout)} raw control/bidi characters in ${text.stdout.length} characters (the name shows as ${
+        `info text: ${
+          rawCount(text.stdout)
+        } raw control/bidi characters in ${text.stdout.length} characters (the name shows as ${
           Format.printable(name)
         }); --json: the ${name.length}-character name, comment, paths and tracker exact`
       )
@@ -115,7 +123,9 @@ describe("hostile names › terminal escapes", () => {
       assert.include(text.stdout, "name:        \\x1b]0;pwned\\x07\\x1b[2J\\x9b31mevil\\u202etxt.exe\n")
       assert.strictEqual((JSON.parse(json.stdout) as { name: string }).name, dn)
       record(
-        `magnet dn: ${rawCount(text.stdout + text.stderr)} raw control/bidi characters in the text output; --json returns the exact dn`
+        `magnet dn: ${
+          rawCount(text.stdout + text.stderr)
+        } raw control/bidi characters in the text output; --json returns the exact dn`
       )
     }))
 
@@ -145,38 +155,56 @@ describe("hostile names › terminal escapes", () => {
       }
       assert.match(
         info.stderr,
-        new RegExp(`^effect-torrent: ${refused}: invalid torrent: the torrent name "\\\\u001b\\[2Jx+…y+" has a path separator inside a component\n$`)
+        new RegExp(
+          `^effect-torrent: ${refused}: invalid torrent: the torrent name "\\\\u001b\\[2Jx+…y+" has a path separator inside a component\n$`
+        )
       )
-      const select = /^effect-torrent: --select: (.*) has no file 5 \(its files are 0 to 0\)\nrun effect-torrent --help\n$/.exec(download.stderr)
+      const select =
+        /^effect-torrent: --select: (.*) has no file 5 \(its files are 0 to 0\)\nrun effect-torrent --help\n$/.exec(
+          download.stderr
+        )
       assert.isNotNull(select, download.stderr)
       assert.strictEqual(select![1]!.length, 120)
       assert.match(select![1]!, /^evil\\u202etxt\.exeé+…é+\.iso$/)
       record(
-        `4000-byte names: the refusal is one stderr line of ${info.stderr.length - 1} characters, the --select error one of ${
+        `4000-byte names: the refusal is one stderr line of ${
+          info.stderr.length - 1
+        } characters, the --select error one of ${
           download.stderr.indexOf("\n")
         } (the name cut to 120); both keep the reason`
       )
     }))
 
-  it.live("download: the progress display and log lines (with the torrent's name annotated) show .torrent and magnet names escaped", () =>
-    Effect.gen(function*() {
-      const dir = yield* tempDir("escapes-download")
-      const name = `${osc}${csi}\u2067` // U+2067, a bidi isolate: Effect's default logger (Node's inspect) prints it raw
-      // The tracker refuses at once (nothing listens on port 1), so a warning is logged with the torrent's name.
-      const file = torrent(dir, "evil.torrent", name, { extra: { announce: "http://127.0.0.1:1/announce" } })
-      // Its x.pe gives a way to find peers (nobody listens there), without which the CLI would refuse to wait.
-      const magnet = Magnet.format({ infoHash, name: rlo, trackers: [], peers: ["127.0.0.1:1"], webSeeds: [] })
-      const args = [file, magnet, "-o", join(dir, "dst"), "--no-dht", "--no-lpd", "--port", "0"]
-      const child = yield* ourCli("effect-torrent (hostile names)", args)
-      // Log lines go to stderr.
-      yield* waitUntil(() => child.output().includes("WARN"), { timeoutMillis: 30_000, message: () => child.output() })
-      yield* stop(child)
-      yield* exitOf(child, 10_000)
-      const output = child.output()
-      assert.strictEqual(rawCount(output), 0, output)
-      assert.match(output, /^\\x1b\]0;pwned\\x07\\x9b31m\\u2067 +\d+\.\d%/m, "the torrent's display line")
-      assert.match(output, /^evil\\u202etxt\.exe +0\.0% .* fetching metadata/m, "the magnet's display line")
-      assert.match(output, / WARN \\x1b\]0;pwned\\x07\\x9b31m\\u2067: /, "the log line names the torrent")
-      record(`download (display and logs, ${output.split("\n").length - 1} lines): ${rawCount(output)} raw control/bidi characters`)
-    }).pipe(Effect.scoped), 60_000)
+  it.live(
+    "download: the progress display and log lines (with the torrent's name annotated) show .torrent and magnet names escaped",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir("escapes-download")
+        const name = `${osc}${csi}\u2067` // U+2067, a bidi isolate: Effect's default logger (Node's inspect) prints it raw
+        // The tracker refuses at once (nothing listens on port 1), so a warning is logged with the torrent's name.
+        const file = torrent(dir, "evil.torrent", name, { extra: { announce: "http://127.0.0.1:1/announce" } })
+        // Its x.pe gives a way to find peers (nobody listens there), without which the CLI would refuse to wait.
+        const magnet = Magnet.format({ infoHash, name: rlo, trackers: [], peers: ["127.0.0.1:1"], webSeeds: [] })
+        const args = [file, magnet, "-o", join(dir, "dst"), "--no-dht", "--no-lpd", "--port", "0"]
+        const child = yield* ourCli("effect-torrent (hostile names)", args)
+        // Log lines go to stderr.
+        yield* waitUntil(() => child.output().includes("WARN"), {
+          timeoutMillis: 30_000,
+          message: () => child.output()
+        })
+        yield* stop(child)
+        yield* exitOf(child, 10_000)
+        const output = child.output()
+        assert.strictEqual(rawCount(output), 0, output)
+        assert.match(output, /^\\x1b\]0;pwned\\x07\\x9b31m\\u2067 +\d+\.\d%/m, "the torrent's display line")
+        assert.match(output, /^evil\\u202etxt\.exe +0\.0% .* fetching metadata/m, "the magnet's display line")
+        assert.match(output, / WARN \\x1b\]0;pwned\\x07\\x9b31m\\u2067: /, "the log line names the torrent")
+        record(
+          `download (display and logs, ${output.split("\n").length - 1} lines): ${
+            rawCount(output)
+          } raw control/bidi characters`
+        )
+      }).pipe(Effect.scoped),
+    60_000
+  )
 })

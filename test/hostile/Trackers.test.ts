@@ -15,7 +15,12 @@ import { record } from "../util/SecurityResults.ts"
 import { Network } from "../../src/peer/Network.ts"
 import { httpServer, request, udpServer } from "../tracker/fixtures.ts"
 
-const live = Tracker.Tracker.layer.pipe(Layer.provide([HttpTracker.layerNode, UdpTracker.layerWith({ maxRetransmits: 0 }).pipe(Layer.provide(Network.layerNode))]))
+const live = Tracker.Tracker.layer.pipe(
+  Layer.provide([
+    HttpTracker.layerNode,
+    UdpTracker.layerWith({ maxRetransmits: 0 }).pipe(Layer.provide(Network.layerNode))
+  ])
+)
 
 const compact = (count: number) => {
   const bytes = Buffer.alloc(count * 6)
@@ -36,29 +41,43 @@ const udpAnswering = (action: number) =>
   })
 
 describe("hostile trackers", () => {
-  it.live("garbage, redirect loops and wrong UDP actions are typed errors; the next tier's tracker is used", () =>
-    Effect.gen(function*() {
-      const garbage = yield* httpServer((_, res) => res.end("\x00\xffd5:peersi-1e<html>"))
-      const loop = yield* httpServer((_, res) => res.writeHead(302, { location: "/announce" }).end())
-      const wrongAction = yield* udpAnswering(2) // a scrape answer to our connect
-      const honest = yield* httpServer((_, res) =>
-        res.end(Bencode.encode({ interval: 1800, peers: Buffer.from([127, 0, 0, 1, 0x1a, 0xe1]) }))
-      )
-      const bad = [`${garbage}/announce`, `${loop}/announce`, wrongAction]
-      const errors = yield* Effect.forEach(bad, (url) =>
-        Tracker.Tracker.use((tracker) => tracker.announce(url, request())).pipe(Effect.flip))
-      assert.deepStrictEqual(errors.map((e) => e.reason._tag), ["BadResponse", "BadResponse", "BadResponse"])
-      assert.match(errors[0]!.message, /invalid bencode at byte 0/)
-      assert.match(errors[1]!.message, /HTTP status 302/)
-      assert.match(errors[2]!.message, /action 2 in answer to action 0/)
+  it.live(
+    "garbage, redirect loops and wrong UDP actions are typed errors; the next tier's tracker is used",
+    () =>
+      Effect.gen(function*() {
+        const garbage = yield* httpServer((_, res) => res.end("\x00\xffd5:peersi-1e<html>"))
+        const loop = yield* httpServer((_, res) => res.writeHead(302, { location: "/announce" }).end())
+        const wrongAction = yield* udpAnswering(2) // a scrape answer to our connect
+        const honest = yield* httpServer((_, res) =>
+          res.end(Bencode.encode({ interval: 1800, peers: Buffer.from([127, 0, 0, 1, 0x1a, 0xe1]) }))
+        )
+        const bad = [`${garbage}/announce`, `${loop}/announce`, wrongAction]
+        const errors = yield* Effect.forEach(
+          bad,
+          (url) => Tracker.Tracker.use((tracker) => tracker.announce(url, request())).pipe(Effect.flip)
+        )
+        assert.deepStrictEqual(errors.map((e) => e.reason._tag), ["BadResponse", "BadResponse", "BadResponse"])
+        assert.match(errors[0]!.message, /invalid bencode at byte 0/)
+        assert.match(errors[1]!.message, /HTTP status 302/)
+        assert.match(errors[2]!.message, /action 2 in answer to action 0/)
 
-      const tiers = new Tracker.Tiers([bad, [`${honest}/announce`]])
-      const { infoHash, peerId } = request()
-      const params = Effect.succeed({ infoHash, peerId, port: 6881, uploaded: 0, downloaded: 0, left: 1, numWant: 50 })
-      const first = yield* Tracker.announces(tiers, params).pipe(Stream.runHead)
-      assert.deepStrictEqual(first._tag === "Some" ? first.value.peers : [], [{ host: "127.0.0.1", port: 6881 }])
-      record(errors.map((e) => e.message.replace(/^tracker \S+ /, "")).join("; ") + "; peers then came from tier 2")
-    }).pipe(Effect.provide(live)), 30_000)
+        const tiers = new Tracker.Tiers([bad, [`${honest}/announce`]])
+        const { infoHash, peerId } = request()
+        const params = Effect.succeed({
+          infoHash,
+          peerId,
+          port: 6881,
+          uploaded: 0,
+          downloaded: 0,
+          left: 1,
+          numWant: 50
+        })
+        const first = yield* Tracker.announces(tiers, params).pipe(Stream.runHead)
+        assert.deepStrictEqual(first._tag === "Some" ? first.value.peers : [], [{ host: "127.0.0.1", port: 6881 }])
+        record(errors.map((e) => e.message.replace(/^tracker \S+ /, "")).join("; ") + "; peers then came from tier 2")
+      }).pipe(Effect.provide(live)),
+    30_000
+  )
 
   it.live("a peer list of 500,000 peers is capped at maxPeersPerAnnounce", () =>
     Effect.gen(function*() {

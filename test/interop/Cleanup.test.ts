@@ -14,7 +14,15 @@ import { join } from "node:path"
 import type { Progress } from "../../src/torrent/Orchestrator.ts"
 import { createWithCreateTorrent, tempDir, writeTree } from "../util/Files.ts"
 import { startManager } from "../util/Leecher.ts"
-import { freePort, opentracker, scrape, trackerUrls, waitForSeeders, waitUntil, webtorrentSeeder } from "../util/Swarm.ts"
+import {
+  freePort,
+  opentracker,
+  scrape,
+  trackerUrls,
+  waitForSeeders,
+  waitUntil,
+  webtorrentSeeder
+} from "../util/Swarm.ts"
 
 interface Descriptors {
   readonly sockets: number
@@ -65,83 +73,91 @@ const extra = (before: Descriptors, now: Descriptors) =>
   [...now.inodes].filter((inode) => !before.inodes.has(inode)).map(describeSocket).join("; ")
 
 describe.runIf(process.platform === "linux")("stopping a torrent", () => {
-  it.live("closes its sockets and files: after a pause, and after interrupting the manager", () =>
-    Effect.gen(function*() {
-      const root = yield* tempDir("cleanup")
-      const src = join(root, "src")
-      const dst = Fs.realpathSync(root) + "/dst" // /proc shows resolved paths
-      yield* writeTree(src, [{ path: "cleanup/a.bin", size: 5 * 1024 * 1024 + 3 }, { path: "cleanup/b.bin", size: 3 * 1024 * 1024 + 5 }])
-      const port = yield* freePort
-      const torrentFile = join(root, "cleanup.torrent")
-      const { meta } = yield* createWithCreateTorrent(join(src, "cleanup"), torrentFile, {
-        pieceLength: 64 * 1024,
-        announce: [trackerUrls(port).http]
-      })
-      const tracker = yield* opentracker({ port, dir: yield* tempDir("opentracker"), torrents: [meta] })
-      // Throttled: about 8 s for the whole torrent, so that there is a "during".
-      yield* webtorrentSeeder({ torrent: torrentFile, dir: src, trackers: true, uploadLimit: 1024 * 1024 })
-      yield* waitForSeeders(tracker.http, meta, 1)
-
-      // The manager holds sockets of its own (its listener); the torrent's come on top.
-      const before = descriptors(dst)
-      const { fiber: running, manager } = yield* startManager(dst)
-      const baseline = descriptors(dst)
-      const handle = yield* manager.add(meta)
-
-      /** Waits for a progress value that `f` accepts. */
-      const reach = (what: string, f: (p: Progress) => boolean) =>
-        SubscriptionRef.changes(handle.progress).pipe(
-          Stream.filter(f),
-          Stream.runHead,
-          Effect.timeoutOrElse({ duration: 30_000, orElse: () => Effect.die(new Error(`never reached: ${what}`)) })
-        )
-      /** Waits (bounded) for the descriptors to be back at `expected`. */
-      const backTo = (expected: Descriptors, after: string) => {
-        let now = descriptors(dst)
-        return waitUntil(() => {
-          now = descriptors(dst)
-          return now.sockets <= expected.sockets && now.files <= expected.files
-        }, {
-          timeoutMillis: 5000,
-          message: () => `after ${after}: ${show(now)} open, against ${show(expected)} before; new: ${extra(expected, now)}`
-        }).pipe(Effect.andThen(Effect.sync(() => {
-          const after = descriptors(dst)
-          assert.deepStrictEqual([after.sockets, after.files], [expected.sockets, expected.files])
-        })))
-      }
-
-      // During: a peer connection and the files being written.
-      yield* reach("20% with a peer", (p) => p.done > 0.2 * meta.length && p.peers > 0)
-      const during = descriptors(dst)
-      assert.isAbove(during.sockets, baseline.sockets, `during: ${show(during)}, before: ${show(baseline)}`)
-      assert.isAbove(during.files, baseline.files, `during: ${show(during)}, before: ${show(baseline)}`)
-
-      const leechers = (count: number, after: string) => {
-        let now = -1
-        return waitUntil(async () => (now = (await scrape(tracker.http, meta)).incomplete) === count, {
-          timeoutMillis: 5000,
-          message: () => `after ${after}, the tracker lists ${now} leechers, not ${count}`
+  it.live(
+    "closes its sockets and files: after a pause, and after interrupting the manager",
+    () =>
+      Effect.gen(function*() {
+        const root = yield* tempDir("cleanup")
+        const src = join(root, "src")
+        const dst = Fs.realpathSync(root) + "/dst" // /proc shows resolved paths
+        yield* writeTree(src, [
+          { path: "cleanup/a.bin", size: 5 * 1024 * 1024 + 3 },
+          { path: "cleanup/b.bin", size: 3 * 1024 * 1024 + 5 }
+        ])
+        const port = yield* freePort
+        const torrentFile = join(root, "cleanup.torrent")
+        const { meta } = yield* createWithCreateTorrent(join(src, "cleanup"), torrentFile, {
+          pieceLength: 64 * 1024,
+          announce: [trackerUrls(port).http]
         })
-      }
-      yield* leechers(1, "starting")
+        const tracker = yield* opentracker({ port, dir: yield* tempDir("opentracker"), torrents: [meta] })
+        // Throttled: about 8 s for the whole torrent, so that there is a "during".
+        yield* webtorrentSeeder({ torrent: torrentFile, dir: src, trackers: true, uploadLimit: 1024 * 1024 })
+        yield* waitForSeeders(tracker.http, meta, 1)
 
-      // A pause interrupts the torrent's fiber: everything it opened is closed, and it
-      // told the tracker it stopped.
-      yield* manager.pause(meta.infoHash)
-      yield* backTo(baseline, "pausing the torrent")
-      yield* leechers(0, "pausing")
+        // The manager holds sockets of its own (its listener); the torrent's come on top.
+        const before = descriptors(dst)
+        const { fiber: running, manager } = yield* startManager(dst)
+        const baseline = descriptors(dst)
+        const handle = yield* manager.add(meta)
 
-      // Resumed, it opens them again; interrupting the fiber that holds the manager closes them.
-      yield* manager.resume(meta.infoHash)
-      yield* reach("60% with a peer", (p) => p.done > 0.6 * meta.length && p.peers > 0)
-      const again = descriptors(dst)
-      assert.isAbove(again.sockets, baseline.sockets)
-      assert.isAbove(again.files, baseline.files)
-      const progress = yield* SubscriptionRef.get(handle.progress)
-      assert.notStrictEqual(progress.state, "complete", "still downloading when interrupted")
-      yield* leechers(1, "resuming")
-      yield* Fiber.interrupt(running)
-      yield* backTo(before, "interrupting the manager")
-      yield* leechers(0, "interrupting")
-    }), 60_000)
+        /** Waits for a progress value that `f` accepts. */
+        const reach = (what: string, f: (p: Progress) => boolean) =>
+          SubscriptionRef.changes(handle.progress).pipe(
+            Stream.filter(f),
+            Stream.runHead,
+            Effect.timeoutOrElse({ duration: 30_000, orElse: () => Effect.die(new Error(`never reached: ${what}`)) })
+          )
+        /** Waits (bounded) for the descriptors to be back at `expected`. */
+        const backTo = (expected: Descriptors, after: string) => {
+          let now = descriptors(dst)
+          return waitUntil(() => {
+            now = descriptors(dst)
+            return now.sockets <= expected.sockets && now.files <= expected.files
+          }, {
+            timeoutMillis: 5000,
+            message: () =>
+              `after ${after}: ${show(now)} open, against ${show(expected)} before; new: ${extra(expected, now)}`
+          }).pipe(Effect.andThen(Effect.sync(() => {
+            const after = descriptors(dst)
+            assert.deepStrictEqual([after.sockets, after.files], [expected.sockets, expected.files])
+          })))
+        }
+
+        // During: a peer connection and the files being written.
+        yield* reach("20% with a peer", (p) => p.done > 0.2 * meta.length && p.peers > 0)
+        const during = descriptors(dst)
+        assert.isAbove(during.sockets, baseline.sockets, `during: ${show(during)}, before: ${show(baseline)}`)
+        assert.isAbove(during.files, baseline.files, `during: ${show(during)}, before: ${show(baseline)}`)
+
+        const leechers = (count: number, after: string) => {
+          let now = -1
+          return waitUntil(async () => (now = (await scrape(tracker.http, meta)).incomplete) === count, {
+            timeoutMillis: 5000,
+            message: () => `after ${after}, the tracker lists ${now} leechers, not ${count}`
+          })
+        }
+        yield* leechers(1, "starting")
+
+        // A pause interrupts the torrent's fiber: everything it opened is closed, and it
+        // told the tracker it stopped.
+        yield* manager.pause(meta.infoHash)
+        yield* backTo(baseline, "pausing the torrent")
+        yield* leechers(0, "pausing")
+
+        // Resumed, it opens them again; interrupting the fiber that holds the manager closes them.
+        yield* manager.resume(meta.infoHash)
+        yield* reach("60% with a peer", (p) => p.done > 0.6 * meta.length && p.peers > 0)
+        const again = descriptors(dst)
+        assert.isAbove(again.sockets, baseline.sockets)
+        assert.isAbove(again.files, baseline.files)
+        const progress = yield* SubscriptionRef.get(handle.progress)
+        assert.notStrictEqual(progress.state, "complete", "still downloading when interrupted")
+        yield* leechers(1, "resuming")
+        yield* Fiber.interrupt(running)
+        yield* backTo(before, "interrupting the manager")
+        yield* leechers(0, "interrupting")
+      }),
+    60_000
+  )
 })

@@ -21,7 +21,10 @@ describe("a peer sending corrupt blocks", () => {
       const dst = join(root, "dst")
       yield* writeTree(src, [{ path: "data.bin", size: 2 * 1024 * 1024 + 4321 }])
       const torrentFile = join(root, "data.torrent")
-      const { meta } = yield* createWithCreateTorrent(join(src, "data.bin"), torrentFile, { pieceLength: 32 * 1024, announce: [] })
+      const { meta } = yield* createWithCreateTorrent(join(src, "data.bin"), torrentFile, {
+        pieceLength: 32 * 1024,
+        announce: []
+      })
 
       // Both on 127.0.0.1: the engine bans by IP, so the ban covers the honest peer's address
       // too; its connection, made before the ban, must carry the download.
@@ -51,7 +54,11 @@ describe("a peer sending corrupt blocks", () => {
           timeoutMillis: 5000,
           message: () => `the liar still has ${liar.stats.open} open connection(s)`
         })
-        assert.deepStrictEqual([liar.stats.connections, liar.stats.closedByPeer], [1, 1], "we closed the liar's one connection")
+        assert.deepStrictEqual(
+          [liar.stats.connections, liar.stats.closedByPeer],
+          [1, 1],
+          "we closed the liar's one connection"
+        )
         assert.isAtMost(liar.stats.closedAt[0]!, completedAt)
 
         // And never dial it again. A peer that was connected is redialled 60 s after its

@@ -97,7 +97,10 @@ const swarm = Effect.gen(function*() {
   const manager = context.mapUnsafe.get(TorrentManager.key) as TorrentManager["Service"]
   const seeder = yield* manager.add(meta, { seed: true })
   yield* seeder.completed.pipe(
-    Effect.timeoutOrElse({ duration: 10_000, orElse: () => Effect.die(new Error("our seeder did not verify its data in 10 s")) }),
+    Effect.timeoutOrElse({
+      duration: 10_000,
+      orElse: () => Effect.die(new Error("our seeder did not verify its data in 10 s"))
+    }),
     Effect.orDie
   )
   // So that the leechers' first announce finds our seeder. It is counted as
@@ -118,9 +121,17 @@ describe("torrents made by `effect-torrent create`", () => {
       const port = yield* freePort
       const out = join(root, "aria2c")
       const child = yield* spawnChild("aria2c leecher", "aria2c", [
-        `--dir=${out}`, `--listen-port=${port}`, "--interface=127.0.0.1", "--disable-ipv6=true", "--enable-dht=false",
-        "--bt-enable-lpd=false", "--enable-peer-exchange=false", "--seed-time=0", "--summary-interval=0",
-        "--console-log-level=warn", torrentFile
+        `--dir=${out}`,
+        `--listen-port=${port}`,
+        "--interface=127.0.0.1",
+        "--disable-ipv6=true",
+        "--enable-dht=false",
+        "--bt-enable-lpd=false",
+        "--enable-peer-exchange=false",
+        "--seed-time=0",
+        "--summary-interval=0",
+        "--console-log-level=warn",
+        torrentFile
       ])
       const code = yield* exitOf(child, 15_000)
       assert.strictEqual(code, 0, child.output())

@@ -30,34 +30,43 @@ const findsPeer = (dht: DHT, infoHash: string) =>
   })
 
 describe("DHT", () => {
-  it.live("a magnet link without trackers: the seeder is found through a local DHT, then metadata and data", () =>
-    Effect.gen(function*() {
-      const root = yield* tempDir("dht-magnet")
-      const src = join(root, "src")
-      yield* writeTree(src, [{ path: "data.bin", size: 700_001 }])
-      const { meta } = yield* createWithCreateTorrent(join(src, "data.bin"), join(root, "data.torrent"), {
-        pieceLength: 16 * 1024,
-        announce: []
-      })
-      const a = yield* bittorrentDht
-      const b = yield* bittorrentDht
-      yield* connect(a, addressOf(b))
-      yield* connect(b, addressOf(a))
-      const bootstrap = [a, b].map((node) => `127.0.0.1:${addressOf(node).port}`)
-      yield* webtorrentSeeder({ torrent: join(root, "data.torrent"), dir: src, trackers: false, dhtBootstrap: bootstrap })
-      // The seeder has announced itself once the DHT knows it. The magnet names no tracker and no peer:
-      // the DHT is the only way to the seeder.
-      yield* eventually(findsPeer(a, meta.infoHash), "the seeder's DHT announce", 20)
+  it.live(
+    "a magnet link without trackers: the seeder is found through a local DHT, then metadata and data",
+    () =>
+      Effect.gen(function*() {
+        const root = yield* tempDir("dht-magnet")
+        const src = join(root, "src")
+        yield* writeTree(src, [{ path: "data.bin", size: 700_001 }])
+        const { meta } = yield* createWithCreateTorrent(join(src, "data.bin"), join(root, "data.torrent"), {
+          pieceLength: 16 * 1024,
+          announce: []
+        })
+        const a = yield* bittorrentDht
+        const b = yield* bittorrentDht
+        yield* connect(a, addressOf(b))
+        yield* connect(b, addressOf(a))
+        const bootstrap = [a, b].map((node) => `127.0.0.1:${addressOf(node).port}`)
+        yield* webtorrentSeeder({
+          torrent: join(root, "data.torrent"),
+          dir: src,
+          trackers: false,
+          dhtBootstrap: bootstrap
+        })
+        // The seeder has announced itself once the DHT knows it. The magnet names no tracker and no peer:
+        // the DHT is the only way to the seeder.
+        yield* eventually(findsPeer(a, meta.infoHash), "the seeder's DHT announce", 20)
 
-      const magnet = Magnet.format({ infoHash: meta.infoHash, trackers: [], peers: [], webSeeds: [] })
-      const observed = yield* download(magnet, {
-        downloadDir: join(root, "dst"),
-        timeoutMillis: 60_000,
-        settings: { dht: true, dhtBootstrap: [addressOf(a)] }
-      })
+        const magnet = Magnet.format({ infoHash: meta.infoHash, trackers: [], peers: [], webSeeds: [] })
+        const observed = yield* download(magnet, {
+          downloadDir: join(root, "dst"),
+          timeoutMillis: 60_000,
+          settings: { dht: true, dhtBootstrap: [addressOf(a)] }
+        })
 
-      assert.strictEqual(observed.history[0]!.state, "fetching metadata")
-      assert.deepStrictEqual(observed.meta.info, meta.info)
-      assert.isTrue(sameBytes(join(src, "data.bin"), join(root, "dst", "data.bin")), "the file is correct")
-    }), 120_000)
+        assert.strictEqual(observed.history[0]!.state, "fetching metadata")
+        assert.deepStrictEqual(observed.meta.info, meta.info)
+        assert.isTrue(sameBytes(join(src, "data.bin"), join(root, "dst", "data.bin")), "the file is correct")
+      }),
+    120_000
+  )
 })

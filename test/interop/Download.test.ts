@@ -10,9 +10,25 @@ import * as Metainfo from "../../src/protocol/Metainfo.ts"
 import * as Fs from "node:fs"
 import { join } from "node:path"
 import { trackerServer } from "../tracker/fixtures.ts"
-import { createWithCreateTorrent, createWithMktorrent, type FileSpec, pathOf, sameBytes, tempDir, writeTree } from "../util/Files.ts"
+import {
+  createWithCreateTorrent,
+  createWithMktorrent,
+  type FileSpec,
+  pathOf,
+  sameBytes,
+  tempDir,
+  writeTree
+} from "../util/Files.ts"
 import { download } from "../util/Leecher.ts"
-import { aria2Seeder, freePort, opentracker, trackerUrls, waitForSeeders, waitUntil, webtorrentSeeder } from "../util/Swarm.ts"
+import {
+  aria2Seeder,
+  freePort,
+  opentracker,
+  trackerUrls,
+  waitForSeeders,
+  waitUntil,
+  webtorrentSeeder
+} from "../util/Swarm.ts"
 
 /** A source tree under `<root>/src`, the download folder `<root>/dst` and a .torrent path. */
 const workspace = (label: string, files: ReadonlyArray<FileSpec>) =>
@@ -24,7 +40,11 @@ const workspace = (label: string, files: ReadonlyArray<FileSpec>) =>
   })
 
 /** Every file of the torrent is in `dst`, byte-identical to `src`. */
-const assertSameFiles = (meta: { readonly files: ReadonlyArray<{ readonly path: ReadonlyArray<string> }> }, src: string, dst: string) => {
+const assertSameFiles = (
+  meta: { readonly files: ReadonlyArray<{ readonly path: ReadonlyArray<string> }> },
+  src: string,
+  dst: string
+) => {
   for (const file of meta.files) {
     const a = join(src, ...file.path)
     const b = join(dst, ...file.path)
@@ -93,34 +113,38 @@ describe("download from real peers", () => {
       assert.strictEqual(observed.last().hashFailures, 0)
     }), 60_000)
 
-  it.live("from two webtorrent seeders and an aria2c seeder at once, all through one tracker", () =>
-    Effect.gen(function*() {
-      const tracker = yield* trackerServer
-      const ws = yield* workspace("swarm", [{ path: "swarm.bin", size: 6 * 1024 * 1024 + 12_345 }])
-      const { meta } = yield* createWithCreateTorrent(join(ws.src, "swarm.bin"), ws.torrentFile, {
-        pieceLength: 64 * 1024,
-        announce: [tracker.http]
-      })
-      // Throttled, so that no one seeder can serve it all before the others are connected.
-      const limit = 1024 * 1024
-      const webtorrents = [
-        yield* webtorrentSeeder({ torrent: ws.torrentFile, dir: ws.src, trackers: true, uploadLimit: limit }),
-        yield* webtorrentSeeder({ torrent: ws.torrentFile, dir: ws.src, trackers: true, uploadLimit: limit })
-      ]
-      const aria = yield* aria2Seeder({ torrent: ws.torrentFile, dir: ws.src, uploadLimit: limit })
-      yield* waitForSeeders(tracker.http, meta, 3)
+  it.live(
+    "from two webtorrent seeders and an aria2c seeder at once, all through one tracker",
+    () =>
+      Effect.gen(function*() {
+        const tracker = yield* trackerServer
+        const ws = yield* workspace("swarm", [{ path: "swarm.bin", size: 6 * 1024 * 1024 + 12_345 }])
+        const { meta } = yield* createWithCreateTorrent(join(ws.src, "swarm.bin"), ws.torrentFile, {
+          pieceLength: 64 * 1024,
+          announce: [tracker.http]
+        })
+        // Throttled, so that no one seeder can serve it all before the others are connected.
+        const limit = 1024 * 1024
+        const webtorrents = [
+          yield* webtorrentSeeder({ torrent: ws.torrentFile, dir: ws.src, trackers: true, uploadLimit: limit }),
+          yield* webtorrentSeeder({ torrent: ws.torrentFile, dir: ws.src, trackers: true, uploadLimit: limit })
+        ]
+        const aria = yield* aria2Seeder({ torrent: ws.torrentFile, dir: ws.src, uploadLimit: limit })
+        yield* waitForSeeders(tracker.http, meta, 3)
 
-      const observed = yield* download(meta, { downloadDir: ws.dst })
+        const observed = yield* download(meta, { downloadDir: ws.dst })
 
-      assertSameFiles(meta, ws.src, ws.dst)
-      assert.isAtLeast(observed.maxPeers(), 2, `peers seen: ${observed.history.map((p) => p.peers).join(" ")}`)
-      // Each seeder served part of it (by its own count: webtorrent's reports, aria2c's summary).
-      const seeders = [...webtorrents, aria]
-      yield* waitUntil(() => seeders.every((seeder) => seeder.uploaded() > 0), {
-        timeoutMillis: 3000,
-        message: () => `uploaded by each seeder: ${seeders.map((seeder) => seeder.uploaded()).join(", ")}`
-      })
-    }), 60_000)
+        assertSameFiles(meta, ws.src, ws.dst)
+        assert.isAtLeast(observed.maxPeers(), 2, `peers seen: ${observed.history.map((p) => p.peers).join(" ")}`)
+        // Each seeder served part of it (by its own count: webtorrent's reports, aria2c's summary).
+        const seeders = [...webtorrents, aria]
+        yield* waitUntil(() => seeders.every((seeder) => seeder.uploaded() > 0), {
+          timeoutMillis: 3000,
+          message: () => `uploaded by each seeder: ${seeders.map((seeder) => seeder.uploaded()).join(", ")}`
+        })
+      }),
+    60_000
+  )
 
   /** Odd sizes, nested folders and zero-length files; pieces span file boundaries. */
   const tree: ReadonlyArray<FileSpec> = [
@@ -133,24 +157,28 @@ describe("download from real peers", () => {
     { path: "multi/z-empty", size: 0 }
   ]
 
-  it.live("a multi-file torrent (nested folders, zero-length files, odd sizes) from a webtorrent seeder", () =>
-    Effect.gen(function*() {
-      const tracker = yield* trackerServer
-      const ws = yield* workspace("multi", tree)
-      const { meta } = yield* createWithCreateTorrent(join(ws.src, "multi"), ws.torrentFile, {
-        pieceLength: 32 * 1024,
-        announce: [tracker.http]
-      })
-      assert.strictEqual(meta.files.length, tree.length)
-      assert.isTrue(meta.files.some((f) => f.length === 0), "the torrent lists zero-length files")
-      yield* webtorrentSeeder({ torrent: ws.torrentFile, dir: ws.src, trackers: true })
-      yield* waitForSeeders(tracker.http, meta, 1)
+  it.live(
+    "a multi-file torrent (nested folders, zero-length files, odd sizes) from a webtorrent seeder",
+    () =>
+      Effect.gen(function*() {
+        const tracker = yield* trackerServer
+        const ws = yield* workspace("multi", tree)
+        const { meta } = yield* createWithCreateTorrent(join(ws.src, "multi"), ws.torrentFile, {
+          pieceLength: 32 * 1024,
+          announce: [tracker.http]
+        })
+        assert.strictEqual(meta.files.length, tree.length)
+        assert.isTrue(meta.files.some((f) => f.length === 0), "the torrent lists zero-length files")
+        yield* webtorrentSeeder({ torrent: ws.torrentFile, dir: ws.src, trackers: true })
+        yield* waitForSeeders(tracker.http, meta, 1)
 
-      const observed = yield* download(meta, { downloadDir: ws.dst })
+        const observed = yield* download(meta, { downloadDir: ws.dst })
 
-      assertSameFiles(meta, ws.src, ws.dst)
-      assert.deepStrictEqual(observed.last().files, meta.files.map((f) => f.length))
-    }), 60_000)
+        assertSameFiles(meta, ws.src, ws.dst)
+        assert.deepStrictEqual(observed.last().files, meta.files.map((f) => f.length))
+      }),
+    60_000
+  )
 
   it.live("only the selected files of a multi-file torrent, from an aria2c seeder", () =>
     Effect.gen(function*() {
@@ -200,7 +228,10 @@ describe("download from real peers", () => {
         for (const p of shared) {
           const from = Math.max(0, p * meta.pieceLength - file.offset)
           const to = Math.min(file.length, (p + 1) * meta.pieceLength - file.offset)
-          assert.isTrue(source.subarray(from, to).equals(written.subarray(from, to)), `${name} bytes ${from}-${to} (piece ${p})`)
+          assert.isTrue(
+            source.subarray(from, to).equals(written.subarray(from, to)),
+            `${name} bytes ${from}-${to} (piece ${p})`
+          )
         }
       }
       assert.deepStrictEqual(checked, { absent: 1, partial: 2 }, "the layout has both kinds of unselected files")

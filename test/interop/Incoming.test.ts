@@ -26,7 +26,7 @@ const dial = (port: number, infoHash: Uint8Array, peerId: Uint8Array) =>
       })
       socket.on("data", (chunk) => {
         const out = decoder.push(chunk)
-        if (Result.isSuccess(out)) for (const m of out.success) received.push(m._tag)
+        if (Result.isSuccess(out)) { for (const m of out.success) received.push(m._tag) }
       })
       socket.on("close", () => (state.closed = true))
       socket.on("error", () => {})
@@ -36,37 +36,47 @@ const dial = (port: number, infoHash: Uint8Array, peerId: Uint8Array) =>
   ).pipe(Effect.map(({ state }) => state))
 
 describe("incoming connections", () => {
-  it.live("are routed by info-hash; unknown torrents and second connections of a peer are closed", () =>
-    Effect.gen(function*() {
-      const root = yield* tempDir("incoming")
-      yield* writeTree(root, [{ path: "data.bin", size: 300_000 }])
-      const { meta } = yield* createWithMktorrent(join(root, "data.bin"), join(root, "data.torrent"), {
-        pieceLength: 32 * 1024,
-        announce: []
-      })
-      const context = yield* Layer.build(
-        TorrentManager.layerNode({ downloadDir: root, port: 0, listenHost: "127.0.0.1" }).pipe(
-          Layer.provideMerge(Layer.succeed(References.MinimumLogLevel, "Error"))
+  it.live(
+    "are routed by info-hash; unknown torrents and second connections of a peer are closed",
+    () =>
+      Effect.gen(function*() {
+        const root = yield* tempDir("incoming")
+        yield* writeTree(root, [{ path: "data.bin", size: 300_000 }])
+        const { meta } = yield* createWithMktorrent(join(root, "data.bin"), join(root, "data.torrent"), {
+          pieceLength: 32 * 1024,
+          announce: []
+        })
+        const context = yield* Layer.build(
+          TorrentManager.layerNode({ downloadDir: root, port: 0, listenHost: "127.0.0.1" }).pipe(
+            Layer.provideMerge(Layer.succeed(References.MinimumLogLevel, "Error"))
+          )
         )
-      )
-      const manager = context.mapUnsafe.get(TorrentManager.key) as TorrentManager["Service"]
-      yield* manager.add(meta, { seed: true })
-      const id = (n: number) => new TextEncoder().encode(`-XX0001-${String(n).padStart(12, "0")}`)
+        const manager = context.mapUnsafe.get(TorrentManager.key) as TorrentManager["Service"]
+        yield* manager.add(meta, { seed: true })
+        const id = (n: number) => new TextEncoder().encode(`-XX0001-${String(n).padStart(12, "0")}`)
 
-      const stranger = yield* dial(manager.port, new Uint8Array(20).fill(7), id(1))
-      yield* waitUntil(() => stranger.closed, { timeoutMillis: 5_000, message: () => "an unknown info-hash was not closed" })
-      assert.deepStrictEqual(stranger.received, [], "nothing is said to a peer asking for a torrent we do not have")
+        const stranger = yield* dial(manager.port, new Uint8Array(20).fill(7), id(1))
+        yield* waitUntil(() => stranger.closed, {
+          timeoutMillis: 5_000,
+          message: () => "an unknown info-hash was not closed"
+        })
+        assert.deepStrictEqual(stranger.received, [], "nothing is said to a peer asking for a torrent we do not have")
 
-      const ours = InfoHash.toBytes(meta.infoHash)
-      const first = yield* dial(manager.port, ours, id(2))
-      yield* waitUntil(() => first.received.includes("HaveAll"), {
-        timeoutMillis: 10_000,
-        message: () => `no handshake and HaveAll: ${first.received.join(",")}`
-      })
-      assert.strictEqual(first.received[0], "Handshake")
+        const ours = InfoHash.toBytes(meta.infoHash)
+        const first = yield* dial(manager.port, ours, id(2))
+        yield* waitUntil(() => first.received.includes("HaveAll"), {
+          timeoutMillis: 10_000,
+          message: () => `no handshake and HaveAll: ${first.received.join(",")}`
+        })
+        assert.strictEqual(first.received[0], "Handshake")
 
-      const again = yield* dial(manager.port, ours, id(2))
-      yield* waitUntil(() => again.closed, { timeoutMillis: 5_000, message: () => "a second connection of one peer id stayed open" })
-      assert.isFalse(first.closed, "the first connection stays")
-    }), 30_000)
+        const again = yield* dial(manager.port, ours, id(2))
+        yield* waitUntil(() => again.closed, {
+          timeoutMillis: 5_000,
+          message: () => "a second connection of one peer id stayed open"
+        })
+        assert.isFalse(first.closed, "the first connection stays")
+      }),
+    30_000
+  )
 })

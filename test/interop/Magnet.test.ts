@@ -23,35 +23,51 @@ const workspace = (label: string, size: number) =>
   })
 
 describe("magnet links", () => {
-  it.live("metadata from an aria2c seeder over ut_metadata, found through the magnet's tracker; then the data", () =>
-    Effect.gen(function*() {
-      const tracker = yield* trackerServer
-      // Over 16 KiB of metadata: 2,000 pieces' hashes, so it comes in three ut_metadata pieces.
-      const ws = yield* workspace("magnet-aria2", 2000 * 32 * 1024 - 777)
-      const { meta } = yield* createWithMktorrent(ws.file, ws.torrentFile, { pieceLength: 32 * 1024, announce: [tracker.http] })
-      assert.isAbove(meta.info.length, 2 * 16 * 1024)
-      yield* aria2Seeder({ torrent: ws.torrentFile, dir: ws.src })
-      yield* waitForSeeders(tracker.http, meta, 1)
-      const magnet = Magnet.format({ infoHash: meta.infoHash, trackers: [tracker.http], peers: [], webSeeds: [] })
+  it.live(
+    "metadata from an aria2c seeder over ut_metadata, found through the magnet's tracker; then the data",
+    () =>
+      Effect.gen(function*() {
+        const tracker = yield* trackerServer
+        // Over 16 KiB of metadata: 2,000 pieces' hashes, so it comes in three ut_metadata pieces.
+        const ws = yield* workspace("magnet-aria2", 2000 * 32 * 1024 - 777)
+        const { meta } = yield* createWithMktorrent(ws.file, ws.torrentFile, {
+          pieceLength: 32 * 1024,
+          announce: [tracker.http]
+        })
+        assert.isAbove(meta.info.length, 2 * 16 * 1024)
+        yield* aria2Seeder({ torrent: ws.torrentFile, dir: ws.src })
+        yield* waitForSeeders(tracker.http, meta, 1)
+        const magnet = Magnet.format({ infoHash: meta.infoHash, trackers: [tracker.http], peers: [], webSeeds: [] })
 
-      const observed = yield* download(magnet, { downloadDir: ws.dst, timeoutMillis: 90_000 })
+        const observed = yield* download(magnet, { downloadDir: ws.dst, timeoutMillis: 90_000 })
 
-      assert.strictEqual(observed.history[0]!.state, "fetching metadata")
-      assert.strictEqual(observed.meta.infoHash, meta.infoHash)
-      assert.deepStrictEqual(observed.meta.info, meta.info)
-      assert.deepStrictEqual(observed.meta.announce, [[tracker.http]])
-      assert.isTrue(sameBytes(ws.file, join(ws.dst, "data.bin")), "the file is correct")
-      assert.strictEqual(observed.last().state, "complete")
-    }), 120_000)
+        assert.strictEqual(observed.history[0]!.state, "fetching metadata")
+        assert.strictEqual(observed.meta.infoHash, meta.infoHash)
+        assert.deepStrictEqual(observed.meta.info, meta.info)
+        assert.deepStrictEqual(observed.meta.announce, [[tracker.http]])
+        assert.isTrue(sameBytes(ws.file, join(ws.dst, "data.bin")), "the file is correct")
+        assert.strictEqual(observed.last().state, "complete")
+      }),
+    120_000
+  )
 
   it.live("metadata from a webtorrent seeder, then the data", () =>
     Effect.gen(function*() {
       const tracker = yield* trackerServer
       const ws = yield* workspace("magnet-webtorrent", 1_000_003)
-      const { meta } = yield* createWithCreateTorrent(ws.file, ws.torrentFile, { pieceLength: 16 * 1024, announce: [tracker.http] })
+      const { meta } = yield* createWithCreateTorrent(ws.file, ws.torrentFile, {
+        pieceLength: 16 * 1024,
+        announce: [tracker.http]
+      })
       yield* webtorrentSeeder({ torrent: ws.torrentFile, dir: ws.src, trackers: true })
       yield* waitForSeeders(tracker.http, meta, 1)
-      const magnet = Magnet.format({ infoHash: meta.infoHash, name: "data.bin", trackers: [tracker.http], peers: [], webSeeds: [] })
+      const magnet = Magnet.format({
+        infoHash: meta.infoHash,
+        name: "data.bin",
+        trackers: [tracker.http],
+        peers: [],
+        webSeeds: []
+      })
 
       const observed = yield* download(magnet, { downloadDir: ws.dst })
 

@@ -24,7 +24,10 @@ const attack = (lie: MetadataLiar.Lie) =>
     // 1,500 pieces: 30,000 bytes of hashes, so the metadata comes in two pieces.
     yield* writeTree(src, [{ path: "data.bin", size: 1500 * 16 * 1024 - 99 }])
     const torrentFile = join(root, "data.torrent")
-    const { meta } = yield* createWithCreateTorrent(join(src, "data.bin"), torrentFile, { pieceLength: 16 * 1024, announce: [] })
+    const { meta } = yield* createWithCreateTorrent(join(src, "data.bin"), torrentFile, {
+      pieceLength: 16 * 1024,
+      announce: []
+    })
     const liar = yield* MetadataLiar.make({ infoHash: InfoHash.toBytes(meta.infoHash), info: meta.info, lie })
     const honest = yield* webtorrentSeeder({ torrent: torrentFile, dir: src, trackers: false })
     const gate = yield* MetadataLiar.gate({ host: "127.0.0.1", port: honest.port })

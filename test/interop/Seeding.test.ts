@@ -71,9 +71,17 @@ describe("seeding to other clients", () => {
       const port = yield* freePort
       const out = join(root, "aria2c")
       const child = yield* spawnChild("aria2c leecher", "aria2c", [
-        `--dir=${out}`, `--listen-port=${port}`, "--interface=127.0.0.1", "--disable-ipv6=true", "--enable-dht=false",
-        "--bt-enable-lpd=false", "--enable-peer-exchange=false", "--seed-time=0", "--summary-interval=0",
-        "--console-log-level=warn", torrent.file
+        `--dir=${out}`,
+        `--listen-port=${port}`,
+        "--interface=127.0.0.1",
+        "--disable-ipv6=true",
+        "--enable-dht=false",
+        "--bt-enable-lpd=false",
+        "--enable-peer-exchange=false",
+        "--seed-time=0",
+        "--summary-interval=0",
+        "--console-log-level=warn",
+        torrent.file
       ])
       const code = yield* Effect.promise(() => child.exit).pipe(Effect.timeout("60 seconds"))
       assert.strictEqual(code, 0, child.output())
@@ -87,7 +95,14 @@ describe("seeding to other clients", () => {
       const out = join(root, "transmission")
       Fs.mkdirSync(out)
       yield* spawnChild("transmission-cli", "transmission-cli", [
-        "-w", out, "-p", String(port), "-g", join(root, "transmission-config"), "-M", torrent.file
+        "-w",
+        out,
+        "-p",
+        String(port),
+        "-g",
+        join(root, "transmission-config"),
+        "-M",
+        torrent.file
       ])
       // transmission announces first, so that our seeder's first announce lists it.
       yield* waitUntil(() => scrape(tracker, torrent.meta).then((swarm) => swarm.incomplete >= 1), {

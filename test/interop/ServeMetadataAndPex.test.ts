@@ -57,27 +57,35 @@ const line = (child: Child, key: string) =>
   }, 60_000)
 
 describe("serving metadata and peers", () => {
-  it.live("a webtorrent leecher with only the magnet and our address fetches the metadata from us, then the data", () =>
-    Effect.gen(function*() {
-      const { magnet, manager, meta, root, source } = yield* seeder("serve-metadata", 3 * 1024 * 1024 + 17)
-      yield* manager.add(meta, { seed: true })
-      const out = join(root, "webtorrent")
-      const { child } = yield* leecher("webtorrent leecher", magnet, out, [`127.0.0.1:${manager.port}`])
-      yield* line(child, "metadata")
-      yield* line(child, "done")
-      assert.isTrue(sameBytes(source, join(out, "data.bin")))
-    }), 90_000)
+  it.live(
+    "a webtorrent leecher with only the magnet and our address fetches the metadata from us, then the data",
+    () =>
+      Effect.gen(function*() {
+        const { magnet, manager, meta, root, source } = yield* seeder("serve-metadata", 3 * 1024 * 1024 + 17)
+        yield* manager.add(meta, { seed: true })
+        const out = join(root, "webtorrent")
+        const { child } = yield* leecher("webtorrent leecher", magnet, out, [`127.0.0.1:${manager.port}`])
+        yield* line(child, "metadata")
+        yield* line(child, "done")
+        assert.isTrue(sameBytes(source, join(out, "data.bin")))
+      }),
+    90_000
+  )
 
-  it.live("a webtorrent leecher that knows only us learns of a third peer through our ut_pex and connects to it", () =>
-    Effect.gen(function*() {
-      const { magnet, manager, meta, root } = yield* seeder("pex", 8 * 1024 * 1024 + 5)
-      // The third peer: a webtorrent leecher that dials no one; we dial it.
-      const third = yield* leecher("third peer", magnet, join(root, "third"), [])
-      yield* manager.add(meta, { seed: true, peers: [{ host: "127.0.0.1", port: third.port }] })
-      yield* line(third.child, "metadata")
-      // The leecher is told only our address.
-      const { child } = yield* leecher("pex leecher", magnet, join(root, "leecher"), [`127.0.0.1:${manager.port}`])
-      const thirdAddress = `127.0.0.1:${third.port}`
-      yield* waitForLine(child, (text) => text.includes(`"${thirdAddress}"`) ? true : undefined, 30_000)
-    }), 90_000)
+  it.live(
+    "a webtorrent leecher that knows only us learns of a third peer through our ut_pex and connects to it",
+    () =>
+      Effect.gen(function*() {
+        const { magnet, manager, meta, root } = yield* seeder("pex", 8 * 1024 * 1024 + 5)
+        // The third peer: a webtorrent leecher that dials no one; we dial it.
+        const third = yield* leecher("third peer", magnet, join(root, "third"), [])
+        yield* manager.add(meta, { seed: true, peers: [{ host: "127.0.0.1", port: third.port }] })
+        yield* line(third.child, "metadata")
+        // The leecher is told only our address.
+        const { child } = yield* leecher("pex leecher", magnet, join(root, "leecher"), [`127.0.0.1:${manager.port}`])
+        const thirdAddress = `127.0.0.1:${third.port}`
+        yield* waitForLine(child, (text) => text.includes(`"${thirdAddress}"`) ? true : undefined, 30_000)
+      }),
+    90_000
+  )
 })

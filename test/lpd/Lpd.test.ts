@@ -26,13 +26,18 @@ const hashA = "aa".repeat(20)
 const hashB = "bb".repeat(20)
 
 const build = (layer: Layer.Layer<Lpd.Lpd, Lpd.LpdError, Network>) =>
-  Effect.map(Layer.build(layer.pipe(Layer.provide(Network.layerNode))), (context) => context.mapUnsafe.get(Lpd.Lpd.key) as Lpd.Lpd["Service"])
+  Effect.map(
+    Layer.build(layer.pipe(Layer.provide(Network.layerNode))),
+    (context) => context.mapUnsafe.get(Lpd.Lpd.key) as Lpd.Lpd["Service"]
+  )
 
 /** Runs `stream` in the test's scope, collecting what it emits. */
 const collect = (stream: Stream.Stream<Lpd.Address>) =>
   Effect.gen(function*() {
     const found: Array<Lpd.Address> = []
-    const fiber = yield* Stream.runForEach(stream, (peer) => Effect.sync(() => found.push(peer))).pipe(Effect.forkScoped)
+    const fiber = yield* Stream.runForEach(stream, (peer) => Effect.sync(() => found.push(peer))).pipe(
+      Effect.forkScoped
+    )
     return { found, fiber }
   })
 
@@ -55,7 +60,11 @@ const observer = (socket: DatagramSocket.DatagramSocket, group: string, localInt
       for (const { address, payload } of yield* reader.pull) {
         const decoded = LpdMessage.decode(payload)
         if (Result.isFailure(decoded)) continue
-        heard.push({ at: yield* Clock.currentTimeMillis, from: NetAddress.formatIp(address.address), announce: decoded.success })
+        heard.push({
+          at: yield* Clock.currentTimeMillis,
+          from: NetAddress.formatIp(address.address),
+          announce: decoded.success
+        })
       }
     }).pipe(Effect.forever, Effect.forkScoped)
     const destination = NetAddress.inetAddressUnsafe(groupAddress, reader.address.port)
@@ -187,30 +196,34 @@ describe("Lpd on an in-memory network", () => {
 describe("Lpd over multicast on 127.0.0.1", () => {
   const group = "239.255.14.14"
 
-  it.live("two instances find each other for a shared info-hash, never themselves nor other info-hashes", () =>
-    Effect.gen(function*() {
-      // The observer holds a free port for the group; the instances share it (SO_REUSEADDR).
-      const socket = yield* NodeDatagramSocket.make({ bind: { address: "0.0.0.0", port: 0 }, reuseAddress: true })
-      const listener = yield* observer(socket, group, NetAddress.ipv4Loopback)
-      const settings = { host: group, port: listener.port, interface: "127.0.0.1" }
-      const a = yield* build(Lpd.Lpd.layer(settings))
-      const b = yield* build(Lpd.Lpd.layer(settings))
-      const aOnA = yield* collect(a.peers(hashA, 7001))
-      const bOnB = yield* collect(b.peers(hashB, 7003))
-      const aOnB = yield* collect(b.peers(hashA, 7002))
-      yield* eventually(
-        Effect.sync(() => aOnA.found.length > 0 && aOnB.found.length > 0 && listener.heard.length === 3),
-        "both instances to find each other"
-      )
-      assert.deepStrictEqual(aOnA.found, [{ host: "127.0.0.1", port: 7002 }])
-      assert.deepStrictEqual(aOnB.found, [{ host: "127.0.0.1", port: 7001 }])
-      assert.deepStrictEqual(bOnB.found, [])
-      assert.sameMembers(listener.heard.map(({ announce }) => announce.port), [7001, 7002, 7003])
-      for (const { announce, from } of listener.heard) {
-        assert.strictEqual(from, "127.0.0.1")
-        assert.strictEqual(announce.host, `${group}:${listener.port}`)
-      }
-    }), { timeout: 20_000 })
+  it.live(
+    "two instances find each other for a shared info-hash, never themselves nor other info-hashes",
+    () =>
+      Effect.gen(function*() {
+        // The observer holds a free port for the group; the instances share it (SO_REUSEADDR).
+        const socket = yield* NodeDatagramSocket.make({ bind: { address: "0.0.0.0", port: 0 }, reuseAddress: true })
+        const listener = yield* observer(socket, group, NetAddress.ipv4Loopback)
+        const settings = { host: group, port: listener.port, interface: "127.0.0.1" }
+        const a = yield* build(Lpd.Lpd.layer(settings))
+        const b = yield* build(Lpd.Lpd.layer(settings))
+        const aOnA = yield* collect(a.peers(hashA, 7001))
+        const bOnB = yield* collect(b.peers(hashB, 7003))
+        const aOnB = yield* collect(b.peers(hashA, 7002))
+        yield* eventually(
+          Effect.sync(() => aOnA.found.length > 0 && aOnB.found.length > 0 && listener.heard.length === 3),
+          "both instances to find each other"
+        )
+        assert.deepStrictEqual(aOnA.found, [{ host: "127.0.0.1", port: 7002 }])
+        assert.deepStrictEqual(aOnB.found, [{ host: "127.0.0.1", port: 7001 }])
+        assert.deepStrictEqual(bOnB.found, [])
+        assert.sameMembers(listener.heard.map(({ announce }) => announce.port), [7001, 7002, 7003])
+        for (const { announce, from } of listener.heard) {
+          assert.strictEqual(from, "127.0.0.1")
+          assert.strictEqual(announce.host, `${group}:${listener.port}`)
+        }
+      }),
+    { timeout: 20_000 }
+  )
 
   it.live("fails with an LpdError when the interface is not an address", () =>
     Effect.gen(function*() {

@@ -42,7 +42,9 @@ describe("LpdMessage", () => {
   )
 
   it("reads header names in any case and upper-case hex, ignores unknown headers, needs no trailing blank lines", () => {
-    const wire = text(`BT-SEARCH * HTTP/1.1\r\nHOST: 239.192.152.143:6771\r\nport:6881\r\nInfoHash: ${hashB.toUpperCase()}\r\nX-Other: 1`)
+    const wire = text(
+      `BT-SEARCH * HTTP/1.1\r\nHOST: 239.192.152.143:6771\r\nport:6881\r\nInfoHash: ${hashB.toUpperCase()}\r\nX-Other: 1`
+    )
     assert.deepStrictEqual(decoded(wire), {
       host: "239.192.152.143:6771",
       port: 6881,

@@ -20,19 +20,27 @@ describe("the packed package", () => {
   it("installs into a fresh app whose README examples type-check and run, three runs identical", () => {
     const work = Fs.mkdtempSync(join(tmpdir(), "et-pack-"))
     try {
-      const tarball = run("npm", ["pack", "--silent", "--pack-destination", work], projectRoot).trim().split("\n").pop()!
+      const tarball = run("npm", ["pack", "--silent", "--pack-destination", work], projectRoot).trim().split("\n")
+        .pop()!
       const app = join(work, "app")
       const modules = join(app, "node_modules")
       Fs.mkdirSync(join(modules, "effect-torrent"), { recursive: true })
       run("tar", ["xzf", join(work, tarball), "-C", join(modules, "effect-torrent"), "--strip-components=1"], work)
-      for (const dependency of ["effect", "@effect/platform-node", "@effect/platform-node-shared", "bencode", "@types/node"]) {
+      for (const dependency of [
+        "effect",
+        "@effect/platform-node",
+        "@effect/platform-node-shared",
+        "bencode",
+        "@types/node"
+      ]) {
         Fs.mkdirSync(join(modules, dependency, ".."), { recursive: true })
         Fs.symlinkSync(join(projectRoot, "node_modules", dependency), join(modules, dependency))
       }
       Fs.writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", type: "module", private: true }))
-      const examples = [...Fs.readFileSync(join(projectRoot, "README.md"), "utf8").matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!)
+      const examples = [...Fs.readFileSync(join(projectRoot, "README.md"), "utf8").matchAll(/```ts\n([\s\S]*?)```/g)]
+        .map((m) => m[1]!)
       assert.isAtLeast(examples.length, 2)
-      examples.forEach((example, i) => Fs.writeFileSync(join(app, `example${i}.ts`), example))
+      for (const [i, example] of examples.entries()) Fs.writeFileSync(join(app, `example${i}.ts`), example)
       Fs.writeFileSync(
         join(app, "tsconfig.json"),
         JSON.stringify({

@@ -24,7 +24,8 @@ describe("Coordinator", () => {
     /** The floor: the depth before any data, whatever minDepth is set to. */
     const floor = Coordinator.make({ requestTimeoutMillis: 30_000 }).depth
     /** Two seconds' worth of blocks at `blocksPerSecond`, between the floor and `max`. */
-    const expected = (blocksPerSecond: number, max = 250) => Math.min(max, Math.max(floor, Math.ceil(2 * blocksPerSecond)))
+    const expected = (blocksPerSecond: number, max = 250) =>
+      Math.min(max, Math.max(floor, Math.ceil(2 * blocksPerSecond)))
 
     it("starts at a small floor and stays there with no data", () => {
       assert.isTrue(floor >= 1 && floor < 100, `floor ${floor}`)

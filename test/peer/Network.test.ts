@@ -6,7 +6,7 @@
  * never closes, and neither does the process.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Queue, Scope } from "effect"
+import { Effect, Exit, type Fiber, Queue, Scope } from "effect"
 import * as Net from "node:net"
 import { type Connection, Network } from "../../src/peer/Network.ts"
 import { waitUntil } from "../util/Swarm.ts"
@@ -41,7 +41,10 @@ const listening = Effect.gen(function*() {
 
 /** Waits for the listener's close; if it hangs, the peer hangs up, which ends the close, and the test fails. */
 const closesWithin = (fiber: Fiber.Fiber<void>, peer: Net.Socket) =>
-  waitUntil(() => fiber.pollUnsafe() !== undefined, { timeoutMillis: 5_000, message: () => "the listener did not close" })
+  waitUntil(() => fiber.pollUnsafe() !== undefined, {
+    timeoutMillis: 5_000,
+    message: () => "the listener did not close"
+  })
     .pipe(Effect.onError(() => Effect.sync(() => peer.destroy())))
 
 describe("Network.layerNode: listening", () => {
@@ -70,15 +73,19 @@ describe("Network.layerNode: listening", () => {
       yield* waitUntil(() => peer.state.ended, { timeoutMillis: 5_000, message: () => "the peer was not hung up on" })
     }), 20_000)
 
-  it.live("a taken port: the next one is used, or with `strict` a ListenError naming the port", () =>
-    Effect.gen(function*() {
-      const network = yield* Effect.provide(Network, Network.layerNode)
-      const taken = yield* network.listen({ port: 0, host: "127.0.0.1" }, () => {})
-      const next = yield* network.listen({ port: taken, host: "127.0.0.1" }, () => {})
-      assert.notStrictEqual(next, taken)
-      const error = yield* Effect.flip(network.listen({ port: taken, host: "127.0.0.1", strict: true }, () => {}))
-      assert.strictEqual(error._tag, "ListenError")
-      assert.strictEqual(error.port, taken)
-      assert.include(error.message, `port ${taken}`)
-    }).pipe(Effect.scoped), 20_000)
+  it.live(
+    "a taken port: the next one is used, or with `strict` a ListenError naming the port",
+    () =>
+      Effect.gen(function*() {
+        const network = yield* Effect.provide(Network, Network.layerNode)
+        const taken = yield* network.listen({ port: 0, host: "127.0.0.1" }, () => {})
+        const next = yield* network.listen({ port: taken, host: "127.0.0.1" }, () => {})
+        assert.notStrictEqual(next, taken)
+        const error = yield* Effect.flip(network.listen({ port: taken, host: "127.0.0.1", strict: true }, () => {}))
+        assert.strictEqual(error._tag, "ListenError")
+        assert.strictEqual(error.port, taken)
+        assert.include(error.message, `port ${taken}`)
+      }).pipe(Effect.scoped),
+    20_000
+  )
 })

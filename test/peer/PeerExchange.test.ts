@@ -59,7 +59,11 @@ const start = Effect.fnUntraced(function*(options: { readonly enabled: boolean; 
       FakePeer.makeDisk(data, pieceLength).layer,
       RateLimits.unlimited,
       Layer.succeed(PeerExchange.PeerExchange, exchange),
-      TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1), idleTimeoutMillis: 3_600_000, keepAliveMillis: 600_000 })
+      TorrentConfig.layerWith({
+        peerId: new Uint8Array(20).fill(1),
+        idleTimeoutMillis: 3_600_000,
+        keepAliveMillis: 600_000
+      })
     )))),
     Effect.forkChild
   )
@@ -70,7 +74,9 @@ const start = Effect.fnUntraced(function*(options: { readonly enabled: boolean; 
   /** The ut_pex messages we sent, read. */
   const sent = () =>
     remote.received
-      .filter((m): m is Extract<WireMessage.WireMessage, { _tag: "Extended" }> => m._tag === "Extended" && m.id === theirPex)
+      .filter((m): m is Extract<WireMessage.WireMessage, { _tag: "Extended" }> =>
+        m._tag === "Extended" && m.id === theirPex
+      )
       .map((m) => Result.getOrThrow(Pex.parse(m.payload)))
   return { exchange, remote, fiber, sent }
 })
@@ -93,7 +99,10 @@ describe("peer exchange", () => {
       yield* TestClock.adjust(1)
       assert.strictEqual(sent().length, 2, "the next one at the interval")
       const second = sent()[1]!
-      assert.deepStrictEqual(second.added.map((p) => p.host), Array.from({ length: 10 }, (_, k) => address(51 + k).host))
+      assert.deepStrictEqual(
+        second.added.map((p) => p.host),
+        Array.from({ length: 10 }, (_, k) => address(51 + k).host)
+      )
       assert.deepStrictEqual(second.dropped, [address(1), address(2), address(3)])
 
       // Nothing new: nothing sent, however long.
@@ -115,7 +124,10 @@ describe("peer exchange", () => {
       ["10.0.0.2:6881", { address: address(2), flags: Pex.flags.reachable }]
     ])
     for (const session of ["10.0.0.1:50000", "10.0.0.1:6881"]) {
-      assert.deepStrictEqual(new PexRound.Round().next(swarm, session)?.added, [{ ...address(2), flags: Pex.flags.reachable }], session)
+      assert.deepStrictEqual(new PexRound.Round().next(swarm, session)?.added, [{
+        ...address(2),
+        flags: Pex.flags.reachable
+      }], session)
     }
   })
 

@@ -138,7 +138,11 @@ describe("PeerSession", () => {
         yield* TestClock.adjust(1)
         assert.isTrue(isDone(fiber), "at the deadline")
         const outcome = yield* Fiber.join(fiber)
-        assert.deepStrictEqual(outcome, { handshaken: false, reason: "HandshakeTimeout", detail: `peer ${peer}: no handshake in time` })
+        assert.deepStrictEqual(outcome, {
+          handshaken: false,
+          reason: "HandshakeTimeout",
+          detail: `peer ${peer}: no handshake in time`
+        })
         yield* settle
         assert.isTrue(remote.closed(), "the socket is closed")
         assert.deepStrictEqual(events, [], "no Connected, so no Disconnected either")
@@ -151,7 +155,11 @@ describe("PeerSession", () => {
         yield* settle
         assert.isTrue(isDone(fiber))
         const outcome = yield* Fiber.join(fiber)
-        assert.deepStrictEqual(outcome, { handshaken: false, reason: "HandshakeMismatch", detail: `peer ${peer}: handshake names another torrent` })
+        assert.deepStrictEqual(outcome, {
+          handshaken: false,
+          reason: "HandshakeMismatch",
+          detail: `peer ${peer}: handshake names another torrent`
+        })
         assert.isTrue(remote.closed())
         assert.deepStrictEqual(events, [])
         assert.deepStrictEqual(tagsOf(remote.received), ["Handshake"], "nothing sent after the handshake")
@@ -163,7 +171,11 @@ describe("PeerSession", () => {
         yield* remote.sendHandshake({ infoHash, peerId: ourId })
         yield* settle
         const outcome = yield* Fiber.join(fiber)
-        assert.deepStrictEqual(outcome, { handshaken: false, reason: "SelfConnection", detail: `peer ${peer}: that is us` })
+        assert.deepStrictEqual(outcome, {
+          handshaken: false,
+          reason: "SelfConnection",
+          detail: `peer ${peer}: that is us`
+        })
       }))
 
     it.effect("a good handshake: HaveNone (fast, nothing yet), then Connected; messages after it are kept", () =>
@@ -182,7 +194,11 @@ describe("PeerSession", () => {
         assert.deepStrictEqual(tagsOf(events), ["Connected", "Messages"])
         const messages = ofTag(events, "Messages")[0]!
         assert.deepStrictEqual(tagsOf(messages.messages), ["HaveAll", "Unchoke"])
-        assert.strictEqual(messages.depth, Coordinator.make({ requestTimeoutMillis: 1 }).depth, "a new pipeline's depth")
+        assert.strictEqual(
+          messages.depth,
+          Coordinator.make({ requestTimeoutMillis: 1 }).depth,
+          "a new pipeline's depth"
+        )
       }))
 
     it.effect("without the fast extension nothing follows our handshake, and fast messages are refused", () =>
@@ -194,7 +210,11 @@ describe("PeerSession", () => {
         yield* remote.send([{ _tag: "HaveAll" }])
         yield* settle
         const outcome = yield* Fiber.join(fiber)
-        assert.deepStrictEqual(outcome, { handshaken: true, reason: "ProtocolViolation", detail: `peer ${peer}: sent HaveAll without the fast extension` })
+        assert.deepStrictEqual(outcome, {
+          handshaken: true,
+          reason: "ProtocolViolation",
+          detail: `peer ${peer}: sent HaveAll without the fast extension`
+        })
         assert.deepStrictEqual(tagsOf(events), ["Connected", "Disconnected"])
       }))
   })
@@ -218,7 +238,13 @@ describe("PeerSession", () => {
         assert.strictEqual(keepAlives(), 1, "not 20 s after the last keep-alive")
         yield* TestClock.adjust(1)
         assert.strictEqual(keepAlives(), 2, "20 s after the last message")
-        assert.deepStrictEqual(tagsOf(remote.received), ["Handshake", "HaveNone", "KeepAlive", "Interested", "KeepAlive"])
+        assert.deepStrictEqual(tagsOf(remote.received), [
+          "Handshake",
+          "HaveNone",
+          "KeepAlive",
+          "Interested",
+          "KeepAlive"
+        ])
       }))
 
     it.effect("an idle peer is dropped after idleTimeoutMillis; anything it sends restarts the clock", () =>
@@ -235,7 +261,13 @@ describe("PeerSession", () => {
         const outcome = yield* Fiber.join(fiber)
         assert.deepStrictEqual(outcome, { handshaken: true, reason: "Idle", detail: `peer ${peer}: silent for 60 s` })
         const disconnected = ofTag(events, "Disconnected")
-        assert.deepStrictEqual(disconnected, [{ _tag: "Disconnected", peer, reason: outcome.reason, detail: outcome.detail, released: [] }])
+        assert.deepStrictEqual(disconnected, [{
+          _tag: "Disconnected",
+          peer,
+          reason: outcome.reason,
+          detail: outcome.detail,
+          released: []
+        }])
         yield* settle
         assert.isTrue(remote.closed())
       }))
@@ -331,10 +363,18 @@ describe("PeerSession", () => {
         const { remote, send, fiber, events } = yield* connected()
         const r = request(4, 0)
         yield* send([r])
-        yield* send([{ _tag: "NotInterested" }, { _tag: "Disconnect", reason: "sent corrupt data" }, { _tag: "Interested" }])
+        yield* send([
+          { _tag: "NotInterested" },
+          { _tag: "Disconnect", reason: "sent corrupt data" },
+          { _tag: "Interested" }
+        ])
         assert.isTrue(isDone(fiber))
         const outcome = yield* Fiber.join(fiber)
-        assert.deepStrictEqual(outcome, { handshaken: true, reason: "Dropped", detail: `peer ${peer}: sent corrupt data` })
+        assert.deepStrictEqual(outcome, {
+          handshaken: true,
+          reason: "Dropped",
+          detail: `peer ${peer}: sent corrupt data`
+        })
         assert.deepStrictEqual(tagsOf(remote.received).slice(-2), ["Request", "NotInterested"])
         assert.isTrue(remote.closed())
         assert.deepStrictEqual(ofTag(events, "Disconnected")[0]!.released.map(requestOnly), [requestOnly(r)])
@@ -366,7 +406,11 @@ describe("PeerSession", () => {
         yield* send([{ _tag: "Unchoke" }])
         const last = { index: 7, begin: 0, length: lastPieceLength }
         const missing = { index: 3, begin: 0, length: blockSize }
-        yield* remote.send([{ _tag: "Request", ...asked }, { _tag: "Request", ...missing }, { _tag: "Request", ...last }])
+        yield* remote.send([
+          { _tag: "Request", ...asked },
+          { _tag: "Request", ...missing },
+          { _tag: "Request", ...last }
+        ])
         yield* settle
         assert.deepStrictEqual(disk.reads, [asked, last])
         const pieces = remote.received.filter((m) => m._tag === "Piece")

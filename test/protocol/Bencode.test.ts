@@ -26,7 +26,9 @@ const representable = (v: BValue): BValue => {
   if (typeof v === "number") return Object.is(v, -0) ? 0 : v
   if (v instanceof Uint8Array) return v
   if (isList(v)) return v.map(representable)
-  return Object.fromEntries(Object.entries(v).map(([k, x]) => [Buffer.from(k, "utf8").toString("utf8"), representable(x)]))
+  return Object.fromEntries(
+    Object.entries(v).map(([k, x]) => [Buffer.from(k, "utf8").toString("utf8"), representable(x)])
+  )
 }
 
 /**
@@ -103,29 +105,42 @@ describe("Bencode", () => {
         assert.deepStrictEqual(canon(ours), canon(bencode.decode(encoded)))
       }))
 
-    it.effect.prop("sourceBytes of every decoded dict is its own (sorted) encoding", [value], ([v]) =>
-      Effect.gen(function*() {
-        const decoded = yield* Effect.fromResult(Bencode.decode(Bencode.encode(v)))
-        for (const dict of dictsOf(decoded)) {
-          assert.deepStrictEqual(Bencode.sourceBytes(dict), Bencode.encode(dict))
-        }
-      }))
+    it.effect.prop(
+      "sourceBytes of every decoded dict is its own (sorted) encoding",
+      [value],
+      ([v]) =>
+        Effect.gen(function*() {
+          const decoded = yield* Effect.fromResult(Bencode.decode(Bencode.encode(v)))
+          for (const dict of dictsOf(decoded)) {
+            assert.deepStrictEqual(Bencode.sourceBytes(dict), Bencode.encode(dict))
+          }
+        })
+    )
 
-    it.effect.prop("every proper prefix of an encoding fails, and so does any trailing byte", [value], ([v]) =>
-      Effect.sync(() => {
-        const encoded = Bencode.encode(v)
-        const step = Math.max(1, Math.floor(encoded.length / 200))
-        for (let cut = 0; cut < encoded.length; cut += step) {
-          assert.isTrue(Result.isFailure(Bencode.decode(encoded.subarray(0, cut))), `prefix of ${cut} bytes`)
-        }
-        const extra = new Uint8Array([...encoded, 0x65])
-        const error = decodeErr(extra)
-        assert.deepStrictEqual([error.offset, error.problem], [encoded.length, "trailing data after the value"])
-      }))
+    it.effect.prop(
+      "every proper prefix of an encoding fails, and so does any trailing byte",
+      [value],
+      ([v]) =>
+        Effect.sync(() => {
+          const encoded = Bencode.encode(v)
+          const step = Math.max(1, Math.floor(encoded.length / 200))
+          for (let cut = 0; cut < encoded.length; cut += step) {
+            assert.isTrue(Result.isFailure(Bencode.decode(encoded.subarray(0, cut))), `prefix of ${cut} bytes`)
+          }
+          const extra = new Uint8Array([...encoded, 0x65])
+          const error = decodeErr(extra)
+          assert.deepStrictEqual([error.offset, error.problem], [encoded.length, "trailing data after the value"])
+        })
+    )
 
     it.effect.prop(
       "on one-byte mutations: never throws, fails inside the input, and agrees with bencode@4 when it accepts",
-      [plainValue, Schema.Int, Schema.Literals(["delete", "insert", "replace"]), Schema.Literals([..."0123456789:-ield"])],
+      [
+        plainValue,
+        Schema.Int,
+        Schema.Literals(["delete", "insert", "replace"]),
+        Schema.Literals([..."0123456789:-ield"])
+      ],
       ([v, at, edit, ch]) =>
         Effect.sync(() => {
           const input = [...Bencode.encode(v)]
@@ -163,10 +178,12 @@ describe("Bencode", () => {
       const dict = decodeOk("d9:__proto__i1e11:constructori2ee") as Bencode.BDict
       assert.isNull(Object.getPrototypeOf(dict))
       assert.deepStrictEqual(Object.keys(dict), ["__proto__", "constructor"])
+      // biome-ignore lint/suspicious/noProto: the key under test, read as data
       assert.strictEqual(dict["__proto__"], 1)
       assert.strictEqual(dict["constructor"], 2)
       const empty = decodeOk("de") as Bencode.BDict
       assert.isUndefined(empty["toString"])
+      // biome-ignore lint/suspicious/noProto: the key under test, read as data
       assert.isUndefined(empty["__proto__"])
     })
 

@@ -78,14 +78,18 @@ describe("Bitfield", () => {
     assert.isTrue(Result.isFailure(Bitfield.fromBytes(new Uint8Array([0x01]), 7)))
   })
 
-  it.prop("notIn lists the pieces one has and the other lacks, in order", [Schema.Uint8Array, Schema.Uint8Array], ([a, b]) => {
-    const size = Math.min(a.length, b.length) * 8
-    const one = Result.getOrThrow(Bitfield.fromBytes(a.subarray(0, size / 8), size))
-    const other = Result.getOrThrow(Bitfield.fromBytes(b.subarray(0, size / 8), size))
-    const expected: Array<number> = []
-    for (let i = 0; i < size; i++) if (one.has(i) && !other.has(i)) expected.push(i)
-    assert.deepStrictEqual(one.notIn(other), expected)
-    assert.deepStrictEqual(one.notIn(other, 1), expected.slice(0, 1))
-    assert.deepStrictEqual(one.notIn(one), [])
-  })
+  it.prop(
+    "notIn lists the pieces one has and the other lacks, in order",
+    [Schema.Uint8Array, Schema.Uint8Array],
+    ([a, b]) => {
+      const size = Math.min(a.length, b.length) * 8
+      const one = Result.getOrThrow(Bitfield.fromBytes(a.subarray(0, size / 8), size))
+      const other = Result.getOrThrow(Bitfield.fromBytes(b.subarray(0, size / 8), size))
+      const expected: Array<number> = []
+      for (let i = 0; i < size; i++) if (one.has(i) && !other.has(i)) expected.push(i)
+      assert.deepStrictEqual(one.notIn(other), expected)
+      assert.deepStrictEqual(one.notIn(other, 1), expected.slice(0, 1))
+      assert.deepStrictEqual(one.notIn(one), [])
+    }
+  )
 })

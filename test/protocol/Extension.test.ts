@@ -46,7 +46,9 @@ describe("extended handshake", () => {
   })
 
   it("a later handshake updates the earlier: new ids, 0 turns one off", () => {
-    const first = Result.getOrThrow(Extension.decodeHandshake(Bencode.encode({ m: { ut_metadata: 3, ut_pex: 4 }, reqq: 50 })))
+    const first = Result.getOrThrow(
+      Extension.decodeHandshake(Bencode.encode({ m: { ut_metadata: 3, ut_pex: 4 }, reqq: 50 }))
+    )
     const second = Result.getOrThrow(Extension.decodeHandshake(Bencode.encode({ m: { ut_pex: 0, ut_metadata: 5 } })))
     const merged = Extension.update(first, second)
     assert.deepStrictEqual(merged.ids, { ut_metadata: 5 })
@@ -79,7 +81,10 @@ describe("ut_metadata messages", () => {
     // -0 is an Int but bencodes as 0 (`+ 0` turns it into 0).
     const expected = Object.fromEntries(Object.entries(message).map(([k, v]) => [k, typeof v === "number" ? v + 0 : v]))
     // A block comes back as a view on the payload (a Buffer): compare its bytes.
-    assert.deepStrictEqual(parsed._tag === "Data" ? { ...parsed, block: new Uint8Array(parsed.block) } : parsed, expected)
+    assert.deepStrictEqual(
+      parsed._tag === "Data" ? { ...parsed, block: new Uint8Array(parsed.block) } : parsed,
+      expected
+    )
   })
 
   it("a data message carries its block after the dictionary, as a view", () => {
@@ -124,12 +129,19 @@ describe("ut_metadata messages", () => {
   })
 
   it("unknown message types are kept apart, to be ignored (BEP 9)", () => {
-    assert.deepStrictEqual(Result.getOrThrow(Metadata.parse(Bencode.encode({ msg_type: 7, piece: 0 }))), { _tag: "Other", msgType: 7 })
+    assert.deepStrictEqual(Result.getOrThrow(Metadata.parse(Bencode.encode({ msg_type: 7, piece: 0 }))), {
+      _tag: "Other",
+      msgType: 7
+    })
   })
 })
 
 describe("ut_pex messages", () => {
-  it.prop("round-trip IPv4 and IPv6 peers with their flags", [Schema.Array(Peer4), Schema.Array(Peer6), Schema.Array(Peer4)], ([v4, v6, gone]) => {
+  it.prop("round-trip IPv4 and IPv6 peers with their flags", [
+    Schema.Array(Peer4),
+    Schema.Array(Peer6),
+    Schema.Array(Peer4)
+  ], ([v4, v6, gone]) => {
     const message: Pex.PexMessage = {
       added: [
         ...v4.map(([a, b, c, d, port, flags]) => ({ host: `${a}.${b}.${c}.${d}`, port, flags })),
@@ -145,7 +157,10 @@ describe("ut_pex messages", () => {
       added: Uint8Array.from([127, 0, 0, 1, 0x1a, 0xe1]),
       dropped: Uint8Array.from([10, 0, 0, 2, 0, 80])
     })))
-    assert.deepStrictEqual(parsed, { added: [{ host: "127.0.0.1", port: 6881, flags: 0 }], dropped: [{ host: "10.0.0.2", port: 80 }] })
+    assert.deepStrictEqual(parsed, {
+      added: [{ host: "127.0.0.1", port: 6881, flags: 0 }],
+      dropped: [{ host: "10.0.0.2", port: 80 }]
+    })
   })
 
   it("garbage is an ExtensionError", () => {

@@ -185,9 +185,13 @@ describe("Frame.makeWithHandshake on bytes that are not a handshake", () => {
     const pstrlen = Frame.FrameDecoder.makeWithHandshake({ maxFrame }).push(new Uint8Array([0, 0, 0, 1, 14]))
     assert.strictEqual(failure(pstrlen)._tag, "HandshakeError")
     assert.match(failure(pstrlen).message, /pstrlen is 0; expected 19/)
-    const name = Frame.FrameDecoder.makeWithHandshake({ maxFrame }).push(new TextEncoder().encode("\x13BitTorrent pro!"))
+    const name = Frame.FrameDecoder.makeWithHandshake({ maxFrame }).push(
+      new TextEncoder().encode("\x13BitTorrent pro!")
+    )
     assert.match(failure(name).message, /protocol is "BitTorrent pro!"/)
     const good = Frame.FrameDecoder.makeWithHandshake({ maxFrame })
-    for (const byte of Handshake.encode(handshake).subarray(0, 67)) assert.isTrue(Result.isSuccess(good.push(new Uint8Array([byte]))))
+    for (const byte of Handshake.encode(handshake).subarray(0, 67)) {
+      assert.isTrue(Result.isSuccess(good.push(new Uint8Array([byte]))))
+    }
   })
 })

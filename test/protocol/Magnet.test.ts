@@ -45,7 +45,9 @@ const wellFormed = (s: string) => Buffer.from(s, "utf8").toString("utf8")
 const unique = <A>(xs: ReadonlyArray<A>): Array<A> => [...new Set(xs)]
 
 const Tracker = Schema.String.check(
-  Schema.isPattern(/^(https?|udp|wss?):\/\/[a-z0-9-]{1,10}(\.[a-z]{2,5})?(:[1-9][0-9]{0,4})?(\/[a-zA-Z0-9_.~%?&=+ -]{0,12})?$/)
+  Schema.isPattern(
+    /^(https?|udp|wss?):\/\/[a-z0-9-]{1,10}(\.[a-z]{2,5})?(:[1-9][0-9]{0,4})?(\/[a-zA-Z0-9_.~%?&=+ -]{0,12})?$/
+  )
 )
 const Peer = Schema.Union([
   Schema.String.check(Schema.isPattern(/^([0-9]{1,3}\.){3}[0-9]{1,3}:[1-9][0-9]{0,3}$/)),
@@ -133,7 +135,9 @@ describe("Magnet", () => {
     })
 
     it("a bad hash is named, even after a good one", () => {
-      for (const bad of [HASH.slice(1), HASH + "0", "g" + HASH.slice(1), HASH_B32.slice(1), "1" + HASH_B32.slice(1), ""]) {
+      for (
+        const bad of [HASH.slice(1), HASH + "0", "g" + HASH.slice(1), HASH_B32.slice(1), "1" + HASH_B32.slice(1), ""]
+      ) {
         assert.strictEqual(
           err(`magnet:?xt=urn:btih:${bad}`),
           `the info-hash in "urn:btih:${bad}" is neither 40 hex nor 32 base32 characters`
@@ -178,9 +182,11 @@ describe("Magnet", () => {
 
   describe("format", () => {
     it("is canonical: hex hash first, then dn, tr, ws, x.pe; spaces as %20", () => {
-      const messy = `magnet:?x.pe=10.0.0.1:1&ws=http://s.example/&tr=udp://b.example:1&dn=a+b%2Bc&xt=urn:btih:${HASH_B32}` +
+      const messy =
+        `magnet:?x.pe=10.0.0.1:1&ws=http://s.example/&tr=udp://b.example:1&dn=a+b%2Bc&xt=urn:btih:${HASH_B32}` +
         `&tr=udp://a.example:1&tr=udp://b.example:1&xl=10`
-      const canonical = `magnet:?xt=urn:btih:${HASH}&dn=a%20b%2Bc&tr=udp%3A%2F%2Fb.example%3A1&tr=udp%3A%2F%2Fa.example%3A1` +
+      const canonical =
+        `magnet:?xt=urn:btih:${HASH}&dn=a%20b%2Bc&tr=udp%3A%2F%2Fb.example%3A1&tr=udp%3A%2F%2Fa.example%3A1` +
         `&ws=http%3A%2F%2Fs.example%2F&x.pe=10.0.0.1%3A1`
       assert.strictEqual(Magnet.format(ok(messy)), canonical)
       assert.strictEqual(Magnet.format(ok(canonical)), canonical)
@@ -215,7 +221,7 @@ describe("Magnet", () => {
           const keyOf = (p: string) => p.slice(0, p.indexOf("="))
           const keys = unique(params.map(keyOf))
           let state = Math.abs(seed) % 2147483647 || 1
-          const order = keys.map((k) => [k, (state = (state * 48271) % 2147483647)] as const).sort((a, b) => a[1] - b[1])
+          const order = keys.map((k) => [k, state = (state * 48271) % 2147483647] as const).sort((a, b) => a[1] - b[1])
           const shuffled = order.flatMap(([k]) => params.filter((p) => keyOf(p) === k))
           const parsed = yield* Effect.fromResult(Magnet.parse(`magnet:?${shuffled.join("&")}`))
           assert.strictEqual(Magnet.format(parsed), Magnet.format(m))

@@ -18,7 +18,9 @@ const sha1 = (bytes: Uint8Array) => createHash("sha1").update(bytes).digest("hex
 
 const ok = (bytes: Uint8Array): Metainfo.Metainfo => {
   const result = Metainfo.decode(bytes)
-  if (Result.isFailure(result)) assert.fail(`expected a torrent, got ${result.failure.problem}: ${result.failure.detail}`)
+  if (Result.isFailure(result)) {
+    assert.fail(`expected a torrent, got ${result.failure.problem}: ${result.failure.detail}`)
+  }
   return result.success
 }
 const okFixture = (name: string) => ok(fixture(name))
@@ -254,7 +256,10 @@ describe("Metainfo", () => {
       const bytes = fixture("unsorted-keys.torrent")
       const root = Result.getOrThrow(Bencode.decode(bytes)) as Bencode.BDict
       const decoded = root["info"] as Bencode.BDict
-      assert.strictEqual(Result.getOrThrow(Metainfo.fromInfo(decoded)).infoHash, manifest.valid["unsorted-keys.torrent"]!.infoHash)
+      assert.strictEqual(
+        Result.getOrThrow(Metainfo.fromInfo(decoded)).infoHash,
+        manifest.valid["unsorted-keys.torrent"]!.infoHash
+      )
       const copy: Bencode.BDict = { ...decoded }
       const meta = Result.getOrThrow(Metainfo.fromInfo(copy))
       assert.strictEqual(meta.infoHash, sha1(Bencode.encode(copy)))
@@ -264,7 +269,9 @@ describe("Metainfo", () => {
 
   describe("properties", () => {
     const Component = Schema.String.check(Schema.isPattern(/^[a-zA-Z0-9 _äé€()-][a-zA-Z0-9 _äé€().-]{0,11}$/))
-    const Tracker = Schema.String.check(Schema.isPattern(/^(http|udp):\/\/[a-z]{1,8}\.example(:[1-9][0-9]{0,3})?\/announce$/))
+    const Tracker = Schema.String.check(
+      Schema.isPattern(/^(http|udp):\/\/[a-z]{1,8}\.example(:[1-9][0-9]{0,3})?\/announce$/)
+    )
     const Spec = Schema.Struct({
       name: Component,
       single: Schema.Boolean,
@@ -274,7 +281,9 @@ describe("Metainfo", () => {
         length: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100_000 }))
       })).check(Schema.isMinLength(1), Schema.isMaxLength(6)),
       pieceLength: Schema.Literals([16384, 32768, 262144]),
-      tiers: Schema.Array(Schema.Array(Tracker).check(Schema.isMinLength(1), Schema.isMaxLength(3))).check(Schema.isMaxLength(3)),
+      tiers: Schema.Array(Schema.Array(Tracker).check(Schema.isMinLength(1), Schema.isMaxLength(3))).check(
+        Schema.isMaxLength(3)
+      ),
       urlList: Schema.Array(Tracker).check(Schema.isMaxLength(2)),
       private: Schema.Boolean,
       comment: Schema.optionalKey(Component)
@@ -292,7 +301,9 @@ describe("Metainfo", () => {
       const files = filesOf(spec)
       const length = spec.single ? files[0]!.length : files.reduce((n, f) => n + f.length, 0)
       const count = Math.ceil(length / spec.pieceLength)
-      const pieces = Buffer.concat(Array.from({ length: count }, (_, i) => createHash("sha1").update(String(i)).digest()))
+      const pieces = Buffer.concat(
+        Array.from({ length: count }, (_, i) => createHash("sha1").update(String(i)).digest())
+      )
       const info: Record<string, unknown> = {
         name: spec.name,
         "piece length": spec.pieceLength,
@@ -309,31 +320,41 @@ describe("Metainfo", () => {
       })
     }
 
-    it.effect.prop("random well-formed torrents decode to what was written and round-trip through encode", [Spec], ([spec]) =>
-      Effect.gen(function*() {
-        const bytes = build(spec)
-        const meta = yield* Effect.fromResult(Metainfo.decode(bytes))
-        const files = filesOf(spec)
-        const expected = spec.single
-          ? [{ path: [spec.name], length: files[0]!.length }]
-          : files.map((f) => ({ path: [spec.name, ...f.path], length: f.length }))
-        assert.deepStrictEqual(meta.files.map(({ length, path }) => ({ path, length })), expected)
-        let offset = 0
-        for (const file of meta.files) {
-          assert.strictEqual(file.offset, offset)
-          offset += file.length
-        }
-        assert.strictEqual(meta.length, offset)
-        assert.strictEqual(meta.pieceCount, Math.ceil(offset / spec.pieceLength))
-        assert.strictEqual(Metainfo.pieceSize(meta, meta.pieceCount - 1), offset - (meta.pieceCount - 1) * spec.pieceLength)
-        assert.deepStrictEqual([meta.multiFile, meta.private, meta.comment], [!spec.single, spec.private, spec.comment])
-        assert.deepStrictEqual(meta.announce, spec.tiers)
-        assert.deepStrictEqual(meta.urlList, spec.urlList)
-        const root = Result.getOrThrow(Bencode.decode(bytes)) as Bencode.BDict
-        assert.strictEqual(meta.infoHash, sha1(Bencode.sourceBytes(root["info"] as Bencode.BDict)!))
-        const again = yield* Effect.fromResult(Metainfo.decode(Metainfo.encode(meta)))
-        assert.deepStrictEqual(again, meta)
-      }))
+    it.effect.prop(
+      "random well-formed torrents decode to what was written and round-trip through encode",
+      [Spec],
+      ([spec]) =>
+        Effect.gen(function*() {
+          const bytes = build(spec)
+          const meta = yield* Effect.fromResult(Metainfo.decode(bytes))
+          const files = filesOf(spec)
+          const expected = spec.single
+            ? [{ path: [spec.name], length: files[0]!.length }]
+            : files.map((f) => ({ path: [spec.name, ...f.path], length: f.length }))
+          assert.deepStrictEqual(meta.files.map(({ length, path }) => ({ path, length })), expected)
+          let offset = 0
+          for (const file of meta.files) {
+            assert.strictEqual(file.offset, offset)
+            offset += file.length
+          }
+          assert.strictEqual(meta.length, offset)
+          assert.strictEqual(meta.pieceCount, Math.ceil(offset / spec.pieceLength))
+          assert.strictEqual(
+            Metainfo.pieceSize(meta, meta.pieceCount - 1),
+            offset - (meta.pieceCount - 1) * spec.pieceLength
+          )
+          assert.deepStrictEqual(
+            [meta.multiFile, meta.private, meta.comment],
+            [!spec.single, spec.private, spec.comment]
+          )
+          assert.deepStrictEqual(meta.announce, spec.tiers)
+          assert.deepStrictEqual(meta.urlList, spec.urlList)
+          const root = Result.getOrThrow(Bencode.decode(bytes)) as Bencode.BDict
+          assert.strictEqual(meta.infoHash, sha1(Bencode.sourceBytes(root["info"] as Bencode.BDict)!))
+          const again = yield* Effect.fromResult(Metainfo.decode(Metainfo.encode(meta)))
+          assert.deepStrictEqual(again, meta)
+        })
+    )
 
     it.effect.prop(
       "an unsafe component anywhere (name, name.utf-8, a folder, a file, path.utf-8) is refused",

@@ -17,7 +17,9 @@ describe("Swarm", () => {
       const runs = [yield* Swarm.run(options), yield* Swarm.run(options), yield* Swarm.run(options)]
       for (const run of runs) {
         assert.strictEqual(run.data.length, 8)
-        for (const data of run.data) assert.isTrue(Buffer.from(data).equals(torrent.data), "a leecher has the torrent's bytes")
+        for (const data of run.data) {
+          assert.isTrue(Buffer.from(data).equals(torrent.data), "a leecher has the torrent's bytes")
+        }
         assert.deepStrictEqual(run.events, runs[0].events)
         assert.strictEqual(run.millis, runs[0].millis)
       }

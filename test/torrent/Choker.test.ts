@@ -1,7 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Choker from "../../src/torrent/Choker.ts"
 
-const peer = (name: string, rates: { down?: number; up?: number; interested?: boolean; snubbing?: boolean; age?: number } = {}) => ({
+const peer = (
+  name: string,
+  rates: { down?: number; up?: number; interested?: boolean; snubbing?: boolean; age?: number } = {}
+) => ({
   peer: name,
   interested: rates.interested ?? true,
   downloadRate: rates.down ?? 0,
@@ -34,7 +37,14 @@ describe("Choker", () => {
   })
 
   it("seeding: ranks by our upload rate to them", () => {
-    const peers = [peer("a", { up: 900 }), peer("b", { up: 10 }), peer("c", { up: 500 }), peer("d", { up: 700 }), peer("e", { up: 800 }), peer("f", { up: 1 })]
+    const peers = [
+      peer("a", { up: 900 }),
+      peer("b", { up: 10 }),
+      peer("c", { up: 500 }),
+      peer("d", { up: 700 }),
+      peer("e", { up: 800 }),
+      peer("f", { up: 1 })
+    ]
     const result = round(peers, { seeding: true, random: () => 0.99 })
     assert.isTrue(["a", "c", "d", "e"].every((p) => result.unchoked.has(p)))
     assert.isFalse(result.unchoked.has("b") && result.optimistic !== "b")
@@ -47,7 +57,13 @@ describe("Choker", () => {
   })
 
   it("anti-snubbing: a snubbing peer loses its regular slot while we download", () => {
-    const peers = [peer("fast-snub", { down: 1e6, snubbing: true }), peer("a", { down: 1 }), peer("b", { down: 2 }), peer("c", { down: 3 }), peer("d", { down: 4 })]
+    const peers = [
+      peer("fast-snub", { down: 1e6, snubbing: true }),
+      peer("a", { down: 1 }),
+      peer("b", { down: 2 }),
+      peer("c", { down: 3 }),
+      peer("d", { down: 4 })
+    ]
     const result = round(peers, { random: () => 0.999 })
     assert.deepStrictEqual([...result.unchoked].filter((p) => p !== result.optimistic).sort(), ["a", "b", "c", "d"])
   })

@@ -49,7 +49,13 @@ const start = Effect.fnUntraced(function*(count: number, options?: { readonly se
     const peer = `10.0.0.${i + 1}:6881`
     const outbox = yield* Queue.unbounded<PeerCommand>()
     const peerId = new Uint8Array(20).fill(name.charCodeAt(0))
-    yield* orchestrator.offer({ _tag: "Connected", peer, handshake: Handshake.make({ infoHash, peerId }), outbox, outgoing: true })
+    yield* orchestrator.offer({
+      _tag: "Connected",
+      peer,
+      handshake: Handshake.make({ infoHash, peerId }),
+      outbox,
+      outgoing: true
+    })
     peers.push({ name, peer, outbox })
   }
   yield* settle

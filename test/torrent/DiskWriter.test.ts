@@ -41,21 +41,24 @@ describe("DiskWriter", () => {
     }).pipe(Effect.scoped, Effect.provide([NodeServices.layer, PieceWorker.layer])))
 
   // Linux: elsewhere (no /proc/self/fd) a symlink leading inside is followed.
-  it.live.skipIf(process.platform !== "linux")("refuses a symlink in the download folder even when it leads inside", () =>
-    Effect.gen(function*() {
-      const fixture = Fixture.make([1000])
-      const dir = yield* tempDir("disk-writer-link")
-      Fs.mkdirSync(join(dir, "elsewhere"))
-      Fs.symlinkSync(join(dir, "elsewhere"), join(dir, "fixture"))
-      const disk = yield* DiskWriter.make(fixture.meta, { downloadDir: dir })
-      yield* disk.prepare
-      const error = yield* disk.write(0, fixture.piece(0)).pipe(Effect.flip)
-      assert.strictEqual(error.reason, "UnsafePath")
-      assert.strictEqual(
-        error.message,
-        `refusing to write ${join(dir, "fixture", "file-0.bin")}: ${join(dir, "fixture")} is not a folder ` +
-          "(symlinks in the download folder are not followed)"
-      )
-      assert.deepStrictEqual(Fs.readdirSync(join(dir, "elsewhere")), [])
-    }).pipe(Effect.scoped, Effect.provide([NodeServices.layer, PieceWorker.layer])))
+  it.live.skipIf(process.platform !== "linux")(
+    "refuses a symlink in the download folder even when it leads inside",
+    () =>
+      Effect.gen(function*() {
+        const fixture = Fixture.make([1000])
+        const dir = yield* tempDir("disk-writer-link")
+        Fs.mkdirSync(join(dir, "elsewhere"))
+        Fs.symlinkSync(join(dir, "elsewhere"), join(dir, "fixture"))
+        const disk = yield* DiskWriter.make(fixture.meta, { downloadDir: dir })
+        yield* disk.prepare
+        const error = yield* disk.write(0, fixture.piece(0)).pipe(Effect.flip)
+        assert.strictEqual(error.reason, "UnsafePath")
+        assert.strictEqual(
+          error.message,
+          `refusing to write ${join(dir, "fixture", "file-0.bin")}: ${join(dir, "fixture")} is not a folder ` +
+            "(symlinks in the download folder are not followed)"
+        )
+        assert.deepStrictEqual(Fs.readdirSync(join(dir, "elsewhere")), [])
+      }).pipe(Effect.scoped, Effect.provide([NodeServices.layer, PieceWorker.layer]))
+  )
 })

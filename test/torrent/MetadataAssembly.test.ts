@@ -6,7 +6,12 @@ import * as Metadata from "../../src/protocol/Metadata.ts"
 import { MetadataAssembly, requestTimeoutMillis } from "../../src/torrent/MetadataAssembly.ts"
 
 /** Two metadata pieces. */
-const info = Bencode.encode({ length: 1000 * 16384, name: "x", "piece length": 16384, pieces: Buffer.alloc(1000 * 20, 3) })
+const info = Bencode.encode({
+  length: 1000 * 16384,
+  name: "x",
+  "piece length": 16384,
+  pieces: Buffer.alloc(1000 * 20, 3)
+})
 const a = "10.0.0.1:6881" as PeerKey
 const b = "10.0.0.2:6881" as PeerKey
 const c = "10.0.0.3:6881" as PeerKey

@@ -20,7 +20,12 @@ import * as FakePeer from "../util/FakePeer.ts"
 import * as MemorySocket from "../../src/peer/MemorySocket.ts"
 
 /** An info dictionary of 1,700 piece hashes: 34,000-odd bytes, three metadata pieces. */
-const info = Bencode.encode({ length: 1700 * 16384, name: "hog", "piece length": 16384, pieces: Buffer.alloc(1700 * 20, 7) })
+const info = Bencode.encode({
+  length: 1700 * 16384,
+  name: "hog",
+  "piece length": 16384,
+  pieces: Buffer.alloc(1700 * 20, 7)
+})
 const infoHash = InfoHash.ofInfo(info)
 /** The id the fake peers take ut_metadata messages on. */
 const theirMetadataId = 3
@@ -36,19 +41,25 @@ const start = Effect.gen(function*() {
   const scope = yield* Effect.scope
   const remotes = new Map<PeerKey, FakePeer.FakePeer>()
   const connector = MemorySocket.dialingNetwork((target) =>
-      Effect.gen(function*() {
-        const pair = yield* MemorySocket.makePair
-        const remote = yield* FakePeer.make(pair.remote, { pieceCount: 1 }).pipe(Scope.provide(scope), Effect.orDie)
-        remotes.set(keyOf(target), remote)
-        yield* remote.sendHandshake({ infoHash: InfoHash.toBytes(infoHash), peerId: new Uint8Array(20).fill(9), features: ["extensions"] })
-          .pipe(Effect.orDie)
-        const handshake = Bencode.encode({ m: { ut_metadata: theirMetadataId }, metadata_size: info.length })
-        yield* remote.send([{ _tag: "Extended", id: 0, payload: handshake }]).pipe(Effect.orDie)
-        return pair.local.socket
+    Effect.gen(function*() {
+      const pair = yield* MemorySocket.makePair
+      const remote = yield* FakePeer.make(pair.remote, { pieceCount: 1 }).pipe(Scope.provide(scope), Effect.orDie)
+      remotes.set(keyOf(target), remote)
+      yield* remote.sendHandshake({
+        infoHash: InfoHash.toBytes(infoHash),
+        peerId: new Uint8Array(20).fill(9),
+        features: ["extensions"]
       })
+        .pipe(Effect.orDie)
+      const handshake = Bencode.encode({ m: { ut_metadata: theirMetadataId }, metadata_size: info.length })
+      yield* remote.send([{ _tag: "Extended", id: 0, payload: handshake }]).pipe(Effect.orDie)
+      return pair.local.socket
+    })
   )
   const fetcher = yield* MetadataFetcher.make({ infoHash, bans: new Bans() }).pipe(
-    Effect.provide(Layer.merge(Layer.succeed(Network, connector), TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1) })))
+    Effect.provide(
+      Layer.merge(Layer.succeed(Network, connector), TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1) }))
+    )
   )
   const run = yield* Effect.forkChild(fetcher.run)
   /** Dials the fake peer `i`; returns it once its handshakes are done. */
@@ -74,8 +85,7 @@ const reply = (remote: FakePeer.FakePeer, message: Metadata.MetadataMessage) =>
     Effect.andThen(settle)
   )
 
-const answer = (remote: FakePeer.FakePeer, piece: number) =>
-  reply(remote, Metadata.answer(info, piece))
+const answer = (remote: FakePeer.FakePeer, piece: number) => reply(remote, Metadata.answer(info, piece))
 
 describe("MetadataFetcher", () => {
   it.effect("a request unanswered for 5 s is asked again at the deadline, not before; a peer that lets it happen twice is dropped", () =>

@@ -54,33 +54,33 @@ const makeConnector = Effect.fnUntraced(function*(behaviour: (peer: PeerKey) => 
   let maxLiveTotal = 0
   const remotes = new Map<PeerKey, FakePeer.FakePeer>()
   const connector = MemorySocket.dialingNetwork((target) =>
-      Effect.gen(function*() {
-        const peer = keyOf(target)
-        dials.push({ peer, at: yield* Clock.currentTimeMillis })
-        const kind = behaviour(peer)
-        if (kind === "refuse") return MemorySocket.refused()
-        const pair = yield* MemorySocket.makePair
-        const remote = yield* FakePeer.make(pair.remote, { pieceCount: meta.pieceCount }).pipe(
-          Scope.provide(scope),
+    Effect.gen(function*() {
+      const peer = keyOf(target)
+      dials.push({ peer, at: yield* Clock.currentTimeMillis })
+      const kind = behaviour(peer)
+      if (kind === "refuse") return MemorySocket.refused()
+      const pair = yield* MemorySocket.makePair
+      const remote = yield* FakePeer.make(pair.remote, { pieceCount: meta.pieceCount }).pipe(
+        Scope.provide(scope),
+        Effect.orDie
+      )
+      remotes.set(peer, remote)
+      if (kind !== "silent") {
+        yield* remote.sendHandshake({ infoHash, peerId: kind === "us" ? ourId : new Uint8Array(20).fill(9) }).pipe(
           Effect.orDie
         )
-        remotes.set(peer, remote)
-        if (kind !== "silent") {
-          yield* remote.sendHandshake({ infoHash, peerId: kind === "us" ? ourId : new Uint8Array(20).fill(9) }).pipe(
-            Effect.orDie
-          )
-        }
-        const count = (delta: number) =>
-          Effect.sync(() => {
-            const n = (live.get(peer) ?? 0) + delta
-            live.set(peer, n)
-            liveTotal += delta
-            maxLivePerPeer = Math.max(maxLivePerPeer, n)
-            maxLiveTotal = Math.max(maxLiveTotal, liveTotal)
-          })
-        const socket = pair.local.socket
-        return { ...socket, reader: Effect.acquireRelease(Effect.andThen(count(1), socket.reader), () => count(-1)) }
-      })
+      }
+      const count = (delta: number) =>
+        Effect.sync(() => {
+          const n = (live.get(peer) ?? 0) + delta
+          live.set(peer, n)
+          liveTotal += delta
+          maxLivePerPeer = Math.max(maxLivePerPeer, n)
+          maxLiveTotal = Math.max(maxLiveTotal, liveTotal)
+        })
+      const socket = pair.local.socket
+      return { ...socket, reader: Effect.acquireRelease(Effect.andThen(count(1), socket.reader), () => count(-1)) }
+    })
   )
   return {
     dials,
@@ -132,7 +132,11 @@ const incoming = Effect.fnUntraced(function*(
   yield* remote.send([{ _tag: "Extended", id: 0, payload: Bencode.encode({ m: { ut_pex: 9 }, p: listensOn }) }])
   const peer = keyOf(from)
   const io = yield* PeerIo.make(pair.local.socket, { maxFrame: Frame.maxFrameFor(meta.pieceCount) })
-  const first = yield* PeerSession.readHandshake(io, 10_000, (reason, detail) => new PeerSession.PeerError({ peer, reason, detail }))
+  const first = yield* PeerSession.readHandshake(
+    io,
+    10_000,
+    (reason, detail) => new PeerSession.PeerError({ peer, reason, detail })
+  )
   yield* Effect.forkChild(monitor.accept(peer, io, first))
   yield* settle
   return remote
@@ -260,7 +264,10 @@ describe("Monitor", () => {
 
   it.effect("does not dial where a peer that dialled us listens, while its session lasts", () =>
     Effect.gen(function*() {
-      const { monitor, connector } = yield* start(() => "handshake", { idleTimeoutMillis: 3_600_000, keepAliveMillis: 3_600_000 })
+      const { monitor, connector } = yield* start(() => "handshake", {
+        idleTimeoutMillis: 3_600_000,
+        keepAliveMillis: 3_600_000
+      })
       const remote = yield* incoming(monitor, { host: "10.0.0.1", port: 50_000 }, address(1).port)
       assert.strictEqual(yield* monitor.connections, 1)
       // Another peer tells us (PEX) where it listens, again and again.
@@ -270,7 +277,11 @@ describe("Monitor", () => {
         yield* monitor.add([address(1)])
         yield* TestClock.adjust("1 minute")
       }
-      assert.deepStrictEqual(connector.dials.map((d) => d.peer), [keyOf(address(2))], "only the peer we do not talk to yet")
+      assert.deepStrictEqual(
+        connector.dials.map((d) => d.peer),
+        [keyOf(address(2))],
+        "only the peer we do not talk to yet"
+      )
       // Once it has gone, its address may be dialled.
       yield* remote.close
       yield* settle

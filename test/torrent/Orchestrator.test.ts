@@ -45,14 +45,23 @@ const startWith = Effect.fnUntraced(function*(fixture: Fixtures.Fixture, setting
     const outbox = yield* Queue.unbounded<PeerCommand>()
     const peerId = new Uint8Array(20)
     peerId.set(new TextEncoder().encode(id).subarray(0, 20))
-    yield* orchestrator.offer({ _tag: "Connected", peer, handshake: Handshake.make({ infoHash, peerId }), outbox, outgoing })
+    yield* orchestrator.offer({
+      _tag: "Connected",
+      peer,
+      handshake: Handshake.make({ infoHash, peerId }),
+      outbox,
+      outgoing
+    })
     yield* settle
     return {
       peer,
       /** Everything sent to the session since the last call. */
       drain: Queue.clear(outbox),
       /** One socket read's worth of messages from the peer. */
-      says: (messages: ReadonlyArray<WireMessage>, options?: { readonly depth?: number; readonly released?: ReadonlyArray<BlockRequest> }) =>
+      says: (
+        messages: ReadonlyArray<WireMessage>,
+        options?: { readonly depth?: number; readonly released?: ReadonlyArray<BlockRequest> }
+      ) =>
         Effect.andThen(
           orchestrator.offer({
             _tag: "Messages",
@@ -121,7 +130,11 @@ describe("Orchestrator", () => {
       assert.strictEqual(first.length, 4)
       // All four arrive in one read: four pieces wait for their hash, so no requests in that batch;
       // once they are verified, A must be asked again without any further event of its own.
-      const blocks = first.map((r): WireMessage => ({ _tag: "Piece", ...r, block: small.block(r.index, r.begin, r.length) }))
+      const blocks = first.map((r): WireMessage => ({
+        _tag: "Piece",
+        ...r,
+        block: small.block(r.index, r.begin, r.length)
+      }))
       yield* a.says(blocks, { depth: 4 })
       assert.strictEqual(sync.haveCount, 4)
       const next = requestsIn(yield* a.drain)
@@ -196,17 +209,30 @@ describe("Orchestrator", () => {
       yield* bad.drain
       yield* bad.says([blockOf(allBlocks[0]!, true), blockOf(allBlocks[1]!)])
       const toBad = yield* bad.drain
-      assert.deepStrictEqual(toBad.find((c) => c._tag === "Disconnect"), { _tag: "Disconnect", reason: "sent corrupt data" })
+      assert.deepStrictEqual(toBad.find((c) => c._tag === "Disconnect"), {
+        _tag: "Disconnect",
+        reason: "sent corrupt data"
+      })
       assert.isTrue(orchestrator.isBanned("10.0.0.1:6881", 0))
       assert.isFalse(orchestrator.isBanned("10.0.0.1:51413", 0), "another client at the same IP is not banned")
       assert.isFalse(orchestrator.isBanned("10.0.0.2:6881", 0))
       assert.isFalse(disk.written.has(0))
       assert.strictEqual(sync.have[0], 0)
 
-      yield* bad.offer({ _tag: "Disconnected", peer: bad.peer, reason: "Dropped", detail: "sent corrupt data", released: [] })
+      yield* bad.offer({
+        _tag: "Disconnected",
+        peer: bad.peer,
+        reason: "Dropped",
+        detail: "sent corrupt data",
+        released: []
+      })
       yield* good.says([{ _tag: "HaveAll" }, { _tag: "Unchoke" }])
       const toGood = requestsIn(yield* good.drain)
-      assert.deepStrictEqual(sortedKeys(toGood), sortedKeys(allBlocks), "piece 0 again, and the blocks the bad peer held")
+      assert.deepStrictEqual(
+        sortedKeys(toGood),
+        sortedKeys(allBlocks),
+        "piece 0 again, and the blocks the bad peer held"
+      )
       yield* good.says(toGood.map((r) => blockOf(r)))
       assert.deepStrictEqual(disk.written.get(0), fixture.piece(0))
       assert.isTrue(yield* Deferred.isDone(orchestrator.completed))
@@ -315,7 +341,15 @@ describe("Orchestrator", () => {
     Effect.gen(function*() {
       const { connect } = yield* start
       const a = yield* connect("10.0.0.1:6881")
-      const tick = { _tag: "Tick", peer: a.peer, released: [], depth: 10, rate: 0, uploaded: 0, snubbing: true } as const
+      const tick = {
+        _tag: "Tick",
+        peer: a.peer,
+        released: [],
+        depth: 10,
+        rate: 0,
+        uploaded: 0,
+        snubbing: true
+      } as const
       yield* a.offer(tick)
       assert.deepStrictEqual(yield* a.drain, [], "not our only peer")
       yield* connect("10.0.0.2:6881")

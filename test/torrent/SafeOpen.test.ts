@@ -32,29 +32,45 @@ const refusal = (effect: Effect.Effect<number, SafeOpen.UnsafePath | NodeJS.Errn
   )
 
 describe("SafeOpen", () => {
-  it.live.skipIf(process.platform !== "linux")("beneath the folder: creates folders and the file, refuses every symlink", () =>
-    Effect.gen(function*() {
-      const { dst, folder } = yield* folders
-      assert.isTrue(folder.beneath, "/proc/self/fd leads to the open folder")
+  it.live.skipIf(process.platform !== "linux")(
+    "beneath the folder: creates folders and the file, refuses every symlink",
+    () =>
+      Effect.gen(function*() {
+        const { dst, folder } = yield* folders
+        assert.isTrue(folder.beneath, "/proc/self/fd leads to the open folder")
 
-      const fd = yield* SafeOpen.openFile(folder, ["new", "sub", "file.bin"], true)
-      yield* SafeOpen.close(fd)
-      assert.isTrue(Fs.statSync(join(dst, "new", "sub", "file.bin")).isFile())
+        const fd = yield* SafeOpen.openFile(folder, ["new", "sub", "file.bin"], true)
+        yield* SafeOpen.close(fd)
+        assert.isTrue(Fs.statSync(join(dst, "new", "sub", "file.bin")).isFile())
 
-      for (const writable of [false, true]) {
-        assert.match(yield* refusal(SafeOpen.openFile(folder, ["link", "made.bin"], writable)), /dst\/link is not a folder \(symlinks/)
-        assert.match(yield* refusal(SafeOpen.openFile(folder, ["real", "file.bin"], writable)), /dst\/real\/file\.bin is a symlink/)
-      }
-      assert.deepStrictEqual(Fs.readdirSync(join(dst, "real")), ["file.bin"], "nothing created through the symlink")
-      assert.strictEqual(Fs.readFileSync(join(dst, "real", "file.bin"), "utf8"), "outside", "the file outside is unchanged")
-    }))
+        for (const writable of [false, true]) {
+          assert.match(
+            yield* refusal(SafeOpen.openFile(folder, ["link", "made.bin"], writable)),
+            /dst\/link is not a folder \(symlinks/
+          )
+          assert.match(
+            yield* refusal(SafeOpen.openFile(folder, ["real", "file.bin"], writable)),
+            /dst\/real\/file\.bin is a symlink/
+          )
+        }
+        assert.deepStrictEqual(Fs.readdirSync(join(dst, "real")), ["file.bin"], "nothing created through the symlink")
+        assert.strictEqual(
+          Fs.readFileSync(join(dst, "real", "file.bin"), "utf8"),
+          "outside",
+          "the file outside is unchanged"
+        )
+      })
+  )
 
   it.live("without /proc: a file that a symlinked folder leads outside is refused once opened", () =>
     Effect.gen(function*() {
       const { dst, outside, folder } = yield* folders
       Fs.symlinkSync(outside, join(dst, "out"))
       const checked = { ...folder, beneath: false }
-      assert.match(yield* refusal(SafeOpen.openFile(checked, ["out", "file.bin"], false)), /dst\/out\/file\.bin leads outside the download folder/)
+      assert.match(
+        yield* refusal(SafeOpen.openFile(checked, ["out", "file.bin"], false)),
+        /dst\/out\/file\.bin leads outside the download folder/
+      )
       const fd = yield* SafeOpen.openFile(checked, ["new", "file.bin"], true)
       yield* SafeOpen.close(fd)
       assert.isTrue(Fs.statSync(join(dst, "new", "file.bin")).isFile())

@@ -11,7 +11,11 @@ const only = (...indices: Array<number>): Synchronizer.PieceSet => ({ has: (i) =
 const without = (...indices: Array<number>): Synchronizer.PieceSet => ({ has: (i) => !indices.includes(i) })
 const none = new Set<number>()
 
-const req = (index: number, block: number, length = blockSize): BlockRequest => ({ index, begin: block * blockSize, length })
+const req = (index: number, block: number, length = blockSize): BlockRequest => ({
+  index,
+  begin: block * blockSize,
+  length
+})
 const keysOf = (requests: ReadonlyArray<BlockRequest>) => new Set(requests.map((r) => blockKey(r.index, r.begin)))
 const piecesOf = (requests: ReadonlyArray<BlockRequest>) => [...new Set(requests.map((r) => r.index))]
 

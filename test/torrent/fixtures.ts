@@ -57,7 +57,10 @@ export const make = (
       name: options?.name ?? "fixture",
       "piece length": size,
       pieces,
-      files: fileLengths.map((length, i) => ({ length, path: [i === 0 && options?.file !== undefined ? options.file : `file-${i}.bin`] }))
+      files: fileLengths.map((length, i) => ({
+        length,
+        path: [i === 0 && options?.file !== undefined ? options.file : `file-${i}.bin`]
+      }))
     }
   })
   const meta = Result.getOrThrow(Metainfo.decode(torrent))

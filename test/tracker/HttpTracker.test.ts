@@ -90,7 +90,10 @@ describe("HttpTracker", () => {
       for (const status of [200, 403]) {
         const error = yield* announceTo(Bencode.encode({ "failure reason": "unregistered torrent" }), status)
         assert.strictEqual(error.reason._tag, "Failure")
-        assert.match(error.message, /^tracker http:\/\/127\.0\.0\.1:\d+\/announce refused the announce: unregistered torrent$/)
+        assert.match(
+          error.message,
+          /^tracker http:\/\/127\.0\.0\.1:\d+\/announce refused the announce: unregistered torrent$/
+        )
       }
       const base = yield* httpServer((_, res) => res.end(Bencode.encode({ "failure reason": "gone" })))
       const text = yield* announce(`${base}/announce`).pipe(

@@ -10,15 +10,16 @@ import { peerId, request, trackerServer, udpServer } from "./fixtures.ts"
 
 import { Network } from "../../src/peer/Network.ts"
 const layer = (options: UdpTracker.Options = {}) =>
-  Tracker.Tracker.layer.pipe(Layer.provide([HttpTracker.layerNode, UdpTracker.layerWith(options).pipe(Layer.provide(Network.layerNode))]))
+  Tracker.Tracker.layer.pipe(
+    Layer.provide([HttpTracker.layerNode, UdpTracker.layerWith(options).pipe(Layer.provide(Network.layerNode))])
+  )
 
 // By default a lost datagram fails the test after 15 s instead of retransmitting for an hour.
 const announce = (
   url: string,
   overrides: Partial<Tracker.AnnounceRequest> = {},
   options: UdpTracker.Options = { maxRetransmits: 0 }
-) =>
-  Tracker.Tracker.use((tracker) => tracker.announce(url, request(overrides))).pipe(Effect.provide(layer(options)))
+) => Tracker.Tracker.use((tracker) => tracker.announce(url, request(overrides))).pipe(Effect.provide(layer(options)))
 
 // Packet helpers for scripted trackers -------------------------------------------------
 
@@ -26,7 +27,7 @@ const view = (bytes: Uint8Array) => new DataView(bytes.buffer, bytes.byteOffset,
 
 const packet = (...words: Array<number>) => {
   const bytes = new Uint8Array(words.length * 4)
-  words.forEach((word, i) => view(bytes).setUint32(i * 4, word))
+  for (const [i, word] of words.entries()) view(bytes).setUint32(i * 4, word)
   return bytes
 }
 

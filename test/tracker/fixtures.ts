@@ -12,7 +12,26 @@ import type * as Tracker from "../../src/tracker/Tracker.ts"
 
 /** Bytes that all need escaping, and some that must not be: " %+~\x00\xff" and friends. */
 export const infoHash = Uint8Array.from([
-  0x00, 0x20, 0x25, 0x2b, 0x7e, 0xff, 0x41, 0x2d, 0x2e, 0x5f, 0x3d, 0x26, 0x3f, 0x80, 0x7f, 0x0a, 0x30, 0x7a, 0x2f, 0x23
+  0x00,
+  0x20,
+  0x25,
+  0x2b,
+  0x7e,
+  0xff,
+  0x41,
+  0x2d,
+  0x2e,
+  0x5f,
+  0x3d,
+  0x26,
+  0x3f,
+  0x80,
+  0x7f,
+  0x0a,
+  0x30,
+  0x7a,
+  0x2f,
+  0x23
 ])
 
 export const peerId = (n: number) => new TextEncoder().encode(`-ET0100-${String(n).padStart(12, "0")}`)
@@ -49,7 +68,10 @@ export const trackerServer = Effect.acquireRelease(
     const server = new Server({ udp: true, http: true, ws: false, stats: false })
     server.on("error", () => {}) // its IPv6 UDP socket may not bind; we only use IPv4
     server.on("warning", () => {})
-    yield* listening([server.http, server.udp4], () => server.listen(0, { http: "127.0.0.1", udp: "127.0.0.1", udp6: "::1" }))
+    yield* listening(
+      [server.http, server.udp4],
+      () => server.listen(0, { http: "127.0.0.1", udp: "127.0.0.1", udp6: "::1" })
+    )
     return server
   }),
   (server) =>

@@ -49,7 +49,7 @@ export const make = Effect.fnUntraced(function*(
   const writer = yield* end.socket.writer
   const decoder = Frame.FrameDecoder.makeWithHandshake({ maxFrame: Frame.maxFrameFor(options.pieceCount) })
   const received: Array<Handshake.Handshake | WireMessage.WireMessage> = []
-  let readError: unknown = undefined
+  let readError: unknown
   let closed = false
   yield* Effect.forkScoped(
     Effect.gen(function*() {
@@ -75,7 +75,9 @@ export const make = Effect.fnUntraced(function*(
     closed: () => closed,
     readError: () => readError,
     sendHandshake: (hs) =>
-      writer.write(Handshake.encode(Handshake.make({ infoHash: hs.infoHash, peerId: hs.peerId, features: hs.features }))),
+      writer.write(
+        Handshake.encode(Handshake.make({ infoHash: hs.infoHash, peerId: hs.peerId, features: hs.features }))
+      ),
     send: (messages) => writer.write(WireMessage.encodeBatch(messages)),
     sendRaw: (bytes) => writer.write(bytes),
     close: end.close

@@ -82,7 +82,11 @@ export const make = (options: Options): Effect.Effect<FakeSeeder, never, Scope.S
     closedAt: []
   }
   const connections = new Set<Connection>()
-  const corrupt = options.corrupt === true ? () => true : options.corrupt === undefined || options.corrupt === false ? () => false : options.corrupt
+  const corrupt = options.corrupt === true
+    ? () => true
+    : options.corrupt === undefined || options.corrupt === false
+    ? () => false
+    : options.corrupt
 
   const bitfield = () => {
     const bytes = Buffer.alloc(Math.ceil(meta.pieceCount / 8))
@@ -163,7 +167,10 @@ export const make = (options: Options): Effect.Effect<FakeSeeder, never, Scope.S
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk])
       if (!handshaken) {
         if (buffered.length < 68) return
-        if (buffered[0] !== 19 || !buffered.subarray(1, 20).equals(protocol) || !buffered.subarray(28, 48).equals(infoHash)) {
+        if (
+          buffered[0] !== 19 || !buffered.subarray(1, 20).equals(protocol) ||
+          !buffered.subarray(28, 48).equals(infoHash)
+        ) {
           return hangUp()
         }
         handshaken = true
@@ -187,7 +194,9 @@ export const make = (options: Options): Effect.Effect<FakeSeeder, never, Scope.S
         if (payload.length !== 12) return hangUp()
         const r = { index: payload.readUInt32BE(0), begin: payload.readUInt32BE(4), length: payload.readUInt32BE(8) }
         if (id === 8) {
-          const at = connection.queue.findIndex((q) => q.index === r.index && q.begin === r.begin && q.length === r.length)
+          const at = connection.queue.findIndex((q) =>
+            q.index === r.index && q.begin === r.begin && q.length === r.length
+          )
           if (at >= 0) connection.queue.splice(at, 1)
           continue
         }

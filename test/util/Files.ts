@@ -83,7 +83,11 @@ export const createWithCreateTorrent = (
   options: { readonly pieceLength: number; readonly announce: ReadonlyArray<string>; readonly private?: boolean }
 ) =>
   Effect.callback<Torrent>((resume) => {
-    const settings = { pieceLength: options.pieceLength, announceList: options.announce.map((url) => [url]), private: options.private ?? false }
+    const settings = {
+      pieceLength: options.pieceLength,
+      announceList: options.announce.map((url) => [url]),
+      private: options.private ?? false
+    }
     createTorrent(input, settings, (error, bytes) => {
       if (error !== null) return resume(Effect.die(error))
       Fs.writeFileSync(out, bytes)
@@ -214,7 +218,10 @@ export const sourceTorrent = (label: string, size: number, pieceLength: number) 
     const src = join(root, "src")
     yield* writeTree(src, [{ path: `${label}.bin`, size }])
     const torrentFile = join(root, `${label}.torrent`)
-    const { meta } = yield* createWithCreateTorrent(join(src, `${label}.bin`), torrentFile, { pieceLength, announce: [] })
+    const { meta } = yield* createWithCreateTorrent(join(src, `${label}.bin`), torrentFile, {
+      pieceLength,
+      announce: []
+    })
     return { src, dst: join(root, "dst"), torrentFile, meta, data: torrentBytes(src, meta) }
   })
 

@@ -64,7 +64,11 @@ const Mutation = Schema.Struct({
 type Mutation = typeof Mutation.Type
 
 /** `seed` with the mutations applied in order; positions wrap around the current length. */
-export const mutate = (seeds: ReadonlyArray<Uint8Array>, seed: number, mutations: ReadonlyArray<Mutation>): Uint8Array => {
+export const mutate = (
+  seeds: ReadonlyArray<Uint8Array>,
+  seed: number,
+  mutations: ReadonlyArray<Mutation>
+): Uint8Array => {
   let bytes = Buffer.from(seeds[seed % seeds.length]!)
   for (const { at, kind, value } of mutations) {
     const i = bytes.length === 0 ? 0 : at % bytes.length
@@ -100,7 +104,11 @@ export const mutate = (seeds: ReadonlyArray<Uint8Array>, seed: number, mutations
         let to = from
         while (to < bytes.length && bytes[to]! >= 0x30 && bytes[to]! <= 0x39) to++
         if (from < bytes.length) {
-          bytes = Buffer.concat([bytes.subarray(0, from), Buffer.from(decimals[value % decimals.length]!), bytes.subarray(to)])
+          bytes = Buffer.concat([
+            bytes.subarray(0, from),
+            Buffer.from(decimals[value % decimals.length]!),
+            bytes.subarray(to)
+          ])
         }
         break
       }
@@ -138,7 +146,11 @@ export interface FuzzReport {
 export const fuzz = (target: Target, runs: number): Effect.Effect<FuzzReport> =>
   Effect.gen(function*() {
     const check = <A>(arbitrary: Arbitrary.Arbitrary<A>, toBytes: (a: A) => Uint8Array, size: number) =>
-      Arbitrary.checkEffect(arbitrary, (a) => violation(target, toBytes(a)) === undefined, { runs, size, maxShrinks: 200 }).pipe(
+      Arbitrary.checkEffect(arbitrary, (a) => violation(target, toBytes(a)) === undefined, {
+        runs,
+        size,
+        maxShrinks: 200
+      }).pipe(
         Effect.map((result) => {
           if (result._tag !== "Falsified") return undefined
           const input = toBytes(result.shrunkInput)

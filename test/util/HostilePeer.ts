@@ -7,7 +7,7 @@
  * tell "disconnected for what it did" and how fast. Closed with the scope.
  */
 import { Effect, Result, type Scope } from "effect"
-import * as Net from "node:net"
+import type * as Net from "node:net"
 import * as LocalServer from "./LocalServer.ts"
 import * as Frame from "../../src/protocol/Frame.ts"
 import * as Handshake from "../../src/protocol/Handshake.ts"

@@ -13,7 +13,12 @@ import { freePort } from "./Swarm.ts"
 
 /** TorrentManager.layerNode on `downloadDir`, announcing a port nobody listens on; logs at Warn and above. */
 export const managerLayer = (downloadDir: string, settings: Partial<Settings> = {}) =>
-  Layer.unwrap(Effect.map(freePort, (port) => TorrentManager.layerNode({ downloadDir, port, listenHost: "127.0.0.1", ...settings }))).pipe(
+  Layer.unwrap(
+    Effect.map(
+      freePort,
+      (port) => TorrentManager.layerNode({ downloadDir, port, listenHost: "127.0.0.1", ...settings })
+    )
+  ).pipe(
     Layer.provideMerge(Layer.succeed(References.MinimumLogLevel, "Warn"))
   )
 
@@ -40,14 +45,17 @@ export const observe = (handle: TorrentHandle) =>
   })
 
 /** Dies with `what` and the last progress if `effect` takes longer than `millis`. */
-export const within = (millis: number, what: string, observed?: Observed) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  effect.pipe(
-    Effect.timeoutOrElse({
-      duration: millis,
-      orElse: () =>
-        Effect.die(new Error(`${what} did not finish within ${millis} ms; last progress: ${JSON.stringify(observed?.last())}`))
-    })
-  )
+export const within =
+  (millis: number, what: string, observed?: Observed) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    effect.pipe(
+      Effect.timeoutOrElse({
+        duration: millis,
+        orElse: () =>
+          Effect.die(
+            new Error(`${what} did not finish within ${millis} ms; last progress: ${JSON.stringify(observed?.last())}`)
+          )
+      })
+    )
 
 /**
  * Downloads `torrent` (a Metainfo or a magnet link) into `downloadDir` with a
@@ -87,8 +95,17 @@ export const startManager = (downloadDir: string, settings: Partial<Settings> = 
       yield* Deferred.succeed(started, yield* TorrentManager)
       return yield* Effect.never
     }).pipe(Effect.provide(managerLayer(downloadDir, settings)), Effect.forkScoped)
-    const ended = Effect.flatMap(Fiber.await(fiber), (exit) =>
-      Effect.die(new Error(`the TorrentManager ended as it started: ${exit._tag === "Failure" ? Cause.pretty(exit.cause) : "?"}`)))
-    const manager = yield* Effect.raceFirst(Deferred.await(started), ended).pipe(within(30_000, "starting the TorrentManager"))
+    const ended = Effect.flatMap(
+      Fiber.await(fiber),
+      (exit) =>
+        Effect.die(
+          new Error(
+            `the TorrentManager ended as it started: ${exit._tag === "Failure" ? Cause.pretty(exit.cause) : "?"}`
+          )
+        )
+    )
+    const manager = yield* Effect.raceFirst(Deferred.await(started), ended).pipe(
+      within(30_000, "starting the TorrentManager")
+    )
     return { fiber, manager }
   })

@@ -52,7 +52,11 @@ export const make = (options: {
 }): Effect.Effect<{ readonly address: Address; readonly stats: Stats }, never, Scope.Scope> => {
   const stats: Stats = { connections: 0, closedByPeer: 0, closedByPeerAfterMillis: [], requests: 0 }
   const sockets = new Set<Net.Socket>()
-  const size = options.lie === "oversized" ? Metadata.maxSize + 1 : options.lie === "zero-size" ? 0 : options.info.length
+  const size = options.lie === "oversized"
+    ? Metadata.maxSize + 1
+    : options.lie === "zero-size"
+    ? 0
+    : options.info.length
   const frame = (id: number, payload: Uint8Array) => {
     const out = Buffer.alloc(5 + payload.length)
     out.writeUInt32BE(1 + payload.length, 0)
@@ -113,7 +117,9 @@ export const make = (options: {
         Buffer.from(options.infoHash).copy(reply, 28)
         Buffer.from("-ML0001-liarliarliar").copy(reply, 48)
         buffered = buffered.subarray(68)
-        socket.write(Buffer.concat([reply, extended(0, Bencode.encode({ m: { ut_metadata: utMetadata }, metadata_size: size }))]))
+        socket.write(
+          Buffer.concat([reply, extended(0, Bencode.encode({ m: { ut_metadata: utMetadata }, metadata_size: size }))])
+        )
       }
       while (buffered.length >= 4 && buffered.length >= 4 + buffered.readUInt32BE(0)) {
         const length = buffered.readUInt32BE(0)
@@ -164,7 +170,9 @@ export const make = (options: {
  * A TCP proxy on 127.0.0.1 to `target` that holds every connection until
  * `open()` is called: a peer that shows up only when the test says so.
  */
-export const gate = (target: Address): Effect.Effect<{ readonly address: Address; readonly open: () => void }, never, Scope.Scope> => {
+export const gate = (
+  target: Address
+): Effect.Effect<{ readonly address: Address; readonly open: () => void }, never, Scope.Scope> => {
   let opened = false
   const waiting: Array<() => void> = []
   const sockets = new Set<Net.Socket>()

@@ -69,7 +69,12 @@ export interface Child {
 }
 
 /** Spawns a child that is stopped and awaited when the scope closes. */
-export const spawnChild = (label: string, command: string, args: ReadonlyArray<string>, options: { readonly cwd?: string } = {}) =>
+export const spawnChild = (
+  label: string,
+  command: string,
+  args: ReadonlyArray<string>,
+  options: { readonly cwd?: string } = {}
+) =>
   Effect.acquireRelease(
     Effect.sync((): Child => {
       const child = spawn(command, args, { cwd: options.cwd ?? projectRoot, stdio: ["pipe", "pipe", "pipe"] })
@@ -124,14 +129,39 @@ export const runCli = (args: ReadonlyArray<string>, timeoutMillis = 60_000) =>
       timeout: timeoutMillis,
       signal
     }, (error, stdout, stderr) => {
-      resume(Effect.succeed({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr }))
+      resume(
+        Effect.succeed({
+          code: error === null ? 0 : typeof error.code === "number" ? error.code : null,
+          stdout,
+          stderr
+        })
+      )
     })
   })
 
 /** Our CLI downloading `torrentFile` into `dst` from the peer at `from` only (no DHT, no local discovery). */
-export const cliDownload = (label: string, torrentFile: string, dst: string, from: { readonly host: string; readonly port: number }) =>
-  Effect.flatMap(freePort, (port) =>
-    ourCli(label, [torrentFile, "-o", dst, "--peer", `${from.host}:${from.port}`, "--port", String(port), "--quiet", "--no-dht", "--no-lpd"]))
+export const cliDownload = (
+  label: string,
+  torrentFile: string,
+  dst: string,
+  from: { readonly host: string; readonly port: number }
+) =>
+  Effect.flatMap(
+    freePort,
+    (port) =>
+      ourCli(label, [
+        torrentFile,
+        "-o",
+        dst,
+        "--peer",
+        `${from.host}:${from.port}`,
+        "--port",
+        String(port),
+        "--quiet",
+        "--no-dht",
+        "--no-lpd"
+      ])
+  )
 
 /** The child's exit code (or signal), or dies after `timeoutMillis` with what it printed. */
 export const exitOf = (child: Child, timeoutMillis: number) =>
@@ -243,7 +273,9 @@ export const webtorrentSeeder = (options: {
  * An aria2c seeder of `torrent` (data under `dir`, not re-checked). aria2c
  * takes no peer address, so leechers find it through the torrent's tracker.
  */
-export const aria2Seeder = (options: { readonly torrent: string; readonly dir: string; readonly uploadLimit?: number }) =>
+export const aria2Seeder = (
+  options: { readonly torrent: string; readonly dir: string; readonly uploadLimit?: number }
+) =>
   Effect.gen(function*() {
     const port = yield* freePort
     const child = yield* spawnChild(`aria2c seeder :${port}`, "aria2c", [
@@ -305,11 +337,22 @@ export const opentracker = (options: {
   Effect.gen(function*() {
     yield* Effect.sync(() => {
       Fs.chmodSync(options.dir, 0o755)
-      Fs.writeFileSync(join(options.dir, "whitelist"), options.torrents.map((t) => `${t.infoHash}\n`).join(""), { mode: 0o644 })
+      Fs.writeFileSync(join(options.dir, "whitelist"), options.torrents.map((t) => `${t.infoHash}\n`).join(""), {
+        mode: 0o644
+      })
     })
     const port = String(options.port)
     const child = yield* spawnChild(`opentracker :${port}`, "opentracker", [
-      "-i", "127.0.0.1", "-p", port, "-P", port, "-d", options.dir, "-w", "/whitelist"
+      "-i",
+      "127.0.0.1",
+      "-p",
+      port,
+      "-P",
+      port,
+      "-d",
+      options.dir,
+      "-w",
+      "/whitelist"
     ])
     yield* waitForPort(child, options.port, 10_000)
     return trackerUrls(options.port)
