@@ -34,10 +34,10 @@ const bar = (done: number, width: number) => {
 }
 
 /** Uploaded bytes per byte of the selected files (what `--seed-ratio` counts). */
-export const ratio = (p: Progress) => (p.wanted === 0 ? 0 : p.uploaded / p.wanted)
+const ratio = (p: Progress) => (p.wanted === 0 ? 0 : p.uploaded / p.wanted)
 
 /** "--" when nothing comes: no rate to tell the time from. */
-export const eta = (p: Progress) => (p.downloadRate > 0 && Number.isFinite(p.eta) ? Format.duration(p.eta) : "--")
+const eta = (p: Progress) => (p.downloadRate > 0 && Number.isFinite(p.eta) ? Format.duration(p.eta) : "--")
 
 const status = (p: Progress): string => {
   switch (p.state) {
@@ -120,7 +120,7 @@ export const show = (handles: ReadonlyArray<TorrentHandle>) =>
   })
 
 /** A torrent's progress as one line of JSON (no per-file list; an unknown ETA is null). */
-export const json = (name: string, infoHash: string, p: Progress): string => {
+const json = (name: string, infoHash: string, p: Progress): string => {
   const { files: _files, ...rest } = p
   return JSON.stringify({ name, infoHash, ...rest, downloadRate: Math.round(p.downloadRate), uploadRate: Math.round(p.uploadRate) })
 }
@@ -131,7 +131,7 @@ export const showJson = (handles: ReadonlyArray<TorrentHandle>) =>
     const screen = yield* Screen
     const print = Effect.flatMap(snapshot(handles), (torrents) =>
       Effect.sync(() => {
-        torrents.forEach((t, i) => screen.print(json(t.name, handles[i]!.infoHash, t.progress), "stdout"))
+        for (const [i, t] of torrents.entries()) screen.print(json(t.name, handles[i]!.infoHash, t.progress), "stdout")
       }))
     yield* Stream.tick(1000).pipe(Stream.runForEach(() => print), Effect.ensuring(print))
   })

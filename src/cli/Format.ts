@@ -43,7 +43,7 @@ export const duration = (seconds: number): string => {
  */
 const unprintable = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/
 
-const escape = (c: string): string => {
+const escaped = (c: string): string => {
   const code = c.charCodeAt(0)
   return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`
 }
@@ -58,7 +58,7 @@ const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" })
  * escape, a surrogate pair or an emoji sequence.
  */
 const shorten = (text: string, max: number, measure: (text: string) => number): string => {
-  const units = Array.from(graphemes.segment(text), ({ segment }) => Array.from(segment, (c) => (unprintable.test(c) ? escape(c) : c)).join(""))
+  const units = Array.from(graphemes.segment(text), ({ segment }) => Array.from(segment, (c) => (unprintable.test(c) ? escaped(c) : c)).join(""))
   const all = units.join("")
   if (measure(all) <= max) return all
   if (max < 1) return ""

@@ -34,12 +34,12 @@ const textOfTorrent = (meta: Metainfo.Metainfo): string => {
   if (d.comment !== undefined) lines.push(`comment:     ${d.comment}`)
   if (d.createdBy !== undefined) lines.push(`created by:  ${d.createdBy}`)
   if (d.creationDate !== undefined) lines.push(`created:     ${d.creationDate}`)
-  d.trackers.forEach((tier, i) => lines.push(`tracker tier ${i + 1}: ${tier.join(" ")}`))
+  for (const [i, tier] of d.trackers.entries()) lines.push(`tracker tier ${i + 1}: ${tier.join(" ")}`)
   if (d.webSeeds.length > 0) lines.push(`web seeds:   ${d.webSeeds.join(" ")}`)
   // Each file with the index --select takes.
   lines.push(`magnet:      ${d.magnet}`, `files (${d.files.length}; --select takes the index):`)
   const indexWidth = String(d.files.length - 1).length
-  d.files.forEach((file, i) => lines.push(`  ${String(i).padStart(indexWidth)}  ${String(file.length).padStart(14)}  ${file.path}`))
+  for (const [i, file] of d.files.entries()) lines.push(`  ${String(i).padStart(indexWidth)}  ${String(file.length).padStart(14)}  ${file.path}`)
   // Names, comments and trackers are the torrent maker's strings. (The JSON form keeps them exact.)
   return Format.printableLines(lines)
 }

@@ -37,8 +37,17 @@ export const make = (stdout: NodeJS.WriteStream, stderr: NodeJS.WriteStream): Sc
   const columns = () => (isTerminal ? Math.max(1, (stdout.columns || 80) - 1) : Infinity)
   let live: ReadonlyArray<string> = []
 
-  /** Moves to where the live lines start and clears from there down. */
+  /**
+   * The terminal's width now. Node updates `columns` when it gets to SIGWINCH,
+   * but the terminal re-wraps at once: erasing in between with the old width
+   * would leave the top of the old lines behind. `_refreshSize` asks the
+   * terminal (TIOCGWINSZ); it is Node's own, on every tty.WriteStream.
+   */
+  const refresh = () => (stdout as { _refreshSize?: () => void })._refreshSize?.call(stdout)
+
+  /** Moves to where the live lines start and clears them. */
   const erase = () => {
+    refresh()
     const width = columns() + 1
     const rows = live.reduce((n, line) => n + Math.max(1, Math.ceil(Format.width(line) / width)), 0)
     // Up, then each row cleared (EL): clearing the screen from its first row (ED) would make tmux

@@ -80,7 +80,7 @@ describe("Display.line", () => {
     assert.match(at({ state: "seeding", done: 10_000_000, uploaded: 3_000_000 }), /100\.0% .* 9\.54 MiB, up 2\.86 MiB, ratio 0\.30 ↑ .* seeding$/)
     // An ended torrent shows no rates or peers: they are history.
     assert.match(at({ state: "complete", done: 10_000_000 }), /^t 100\.0% \[#+\] 9\.54 MiB, up 0 B, ratio 0\.00 complete$/)
-    assert.match(at({ state: "stopped" }), /^t  50\.0% \[#+-+\] 4\.77 MiB\/9\.54 MiB stopped$/)
+    assert.match(at({ state: "stopped" }), /^t {2}50\.0% \[#+-+\] 4\.77 MiB\/9\.54 MiB stopped$/)
   })
 
   it("aligns the names of several torrents when there is room", () => {

@@ -81,6 +81,6 @@ describe("Display.line", () => {
     const line = Display.line(`${clear}${rlo}${"x".repeat(100)}.mkv`, progress, 79)
     assert.notMatch(line, /\p{Cc}|\p{Bidi_Control}/u)
     assert.isAtMost(Format.width(line), 79)
-    assert.match(line, /^\\x1b\[2Jevil…x+\.mkv  50\.0% .* ETA --$/) // "\\u202e" did not fit in the head
+    assert.match(line, /^\\x1b\[2Jevil…x+\.mkv {2}50\.0% .* ETA --$/) // "\\u202e" did not fit in the head
   })
 })

@@ -57,7 +57,11 @@ const inPane = (columns: number, args: ReadonlyArray<string>, during: (tmux: (..
     )
     const capture = () => tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t")
     let last = ""
-    yield* waitUntil(() => Effect.runPromise(Effect.map(capture(), (text) => (last = text, displayLines(text).length === 2))), {
+    const bothShown = Effect.map(capture(), (text) => {
+      last = text
+      return displayLines(text).length === 2
+    })
+    yield* waitUntil(() => Effect.runPromise(bothShown), {
       timeoutMillis: 30_000,
       intervalMillis: 100,
       message: () => `the display did not show both torrents:\n${last}`
@@ -80,7 +84,7 @@ const assertFinalScreen = (capture: string, width: number) => {
   for (const line of lines.filter((line) => !/^\d\d:\d\d:\d\d /.test(line))) assert.isAtMost(Format.width(line), width, line)
   // Only frames of a running download show rates, peers or an ETA: none must be left.
   assert.notMatch(capture, /↓|↑|ETA|peers|stalled|checking/, capture)
-  assert.strictEqual(lines.filter((line) => /^complete  3\.00 MiB in /.test(line)).length, 2, capture)
+  assert.strictEqual(lines.filter((line) => /^complete {2}3\.00 MiB in /.test(line)).length, 2, capture)
   assert.include(lines, "done: every torrent is complete and verified")
   // The failing tracker: one warning per torrent, above the display.
   const warnings = lines.filter((line) => / WARN (one|two)\.bin: no tracker answers/.test(line))
