@@ -13,17 +13,17 @@ import { Effect } from "effect"
 import { execFile } from "node:child_process"
 import { join } from "node:path"
 import * as Format from "../../src/cli/Format.ts"
-import { sameBytes } from "../util/Files.ts"
+import { sameBytes, tempDir } from "../util/Files.ts"
 import { freePort, projectRoot, waitUntil } from "../util/Swarm.ts"
 import { seededTorrents } from "./fixtures.ts"
 
-/** A tmux server of the test's own (its own socket), killed when the scope closes. */
+/** A tmux server of the test's own (its socket in a temporary folder), killed when the scope closes. */
 const tmuxServer = Effect.acquireRelease(
-  Effect.sync(() => {
-    const socket = `effect-torrent-test-${process.pid}-${Math.random().toString(36).slice(2)}`
+  Effect.map(tempDir("tmux"), (dir) => {
+    const socket = join(dir, "socket")
     const tmux = (...args: ReadonlyArray<string>) =>
       Effect.callback<string>((resume) => {
-        execFile("tmux", ["-L", socket, ...args], { timeout: 90_000 }, (error, stdout, stderr) => {
+        execFile("tmux", ["-S", socket, ...args], { timeout: 90_000 }, (error, stdout, stderr) => {
           resume(error === null ? Effect.succeed(stdout) : Effect.die(new Error(`tmux ${args.join(" ")}: ${stderr || error.message}`)))
         })
       })
