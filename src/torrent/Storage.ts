@@ -4,7 +4,7 @@
  * PieceWorker thread), `layerMemory` one on bytes in memory (tests and
  * simulations: no files, no thread).
  */
-import { Context, Effect, type FileSystem, Layer, type Path, type Scope } from "effect"
+import { Context, Effect, type FileSystem, Layer, type Path, Scope } from "effect"
 import * as NodeFs from "node:fs/promises"
 import * as NodePath from "node:path"
 import * as Metainfo from "../protocol/Metainfo.ts"
@@ -27,7 +27,13 @@ export class Storage extends Context.Service<Storage, {
     Effect.gen(function*() {
       const context = yield* Effect.context<FileSystem.FileSystem | Path.Path | PieceWorker>()
       return Storage.of({
-        open: (meta, options) => DiskWriter.make(meta, options).pipe(Effect.provideContext(context)),
+        // The DiskWriter's files close with the caller's scope (the torrent's), not with this layer's,
+        // whose scope is in `context`: so the caller's is provided innermost.
+        open: (meta, options) =>
+          Effect.flatMap(
+            Effect.scope,
+            (scope) => DiskWriter.make(meta, options).pipe(Scope.provide(scope), Effect.provideContext(context))
+          ),
         delete: deleteFiles
       })
     })
