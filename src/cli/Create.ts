@@ -51,9 +51,13 @@ const collect = Effect.fn("Create.collect")(function*(input: string) {
   const absolute = path.resolve(input)
   const name = path.basename(absolute)
   const info = yield* fs.stat(absolute).pipe(
-    Effect.mapError((e) => error(e.reason._tag === "NotFound" ? "Missing" : "Unreadable", `${input}: ${Format.failure(e)}`))
+    Effect.mapError((e) =>
+      error(e.reason._tag === "NotFound" ? "Missing" : "Unreadable", `${input}: ${Format.failure(e)}`)
+    )
   )
-  const root = yield* fs.realPath(absolute).pipe(Effect.mapError((e) => error("Unreadable", `${input}: ${Format.failure(e)}`)))
+  const root = yield* fs.realPath(absolute).pipe(
+    Effect.mapError((e) => error("Unreadable", `${input}: ${Format.failure(e)}`))
+  )
 
   if (info.type === "File") {
     const length = Number(info.size)
@@ -88,20 +92,26 @@ const collect = Effect.fn("Create.collect")(function*(input: string) {
             continue
           }
           if (!inside(target.value)) {
-            yield* warn(`skipping ${shown(components)}: a symbolic link pointing outside ${Format.name(JSON.stringify(input))}`)
+            yield* warn(
+              `skipping ${shown(components)}: a symbolic link pointing outside ${Format.name(JSON.stringify(input))}`
+            )
             continue
           }
           const stat = yield* fs.stat(target.value).pipe(Effect.mapError(unreadable(components)))
           if (stat.type === "File") files.push({ path: components, length: Number(stat.size), source: target.value })
           else {
             yield* warn(
-              `skipping ${shown(components)}: a symbolic link to a ${stat.type === "Directory" ? "folder" : "special file"}`
+              `skipping ${shown(components)}: a symbolic link to a ${
+                stat.type === "Directory" ? "folder" : "special file"
+              }`
             )
           }
         } else {
           return yield* error(
             "NotRegular",
-            `${shown(components)} is a ${type === "FIFO" ? "FIFO" : type.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`).trim()}, not a regular file`
+            `${shown(components)} is a ${
+              type === "FIFO" ? "FIFO" : type.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`).trim()
+            }, not a regular file`
           )
         }
       }
@@ -165,9 +175,10 @@ const hashPieces = Effect.fn("Create.hashPieces")(function*(input: string, sourc
       if (Number(after.size) !== file.length) return yield* changed
     }).pipe(Effect.scoped)
   }
-  yield* Effect.forEach(source.files, (file) => (file.length === 0 ? Effect.void : hashFile(file)), { discard: true }).pipe(
-    Effect.ensuring(progress.clear)
-  )
+  yield* Effect.forEach(source.files, (file) => (file.length === 0 ? Effect.void : hashFile(file)), { discard: true })
+    .pipe(
+      Effect.ensuring(progress.clear)
+    )
   return hasher.finish()
 })
 
@@ -198,7 +209,11 @@ export const command = Command.make(
       Flag.withDescription("mark the torrent private (BEP 27: trackers only, no DHT or PEX)"),
       Flag.withDefault(false)
     ),
-    comment: Flag.String("comment").pipe(Flag.withMetavar("TEXT"), Flag.withDescription("a comment stored in the torrent"), Flag.optional),
+    comment: Flag.String("comment").pipe(
+      Flag.withMetavar("TEXT"),
+      Flag.withDescription("a comment stored in the torrent"),
+      Flag.optional
+    ),
     webSeed: Flag.String("web-seed").pipe(
       Flag.withMetavar("URL"),
       Flag.withDescription("a web seed URL (BEP 19, repeatable)"),
@@ -246,7 +261,9 @@ export const command = Command.make(
       `created:     ${output}`,
       `name:        ${meta.name}`,
       `info-hash:   ${meta.infoHash}`,
-      `size:        ${Format.bytes(meta.length)} (${meta.length} bytes) in ${meta.files.length} file${meta.files.length === 1 ? "" : "s"}`,
+      `size:        ${Format.bytes(meta.length)} (${meta.length} bytes) in ${meta.files.length} file${
+        meta.files.length === 1 ? "" : "s"
+      }`,
       `pieces:      ${meta.pieceCount} × ${Format.bytes(meta.pieceLength)}`,
       `magnet:      ${Magnet.format(Magnet.fromMetainfo(meta))}`
     ]))

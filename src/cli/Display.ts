@@ -21,7 +21,19 @@ type Field = "percent" | "bar" | "size" | "down" | "up" | "peers" | "status"
 const fieldOrder: ReadonlyArray<Field> = ["percent", "bar", "size", "down", "up", "peers", "status"]
 
 /** While a line is too wide, each step takes the next shorter form of a field ("" leaves it out). */
-const narrowing: ReadonlyArray<Field> = ["bar", "bar", "down", "up", "size", "peers", "up", "size", "peers", "down", "percent"]
+const narrowing: ReadonlyArray<Field> = [
+  "bar",
+  "bar",
+  "down",
+  "up",
+  "size",
+  "peers",
+  "up",
+  "size",
+  "peers",
+  "down",
+  "percent"
+]
 
 /** Columns the name keeps while other fields can still give way. */
 const minName = 24
@@ -68,7 +80,11 @@ const forms = (p: Progress): Record<Field, ReadonlyArray<string>> => {
     size: p.state === "fetching metadata"
       ? [""]
       : finished
-      ? [`${Format.bytes(p.wanted)}, up ${Format.bytes(p.uploaded)}, ratio ${ratio(p).toFixed(2)}`, `ratio ${ratio(p).toFixed(2)}`, ""]
+      ? [
+        `${Format.bytes(p.wanted)}, up ${Format.bytes(p.uploaded)}, ratio ${ratio(p).toFixed(2)}`,
+        `ratio ${ratio(p).toFixed(2)}`,
+        ""
+      ]
       : [`${Format.bytes(p.done)}/${Format.bytes(p.wanted)}`, ""],
     down: finished || ended ? [""] : rate("↓", p.downloadRate),
     up: ended ? [""] : rate("↑", p.uploadRate),
@@ -82,13 +98,19 @@ const forms = (p: Progress): Record<Field, ReadonlyArray<string>> => {
  * the torrent maker's) in `nameColumns` when there is room, so that the
  * lines of several torrents align.
  */
-export const line = (name: string, p: Progress, columns: number, nameColumns = Format.width(Format.printable(name))) => {
+export const line = (
+  name: string,
+  p: Progress,
+  columns: number,
+  nameColumns = Format.width(Format.printable(name))
+) => {
   const all = forms(p)
   const step: Record<Field, number> = { percent: 0, bar: 0, size: 0, down: 0, up: 0, peers: 0, status: 0 }
   const form = (f: Field) => Math.min(step[f], all[f].length - 1)
   const fields = () => fieldOrder.map((f) => all[f][form(f)]!).filter((text) => text !== "")
   const widths = fieldOrder.map((f) => all[f].map(Format.width))
-  const fieldColumns = () => fieldOrder.reduce((n, f, i) => n + (widths[i]![form(f)]! === 0 ? 0 : 1 + widths[i]![form(f)]!), 0)
+  const fieldColumns = () =>
+    fieldOrder.reduce((n, f, i) => n + (widths[i]![form(f)]! === 0 ? 0 : 1 + widths[i]![form(f)]!), 0)
   for (const f of narrowing) {
     if (Math.min(minName, nameColumns) + fieldColumns() <= columns) break
     step[f]++
@@ -101,8 +123,7 @@ export const line = (name: string, p: Progress, columns: number, nameColumns = F
 }
 
 const snapshot = (handles: ReadonlyArray<TorrentHandle>) =>
-  Effect.forEach(handles, (handle) =>
-    Effect.all({ name: handle.name, progress: SubscriptionRef.get(handle.progress) }))
+  Effect.forEach(handles, (handle) => Effect.all({ name: handle.name, progress: SubscriptionRef.get(handle.progress) }))
 
 /** Shows progress until interrupted, then once more (the final state stays on screen). */
 export const show = (handles: ReadonlyArray<TorrentHandle>) =>
@@ -122,7 +143,13 @@ export const show = (handles: ReadonlyArray<TorrentHandle>) =>
 /** A torrent's progress as one line of JSON (no per-file list; an unknown ETA is null). */
 const json = (name: string, infoHash: string, p: Progress): string => {
   const { files: _files, ...rest } = p
-  return JSON.stringify({ name, infoHash, ...rest, downloadRate: Math.round(p.downloadRate), uploadRate: Math.round(p.uploadRate) })
+  return JSON.stringify({
+    name,
+    infoHash,
+    ...rest,
+    downloadRate: Math.round(p.downloadRate),
+    uploadRate: Math.round(p.uploadRate)
+  })
 }
 
 /** Prints each torrent's progress as JSON every second until interrupted, then once more. */
@@ -139,7 +166,11 @@ export const showJson = (handles: ReadonlyArray<TorrentHandle>) =>
 /** The summary of a torrent at the end: state, size, time, average download rate, ratio, name. */
 export const summary = (name: string, p: Progress, seconds: number, columns: number): string => {
   const size = p.done === p.wanted ? Format.bytes(p.wanted) : `${Format.bytes(p.done)} of ${Format.bytes(p.wanted)}`
-  const average = p.downloaded === 0 ? "nothing downloaded" : `${Format.rate(p.downloaded / Math.max(seconds, 1))} on average`
-  const text = `${p.state.padEnd(8)}  ${size} in ${Format.duration(seconds)}, ${average}, ratio ${ratio(p).toFixed(2)}  `
+  const average = p.downloaded === 0
+    ? "nothing downloaded"
+    : `${Format.rate(p.downloaded / Math.max(seconds, 1))} on average`
+  const text = `${p.state.padEnd(8)}  ${size} in ${Format.duration(seconds)}, ${average}, ratio ${
+    ratio(p).toFixed(2)
+  }  `
   return `${text}${Format.fit(name, Math.max(10, columns - Format.width(text)))}`
 }

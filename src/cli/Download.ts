@@ -55,7 +55,10 @@ export const flags = {
     Flag.withDescription("a peer to connect to (repeatable)"),
     Flag.atLeast(0)
   ),
-  seed: Flag.Boolean("seed").pipe(Flag.withDescription("keep seeding after the download completes"), Flag.withDefault(false)),
+  seed: Flag.Boolean("seed").pipe(
+    Flag.withDescription("keep seeding after the download completes"),
+    Flag.withDefault(false)
+  ),
   seedRatio: Flag.Finite("seed-ratio").pipe(
     Flag.withMetavar("R"),
     Usage.range(0, 1e6, "a ratio of 0 or more"),
@@ -147,14 +150,18 @@ const usage = (detail: string) => new Usage.UsageError({ detail })
 const parseAddresses = (flag: string, texts: ReadonlyArray<string>) =>
   Effect.forEach(texts, (text) => {
     const address = Magnet.parsePeer(text)
-    return address === undefined ? Effect.fail(usage(`--${flag}: ${JSON.stringify(text)} is not HOST:PORT`)) : Effect.succeed(address)
+    return address === undefined
+      ? Effect.fail(usage(`--${flag}: ${JSON.stringify(text)} is not HOST:PORT`))
+      : Effect.succeed(address)
   })
 
 /** "2M" → 2097152: a rate in bytes/s with an optional K/M/G (binary) suffix. */
 export const parseRate = (flag: string, text: Option.Option<string>) => {
   if (Option.isNone(text)) return Effect.succeed(0)
   const match = /^(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?(?:\/s)?$/i.exec(text.value.trim())
-  if (match === null) return Effect.fail(usage(`--${flag}: ${JSON.stringify(text.value)} is not a rate like 500K or 2M`))
+  if (match === null) {
+    return Effect.fail(usage(`--${flag}: ${JSON.stringify(text.value)} is not a rate like 500K or 2M`))
+  }
   const scale = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[match[2]!.toUpperCase() as "" | "K" | "M" | "G"]
   return Effect.succeed(Math.round(Number(match[1]) * scale))
 }
@@ -174,7 +181,9 @@ const checkSelection = (meta: Metainfo.Metainfo, selected: ReadonlyArray<number>
   const bad = selected?.find((i) => i >= meta.files.length)
   return bad === undefined
     ? Effect.void
-    : Effect.fail(usage(`--select: ${Format.name(meta.name)} has no file ${bad} (its files are 0 to ${meta.files.length - 1})`))
+    : Effect.fail(
+      usage(`--select: ${Format.name(meta.name)} has no file ${bad} (its files are 0 to ${meta.files.length - 1})`)
+    )
 }
 
 /**
@@ -192,13 +201,19 @@ const prepareFolder = (out: string) =>
     let folder = dir
     while (true) {
       const info = yield* fs.stat(folder).pipe(Effect.option)
-      if (Option.isSome(info) && info.value.type !== "Directory") return yield* problem(folder === dir ? "not a folder" : `${folder} is not a folder`)
+      if (Option.isSome(info) && info.value.type !== "Directory") {
+        return yield* problem(folder === dir ? "not a folder" : `${folder} is not a folder`)
+      }
       if (Option.isSome(info) || path.dirname(folder) === folder) break
       missing.unshift(folder)
       folder = path.dirname(folder)
     }
     for (const folder of missing) {
-      yield* fs.makeDirectory(folder).pipe(Effect.mapError((e) => problem(`cannot make the folder${folder === dir ? "" : ` ${folder}`}: ${Format.failure(e)}`)))
+      yield* fs.makeDirectory(folder).pipe(
+        Effect.mapError((e) =>
+          problem(`cannot make the folder${folder === dir ? "" : ` ${folder}`}: ${Format.failure(e)}`)
+        )
+      )
     }
     return dir
   })
@@ -248,7 +263,10 @@ const download = Effect.fnUntraced(function*(options: Options) {
     return yield* usage("--save-torrent needs exactly one magnet link")
   }
   const fs = yield* FileSystem.FileSystem
-  if (Option.isSome(options.saveTorrent) && (yield* fs.exists(options.saveTorrent.value).pipe(Effect.orElseSucceed(() => false)))) {
+  if (
+    Option.isSome(options.saveTorrent) &&
+    (yield* fs.exists(options.saveTorrent.value).pipe(Effect.orElseSucceed(() => false)))
+  ) {
     return yield* usage(`--save-torrent: ${options.saveTorrent.value} exists already`)
   }
   for (const source of sources) {
@@ -275,7 +293,12 @@ const download = Effect.fnUntraced(function*(options: Options) {
       completedAt.set(handle.infoHash, yield* Clock.currentTimeMillis)
       if (Option.isSome(options.onDone)) {
         const p = yield* SubscriptionRef.get(handle.progress)
-        yield* OnDone.run(options.onDone.value, { name: yield* handle.name, infoHash: handle.infoHash, dir, size: p.wanted })
+        yield* OnDone.run(options.onDone.value, {
+          name: yield* handle.name,
+          infoHash: handle.infoHash,
+          dir,
+          size: p.wanted
+        })
       }
       if (options.seed) yield* handle.finished
     })
@@ -285,20 +308,28 @@ const download = Effect.fnUntraced(function*(options: Options) {
     if (options.port !== 0 && manager.port !== options.port) {
       yield* Effect.logWarning(`port ${options.port} is taken: listening for peers on port ${manager.port} instead`)
     }
-    handles = yield* Effect.forEach(sources, (source) =>
-      manager.add(source._tag === "Torrent" ? source.meta : source.magnet, {
-        selected,
-        peers,
-        seed: options.seed,
-        seedRatio: Option.getOrUndefined(options.seedRatio),
-        seedMillis: Option.getOrUndefined(Option.map(options.seedTime, (minutes) => minutes * 60_000))
-      }))
+    handles = yield* Effect.forEach(
+      sources,
+      (source) =>
+        manager.add(source._tag === "Torrent" ? source.meta : source.magnet, {
+          selected,
+          peers,
+          seed: options.seed,
+          seedRatio: Option.getOrUndefined(options.seedRatio),
+          seedMillis: Option.getOrUndefined(Option.map(options.seedTime, (minutes) => minutes * 60_000))
+        })
+    )
     if (options.json) yield* Effect.forkScoped(Display.showJson(handles))
     else if (!options.quiet) yield* Effect.forkScoped(Display.show(handles))
     // Closing the scope stops the torrents first (finalizers run last-in first-out), so the display's last frame shows how they ended.
-    yield* Effect.addFinalizer(() => Effect.forEach(handles, (handle) => manager.pause(handle.infoHash), { discard: true }).pipe(Effect.ignore))
+    yield* Effect.addFinalizer(() =>
+      Effect.forEach(handles, (handle) => manager.pause(handle.infoHash), { discard: true }).pipe(Effect.ignore)
+    )
     yield* Effect.all([
-      Effect.forEach(handles, (handle, i) => follow(handle, sources[i]!._tag === "Magnet"), { concurrency: "unbounded", discard: true }),
+      Effect.forEach(handles, (handle, i) => follow(handle, sources[i]!._tag === "Magnet"), {
+        concurrency: "unbounded",
+        discard: true
+      }),
       Option.match(options.saveTorrent, { onNone: () => Effect.void, onSome: (file) => saveTorrent(handles[0]!, file) })
     ], { concurrency: "unbounded", discard: true })
   }).pipe(Effect.scoped)
@@ -307,7 +338,10 @@ const download = Effect.fnUntraced(function*(options: Options) {
   const finish = (exit: Exit.Exit<unknown, unknown>) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const ended = yield* Effect.forEach(handles, (handle) => Effect.all({ name: handle.name, progress: SubscriptionRef.get(handle.progress) }))
+      const ended = yield* Effect.forEach(
+        handles,
+        (handle) => Effect.all({ name: handle.name, progress: SubscriptionRef.get(handle.progress) })
+      )
       if (!options.quiet && !options.json) {
         ended.forEach((t, i) => {
           const seconds = ((completedAt.get(handles[i]!.infoHash) ?? now) - started) / 1000
@@ -315,8 +349,9 @@ const download = Effect.fnUntraced(function*(options: Options) {
         })
       }
       const to = options.json ? "stderr" : "stdout"
-      if (Exit.isSuccess(exit)) screen.print(options.seed ? "done seeding" : "done: every torrent is complete and verified", to)
-      else if (Cause.hasInterruptsOnly(exit.cause)) screen.print(interrupted(ended.map((t) => t.progress)), to)
+      if (Exit.isSuccess(exit)) {
+        screen.print(options.seed ? "done seeding" : "done: every torrent is complete and verified", to)
+      } else if (Cause.hasInterruptsOnly(exit.cause)) screen.print(interrupted(ended.map((t) => t.progress)), to)
     })
 
   yield* torrents.pipe(
@@ -340,7 +375,9 @@ const interrupted = (ended: ReadonlyArray<{ readonly done: number; readonly want
   const wanted = ended.reduce((n, p) => n + p.wanted, 0)
   return done === wanted && wanted > 0
     ? "stopped: every torrent is complete"
-    : `interrupted: ${Format.bytes(done)} of ${Format.bytes(wanted)} verified on disk; run the same command again to resume`
+    : `interrupted: ${Format.bytes(done)} of ${
+      Format.bytes(wanted)
+    } verified on disk; run the same command again to resume`
 }
 
 /** Writes the torrent's metadata as a .torrent once it is known (never over an existing file). */
@@ -349,7 +386,9 @@ const saveTorrent = (handle: TorrentHandle, file: string) =>
     const fs = yield* FileSystem.FileSystem
     const meta = yield* handle.metadata
     yield* fs.writeFile(file, Metainfo.encode(meta), { flag: "wx" }).pipe(
-      Effect.mapError((error) => new Input.InputError({ input: `--save-torrent ${file}`, detail: `cannot write it: ${Format.failure(error)}` }))
+      Effect.mapError((error) =>
+        new Input.InputError({ input: `--save-torrent ${file}`, detail: `cannot write it: ${Format.failure(error)}` })
+      )
     )
     yield* Effect.logInfo(`metadata saved to ${file}`)
   })

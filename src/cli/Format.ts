@@ -58,7 +58,10 @@ const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" })
  * escape, a surrogate pair or an emoji sequence.
  */
 const shorten = (text: string, max: number, measure: (text: string) => number): string => {
-  const units = Array.from(graphemes.segment(text), ({ segment }) => Array.from(segment, (c) => (unprintable.test(c) ? escaped(c) : c)).join(""))
+  const units = Array.from(
+    graphemes.segment(text),
+    ({ segment }) => Array.from(segment, (c) => (unprintable.test(c) ? escaped(c) : c)).join("")
+  )
   const all = units.join("")
   if (measure(all) <= max) return all
   if (max < 1) return ""
@@ -88,7 +91,9 @@ export const fit = (text: string, columns: number): string =>
   !unprintable.test(text) && width(text) <= columns ? text : shorten(text, columns, width)
 
 /** How wide `text` shows on a terminal (ASCII and the display's arrows at once: one column each). */
-export const width = (text: string): number => (/^[\x20-\x7e↓↑…]*$/.test(text) ? text.length : CliOutput.displayWidth(text))
+export const width = (
+  text: string
+): number => (/^[\x20-\x7e↓↑…]*$/.test(text) ? text.length : CliOutput.displayWidth(text))
 
 /** Lines of text for humans, each made printable (so the line breaks between them stay). */
 export const printableLines = (lines: ReadonlyArray<string>): string => lines.map((line) => printable(line)).join("\n")

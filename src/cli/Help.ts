@@ -55,7 +55,9 @@ export const formatHelpDoc = (doc: HelpDoc.HelpDoc): string => {
     ...(doc.description === "" ? [] : [...wrap(doc.description, 0), ""]),
     ...section(
       "Arguments:",
-      (doc.args ?? []).flatMap((arg) => entry(`<${arg.name}>${arg.variadic ? "..." : ""}`, description(arg.description)))
+      (doc.args ?? []).flatMap((arg) =>
+        entry(`<${arg.name}>${arg.variadic ? "..." : ""}`, description(arg.description))
+      )
     ),
     ...section(
       "Flags:",

@@ -39,7 +39,9 @@ const textOfTorrent = (meta: Metainfo.Metainfo): string => {
   // Each file with the index --select takes.
   lines.push(`magnet:      ${d.magnet}`, `files (${d.files.length}; --select takes the index):`)
   const indexWidth = String(d.files.length - 1).length
-  for (const [i, file] of d.files.entries()) lines.push(`  ${String(i).padStart(indexWidth)}  ${String(file.length).padStart(14)}  ${file.path}`)
+  for (const [i, file] of d.files.entries()) {
+    lines.push(`  ${String(i).padStart(indexWidth)}  ${String(file.length).padStart(14)}  ${file.path}`)
+  }
   // Names, comments and trackers are the torrent maker's strings. (The JSON form keeps them exact.)
   return Format.printableLines(lines)
 }
@@ -62,7 +64,9 @@ export const command = Command.make(
   },
   Effect.fn("Info.run")(function*({ json, torrent }) {
     const source = yield* Input.load(torrent)
-    const value = source._tag === "Torrent" ? describeTorrent(source.meta) : { ...source.magnet, magnet: Magnet.format(source.magnet) }
+    const value = source._tag === "Torrent"
+      ? describeTorrent(source.meta)
+      : { ...source.magnet, magnet: Magnet.format(source.magnet) }
     const text = source._tag === "Torrent" ? textOfTorrent(source.meta) : textOfMagnet(source.magnet)
     yield* Console.log(json ? JSON.stringify(value, null, 2) : text)
   })

@@ -26,7 +26,9 @@ export const load = Effect.fn("Input.load")(function*(input: string) {
   }
   const fs = yield* FileSystem.FileSystem
   const info = yield* fs.stat(input).pipe(
-    Effect.mapError((error) => new InputError({ input, detail: error.reason._tag === "NotFound" ? "no such file" : Format.failure(error) }))
+    Effect.mapError((error) =>
+      new InputError({ input, detail: error.reason._tag === "NotFound" ? "no such file" : Format.failure(error) })
+    )
   )
   if (info.type !== "File") return yield* new InputError({ input, detail: "not a file" })
   if (Number(info.size) > 10 * 1024 * 1024) {

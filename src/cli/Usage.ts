@@ -28,33 +28,38 @@ const expectation = (expected: string): string => {
   const text = expected.replace(/^Expected:?\s*/, "")
   if (/integer/.test(text)) return "a whole number"
   if (/finite number/.test(text)) return "a number"
-  const choices = /^"[^"]*"(?: \| "[^"]*")+$/.test(text) ? text.split(" | ").map((choice) => choice.slice(1, -1)) : undefined
+  const choices = /^"[^"]*"(?: \| "[^"]*")+$/.test(text)
+    ? text.split(" | ").map((choice) => choice.slice(1, -1))
+    : undefined
   return choices === undefined ? text : `one of ${choices.join(", ")}`
 }
 
 /** effect/cli's parse error as one line in our words (its own may span lines, with suggestions). */
 export const describe = (error: CliError.NonShowHelpErrors): string => {
   switch (error._tag) {
-      case "UnrecognizedOption":
-        return `unknown flag ${error.option}${error.suggestions.length > 0 ? ` (did you mean ${error.suggestions.join(" or ")}?)` : ""}`
-      case "MissingOption":
-        return `missing --${error.option}`
-      case "MissingArgument":
-        return `missing <${error.argument}>`
-      case "UnexpectedArgument":
-        return `unexpected argument ${error.arguments.map((a) => JSON.stringify(a)).join(", ")}`
-      case "InvalidValue": {
-        const what = error.kind === "argument" ? `<${error.option}>` : `--${error.option}`
-        return error.value === ""
-          ? `${what} needs a value: ${expectation(error.expected)}`
-          : `${what}: ${JSON.stringify(error.value)} is not ${expectation(error.expected)}`
-      }
-      case "UnknownSubcommand":
-        return `unknown command ${JSON.stringify(error.subcommand)}`
-      default:
-        return error.message.split("\n")[0]!
+    case "UnrecognizedOption":
+      return `unknown flag ${error.option}${
+        error.suggestions.length > 0 ? ` (did you mean ${error.suggestions.join(" or ")}?)` : ""
+      }`
+    case "MissingOption":
+      return `missing --${error.option}`
+    case "MissingArgument":
+      return `missing <${error.argument}>`
+    case "UnexpectedArgument":
+      return `unexpected argument ${error.arguments.map((a) => JSON.stringify(a)).join(", ")}`
+    case "InvalidValue": {
+      const what = error.kind === "argument" ? `<${error.option}>` : `--${error.option}`
+      return error.value === ""
+        ? `${what} needs a value: ${expectation(error.expected)}`
+        : `${what}: ${JSON.stringify(error.value)} is not ${expectation(error.expected)}`
+    }
+    case "UnknownSubcommand":
+      return `unknown command ${JSON.stringify(error.subcommand)}`
+    default:
+      return error.message.split("\n")[0]!
   }
 }
 
 /** A number flag that takes only values from `min` to `max`; `what` ends "--flag: 7 is not …". */
-export const range = (min: number, max: number, what: string) => Flag.filter((n: number) => n >= min && n <= max, () => what)
+export const range = (min: number, max: number, what: string) =>
+  Flag.filter((n: number) => n >= min && n <= max, () => what)

@@ -24,14 +24,23 @@ const root = Command.make("effect-torrent", Download.flags, Download.run).pipe(
   ),
   Command.withExamples([
     { command: "effect-torrent ubuntu.iso.torrent -o ~/Downloads", description: "download into ~/Downloads" },
-    { command: "effect-torrent 'magnet:?xt=urn:btih:...' --save-torrent x.torrent", description: "a magnet link, quoted" },
+    {
+      command: "effect-torrent 'magnet:?xt=urn:btih:...' --save-torrent x.torrent",
+      description: "a magnet link, quoted"
+    },
     { command: "effect-torrent info big.torrent", description: "list its files with the indexes --select takes" },
-    { command: "effect-torrent big.torrent --select 0,2 --max-download 2M", description: "two of its files, at most 2 MiB/s" },
+    {
+      command: "effect-torrent big.torrent --select 0,2 --max-download 2M",
+      description: "two of its files, at most 2 MiB/s"
+    },
     {
       command: "effect-torrent a.torrent --on-done 'mv \"$ET_DIR/$ET_NAME\" ~/done/'",
       description: "move each torrent's data once it is complete"
     },
-    { command: "effect-torrent a.torrent --seed --seed-ratio 1.5", description: "then seed until 1.5 times its size is sent" }
+    {
+      command: "effect-torrent a.torrent --seed --seed-ratio 1.5",
+      description: "then seed until 1.5 times its size is sent"
+    }
   ]),
   Command.withSubcommands([Download.seedCommand, Info.command, Create.command])
 )
@@ -49,7 +58,9 @@ const report = (cause: Cause.Cause<unknown>) => {
   const error = Cause.squash(cause)
   if (error instanceof Usage.UsageError) return Console.error(Usage.lines(error.detail, error.command))
   return Cause.hasFails(cause)
-    ? Console.error(`effect-torrent: ${Format.printable(error instanceof Error ? error.message : String(error), lineLimit)}`)
+    ? Console.error(
+      `effect-torrent: ${Format.printable(error instanceof Error ? error.message : String(error), lineLimit)}`
+    )
     : Console.error(Format.printableLines(Cause.pretty(cause).split("\n")))
 }
 
@@ -68,7 +79,9 @@ const logger = (screen: Screen["Service"]) =>
     const why = cause.reasons.length === 0 || Cause.hasInterruptsOnly(cause) ? "" : `: ${text(Cause.squash(cause))}`
     const line = `${date.toTimeString().slice(0, 8)} ${logLevel.toUpperCase()} ${
       subject === undefined ? "" : `${Format.name(text(subject))}: `
-    }${Arr.ensure(message).map(text).join(" ")}${why}${Object.entries(others).map(([key, value]) => ` ${key}=${Format.name(text(value))}`).join("")}`
+    }${Arr.ensure(message).map(text).join(" ")}${why}${
+      Object.entries(others).map(([key, value]) => ` ${key}=${Format.name(text(value))}`).join("")
+    }`
     screen.print(Format.printable(line.replace(/\s*\n\s*/g, " "), lineLimit))
   })
 
@@ -90,7 +103,9 @@ root.pipe(
   Effect.catchTag("ShowHelp", (help) =>
     help.errors.length === 0
       ? Effect.void
-      : Effect.fail(new Usage.UsageError({ detail: Usage.describe(help.errors[0]!), command: help.commandPath.join(" ") }))),
+      : Effect.fail(
+        new Usage.UsageError({ detail: Usage.describe(help.errors[0]!), command: help.commandPath.join(" ") })
+      )),
   Effect.tapCause(report),
   Effect.provide([NodeServices.layer, cli]),
   NodeRuntime.runMain({ disableErrorReporting: true })

@@ -51,7 +51,6 @@ const decodeFile = (file: string) => Result.getOrThrow(Metainfo.decode(readFileS
 
 // ---------------------------------------------------------------------- data
 
-
 /**
  * The folder's regular files, in the order the torrent must list them:
  * component by component in byte order, so "sub/…" comes before "sub-x.bin"
@@ -179,7 +178,10 @@ const crossCheck = (file: string, expectedFiles: ReadonlyArray<readonly [string,
     assert.strictEqual(json.length, total)
     // The same files in the same (torrent) order everywhere.
     assert.deepStrictEqual(json.files, paths)
-    assert.deepStrictEqual(raw.files.map((f: { length: number }) => f.length), expectedFiles.map(([, length]) => length))
+    assert.deepStrictEqual(
+      raw.files.map((f: { length: number }) => f.length),
+      expectedFiles.map(([, length]) => length)
+    )
     assert.deepStrictEqual(ar.files, paths, "files vs aria2c")
     assert.deepStrictEqual(ar.lengths, expectedFiles.map(([, length]) => length), "lengths vs aria2c")
     // transmission-show lists files sorted by its own rule, not in torrent order.
@@ -253,9 +255,14 @@ describe("protocol/Create", () => {
   it("accepts tracker URLs a client can announce to and http(s) web seeds", () => {
     assert.isTrue(Result.isSuccess(Create.checkUrls(["http://a/x", "udp://b:1", "wss://c/"], ["https://d/e/"])))
     const tracker = Create.checkUrls(["example.com:80"], [])
-    assert.isTrue(Result.isFailure(tracker) && tracker.failure.message === `--tracker "example.com:80" is not an http, https, udp, ws or wss URL`)
+    assert.isTrue(
+      Result.isFailure(tracker) &&
+        tracker.failure.message === `--tracker "example.com:80" is not an http, https, udp, ws or wss URL`
+    )
     const webSeed = Create.checkUrls([], ["ftp://x/"])
-    assert.isTrue(Result.isFailure(webSeed) && webSeed.failure.message === `--web-seed "ftp://x/" is not an http or https URL`)
+    assert.isTrue(
+      Result.isFailure(webSeed) && webSeed.failure.message === `--web-seed "ftp://x/" is not an http or https URL`
+    )
   })
 
   it("orders paths component by component in UTF-8 byte order", () => {
@@ -338,10 +345,12 @@ describe("effect-torrent create", () => {
       const stdout = succeeded("effect-torrent create", r)
       // The two links not followed are named, one warning line each; off a terminal there is no progress for small data.
       assert.deepStrictEqual(r.stderr.split("\n").filter((line) => line !== "").sort(), [
-        `effect-torrent: warning: skipping ${JSON.stringify(join(tmp, "multi/folder link"))}: a symbolic link to a folder`,
-        `effect-torrent: warning: skipping ${JSON.stringify(join(tmp, "multi/outside.bin"))}: a symbolic link pointing outside ${
-          JSON.stringify(join(tmp, "multi"))
-        }`
+        `effect-torrent: warning: skipping ${
+          JSON.stringify(join(tmp, "multi/folder link"))
+        }: a symbolic link to a folder`,
+        `effect-torrent: warning: skipping ${
+          JSON.stringify(join(tmp, "multi/outside.bin"))
+        }: a symbolic link pointing outside ${JSON.stringify(join(tmp, "multi"))}`
       ])
 
       const expected = multiFiles.map(([path, length]) => [`multi/${path}`, length] as const)
@@ -394,7 +403,10 @@ describe("effect-torrent create", () => {
       const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
         [[join(tmp, "single odd.bin"), "-o", existing], `${existing} already exists; not overwriting it`],
         [[join(tmp, "nothing"), "-o", out("a")], `${join(tmp, "nothing")} holds no files; a torrent needs data`],
-        [[join(tmp, "only empty"), "-o", out("b")], `${join(tmp, "only empty")} holds only empty files; a torrent needs data`],
+        [
+          [join(tmp, "only empty"), "-o", out("b")],
+          `${join(tmp, "only empty")} holds only empty files; a torrent needs data`
+        ],
         [[join(tmp, "empty.bin"), "-o", out("c")], `${join(tmp, "empty.bin")} is empty; a torrent needs data`]
       ]
       for (const [args, message] of cases) {

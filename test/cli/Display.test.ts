@@ -29,7 +29,13 @@ const progress = (overrides: Partial<Progress> = {}): Progress => ({
   ...overrides
 })
 
-const names = ["a.bin", "ubuntu-24.04.1-desktop-amd64.iso", "日本語のファイル名がとても長い場合.mkv", "🎉".repeat(40), `x\x1b[2J${"y".repeat(300)}`]
+const names = [
+  "a.bin",
+  "ubuntu-24.04.1-desktop-amd64.iso",
+  "日本語のファイル名がとても長い場合.mkv",
+  "🎉".repeat(40),
+  `x\x1b[2J${"y".repeat(300)}`
+]
 
 const states: ReadonlyArray<Partial<Progress>> = [
   {},
@@ -77,9 +83,15 @@ describe("Display.line", () => {
     assert.match(at({ state: "stalled", peers: 0, trackers: "working" }), / stalled: no peers$/)
     assert.match(at({ state: "stalled", peers: 0, trackers: "none" }), / stalled: no peers$/)
     assert.match(at({ state: "fetching metadata", peers: 1 }), / fetching metadata \(1 peer\)$/)
-    assert.match(at({ state: "seeding", done: 10_000_000, uploaded: 3_000_000 }), /100\.0% .* 9\.54 MiB, up 2\.86 MiB, ratio 0\.30 ↑ .* seeding$/)
+    assert.match(
+      at({ state: "seeding", done: 10_000_000, uploaded: 3_000_000 }),
+      /100\.0% .* 9\.54 MiB, up 2\.86 MiB, ratio 0\.30 ↑ .* seeding$/
+    )
     // An ended torrent shows no rates or peers: they are history.
-    assert.match(at({ state: "complete", done: 10_000_000 }), /^t 100\.0% \[#+\] 9\.54 MiB, up 0 B, ratio 0\.00 complete$/)
+    assert.match(
+      at({ state: "complete", done: 10_000_000 }),
+      /^t 100\.0% \[#+\] 9\.54 MiB, up 0 B, ratio 0\.00 complete$/
+    )
     assert.match(at({ state: "stopped" }), /^t {2}50\.0% \[#+-+\] 4\.77 MiB\/9\.54 MiB stopped$/)
   })
 
@@ -92,7 +104,12 @@ describe("Display.line", () => {
 describe("Display.summary", () => {
   it("gives state, size, time, average rate and ratio, then the name", () => {
     assert.strictEqual(
-      Display.summary("a.bin", progress({ state: "complete", done: 10_000_000, downloaded: 10_000_000, uploaded: 5_000_000 }), 4, 200),
+      Display.summary(
+        "a.bin",
+        progress({ state: "complete", done: 10_000_000, downloaded: 10_000_000, uploaded: 5_000_000 }),
+        4,
+        200
+      ),
       "complete  9.54 MiB in 4s, 2.38 MiB/s on average, ratio 0.50  a.bin"
     )
     assert.strictEqual(

@@ -24,7 +24,10 @@ describe("effect-torrent --help", () => {
         assert.include(run.stdout, "(default: 6881)")
         assert.include(run.stdout, "\nExamples:\n")
       }
-      assert.include(root!.stdout.replace(/\s+/g, " "), "Exit status: 0 complete, 1 failed, 2 usage error, 130 interrupted")
+      assert.include(
+        root!.stdout.replace(/\s+/g, " "),
+        "Exit status: 0 complete, 1 failed, 2 usage error, 130 interrupted"
+      )
       assert.include(root!.stdout, "       effect-torrent <seed|info|create> [flags] ...")
     }), 60_000)
 })

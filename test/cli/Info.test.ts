@@ -26,10 +26,15 @@ interface Run {
 /** Runs a command to completion (killing it if the test is interrupted); never fails. */
 const run = (command: string, args: ReadonlyArray<string>) =>
   Effect.callback<Run>((resume, signal) => {
-    execFile(command, args, { cwd: root, encoding: "utf8", maxBuffer: 16 * 1024 * 1024, signal }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === "number" ? error.code : null
-      resume(Effect.succeed({ code, stdout, stderr }))
-    })
+    execFile(
+      command,
+      args,
+      { cwd: root, encoding: "utf8", maxBuffer: 16 * 1024 * 1024, signal },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : null
+        resume(Effect.succeed({ code, stdout, stderr }))
+      }
+    )
   })
 
 const cli = (...args: ReadonlyArray<string>) => run(join(root, "node_modules/.bin/tsx"), ["src/cli/main.ts", ...args])
@@ -153,7 +158,6 @@ const byPath = <A extends { readonly path: string }>(files: ReadonlyArray<A>) =>
 
 // ---------------------------------------------------------------------- data
 
-
 /** Files of the multi-file tree, relative to its folder: nested folders, a zero-length file, odd sizes, non-ASCII names. */
 const multiFiles: ReadonlyArray<readonly [string, number]> = [
   ["a.txt", 40000],
@@ -194,17 +198,25 @@ const multiTree = () => multiFiles.map(([path, length]) => ({ path: `multi/${pat
 const mktorrent = (
   output: string,
   target: string,
-  options: { pieceExponent: number; trackers: ReadonlyArray<ReadonlyArray<string>>; webSeeds: ReadonlyArray<string>; private: boolean }
+  options: {
+    pieceExponent: number
+    trackers: ReadonlyArray<ReadonlyArray<string>>
+    webSeeds: ReadonlyArray<string>
+    private: boolean
+  }
 ) =>
   Effect.gen(function*() {
     const file = join(tmp, output)
     const args = [
-      "-l", String(options.pieceExponent),
+      "-l",
+      String(options.pieceExponent),
       ...options.trackers.flatMap((tier) => ["-a", tier.join(",")]),
       ...options.webSeeds.flatMap((ws) => ["-w", ws]),
       ...(options.private ? ["-p"] : []),
-      "-c", "made by mktorrent for the cross-check",
-      "-o", file,
+      "-c",
+      "made by mktorrent for the cross-check",
+      "-o",
+      file,
       join(tmp, target)
     ]
     succeeded("mktorrent", yield* run("mktorrent", args))
@@ -214,7 +226,12 @@ const mktorrent = (
 const createTorrentFile = (
   output: string,
   target: string,
-  options: { pieceLength: number; trackers: ReadonlyArray<ReadonlyArray<string>>; webSeeds: ReadonlyArray<string>; private: boolean }
+  options: {
+    pieceLength: number
+    trackers: ReadonlyArray<ReadonlyArray<string>>
+    webSeeds: ReadonlyArray<string>
+    private: boolean
+  }
 ) =>
   Effect.callback<string>((resume) => {
     createTorrent(join(tmp, target), {
@@ -287,9 +304,11 @@ const crossCheck = (made: Made) =>
     return json
   })
 
-const trackers = [["http://t1.example/announce"], ["udp://t2.example:6969", "udp://t3.example:1337/announce"], [
-  "http://t4.example:8080/a?k=v"
-]]
+const trackers = [
+  ["http://t1.example/announce"],
+  ["udp://t2.example:6969", "udp://t3.example:1337/announce"],
+  ["http://t4.example:8080/a?k=v"]
+]
 
 describe("effect-torrent info", () => {
   it.live("mktorrent, single file of odd size, three tiers: agrees with transmission-show and aria2c", () =>
@@ -309,7 +328,12 @@ describe("effect-torrent info", () => {
   it.live("mktorrent, multi-file with nested folders and a zero-length file, private, web seeds", () =>
     Effect.gen(function*() {
       const webSeeds = ["http://seed.example/files/", "http://seed2.example/"]
-      const file = yield* mktorrent("mk-multi.torrent", "multi", { pieceExponent: 16, trackers, webSeeds, private: true })
+      const file = yield* mktorrent("mk-multi.torrent", "multi", {
+        pieceExponent: 16,
+        trackers,
+        webSeeds,
+        private: true
+      })
       const [json, text] = yield* Effect.all([
         crossCheck({ file, files: multiTree(), trackers, webSeeds, private: true }),
         cli("info", file)
@@ -322,7 +346,12 @@ describe("effect-torrent info", () => {
       assert.include(out, `files (${multiFiles.length}; --select takes the index):`)
       // Each file with its index in the torrent, the one --select takes.
       const index = json.files.findIndex((f) => f.path === "multi/sub/deeper/b.bin")
-      assert.include(out, `\n  ${String(index).padStart(String(multiFiles.length - 1).length)}  ${String(77777).padStart(14)}  multi/sub/deeper/b.bin\n`)
+      assert.include(
+        out,
+        `\n  ${String(index).padStart(String(multiFiles.length - 1).length)}  ${
+          String(77777).padStart(14)
+        }  multi/sub/deeper/b.bin\n`
+      )
       assert.include(out, "tracker tier 2: udp://t2.example:6969 udp://t3.example:1337/announce")
     }))
 
@@ -347,7 +376,13 @@ describe("effect-torrent info", () => {
         webSeeds: [],
         private: true
       })
-      yield* crossCheck({ file, files: multiTree(), trackers: [["udp://only.example:80"]], webSeeds: [], private: true })
+      yield* crossCheck({
+        file,
+        files: multiTree(),
+        trackers: [["udp://only.example:80"]],
+        webSeeds: [],
+        private: true
+      })
     }))
 
   it.live("bad input prints one line naming the problem on stderr, no stack trace, and exits non-zero", () =>
@@ -358,7 +393,10 @@ describe("effect-torrent info", () => {
       const missing = join(tmp, "no such.torrent")
       const unsafe = join(root, "test/fixtures/metainfo/unsafe-path-dotdot.torrent")
       const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
-        [[truncated], `effect-torrent: ${truncated}: invalid torrent: invalid bencode at byte 99: string length without ':'`],
+        [
+          [truncated],
+          `effect-torrent: ${truncated}: invalid torrent: invalid bencode at byte 99: string length without ':'`
+        ],
         [[missing, "--json"], `effect-torrent: ${missing}: no such file`],
         [[tmp], `effect-torrent: ${tmp}: not a file`],
         [

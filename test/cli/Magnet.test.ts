@@ -20,7 +20,10 @@ describe("the CLI with a magnet link", () => {
       const src = join(root, "src")
       yield* writeTree(src, [{ path: "payload/a.bin", size: 700_001 }, { path: "payload/b/c.bin", size: 123_457 }])
       const torrentFile = join(root, "payload.torrent")
-      const { meta } = yield* createWithCreateTorrent(join(src, "payload"), torrentFile, { pieceLength: 16 * 1024, announce: [] })
+      const { meta } = yield* createWithCreateTorrent(join(src, "payload"), torrentFile, {
+        pieceLength: 16 * 1024,
+        announce: []
+      })
       const seeder = yield* webtorrentSeeder({ torrent: torrentFile, dir: src, trackers: false })
       const magnet = Magnet.format({
         infoHash: meta.infoHash,
@@ -33,10 +36,24 @@ describe("the CLI with a magnet link", () => {
       const dst = join(root, "dst")
 
       const cli = yield* spawnChild("effect-torrent CLI", process.execPath, [
-        "--import", "tsx", "src/cli/main.ts", magnet, "-o", dst, "--save-torrent", saved, "--no-dht", "--no-lpd", "--port", String(yield* freePort)
+        "--import",
+        "tsx",
+        "src/cli/main.ts",
+        magnet,
+        "-o",
+        dst,
+        "--save-torrent",
+        saved,
+        "--no-dht",
+        "--no-lpd",
+        "--port",
+        String(yield* freePort)
       ])
       const code = yield* Effect.promise(() => cli.exit).pipe(
-        Effect.timeoutOrElse({ duration: 60_000, orElse: () => Effect.die(new Error(`the CLI did not finish:\n${cli.output()}`)) })
+        Effect.timeoutOrElse({
+          duration: 60_000,
+          orElse: () => Effect.die(new Error(`the CLI did not finish:\n${cli.output()}`))
+        })
       )
 
       assert.strictEqual(code, 0, cli.output())

@@ -24,7 +24,11 @@ const tmuxServer = Effect.acquireRelease(
     const tmux = (...args: ReadonlyArray<string>) =>
       Effect.callback<string>((resume) => {
         execFile("tmux", ["-S", socket, ...args], { timeout: 90_000 }, (error, stdout, stderr) => {
-          resume(error === null ? Effect.succeed(stdout) : Effect.die(new Error(`tmux ${args.join(" ")}: ${stderr || error.message}`)))
+          resume(
+            error === null
+              ? Effect.succeed(stdout)
+              : Effect.die(new Error(`tmux ${args.join(" ")}: ${stderr || error.message}`))
+          )
         })
       })
     return { tmux }
@@ -38,21 +42,36 @@ const quote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`
 const displayLines = (capture: string) => capture.split("\n").filter((line) => /^(one|two)\.bin +\d+\.\d%/.test(line))
 
 /** Two torrents and their aria2c seeders; the torrents announce to a tracker nobody runs. */
-const swarm = Effect.flatMap(freePort, (port) =>
-  seededTorrents("cli-terminal", ["one", "two"], 3 * 1024 * 1024 + 123, [`http://127.0.0.1:${port}/announce`]))
+const swarm = Effect.flatMap(
+  freePort,
+  (port) => seededTorrents("cli-terminal", ["one", "two"], 3 * 1024 * 1024 + 123, [`http://127.0.0.1:${port}/announce`])
+)
 
 /**
  * Runs the download in a pane `columns` wide; `during` runs once both
  * torrents show on the display; resolves with the pane's whole history once
  * the CLI has exited, and the pane's width then.
  */
-const inPane = (columns: number, args: ReadonlyArray<string>, during: (tmux: (...args: ReadonlyArray<string>) => Effect.Effect<string>) => Effect.Effect<void>) =>
+const inPane = (
+  columns: number,
+  args: ReadonlyArray<string>,
+  during: (tmux: (...args: ReadonlyArray<string>) => Effect.Effect<string>) => Effect.Effect<void>
+) =>
   Effect.gen(function*() {
     const { tmux } = yield* tmuxServer
     const command = [process.execPath, "--import", "tsx", "src/cli/main.ts", ...args].map(quote).join(" ")
     // The pane stays after the CLI exits (sleep), until the server is killed.
     yield* tmux(
-      "new-session", "-d", "-s", "t", "-x", String(columns), "-y", "40", "-c", projectRoot,
+      "new-session",
+      "-d",
+      "-s",
+      "t",
+      "-x",
+      String(columns),
+      "-y",
+      "40",
+      "-c",
+      projectRoot,
       `sh -c ${quote(`${command}; echo EXIT=$?; tmux wait-for -S exited; exec sleep 600`)}`
     )
     const capture = () => tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t")
@@ -68,7 +87,10 @@ const inPane = (columns: number, args: ReadonlyArray<string>, during: (tmux: (..
     })
     yield* during(tmux)
     yield* tmux("wait-for", "exited")
-    return { capture: yield* capture(), width: Number((yield* tmux("display", "-p", "-t", "t", "#{window_width}")).trim()) }
+    return {
+      capture: yield* capture(),
+      width: Number((yield* tmux("display", "-p", "-t", "t", "#{window_width}")).trim())
+    }
   })
 
 /** What a finished download leaves in the pane: one final line per torrent, fitting, and no earlier frame. */
@@ -81,7 +103,9 @@ const assertFinalScreen = (capture: string, width: number) => {
     assert.match(line, /100\.0% .*complete$/)
     assert.isBelow(Format.width(line), width, line)
   }
-  for (const line of lines.filter((line) => !/^\d\d:\d\d:\d\d /.test(line))) assert.isAtMost(Format.width(line), width, line)
+  for (const line of lines.filter((line) => !/^\d\d:\d\d:\d\d /.test(line))) {
+    assert.isAtMost(Format.width(line), width, line)
+  }
   // Only frames of a running download show rates, peers or an ETA: none must be left.
   assert.notMatch(capture, /↓|↑|ETA|peers|stalled|checking/, capture)
   assert.strictEqual(lines.filter((line) => /^complete {2}3\.00 MiB in /.test(line)).length, 2, capture)
@@ -93,37 +117,65 @@ const assertFinalScreen = (capture: string, width: number) => {
 }
 
 describe("the display in a terminal (tmux)", () => {
-  it.live("80 columns, narrowed to 50 and widened to 100 mid-download: one fitting line per torrent, no debris", () =>
-    Effect.gen(function*() {
-      const { peers, root, torrents } = yield* swarm
-      const dst = join(root, "dst-80")
-      const args = [...torrents.map((t) => t.file), "-o", dst, ...peers, "--max-download", "1M", "--port", "0", "--no-dht", "--no-lpd"]
-      const { capture, width } = yield* inPane(80, args, (tmux) =>
-        Effect.gen(function*() {
-          const before = yield* tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t")
-          for (const line of displayLines(before)) assert.isBelow(Format.width(line), 80, line)
-          yield* tmux("resize-window", "-t", "t", "-x", "50")
-          // Redrawn for 50 columns (the lines drawn for 80 would have been re-wrapped, so joined they are wider).
-          let last = ""
-          yield* waitUntil(() =>
-            Effect.runPromise(tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t").pipe(
-              Effect.map((text) => {
-                last = text
-                const lines = displayLines(text)
-                return lines.length === 2 && lines.every((line) => Format.width(line) < 50)
-              })
-            )), { timeoutMillis: 10_000, intervalMillis: 100, message: () => `not redrawn for 50 columns:\n${last}` })
-          yield* tmux("resize-window", "-t", "t", "-x", "100")
-        }))
-      assert.strictEqual(width, 100)
-      assertFinalScreen(capture, width)
-      for (const t of torrents) assert.isTrue(sameBytes(join(t.src, `${t.name}.bin`), join(dst, `${t.name}.bin`)))
-    }).pipe(Effect.scoped), 120_000)
+  it.live(
+    "80 columns, narrowed to 50 and widened to 100 mid-download: one fitting line per torrent, no debris",
+    () =>
+      Effect.gen(function*() {
+        const { peers, root, torrents } = yield* swarm
+        const dst = join(root, "dst-80")
+        const args = [
+          ...torrents.map((t) => t.file),
+          "-o",
+          dst,
+          ...peers,
+          "--max-download",
+          "1M",
+          "--port",
+          "0",
+          "--no-dht",
+          "--no-lpd"
+        ]
+        const { capture, width } = yield* inPane(80, args, (tmux) =>
+          Effect.gen(function*() {
+            const before = yield* tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t")
+            for (const line of displayLines(before)) assert.isBelow(Format.width(line), 80, line)
+            yield* tmux("resize-window", "-t", "t", "-x", "50")
+            // Redrawn for 50 columns (the lines drawn for 80 would have been re-wrapped, so joined they are wider).
+            let last = ""
+            yield* waitUntil(() =>
+              Effect.runPromise(
+                tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t").pipe(
+                  Effect.map((text) => {
+                    last = text
+                    const lines = displayLines(text)
+                    return lines.length === 2 && lines.every((line) => Format.width(line) < 50)
+                  })
+                )
+              ), { timeoutMillis: 10_000, intervalMillis: 100, message: () => `not redrawn for 50 columns:\n${last}` })
+            yield* tmux("resize-window", "-t", "t", "-x", "100")
+          }))
+        assert.strictEqual(width, 100)
+        assertFinalScreen(capture, width)
+        for (const t of torrents) assert.isTrue(sameBytes(join(t.src, `${t.name}.bin`), join(dst, `${t.name}.bin`)))
+      }).pipe(Effect.scoped),
+    120_000
+  )
 
   it.live("200 columns: every field while it runs, one line per torrent at the end", () =>
     Effect.gen(function*() {
       const { peers, root, torrents } = yield* swarm
-      const args = [...torrents.map((t) => t.file), "-o", join(root, "dst-200"), ...peers, "--max-download", "4M", "--port", "0", "--no-dht", "--no-lpd"]
+      const args = [
+        ...torrents.map((t) => t.file),
+        "-o",
+        join(root, "dst-200"),
+        ...peers,
+        "--max-download",
+        "4M",
+        "--port",
+        "0",
+        "--no-dht",
+        "--no-lpd"
+      ]
       const { capture, width } = yield* inPane(200, args, (tmux) =>
         Effect.gen(function*() {
           const running = displayLines(yield* tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t"))

@@ -9,7 +9,12 @@ import { aria2Seeder } from "../util/Swarm.ts"
  * announcing to `announce`), each seeded by its own aria2c, which the CLI
  * reaches with `--peer 127.0.0.1:<seeder.port>`.
  */
-export const seededTorrents = (label: string, names: ReadonlyArray<string>, size: number, announce: ReadonlyArray<string>) =>
+export const seededTorrents = (
+  label: string,
+  names: ReadonlyArray<string>,
+  size: number,
+  announce: ReadonlyArray<string>
+) =>
   Effect.gen(function*() {
     const root = yield* tempDir(label)
     const torrents = yield* Effect.forEach(names, (name) =>
@@ -17,7 +22,10 @@ export const seededTorrents = (label: string, names: ReadonlyArray<string>, size
         const src = join(root, `src-${name}`)
         yield* writeTree(src, [{ path: `${name}.bin`, size }])
         const file = join(root, `${name}.torrent`)
-        const { meta } = yield* createWithMktorrent(join(src, `${name}.bin`), file, { pieceLength: 64 * 1024, announce })
+        const { meta } = yield* createWithMktorrent(join(src, `${name}.bin`), file, {
+          pieceLength: 64 * 1024,
+          announce
+        })
         const seeder = yield* aria2Seeder({ torrent: file, dir: src })
         return { name, src, file, meta, seeder }
       }))

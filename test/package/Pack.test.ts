@@ -1,5 +1,6 @@
 /**
- * The package as an embedder gets it: `npm pack` (which builds), the tarball
+ * The package as an embedder gets it: `npm pack` (of the build made before
+ * the tests, test/globalSetup.ts), the tarball
  * unpacked into a fresh app's node_modules beside its peer dependencies
  * (linked from ours: no registry), then every TypeScript example of the
  * README type-checked against the packed declarations, and the swarm
@@ -20,7 +21,8 @@ describe("the packed package", () => {
   it("installs into a fresh app whose README examples type-check and run, three runs identical", () => {
     const work = Fs.mkdtempSync(join(tmpdir(), "et-pack-"))
     try {
-      const tarball = run("npm", ["pack", "--silent", "--pack-destination", work], projectRoot).trim().split("\n")
+      const tarball = run("npm", ["pack", "--silent", "--ignore-scripts", "--pack-destination", work], projectRoot)
+        .trim().split("\n")
         .pop()!
       const app = join(work, "app")
       const modules = join(app, "node_modules")
