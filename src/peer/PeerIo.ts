@@ -6,6 +6,7 @@
  * and writes it with one call.
  */
 import { Context, Effect, Pull, Stream } from "effect"
+import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as Socket from "effect/socket/Socket"
 import * as Frame from "../protocol/Frame.ts"
 import type * as Handshake from "../protocol/Handshake.ts"
@@ -24,12 +25,15 @@ export class PeerIo extends Context.Service<PeerIo, {
 
 /**
  * Opens the socket's reader and writer in the current scope (for an outgoing
- * socket this dials). Reads are the socket's Stream through the frame
- * decoder (`Frame.decodeWithHandshake`), pulled one socket read at a time.
+ * socket this dials, and a refused dial fails here). Reads are the socket's
+ * bytes through the frame decoder (`Frame.decodeWithHandshake`), pulled one
+ * socket read at a time.
  */
 export const make = Effect.fnUntraced(function*(socket: Socket.Socket, options: Frame.Options) {
+  const reader = yield* socket.reader
   const writer = yield* socket.writer
-  const pull = yield* Socket.toStream(socket).pipe(Frame.decodeWithHandshake(options), Stream.toPull)
+  const bytes = Stream.fromPull(Effect.succeed(Effect.map(reader.pull, asBytes)))
+  const pull = yield* bytes.pipe(Frame.decodeWithHandshake(options), Stream.toPull)
   // A socket's stream ends only by failing: its end is never `Done`, but the type allows it.
   const closed = new Socket.SocketError({ reason: new Socket.SocketCloseError({ code: 1000 }) })
   const read = pull.pipe(Pull.catchDone(() => Effect.fail(closed)))
@@ -39,3 +43,15 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, options: 
     sendRaw: (bytes) => writer.write(bytes)
   })
 })
+
+const encoder = new TextEncoder()
+
+/** A read's chunks as bytes (a TCP socket gives only bytes: no copy then). */
+const asBytes = (chunks: NonEmptyReadonlyArray<Uint8Array | string>): NonEmptyReadonlyArray<Uint8Array> =>
+  chunks.some((chunk) => typeof chunk === "string")
+    ? (chunks.map((
+      chunk
+    ) => (typeof chunk === "string" ? encoder.encode(chunk) : chunk)) as unknown as NonEmptyReadonlyArray<
+      Uint8Array
+    >)
+    : (chunks as NonEmptyReadonlyArray<Uint8Array>)

@@ -9,7 +9,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, type Fiber, Queue, Scope } from "effect"
 import * as Net from "node:net"
 import { type Connection, Network } from "../../src/peer/Network.ts"
-import { waitUntil } from "../util/Swarm.ts"
+import * as PeerIo from "../../src/peer/PeerIo.ts"
+import { freePort, waitUntil } from "../util/Swarm.ts"
 
 /** A peer that never ends its side of the connection (it keeps sending), and whether we closed ours. */
 const stubbornPeer = (port: number) =>
@@ -85,6 +86,25 @@ describe("Network.layerNode: listening", () => {
         assert.strictEqual(error._tag, "ListenError")
         assert.strictEqual(error.port, taken)
         assert.include(error.message, `port ${taken}`)
+      }).pipe(Effect.scoped),
+    20_000
+  )
+
+  it.live(
+    "a dial nobody answers fails when the connection's PeerIo opens, before anything is written",
+    () =>
+      Effect.gen(function*() {
+        const network = yield* Effect.provide(Network, Network.layerNode)
+        const port = yield* freePort
+        const socket = yield* network.connect({ host: "127.0.0.1", port }, 5_000)
+        const error = yield* PeerIo.make(socket, { maxFrame: 1 << 16 }).pipe(
+          Effect.flip,
+          Effect.timeoutOrElse({
+            duration: 5_000,
+            orElse: () => Effect.die(new Error("the refused dial did not fail"))
+          })
+        )
+        assert.strictEqual(error._tag, "SocketError")
       }).pipe(Effect.scoped),
     20_000
   )
