@@ -10,7 +10,6 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import { join } from "node:path"
 import * as Format from "../../src/cli/Format.ts"
@@ -19,7 +18,7 @@ import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import * as Magnet from "../../src/protocol/Magnet.ts"
 import { tempDir } from "../util/Files.ts"
 import { record } from "../util/SecurityResults.ts"
-import { exitOf, ourCli, projectRoot, stop, waitUntil } from "../util/Swarm.ts"
+import { exitOf, ourCli, runCli, stop, waitUntil } from "../util/Swarm.ts"
 
 /** What must never reach a terminal raw: control characters (but the newline ending each line) and bidi controls. */
 const raw = /[^\P{Cc}\n]|\p{Bidi_Control}/gu
@@ -31,30 +30,8 @@ const csi = "\u009b31m" // C1 CSI: red text
 const rlo = "evil\u202Etxt.exe" // shows as "evilexe.txt"
 const infoHash = InfoHash.fromBytes(new Uint8Array(20).fill(0xc1))
 
-interface Run {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-/** Our CLI from source, run to completion (killed if the test is interrupted). */
-const cli = (...args: ReadonlyArray<string>) =>
-  Effect.callback<Run>((resume, signal) => {
-    execFile(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-      cwd: projectRoot,
-      encoding: "utf8",
-      maxBuffer: 16 * 1024 * 1024,
-      signal
-    }, (error, stdout, stderr) => {
-      resume(
-        Effect.succeed({
-          code: error === null ? 0 : typeof error.code === "number" ? error.code : null,
-          stdout,
-          stderr
-        })
-      )
-    })
-  })
+/** Our CLI from source, run to completion. */
+const cli = (...args: ReadonlyArray<string>) => runCli(args)
 
 /** A .torrent of 10-byte files (one piece, its hash never checked here), written to `dir/file`. */
 const torrent = (dir: string, file: string, name: string, options: {

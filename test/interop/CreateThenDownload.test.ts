@@ -14,7 +14,7 @@ import * as Metainfo from "../../src/protocol/Metainfo.ts"
 import { TorrentManager } from "../../src/TorrentManager.ts"
 import { trackerServer } from "../tracker/fixtures.ts"
 import { type FileSpec, sameBytes, tempDir, writeTree } from "../util/Files.ts"
-import { type Child, freePort, scrape, spawnChild, waitForLine, waitUntil } from "../util/Swarm.ts"
+import { aria2Leecher, type Child, freePort, scrape, spawnChild, waitForLine, waitUntil } from "../util/Swarm.ts"
 
 const pieceLength = 32 * 1024
 
@@ -118,21 +118,8 @@ describe("torrents made by `effect-torrent create`", () => {
   it.live("aria2c downloads one from us", () =>
     Effect.gen(function*() {
       const { root, source, torrentFile } = yield* swarm
-      const port = yield* freePort
       const out = join(root, "aria2c")
-      const child = yield* spawnChild("aria2c leecher", "aria2c", [
-        `--dir=${out}`,
-        `--listen-port=${port}`,
-        "--interface=127.0.0.1",
-        "--disable-ipv6=true",
-        "--enable-dht=false",
-        "--bt-enable-lpd=false",
-        "--enable-peer-exchange=false",
-        "--seed-time=0",
-        "--summary-interval=0",
-        "--console-log-level=warn",
-        torrentFile
-      ])
+      const child = yield* aria2Leecher({ torrent: torrentFile, dir: out })
       const code = yield* exitOf(child, 15_000)
       assert.strictEqual(code, 0, child.output())
       assert.deepStrictEqual(mismatches(source, out), [], "files missing or different")

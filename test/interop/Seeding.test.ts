@@ -12,7 +12,7 @@ import { join } from "node:path"
 import { TorrentManager } from "../../src/TorrentManager.ts"
 import { trackerServer } from "../tracker/fixtures.ts"
 import { createWithMktorrent, sameBytes, tempDir, writeTree } from "../util/Files.ts"
-import { freePort, scrape, spawnChild, waitUntil } from "../util/Swarm.ts"
+import { aria2Leecher, freePort, scrape, spawnChild, waitUntil } from "../util/Swarm.ts"
 import { fileURLToPath } from "node:url"
 
 const size = 6 * 1024 * 1024 + 4321
@@ -68,21 +68,8 @@ describe("seeding to other clients", () => {
     Effect.gen(function*() {
       const { root, seedDir, startSeeder, torrent } = yield* swarm
       yield* startSeeder
-      const port = yield* freePort
       const out = join(root, "aria2c")
-      const child = yield* spawnChild("aria2c leecher", "aria2c", [
-        `--dir=${out}`,
-        `--listen-port=${port}`,
-        "--interface=127.0.0.1",
-        "--disable-ipv6=true",
-        "--enable-dht=false",
-        "--bt-enable-lpd=false",
-        "--enable-peer-exchange=false",
-        "--seed-time=0",
-        "--summary-interval=0",
-        "--console-log-level=warn",
-        torrent.file
-      ])
+      const child = yield* aria2Leecher({ torrent: torrent.file, dir: out })
       const code = yield* Effect.promise(() => child.exit).pipe(Effect.timeout("60 seconds"))
       assert.strictEqual(code, 0, child.output())
       assert.isTrue(sameBytes(join(seedDir, "data.bin"), join(out, "data.bin")))

@@ -273,6 +273,25 @@ export const webtorrentSeeder = (options: {
  * An aria2c seeder of `torrent` (data under `dir`, not re-checked). aria2c
  * takes no peer address, so leechers find it through the torrent's tracker.
  */
+/** aria2c downloading `torrent` into `dir` from whom the torrent's trackers name (only loopback, no DHT, LPD or PEX), then exiting. */
+export const aria2Leecher = (options: { readonly torrent: string; readonly dir: string }) =>
+  Effect.gen(function*() {
+    const port = yield* freePort
+    return yield* spawnChild("aria2c leecher", "aria2c", [
+      `--dir=${options.dir}`,
+      `--listen-port=${port}`,
+      "--interface=127.0.0.1",
+      "--disable-ipv6=true",
+      "--enable-dht=false",
+      "--bt-enable-lpd=false",
+      "--enable-peer-exchange=false",
+      "--seed-time=0",
+      "--summary-interval=0",
+      "--console-log-level=warn",
+      options.torrent
+    ])
+  })
+
 export const aria2Seeder = (
   options: { readonly torrent: string; readonly dir: string; readonly uploadLimit?: number }
 ) =>
