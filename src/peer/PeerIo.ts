@@ -6,7 +6,6 @@
  * and writes it with one call.
  */
 import { Context, Effect, Pull, Stream } from "effect"
-import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as Socket from "effect/socket/Socket"
 import * as Frame from "../protocol/Frame.ts"
 import type * as Handshake from "../protocol/Handshake.ts"
@@ -30,10 +29,9 @@ export class PeerIo extends Context.Service<PeerIo, {
  * socket read at a time.
  */
 export const make = Effect.fnUntraced(function*(socket: Socket.Socket, options: Frame.Options) {
-  const reader = yield* socket.reader
+  const bytes = yield* Socket.readerBytes(socket)
   const writer = yield* socket.writer
-  const bytes = Stream.fromPull(Effect.succeed(Effect.map(reader.pull, asBytes)))
-  const pull = yield* bytes.pipe(Frame.decodeWithHandshake(options), Stream.toPull)
+  const pull = yield* Stream.fromPull(Effect.succeed(bytes)).pipe(Frame.decodeWithHandshake(options), Stream.toPull)
   // A socket's stream ends only by failing: its end is never `Done`, but the type allows it.
   const closed = new Socket.SocketError({ reason: new Socket.SocketCloseError({ code: 1000 }) })
   const read = pull.pipe(Pull.catchDone(() => Effect.fail(closed)))
@@ -43,15 +41,3 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, options: 
     sendRaw: (bytes) => writer.write(bytes)
   })
 })
-
-const encoder = new TextEncoder()
-
-/** A read's chunks as bytes (a TCP socket gives only bytes: no copy then). */
-const asBytes = (chunks: NonEmptyReadonlyArray<Uint8Array | string>): NonEmptyReadonlyArray<Uint8Array> =>
-  chunks.some((chunk) => typeof chunk === "string")
-    ? (chunks.map((
-      chunk
-    ) => (typeof chunk === "string" ? encoder.encode(chunk) : chunk)) as unknown as NonEmptyReadonlyArray<
-      Uint8Array
-    >)
-    : (chunks as NonEmptyReadonlyArray<Uint8Array>)
