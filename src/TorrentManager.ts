@@ -436,13 +436,14 @@ export const make = Effect.gen(function*() {
       setLimits: applyLimits(upload, download)
     }
     entries.set(infoHash, entry)
+    const events = publisher(infoHash)
     yield* FiberMap.run(
       watchers,
       infoHash,
       SubscriptionRef.changes(progress).pipe(
         Stream.map((p) => p.state),
         Stream.changes,
-        Stream.runForEach((state) => publisher(infoHash).publish({ _tag: "StateChanged", state }))
+        Stream.runForEach((state) => events.publish({ _tag: "StateChanged", state }))
       )
     )
     yield* start(entry)
