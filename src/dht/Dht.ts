@@ -67,6 +67,9 @@ export class DhtError extends Schema.TaggedError<DhtError>()("DhtError", {
 /** Why one query got no answer (private: callers of the service never see it). */
 class QueryFailed extends Data.TaggedError("QueryFailed")<{ readonly problem: string }> {}
 
+/** The state file decoded, but not to `{ id, nodes }` (private: the file is then ignored). */
+class NotAStateFile extends Data.TaggedError("NotAStateFile")<{ readonly message: string }> {}
+
 export interface Address {
   readonly host: string
   readonly port: number
@@ -440,7 +443,7 @@ const loadState = (fs: FileSystem.FileSystem, file: string) =>
     const value = yield* Effect.fromResult(Bencode.decode(bytes))
     const { id, nodes } = value as { readonly id?: unknown; readonly nodes?: unknown }
     if (!(id instanceof Uint8Array) || id.length !== Krpc.ID_LENGTH || !(nodes instanceof Uint8Array)) {
-      return yield* Effect.fail(new Error("it is not a DHT state file"))
+      return yield* new NotAStateFile({ message: "it is not a DHT state file" })
     }
     return { id: new Uint8Array(id), nodes: Krpc.decodeNodes(nodes) }
   }).pipe(

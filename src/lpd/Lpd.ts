@@ -149,7 +149,7 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
         for (const peer of store.get(Buffer.from(key, "hex"), yield* Clock.currentTimeMillis)) {
           Queue.offerUnsafe(queue, peer)
         }
-        yield* Effect.forever(Effect.andThen(announce(key, port), Effect.sleep(REANNOUNCE)))
+        return yield* Effect.forever(Effect.andThen(announce(key, port), Effect.sleep(REANNOUNCE)))
       }), { bufferSize: 64, strategy: "sliding" }).pipe(Stream.withSpan("Lpd.peers"))
   }
 

@@ -112,13 +112,14 @@ const listenOn = (server: Net.Server, port: number, host: string | undefined) =>
   })
 
 const listenNode = Effect.fnUntraced(function*(options: ListenOptions, onConnection: (connection: Connection) => void) {
+  const runSync = Effect.runSyncWith(yield* Effect.context<never>())
   const open = new Set<Net.Socket>()
   const server = Net.createServer({ noDelay: true }, (raw) => {
     if (raw.remoteAddress === undefined || raw.remotePort === undefined) return raw.destroy()
     open.add(raw)
     raw.once("close", () => open.delete(raw))
     onConnection({
-      socket: Effect.runSync(NodeSocket.fromDuplex(
+      socket: runSync(NodeSocket.fromDuplex(
         Effect.acquireRelease(Effect.succeed(raw), () => Effect.sync(() => raw.destroy()))
       )),
       host: raw.remoteAddress.replace(/^::ffff:/, ""),

@@ -14,7 +14,7 @@ import { execFile } from "node:child_process"
 import { join } from "node:path"
 import * as Format from "../../src/cli/Format.ts"
 import { sameBytes, tempDir } from "../util/Files.ts"
-import { freePort, projectRoot, waitUntil } from "../util/Swarm.ts"
+import { freePort, projectRoot, waitFor } from "../util/Swarm.ts"
 import { seededTorrents } from "./fixtures.ts"
 
 /** A tmux server of the test's own (its socket in a temporary folder), killed when the scope closes. */
@@ -80,7 +80,7 @@ const inPane = (
       last = text
       return displayLines(text).length === 2
     })
-    yield* waitUntil(() => Effect.runPromise(bothShown), {
+    yield* waitFor(bothShown, {
       timeoutMillis: 30_000,
       intervalMillis: 100,
       message: () => `the display did not show both torrents:\n${last}`
@@ -142,16 +142,16 @@ describe("the display in a terminal (tmux)", () => {
             yield* tmux("resize-window", "-t", "t", "-x", "50")
             // Redrawn for 50 columns (the lines drawn for 80 would have been re-wrapped, so joined they are wider).
             let last = ""
-            yield* waitUntil(() =>
-              Effect.runPromise(
-                tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t").pipe(
-                  Effect.map((text) => {
-                    last = text
-                    const lines = displayLines(text)
-                    return lines.length === 2 && lines.every((line) => Format.width(line) < 50)
-                  })
-                )
-              ), { timeoutMillis: 10_000, intervalMillis: 100, message: () => `not redrawn for 50 columns:\n${last}` })
+            yield* waitFor(
+              tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t").pipe(
+                Effect.map((text) => {
+                  last = text
+                  const lines = displayLines(text)
+                  return lines.length === 2 && lines.every((line) => Format.width(line) < 50)
+                })
+              ),
+              { timeoutMillis: 10_000, intervalMillis: 100, message: () => `not redrawn for 50 columns:\n${last}` }
+            )
             yield* tmux("resize-window", "-t", "t", "-x", "100")
           }))
         assert.strictEqual(width, 100)

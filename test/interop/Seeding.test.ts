@@ -12,7 +12,7 @@ import { join } from "node:path"
 import { TorrentManager } from "../../src/TorrentManager.ts"
 import { trackerServer } from "../tracker/fixtures.ts"
 import { createWithMktorrent, sameBytes, tempDir, writeTree } from "../util/Files.ts"
-import { aria2Leecher, freePort, scrape, spawnChild, waitUntil } from "../util/Swarm.ts"
+import { aria2Leecher, freePort, scrape, spawnChild, waitFor, waitUntil } from "../util/Swarm.ts"
 import { fileURLToPath } from "node:url"
 
 const size = 6 * 1024 * 1024 + 4321
@@ -58,7 +58,7 @@ describe("seeding to other clients", () => {
         JSON.stringify({ torrent: torrent.file, dir: out, port, trackers: true })
       ])
       yield* leecherDone(join(seedDir, "data.bin"), join(out, "data.bin"), "webtorrent")
-      yield* waitUntil(() => Effect.runSync(SubscriptionRef.get(seeder.progress)).uploaded >= size, {
+      yield* waitFor(Effect.map(SubscriptionRef.get(seeder.progress), (progress) => progress.uploaded >= size), {
         timeoutMillis: 5_000,
         message: () => "our upload counter did not reach the torrent's size"
       })

@@ -58,7 +58,7 @@ export const make = Effect.fnUntraced(function*(
         for (const chunk of chunks) {
           if (typeof chunk === "string") continue
           const result = decoder.push(chunk, received)
-          if (Result.isFailure(result)) return yield* Effect.fail(result.failure)
+          if (Result.isFailure(result)) return yield* result.failure
         }
       }
     }).pipe(

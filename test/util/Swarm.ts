@@ -21,14 +21,21 @@ export const projectRoot = fileURLToPath(new URL("../..", import.meta.url))
 /** Fails the test with `message` (a defect: these are test failures, not domain errors). */
 const die = (message: string) => Effect.die(new Error(message))
 
-/** Polls `check` every `intervalMillis` until it is true; dies with `message()` after `timeoutMillis`. */
-export const waitUntil = (
-  check: () => boolean | Promise<boolean>,
-  options: { readonly timeoutMillis: number; readonly intervalMillis?: number; readonly message: () => string }
-): Effect.Effect<void> =>
+interface WaitOptions {
+  readonly timeoutMillis: number
+  readonly intervalMillis?: number
+  readonly message: () => string
+}
+
+/** Runs `check` every `intervalMillis` until it is true; dies with `message()` after `timeoutMillis`. */
+export const waitFor = <E, R>(check: Effect.Effect<boolean, E, R>, options: WaitOptions): Effect.Effect<void, E, R> =>
   Effect.gen(function*() {
-    while (!(yield* Effect.promise(async () => check()))) yield* Effect.sleep(options.intervalMillis ?? 50)
+    while (!(yield* check)) yield* Effect.sleep(options.intervalMillis ?? 50)
   }).pipe(Effect.timeoutOrElse({ duration: options.timeoutMillis, orElse: () => die(options.message()) }))
+
+/** `waitFor` with a plain (or promised) check. */
+export const waitUntil = (check: () => boolean | Promise<boolean>, options: WaitOptions): Effect.Effect<void> =>
+  waitFor(Effect.promise(async () => check()), options)
 
 /** A TCP port that was free a moment ago on 127.0.0.1 (children cannot be handed a bound socket). */
 export const freePort: Effect.Effect<number> = Effect.callback<number>((resume) => {
