@@ -1,10 +1,10 @@
 /**
  * Making a BitTorrent v1 metainfo (BEP 3, BEP 12 tiers, BEP 19 web seeds,
- * BEP 27 private): the pure parts of `effect-torrent create`. Reading the
- * files is the CLI's job (src/cli/Create.ts); here are the piece-length rule,
- * the file order, an incremental piece hasher and the encoder, which decodes
- * its own output with `Metainfo.decode` so we never hand out a torrent we
- * would refuse ourselves.
+ * BEP 27 private): the pure parts of making a torrent. Reading the files is
+ * `CreateTorrent.create`'s job (src/torrent/CreateTorrent.ts, which the CLI's
+ * `create` uses); here are the piece-length rule, the file order, an
+ * incremental piece hasher and the encoder, which decodes its own output with
+ * `Metainfo.decode` so we never hand out a torrent we would refuse ourselves.
  */
 import { createHash, type Hash } from "node:crypto"
 import { Result, Schema } from "effect"
@@ -57,6 +57,19 @@ export const autoPieceLength = (totalLength: number): number => {
   return pieceLength
 }
 
+/** Whether `pieceLength` is one we make: a power of two from 16 KiB up to the largest we accept when reading (64 MiB). */
+export const isPieceLength = (pieceLength: number): boolean =>
+  Number.isInteger(pieceLength) && pieceLength >= minPieceLength && pieceLength <= Metainfo.maxPieceLength &&
+  Number.isInteger(Math.log2(pieceLength))
+
+const pieceLengthRule = `a power of two from 16 KiB (16384) to 64 MiB (${Metainfo.maxPieceLength})`
+
+/** A piece length given as a number (the library's option): see `isPieceLength`. */
+export const checkPieceLength = (pieceLength: number): Result.Result<number, CreateError> =>
+  isPieceLength(pieceLength)
+    ? Result.succeed(pieceLength)
+    : fail("PieceLength", `piece length ${pieceLength} is not ${pieceLengthRule}`)
+
 /**
  * A piece length given by the user: bytes, or with a K/KiB or M/MiB suffix
  * (binary), a power of two from 16 KiB up to the largest we accept when
@@ -67,30 +80,33 @@ export const parsePieceLength = (text: string): Result.Result<number, CreateErro
   if (match === null) return fail("PieceLength", `--piece-length ${JSON.stringify(text)} is not a number of bytes`)
   const unit = match[2] === undefined ? 1 : match[2].toLowerCase().startsWith("k") ? 1024 : 1024 * 1024
   const pieceLength = Number(match[1]) * unit
-  const power = pieceLength > 0 && Number.isInteger(Math.log2(pieceLength))
-  if (!power || pieceLength < minPieceLength || pieceLength > Metainfo.maxPieceLength) {
-    return fail(
-      "PieceLength",
-      `--piece-length ${text.trim()} is not a power of two from 16 KiB (16384) to 64 MiB (${Metainfo.maxPieceLength})`
-    )
-  }
+  if (!isPieceLength(pieceLength)) return fail("PieceLength", `--piece-length ${text.trim()} is not ${pieceLengthRule}`)
   return Result.succeed(pieceLength)
 }
 
 const trackerUrl = /^(https?|udp|wss?):\/\/[^/\s]/i
 const webSeedUrl = /^https?:\/\/[^/\s]/i
 
+/** How `checkUrls` names a bad URL's kind in its message: the CLI's flags by default. */
+export interface UrlLabels {
+  readonly tracker: string
+  readonly webSeed: string
+}
+
 /** Tracker URLs as other clients accept them (the same rule as magnet links' `tr`), and http(s) web seeds. */
 export const checkUrls = (
   trackers: ReadonlyArray<string>,
-  webSeeds: ReadonlyArray<string>
+  webSeeds: ReadonlyArray<string>,
+  labels: UrlLabels = { tracker: "--tracker", webSeed: "--web-seed" }
 ): Result.Result<void, CreateError> => {
   const tracker = trackers.find((url) => !trackerUrl.test(url))
   if (tracker !== undefined) {
-    return fail("Url", `--tracker ${JSON.stringify(tracker)} is not an http, https, udp, ws or wss URL`)
+    return fail("Url", `${labels.tracker} ${JSON.stringify(tracker)} is not an http, https, udp, ws or wss URL`)
   }
   const webSeed = webSeeds.find((url) => !webSeedUrl.test(url))
-  if (webSeed !== undefined) return fail("Url", `--web-seed ${JSON.stringify(webSeed)} is not an http or https URL`)
+  if (webSeed !== undefined) {
+    return fail("Url", `${labels.webSeed} ${JSON.stringify(webSeed)} is not an http or https URL`)
+  }
   return Result.succeed(undefined)
 }
 

@@ -250,6 +250,11 @@ describe("protocol/Create", () => {
     }
     const r = Create.parsePieceLength("16k?")
     assert.isTrue(Result.isFailure(r) && r.failure.message === `--piece-length "16k?" is not a number of bytes`)
+    // The library's option is a number, checked by the same rule.
+    assert.strictEqual(Result.getOrThrow(Create.checkPieceLength(64 * 1024 * 1024)), 64 * 1024 * 1024)
+    for (const bad of [8192, 30000, 0, 128 * 1024 * 1024, -16384, 16384.5, Number.NaN]) {
+      assert.isTrue(Result.isFailure(Create.checkPieceLength(bad)), String(bad))
+    }
   })
 
   it("accepts tracker URLs a client can announce to and http(s) web seeds", () => {
@@ -262,6 +267,10 @@ describe("protocol/Create", () => {
     const webSeed = Create.checkUrls([], ["ftp://x/"])
     assert.isTrue(
       Result.isFailure(webSeed) && webSeed.failure.message === `--web-seed "ftp://x/" is not an http or https URL`
+    )
+    const labelled = Create.checkUrls(["x"], [], { tracker: "tracker", webSeed: "web seed" })
+    assert.isTrue(
+      Result.isFailure(labelled) && labelled.failure.message === `tracker "x" is not an http, https, udp, ws or wss URL`
     )
   })
 
