@@ -23,7 +23,6 @@
  *
  * IPv4 only (BEP 32's IPv6 nodes are skipped).
  */
-import { randomBytes } from "node:crypto"
 import { lookup as dnsLookup } from "node:dns/promises"
 import { isIPv4 } from "node:net"
 import {
@@ -39,6 +38,7 @@ import {
   Option,
   Path,
   Queue,
+  Random,
   Result,
   Schema,
   Semaphore,
@@ -158,14 +158,18 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
   )
   const writer = yield* socket.writer
   const saved = settings.stateFile === undefined ? undefined : yield* loadState(fs, settings.stateFile)
-  const nodeId = saved?.id ?? new Uint8Array(randomBytes(Krpc.ID_LENGTH))
+  // Ids from Effect's Random, resolved once: a seeded run picks the same node id, transaction ids and refresh targets.
+  const random = yield* Random.Random
+  const randomBytes = (size: number) =>
+    Uint8Array.from({ length: size }, () => Math.floor(random.nextDoubleUnsafe() * 256))
+  const nodeId = saved?.id ?? randomBytes(Krpc.ID_LENGTH)
   const table = new RoutingTable.RoutingTable(nodeId, yield* Clock.currentTimeMillis)
   const store = new PeerStore()
   const tokens = yield* Tokens.make
   const outstanding = yield* Semaphore.make(MAX_OUTSTANDING)
   const runInBackground = yield* FiberSet.runtime(yield* FiberSet.make<void, never>())<never>()
   const pending = new Map<number, Pending>()
-  let nextTransaction = randomBytes(2).readUInt16BE()
+  let nextTransaction = Math.floor(random.nextDoubleUnsafe() * 0x10000)
 
   const send = (message: Krpc.Message, to: Address) =>
     Effect.suspend(() => {

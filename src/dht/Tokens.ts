@@ -22,7 +22,13 @@ export interface Tokens {
 export const tokenFor = (secret: Uint8Array, host: string): Uint8Array =>
   createHash("sha1").update(host).update(secret).digest().subarray(0, TOKEN_LENGTH)
 
-/** Tokens whose secret rotates every 5 minutes for as long as the scope is open. */
+/**
+ * Tokens whose secret rotates every 5 minutes for as long as the scope is open.
+ *
+ * The secret comes from node:crypto, not Effect's `Random`: its whole job is to
+ * be unguessable (whoever can predict it can forge tokens and announce any
+ * address), and `Random` is `Math.random` by default and fixed by a seed.
+ */
 export const make: Effect.Effect<Tokens, never, Scope.Scope> = Effect.gen(function*() {
   let current: Uint8Array = randomBytes(20)
   let previous = current

@@ -14,8 +14,7 @@
  * - Announces heard before a torrent starts are kept (bounded, 30 minutes),
  *   so a new `peers` stream begins with the peers already known.
  */
-import { randomBytes } from "node:crypto"
-import { type Cause, Clock, Context, Duration, Effect, Layer, Queue, Result, Schema, Stream } from "effect"
+import { type Cause, Clock, Context, Duration, Effect, Layer, Queue, Random, Result, Schema, Stream } from "effect"
 import * as NetAddress from "effect/net/NetAddress"
 import type * as DatagramSocket from "effect/socket/DatagramSocket"
 import { Network } from "../peer/Network.ts"
@@ -91,7 +90,8 @@ export const make = Effect.fnUntraced(function*(settings: Settings, socket: Data
   const writer = yield* socket.writer
   const destination = NetAddress.inetAddressUnsafe(group, reader.address.port)
   const hostHeader = `${settings.host}:${reader.address.port}`
-  const cookie = randomBytes(8).toString("hex")
+  // Only tells our own announcements apart, so Effect's Random will do (a seeded run draws the same cookie).
+  const cookie = Buffer.from(yield* Effect.replicateEffect(Random.nextIntBetween(0, 255), 8)).toString("hex")
   const store = new PeerStore({ peersPerHash: 50, hashes: 256 })
   const listeners = new Map<string, Set<Queue.Queue<Address, Cause.Done>>>()
   const lastAnnounced = new Map<string, number>()

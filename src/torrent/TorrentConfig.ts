@@ -2,8 +2,7 @@
  * Settings for the engine, read from `TORRENT_*` environment variables by
  * `layer`, or given directly with `layerWith` (CLI flags, tests).
  */
-import { randomBytes } from "node:crypto"
-import { Config, ConfigProvider, Context, Effect, Layer, Option } from "effect"
+import { Config, ConfigProvider, Context, Effect, Layer, Option, Random } from "effect"
 import type { Settings as LpdSettings } from "../lpd/Lpd.ts"
 
 export interface Settings {
@@ -56,14 +55,19 @@ export interface Settings {
   readonly localDiscoveryGroup: Partial<LpdSettings> | undefined
 }
 
-export const makePeerId = (): Uint8Array => {
-  const id = Buffer.alloc(20)
-  id.write("-ET0100-", "latin1")
-  randomBytes(12).copy(id, 8)
-  return id
-}
+/** A new peer id: "-ET0100-" and 12 bytes from Effect's `Random` (a seeded run gets the same id). */
+export const makePeerId: Effect.Effect<Uint8Array> = Effect.map(
+  Effect.replicateEffect(Random.nextIntBetween(0, 255), 12),
+  (random) => {
+    const id = Buffer.alloc(20)
+    id.write("-ET0100-", "latin1")
+    id.set(random, 8)
+    return id
+  }
+)
 
-export const defaults = (): Settings => ({
+/** Every setting's default but the peer id, which each layer makes with `makePeerId`. */
+export const defaults: Omit<Settings, "peerId"> = {
   downloadDir: ".",
   maxPeers: 50,
   maxHalfOpen: 8,
@@ -73,7 +77,6 @@ export const defaults = (): Settings => ({
   port: 6881,
   strictPort: false,
   listenHost: undefined,
-  peerId: makePeerId(),
   connectTimeoutMillis: 10_000,
   handshakeTimeoutMillis: 10_000,
   requestTimeoutMillis: 30_000,
@@ -86,11 +89,17 @@ export const defaults = (): Settings => ({
   dhtBootstrap: undefined,
   localDiscovery: false,
   localDiscoveryGroup: undefined
-})
+}
 
 export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("effect-torrent/torrent/TorrentConfig") {
   static readonly layerWith = (settings: Partial<Settings>) =>
-    Layer.sync(TorrentConfig, () => TorrentConfig.of({ ...defaults(), ...settings }))
+    Layer.effect(
+      TorrentConfig,
+      Effect.map(
+        settings.peerId === undefined ? makePeerId : Effect.succeed(settings.peerId),
+        (peerId) => TorrentConfig.of({ ...defaults, ...settings, peerId })
+      )
+    )
 
   /**
    * Every setting from `TORRENT_*` (`TORRENT_MAX_PEERS`, `TORRENT_DHT`…: the
@@ -102,33 +111,32 @@ export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("e
   static readonly layer = Layer.effect(
     TorrentConfig,
     Effect.gen(function*() {
-      const base = defaults()
       const int = (name: string, fallback: number) => Config.Int(name).pipe(Config.withDefault(fallback))
       const flag = (name: string, fallback: boolean) => Config.Boolean(name).pipe(Config.withDefault(fallback))
       const optional = (name: string) => Config.String(name).pipe(Config.option, Config.map(Option.getOrUndefined))
       const read = yield* Config.all({
-        downloadDir: Config.String("DOWNLOAD_DIR").pipe(Config.withDefault(base.downloadDir)),
-        maxPeers: int("MAX_PEERS", base.maxPeers),
-        maxHalfOpen: int("MAX_HALF_OPEN", base.maxHalfOpen),
-        maxConnections: int("MAX_CONNECTIONS", base.maxConnections),
-        maxConnectionsPerHost: int("MAX_CONNECTIONS_PER_HOST", base.maxConnectionsPerHost),
-        maxOpenFiles: int("MAX_OPEN_FILES", base.maxOpenFiles),
-        port: Config.Port("PORT").pipe(Config.withDefault(base.port)),
-        strictPort: flag("STRICT_PORT", base.strictPort),
+        downloadDir: Config.String("DOWNLOAD_DIR").pipe(Config.withDefault(defaults.downloadDir)),
+        maxPeers: int("MAX_PEERS", defaults.maxPeers),
+        maxHalfOpen: int("MAX_HALF_OPEN", defaults.maxHalfOpen),
+        maxConnections: int("MAX_CONNECTIONS", defaults.maxConnections),
+        maxConnectionsPerHost: int("MAX_CONNECTIONS_PER_HOST", defaults.maxConnectionsPerHost),
+        maxOpenFiles: int("MAX_OPEN_FILES", defaults.maxOpenFiles),
+        port: Config.Port("PORT").pipe(Config.withDefault(defaults.port)),
+        strictPort: flag("STRICT_PORT", defaults.strictPort),
         listenHost: optional("LISTEN_HOST"),
-        connectTimeoutMillis: int("CONNECT_TIMEOUT_MILLIS", base.connectTimeoutMillis),
-        handshakeTimeoutMillis: int("HANDSHAKE_TIMEOUT_MILLIS", base.handshakeTimeoutMillis),
-        requestTimeoutMillis: int("REQUEST_TIMEOUT_MILLIS", base.requestTimeoutMillis),
-        idleTimeoutMillis: int("IDLE_TIMEOUT_MILLIS", base.idleTimeoutMillis),
-        keepAliveMillis: int("KEEP_ALIVE_MILLIS", base.keepAliveMillis),
-        maxUploadRate: int("MAX_UPLOAD_RATE", base.maxUploadRate),
-        maxDownloadRate: int("MAX_DOWNLOAD_RATE", base.maxDownloadRate),
-        maxPendingBytes: int("MAX_PENDING_BYTES", base.maxPendingBytes),
-        dht: flag("DHT", base.dht),
+        connectTimeoutMillis: int("CONNECT_TIMEOUT_MILLIS", defaults.connectTimeoutMillis),
+        handshakeTimeoutMillis: int("HANDSHAKE_TIMEOUT_MILLIS", defaults.handshakeTimeoutMillis),
+        requestTimeoutMillis: int("REQUEST_TIMEOUT_MILLIS", defaults.requestTimeoutMillis),
+        idleTimeoutMillis: int("IDLE_TIMEOUT_MILLIS", defaults.idleTimeoutMillis),
+        keepAliveMillis: int("KEEP_ALIVE_MILLIS", defaults.keepAliveMillis),
+        maxUploadRate: int("MAX_UPLOAD_RATE", defaults.maxUploadRate),
+        maxDownloadRate: int("MAX_DOWNLOAD_RATE", defaults.maxDownloadRate),
+        maxPendingBytes: int("MAX_PENDING_BYTES", defaults.maxPendingBytes),
+        dht: flag("DHT", defaults.dht),
         dhtBootstrap: optional("DHT_BOOTSTRAP").pipe(
           Config.flatMap((list) => list === undefined ? Config.succeed(undefined) : addresses("DHT_BOOTSTRAP", list))
         ),
-        localDiscovery: flag("LOCAL_DISCOVERY", base.localDiscovery),
+        localDiscovery: flag("LOCAL_DISCOVERY", defaults.localDiscovery),
         localDiscoveryGroup: optional("LOCAL_DISCOVERY_GROUP").pipe(
           Config.flatMap((group) =>
             group === undefined
@@ -137,7 +145,7 @@ export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("e
           )
         )
       }).pipe(Config.nested("TORRENT"))
-      return TorrentConfig.of({ ...base, ...read })
+      return TorrentConfig.of({ ...defaults, ...read, peerId: yield* makePeerId })
     })
   )
 }

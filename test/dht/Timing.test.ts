@@ -5,7 +5,7 @@
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Layer, Result, Stream } from "effect"
+import { Clock, Effect, Fiber, Layer, Random, Result, Stream } from "effect"
 import * as NetAddress from "effect/net/NetAddress"
 import { TestClock } from "effect/testing"
 import * as Dht from "../../src/dht/Dht.ts"
@@ -159,6 +159,21 @@ describe("Dht timing", () => {
       assert.strictEqual(queriesOf(remote.received).length, 2)
       yield* TestClock.adjust("1 minute")
       assert.deepStrictEqual(queriesOf(remote.received).map(({ at }) => at), [0, 15 * 60_000, 30 * 60_000])
+    }))
+
+  it.effect("takes its node id and transaction ids from Effect's Random: the same seed, the same ones", () =>
+    Effect.gen(function*() {
+      const seededRun = Effect.gen(function*() {
+        const network = yield* MemoryUdp.makeNetwork
+        const remote = yield* remoteNode(network, "10.0.0.2", answering)
+        const dht = yield* memoryDht(network, { bootstrap: [remote.address] })
+        yield* settle
+        return { nodeId: dht.nodeId, transactionIds: remote.received.map(({ message }) => message.transactionId) }
+      }).pipe(Random.withSeed("dht"))
+      const first = yield* seededRun
+      assert.strictEqual(first.nodeId.length, 20)
+      assert.isNotEmpty(first.transactionIds)
+      assert.deepStrictEqual(yield* seededRun, first)
     }))
 
   it.effect("a lookup with no node answering ends after the query timeout, empty", () =>

@@ -12,7 +12,7 @@
  */
 import * as NodeDatagramSocket from "@effect/platform-node/NodeDatagramSocket"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Layer, Result, Stream } from "effect"
+import { Clock, Effect, Fiber, Layer, Random, Result, Stream } from "effect"
 import * as NetAddress from "effect/net/NetAddress"
 import type * as DatagramSocket from "effect/socket/DatagramSocket"
 import { TestClock } from "effect/testing"
@@ -116,6 +116,20 @@ describe("Lpd on an in-memory network", () => {
       yield* TestClock.adjust("15 minutes")
       yield* settle
       assert.strictEqual(listener.heard.length, 2, "no announce once the stream stopped")
+    }))
+
+  it.effect("takes its cookie from Effect's Random: instances built with the same seed send the same one", () =>
+    Effect.gen(function*() {
+      const { instance, listener } = yield* setup
+      const a = yield* instance("10.0.0.1").pipe(Random.withSeed("lpd"))
+      const b = yield* instance("10.0.0.2").pipe(Random.withSeed("lpd"))
+      yield* collect(a.peers(hashA, 7001))
+      yield* collect(b.peers(hashB, 7002))
+      yield* settle
+      const cookies = listener.heard.map(({ announce }) => announce.cookie)
+      assert.strictEqual(cookies.length, 2)
+      assert.match(cookies[0]!, /^[0-9a-f]{16}$/)
+      assert.strictEqual(cookies[1], cookies[0])
     }))
 
   it.effect("announces an info-hash at most once a minute, however many streams ask", () =>

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect } from "effect"
-import { defaults, TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
+import { ConfigProvider, Effect, Random } from "effect"
+import { defaults, type Settings, TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
 
 const read = (env: Record<string, string>) =>
   Effect.provide(TorrentConfig, TorrentConfig.layer).pipe(
@@ -41,9 +41,20 @@ describe("TorrentConfig.layer", () => {
   it.effect("without variables, the defaults", () =>
     Effect.gen(function*() {
       const { peerId, ...config } = yield* read({})
-      const { peerId: _, ...expected } = defaults()
-      assert.deepStrictEqual(config, expected)
+      assert.deepStrictEqual(config, defaults)
       assert.strictEqual(peerId.length, 20)
+    }))
+
+  it.effect("the peer id is -ET0100- and 12 bytes from Effect's Random: the same seed, the same id", () =>
+    Effect.gen(function*() {
+      const withSettings = (settings: Partial<Settings>) =>
+        Effect.map(Effect.provide(TorrentConfig, TorrentConfig.layerWith(settings)), (config) => config.peerId)
+      const fromEnv = yield* Effect.map(read({}), (config) => config.peerId).pipe(Random.withSeed("peer id"))
+      assert.strictEqual(Buffer.from(fromEnv.subarray(0, 8)).toString("latin1"), "-ET0100-")
+      assert.deepStrictEqual(yield* withSettings({}).pipe(Random.withSeed("peer id")), fromEnv)
+      assert.notDeepEqual(yield* withSettings({}).pipe(Random.withSeed("another")), fromEnv)
+      const given = new Uint8Array(20).fill(7)
+      assert.strictEqual(yield* withSettings({ peerId: given }), given)
     }))
 
   it.effect("a value that does not parse fails, naming the setting", () =>
