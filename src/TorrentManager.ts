@@ -41,7 +41,6 @@ import * as PeerIo from "./peer/PeerIo.ts"
 import * as PeerSession from "./peer/PeerSession.ts"
 import { Bans } from "./torrent/Bans.ts"
 import type { Progress } from "./torrent/Orchestrator.ts"
-import * as MetadataFetcher from "./torrent/MetadataFetcher.ts"
 import * as MetadataPhase from "./torrent/MetadataPhase.ts"
 import { PieceWorker } from "./torrent/PieceWorker.ts"
 import type { DiskError } from "./torrent/DiskWriter.ts"
@@ -250,9 +249,7 @@ export const make = Effect.gen(function*() {
     Effect.gen(function*() {
       const maxFrame = Math.max(
         Frame.maxFrameFor(1),
-        ...[...entries.values()].map((e) =>
-          e.meta === undefined ? MetadataFetcher.maxFrame : Frame.maxFrameFor(e.meta.pieceCount)
-        )
+        ...[...entries.values()].map((e) => PeerSession.maxFrame(e.meta?.pieceCount))
       )
       const io = yield* PeerIo.make(connection.socket, { maxFrame })
       // Refused: the scope closes the socket at once.

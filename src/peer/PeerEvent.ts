@@ -3,9 +3,11 @@
  * Sessions share no state: these messages are the only link.
  */
 import type { Queue } from "effect"
+import type * as Extension from "../protocol/Extension.ts"
 import type * as Handshake from "../protocol/Handshake.ts"
+import type * as Metadata from "../protocol/Metadata.ts"
 import type { WireMessage } from "../protocol/WireMessage.ts"
-import type { Outcome } from "./PeerSession.ts"
+import type { Outcome, PeerErrorReason } from "./PeerSession.ts"
 import type { BlockRequest } from "../protocol/Block.ts"
 
 /** `host:port` of the remote peer (IPv6 hosts in brackets). */
@@ -23,8 +25,12 @@ export const addressOf = (peer: PeerKey): { readonly host: string; readonly port
   port: Number(peer.slice(peer.lastIndexOf(":") + 1))
 })
 
-/** Commands for one session: wire messages to send, or an order to disconnect. */
-export type PeerCommand = WireMessage | { readonly _tag: "Disconnect"; readonly reason: string }
+/** Commands for one session: wire messages to send, a metadata piece to ask for, or an order to hang up. */
+export type PeerCommand =
+  | WireMessage
+  /** Asks the peer for a piece of the info dictionary (BEP 9), if it speaks ut_metadata. */
+  | { readonly _tag: "RequestMetadata"; readonly piece: number }
+  | { readonly _tag: "Disconnect"; readonly reason: PeerErrorReason; readonly detail: string }
 
 export type PeerEvent =
   | {
@@ -56,6 +62,13 @@ export type PeerEvent =
     readonly uploaded: number
     readonly snubbing: boolean
   }
+  /**
+   * While the host has no metadata (a magnet link's first phase), the peer's
+   * extended handshakes and its ut_metadata data and rejects; requests are
+   * answered by the session.
+   */
+  | { readonly _tag: "ExtensionHandshake"; readonly peer: PeerKey; readonly handshake: Extension.PeerHandshake }
+  | { readonly _tag: "MetadataMessage"; readonly peer: PeerKey; readonly message: Metadata.MetadataMessage }
   | {
     readonly _tag: "Disconnected"
     readonly peer: PeerKey

@@ -8,7 +8,10 @@
  * once-a-second tick (request timeouts, pipeline size, rates, idle and snub
  * checks). The session talks upward only through its `Host` (a torrent's
  * Orchestrator, disk, limits and peer sources), so the peer layer depends on
- * nothing above it. The session handles its own failures: whatever ends it,
+ * nothing above it. A host without the torrent's metadata yet (a magnet
+ * link's first phase) gets its peers' extended handshakes and ut_metadata
+ * messages instead, and its sessions leave piece messages alone. The session
+ * handles its own failures: whatever ends it,
  * the host gets one `Disconnected` event with the requests it leaves
  * unanswered, and closing the scope closes the socket.
  */
@@ -18,6 +21,7 @@ import * as AllowedFast from "../protocol/AllowedFast.ts"
 import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Frame from "../protocol/Frame.ts"
 import * as Handshake from "../protocol/Handshake.ts"
+import * as Metadata from "../protocol/Metadata.ts"
 import * as Pex from "../protocol/Pex.ts"
 import * as WireMessage_ from "../protocol/WireMessage.ts"
 import type { WireMessage } from "../protocol/WireMessage.ts"
@@ -83,12 +87,26 @@ export interface Exchange {
   readonly found: (addresses: Iterable<Address>) => Effect.Effect<void>
 }
 
+/** A torrent as its sessions need it. */
+export interface Pieces {
+  readonly count: number
+  /** Piece sizes, to check the peer's requests and blocks. */
+  readonly size: (index: number) => number
+  /** The info dictionary, served to peers that ask for it (BEP 9). */
+  readonly metadata: Uint8Array
+}
+
 /**
- * Whatever owns the sessions (a torrent): the one way a session talks
- * upward, so the peer layer depends on nothing above it. It is resolved once
- * when a session starts.
+ * Whatever owns the sessions (a torrent, or a magnet link's metadata phase):
+ * the one way a session talks upward, so the peer layer depends on nothing
+ * above it. It is resolved once when a session starts.
  */
 export class Host extends Context.Service<Host, {
+  readonly infoHash: Uint8Array
+  /** The torrent's pieces; undefined until a magnet link's metadata is in. */
+  readonly pieces: Pieces | undefined
+  /** Whether to refuse a peer at this address now (banned, or its host cooling down). */
+  readonly refuses: (peer: PeerKey, now: number) => boolean
   readonly peerId: Uint8Array
   /** Where we listen for peers (told in our extended handshake). */
   readonly port: number
@@ -137,15 +155,17 @@ export type Accept = (
   first: ReadonlyArray<PeerIo.Incoming>
 ) => Effect.Effect<boolean>
 
+/**
+ * Longest frame a peer may send: a bitfield of the torrent's pieces, or
+ * while they are unknown, of the largest torrent whose metadata we accept
+ * (20 bytes of hash per piece).
+ */
+export const maxFrame = (pieceCount: number | undefined): number =>
+  Frame.maxFrameFor(pieceCount ?? Metadata.maxSize / 20)
+
 export interface Options {
   readonly peer: PeerKey
   readonly connection: Connection
-  readonly infoHash: Uint8Array
-  /** Piece sizes, to check the peer's requests. */
-  readonly pieceSize: (index: number) => number
-  readonly pieceCount: number
-  /** The info dictionary, served to peers that ask for it (BEP 9). */
-  readonly metadata: Uint8Array
   /** Called once the handshake is done (the Monitor counts half-open connections). */
   readonly onHandshake?: Effect.Effect<void>
 }
@@ -190,15 +210,23 @@ const classify = (cause: Cause.Cause<unknown>): Omit<Outcome, "handshaken"> => {
   return { reason: Socket.isSocketError(error) ? "Closed" : "Failed", detail }
 }
 
+/** What our handshake offers: the fast extension only once there are pieces to speak of. */
+const featuresOf = (host: Host["Service"]): ReadonlyArray<Handshake.Feature> =>
+  host.pieces === undefined
+    ? ["extensions"]
+    : host.dht === undefined
+    ? ["fast", "extensions"]
+    : ["fast", "extensions", "dht"]
+
 /** The handshake, then the session proper with its connection's services: PeerIo and a Coordinator. */
 const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordinator.State) => void) {
   const host = yield* Host
   const fail = (reason: PeerErrorReason, detail: string) => new PeerError({ peer: options.peer, reason, detail })
   const { handshake, io, rest } = yield* open(options.connection, {
-    infoHash: options.infoHash,
+    infoHash: host.infoHash,
     peerId: host.peerId,
-    features: host.dht === undefined ? ["fast", "extensions"] : ["fast", "extensions", "dht"],
-    maxFrame: Frame.maxFrameFor(options.pieceCount),
+    features: featuresOf(host),
+    maxFrame: maxFrame(host.pieces?.count),
     timeoutMillis: host.handshakeTimeoutMillis
   }, fail)
   const connection = Layer.mergeAll(
@@ -218,14 +246,15 @@ const connected = Effect.fnUntraced(function*(
   const io = yield* PeerIo.PeerIo
   const coordinator = yield* Coordinator.Coordinator
   expose(coordinator)
-  const { dht, exchange } = host
+  const { dht, exchange, pieces } = host
+  const pieceCount = pieces?.count ?? 0
   const { peer } = options
   const fail = (reason: PeerErrorReason, detail: string) => new PeerError({ peer, reason, detail })
   const violation = (detail: string) => fail("ProtocolViolation", detail)
-  const fast = Handshake.supports(handshake, "fast")
+  const fast = featuresOf(host).includes("fast") && Handshake.supports(handshake, "fast")
   const extensions = new Extensions({
     offer: exchange !== undefined ? ["ut_metadata", "ut_pex"] : ["ut_metadata"],
-    metadata: options.metadata,
+    metadata: pieces?.metadata,
     port: host.port,
     reqq: maxUploadQueue,
     peerHost: hostOf(peer)
@@ -241,8 +270,8 @@ const connected = Effect.fnUntraced(function*(
    * now; only in torrents large enough that they are a small share of it.
    */
   const allowedFast = new Set(
-    fast && options.pieceCount >= AllowedFast.minPieceCount
-      ? AllowedFast.compute(hostOf(peer), options.infoHash, options.pieceCount).filter((i) => ours.has(i))
+    fast && pieceCount >= AllowedFast.minPieceCount
+      ? AllowedFast.compute(hostOf(peer), host.infoHash, pieceCount).filter((i) => ours.has(i))
       : []
   )
   const opening: Array<WireMessage> = [
@@ -285,8 +314,7 @@ const connected = Effect.fnUntraced(function*(
     fast ? [{ _tag: "RejectRequest", index: r.index, begin: r.begin, length: r.length }] : []
 
   const inRange = (r: BlockRequest) =>
-    r.index < options.pieceCount && r.length > 0 && r.length <= blockSize &&
-    r.begin + r.length <= options.pieceSize(r.index)
+    r.index < pieceCount && r.length > 0 && r.length <= blockSize && r.begin + r.length <= pieces!.size(r.index)
 
   /** A valid request: queued if we may serve it (true), else rejected (fast extension) or dropped. */
   const onRequest = (r: BlockRequest, replies: Array<WireMessage>): boolean => {
@@ -300,7 +328,7 @@ const connected = Effect.fnUntraced(function*(
   }
 
   /** The peer's pieces as it announced them, to tell new haves from repeated ones. */
-  let theirs = Bitfield.make(options.pieceCount)
+  let theirs = Bitfield.make(pieceCount)
   /** Whether the peer sent its bitfield, have-all or have-none yet. */
   let announced = false
   const flood = FloodGuard.make()
@@ -320,12 +348,16 @@ const connected = Effect.fnUntraced(function*(
         // Its `reqq` bounds our pipeline; an incoming peer's `p` says where others can reach it.
         if (r.handshake.reqq !== undefined) coordinator.setMaxDepth(Math.min(r.handshake.reqq, 2000))
         if (r.handshake.ids.ut_pex !== undefined) Deferred.doneUnsafe(speaksPex, Exit.void)
+        if (pieces === undefined) return host.offer({ _tag: "ExtensionHandshake", peer, handshake: r.handshake })
         return exchange !== undefined && options.connection._tag === "Incoming" && r.handshake.port !== undefined
           ? exchange.connected(peer, { address: { host: hostOf(peer), port: r.handshake.port }, flags: 0 })
           : Effect.void
       case "Metadata":
-        if (r.message._tag === "Request") replies.push(...extensions.answer(r.message.piece, !metadataAnswers.spend()))
-        return Effect.void
+        if (r.message._tag === "Request") {
+          replies.push(...extensions.answer(r.message.piece, !metadataAnswers.spend()))
+          return Effect.void
+        }
+        return pieces === undefined ? host.offer({ _tag: "MetadataMessage", peer, message: r.message }) : Effect.void
       case "Pex": {
         // BEP 11: one message a minute; more often, the extra ones are ignored.
         if (exchange === undefined || now - lastPexAt < PexRound.minReceivedMillis) return Effect.void
@@ -346,6 +378,8 @@ const connected = Effect.fnUntraced(function*(
     const released: Array<BlockRequest> = []
     const replies: Array<WireMessage> = []
     for (const m of incoming) {
+      // Without the metadata, only extension messages mean anything.
+      if (pieces === undefined && m._tag !== "Extended" && m._tag !== "Handshake") continue
       // Every message but a new have, a wanted block, and a request or cancel we act on costs a token.
       switch (m._tag) {
         case "Handshake":
@@ -354,7 +388,7 @@ const connected = Effect.fnUntraced(function*(
           received += m.block.length
           // A block we asked for is in range; only others need the check.
           if (!coordinator.received(m.index, m.begin, m.block.length, now)) {
-            if (m.index >= options.pieceCount || m.begin + m.block.length > options.pieceSize(m.index)) {
+            if (m.index >= pieceCount || m.begin + m.block.length > pieces!.size(m.index)) {
               return yield* violation(`sent ${m.block.length} bytes at ${m.begin} of piece ${m.index}: out of range`)
             }
             if (coordinator.has(m.index, m.begin)) {
@@ -388,8 +422,8 @@ const connected = Effect.fnUntraced(function*(
           continue
         }
         case "Have":
-          if (m.index >= options.pieceCount) {
-            return yield* violation(`has piece ${m.index} of a ${options.pieceCount}-piece torrent`)
+          if (m.index >= pieceCount) {
+            return yield* violation(`has piece ${m.index} of a ${pieceCount}-piece torrent`)
           }
           if (theirs.has(m.index)) {
             if (!flood.spend()) return yield* flooded(m)
@@ -402,10 +436,8 @@ const connected = Effect.fnUntraced(function*(
         case "HaveNone": {
           if (m._tag !== "Bitfield" && !fast) return yield* violation(`sent ${m._tag} without the fast extension`)
           const next = m._tag === "Bitfield"
-            ? Bitfield.fromBytes(m.bytes, options.pieceCount)
-            : Result.succeed(
-              m._tag === "HaveAll" ? Bitfield.full(options.pieceCount) : Bitfield.make(options.pieceCount)
-            )
+            ? Bitfield.fromBytes(m.bytes, pieceCount)
+            : Result.succeed(m._tag === "HaveAll" ? Bitfield.full(pieceCount) : Bitfield.make(pieceCount))
           if (Result.isFailure(next)) return yield* violation(next.failure.message)
           // Pieces are never lost: availability that shrinks is a lie.
           const [retracted] = theirs.notIn(next.success, 1)
@@ -481,7 +513,12 @@ const connected = Effect.fnUntraced(function*(
         switch (command._tag) {
           case "Disconnect":
             yield* io.send(messages)
-            return yield* fail("Dropped", command.reason)
+            return yield* fail(command.reason, command.detail)
+          case "RequestMetadata": {
+            const request = extensions.metadataMessage({ _tag: "Request", piece: command.piece })
+            if (request !== undefined) messages.push(request)
+            continue
+          }
           case "Request":
             requests.push(command)
             break

@@ -1,14 +1,15 @@
 /**
  * MetadataPhase: the first phase of a torrent added by magnet link. It finds
  * peers (the magnet's `x.pe` addresses, any given, its `tr` trackers, the DHT),
- * fetches the info dictionary from them (`MetadataFetcher`) and returns the
+ * connects to them (a `Monitor` whose sessions' host is the `MetadataFetcher`),
+ * fetches the info dictionary from them and returns the
  * torrent's Metainfo, whose trackers and web seeds are the magnet's. Its
  * sockets close with it; the download then starts afresh from the Metainfo.
  *
  * Whether the torrent is private (BEP 27) is unknown until the metadata is
  * in; nothing here speaks PEX.
  */
-import { Effect, type Scope, type SubscriptionRef, Stream } from "effect"
+import { Context, Effect, Layer, type Scope, type SubscriptionRef, Stream } from "effect"
 import * as InfoHash from "../protocol/InfoHash.ts"
 import * as Magnet from "../protocol/Magnet.ts"
 import * as Metadata from "../protocol/Metadata.ts"
@@ -16,7 +17,8 @@ import * as Metainfo from "../protocol/Metainfo.ts"
 import type { Address } from "../peer/Network.ts"
 import * as Tracker from "../tracker/Tracker.ts"
 import * as Discovery from "./Discovery.ts"
-import * as MetadataFetcher from "./MetadataFetcher.ts"
+import { MetadataFetcher } from "./MetadataFetcher.ts"
+import { Monitor } from "./Monitor.ts"
 import type { Bans } from "./Bans.ts"
 import { TorrentError } from "./Torrent.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
@@ -39,7 +41,7 @@ export interface Options {
 }
 
 export interface Running {
-  readonly accept: MetadataFetcher.MetadataFetcher["accept"]
+  readonly accept: Monitor["Service"]["accept"]
   /** Peers whose handshake is done. */
   readonly peers: SubscriptionRef.SubscriptionRef<number>
 }
@@ -47,8 +49,12 @@ export interface Running {
 export const run = (magnet: Magnet.Magnet, options: Options) =>
   Effect.gen(function*() {
     const config = yield* TorrentConfig
-    const fetcher = yield* MetadataFetcher.make({ infoHash: magnet.infoHash, bans: options.bans })
-    if (options.onStart !== undefined) yield* options.onStart({ accept: fetcher.accept, peers: fetcher.peers })
+    const context = yield* Layer.build(
+      Monitor.layer.pipe(Layer.provideMerge(MetadataFetcher.layer({ infoHash: magnet.infoHash, bans: options.bans })))
+    )
+    const fetcher = Context.get(context, MetadataFetcher)
+    const monitor = Context.get(context, Monitor)
+    if (options.onStart !== undefined) yield* options.onStart({ accept: monitor.accept, peers: fetcher.peers })
     const tiers = yield* Tracker.makeTiers(magnet.trackers.map((url) => [url]))
     const params = Effect.succeed<Tracker.AnnounceParams>({
       infoHash: InfoHash.toBytes(magnet.infoHash),
@@ -62,11 +68,11 @@ export const run = (magnet: Magnet.Magnet, options: Options) =>
     yield* Effect.addFinalizer(() => Tracker.announceStopped(tiers, params))
     const given = [...Magnet.peerAddresses(magnet), ...(options.peers ?? [])]
     yield* Discovery.peers({ given, tiers, params, private: false, public: options.sources ?? [] }).pipe(
-      Stream.runForEachArray((addresses) => fetcher.add(addresses)),
+      Stream.runForEachArray((addresses) => monitor.add(addresses)),
       Effect.forkScoped
     )
     yield* Effect.logInfo("fetching the metadata from peers")
-    const info = yield* fetcher.run
+    const info = yield* Effect.raceFirst(fetcher.info, monitor.run)
     const meta = yield* Effect.fromResult(Metainfo.fromInfoBytes(info, Metadata.maxSize)).pipe(
       Effect.mapError((error) =>
         new TorrentError({ name: magnet.name ?? magnet.infoHash, detail: `the fetched metadata: ${error.message}` })

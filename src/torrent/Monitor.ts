@@ -1,5 +1,6 @@
 /**
- * Monitor: the pool of peer connections for one torrent.
+ * Monitor: the pool of peer connections for one torrent (or a magnet link's
+ * metadata phase: whatever `PeerSession.Host` its sessions have).
  *
  * It keeps up to `maxPeers` sessions (at most `maxHalfOpen` still
  * connecting), each a supervised fiber in a FiberMap keyed by address, so an
@@ -11,16 +12,11 @@
  * peer that connected to us listens (as its extended handshake told).
  */
 import { Clock, Context, Effect, Fiber, FiberMap, Layer, Queue } from "effect"
-import * as InfoHash from "../protocol/InfoHash.ts"
-import * as Metainfo from "../protocol/Metainfo.ts"
 import { Admission } from "../peer/Admission.ts"
 import type * as PeerIo from "../peer/PeerIo.ts"
 import { type Address, Network } from "../peer/Network.ts"
 import { keyOf, type PeerKey } from "../peer/PeerEvent.ts"
 import * as PeerSession from "../peer/PeerSession.ts"
-import { Orchestrator } from "./Orchestrator.ts"
-import { PeerExchange } from "./PeerExchange.ts"
-import { Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
 
 interface Candidate {
@@ -55,16 +51,13 @@ export class Monitor extends Context.Service<Monitor, {
 export const make = Effect.gen(function*() {
   const config = yield* TorrentConfig
   const network = yield* Network
-  const orchestrator = yield* Orchestrator
-  const sync = yield* Synchronizer
+  const host = yield* PeerSession.Host
   const context = yield* Effect.context<PeerSession.Host>()
-  const exchange = yield* PeerExchange
   const sessions = yield* FiberMap.make<PeerKey, void, never>()
   const candidates = new Map<PeerKey, Candidate>()
   /** Addresses where a dial reached ourselves. */
   const ours = new Set<PeerKey>()
   const wake = yield* Queue.sliding<void>(1)
-  const infoHash = InfoHash.toBytes(sync.meta.infoHash)
   const admission = yield* Admission
   let halfOpen = 0
 
@@ -96,7 +89,7 @@ export const make = Effect.gen(function*() {
       counted = false
     })
     const session = PeerSession.run({
-      ...sessionOptions(key),
+      peer: key,
       connection: { _tag: "Outgoing", socket: network.connect(candidate.address, config.connectTimeoutMillis) },
       onHandshake: settle
     }).pipe(
@@ -105,14 +98,6 @@ export const make = Effect.gen(function*() {
       Effect.provideContext(context)
     )
     yield* FiberMap.run(sessions, key, session, { onlyIfMissing: true })
-  })
-
-  const sessionOptions = (peer: PeerKey) => ({
-    peer,
-    infoHash,
-    pieceCount: sync.meta.pieceCount,
-    metadata: sync.meta.info,
-    pieceSize: (index: number) => Metainfo.pieceSize(sync.meta, index)
   })
 
   /**
@@ -124,13 +109,13 @@ export const make = Effect.gen(function*() {
     function*(peer: PeerKey, io: PeerIo.PeerIo["Service"], first: ReadonlyArray<PeerIo.Incoming>) {
       const open = yield* FiberMap.size(sessions)
       if (
-        open >= config.maxPeers || orchestrator.isBanned(peer, yield* Clock.currentTimeMillis) ||
+        open >= config.maxPeers || host.refuses(peer, yield* Clock.currentTimeMillis) ||
         (yield* FiberMap.has(sessions, peer))
       ) return false
       const fiber = yield* FiberMap.run(
         sessions,
         peer,
-        PeerSession.run({ ...sessionOptions(peer), connection: { _tag: "Incoming", io, first } }).pipe(
+        PeerSession.run({ peer, connection: { _tag: "Incoming", io, first } }).pipe(
           Effect.asVoid,
           Effect.provideContext(context)
         ),
@@ -146,11 +131,12 @@ export const make = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     let open = yield* FiberMap.size(sessions)
     // Where the peers we talk to listen (those that dialled us included).
-    const connected = new Set([...(yield* exchange.swarm).values()].map((entry) => keyOf(entry.address)))
+    const swarm = host.exchange === undefined ? [] : (yield* host.exchange.swarm).values()
+    const connected = new Set([...swarm].map((entry) => keyOf(entry.address)))
     for (const [key, candidate] of candidates) {
       if (open >= config.maxPeers || halfOpen >= config.maxHalfOpen) return
       if (
-        candidate.retryAt > now || orchestrator.isBanned(key, now) || connected.has(key) ||
+        candidate.retryAt > now || host.refuses(key, now) || connected.has(key) ||
         (yield* FiberMap.has(sessions, key))
       ) continue
       if (!admission.admitOutgoing()) return // every connection slot of the process is taken

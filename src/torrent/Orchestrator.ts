@@ -309,7 +309,9 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
       case "Connected": {
         const id = Buffer.from(event.handshake.peerId).toString("latin1")
         // Addresses and hosts were checked before the dial or accept: a host held back since then keeps this one.
-        if (bans.hasId(id)) return yield* Queue.offer(event.outbox, { _tag: "Disconnect", reason: "banned" })
+        if (bans.hasId(id)) {
+          return yield* Queue.offer(event.outbox, { _tag: "Disconnect", reason: "Banned", detail: "banned" })
+        }
         const twin = [...peers.values()].find((p) => p.id === id)
         if (twin !== undefined) {
           // The same client twice: one connection is enough. When both sides dialled at once, both must
@@ -317,7 +319,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
           const ours = Buffer.from(config.peerId).toString("latin1")
           const keepNew = twin.outgoing !== event.outgoing && event.outgoing === ours < id
           const drop = keepNew ? twin.outbox : event.outbox
-          yield* Queue.offer(drop, { _tag: "Disconnect", reason: "already connected to this peer" })
+          yield* Queue.offer(drop, { _tag: "Disconnect", reason: "Dropped", detail: "already connected to this peer" })
           if (!keepNew) return
         }
         peers.set(event.peer, {
@@ -358,7 +360,9 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
         uploaded += event.uploaded
         uploadedThisSecond += event.uploaded
         state.snubbing = event.snubbing
-        if (event.snubbing && peers.size > 1) yield* send(state, [{ _tag: "Disconnect", reason: "snubbed us" }])
+        if (event.snubbing && peers.size > 1) {
+          yield* send(state, [{ _tag: "Disconnect", reason: "Unhelpful", detail: "snubbed us" }])
+        }
         return
       }
       case "Disconnected": {
@@ -398,7 +402,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
   const ban = Effect.fnUntraced(function*(peer: PeerKey) {
     const state = peers.get(peer)
     bans.ban(peer, state?.id, yield* Clock.currentTimeMillis)
-    if (state !== undefined) yield* send(state, [{ _tag: "Disconnect", reason: "sent corrupt data" }])
+    if (state !== undefined) yield* send(state, [{ _tag: "Disconnect", reason: "Banned", detail: "sent corrupt data" }])
   })
 
   const onPieceChecked = Effect.fnUntraced(function*(piece: OpenPiece, ok: boolean) {

@@ -5,14 +5,20 @@
  */
 import { Effect, Layer, Option } from "effect"
 import { Dht } from "../dht/Dht.ts"
+import * as InfoHash from "../protocol/InfoHash.ts"
+import * as Metainfo from "../protocol/Metainfo.ts"
 import * as PeerSession from "../peer/PeerSession.ts"
 import { DiskWriter } from "./DiskWriter.ts"
 import { Orchestrator } from "./Orchestrator.ts"
 import { PeerExchange } from "./PeerExchange.ts"
 import * as RateLimit from "./RateLimit.ts"
+import { Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
 
-/** Needs the torrent's Orchestrator, DiskWriter, RateLimits, PeerExchange and config; the DHT node if provided (public torrents). */
+/**
+ * Needs the torrent's Synchronizer, Orchestrator, DiskWriter, RateLimits,
+ * PeerExchange and config; the DHT node if provided (public torrents).
+ */
 export const layer = Layer.effect(
   PeerSession.Host,
   Effect.gen(function*() {
@@ -21,8 +27,12 @@ export const layer = Layer.effect(
     const disk = yield* DiskWriter
     const limits = yield* RateLimit.RateLimits
     const exchange = yield* PeerExchange
+    const { meta } = yield* Synchronizer
     const dht = Option.getOrUndefined(yield* Effect.serviceOption(Dht))
     return PeerSession.Host.of({
+      infoHash: InfoHash.toBytes(meta.infoHash),
+      pieces: { count: meta.pieceCount, size: (index) => Metainfo.pieceSize(meta, index), metadata: meta.info },
+      refuses: orchestrator.isBanned,
       peerId: config.peerId,
       port: config.port,
       handshakeTimeoutMillis: config.handshakeTimeoutMillis,

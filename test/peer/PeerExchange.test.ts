@@ -11,21 +11,25 @@ import { TestClock } from "effect/testing"
 import * as PeerSession from "../../src/peer/PeerSession.ts"
 import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as Extension from "../../src/protocol/Extension.ts"
+import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import * as Pex from "../../src/protocol/Pex.ts"
 import type * as WireMessage from "../../src/protocol/WireMessage.ts"
 import * as PeerExchange from "../../src/torrent/PeerExchange.ts"
 import { RateLimits } from "../../src/torrent/RateLimit.ts"
 import * as PexRound from "../../src/peer/PexRound.ts"
 import * as PeerHost from "../../src/torrent/PeerHost.ts"
+import { Synchronizer } from "../../src/torrent/Synchronizer.ts"
 import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
+import * as Fixtures from "../torrent/fixtures.ts"
 import * as FakePeer from "../util/FakePeer.ts"
 import * as MemorySocket from "../../src/peer/MemorySocket.ts"
 
 const peer = "192.168.0.1:6881"
-const infoHash = new Uint8Array(20).fill(0xab)
-const pieceCount = 4
-const pieceLength = 16 * 1024
-const data = new Uint8Array(pieceCount * pieceLength)
+const fixture = Fixtures.make([4 * Fixtures.pieceLength])
+const infoHash = InfoHash.toBytes(fixture.meta.infoHash)
+const pieceCount = fixture.meta.pieceCount
+const pieceLength = Fixtures.pieceLength
+const data = fixture.data
 /** The id the remote wants ut_pex on. */
 const theirPex = 9
 
@@ -37,9 +41,9 @@ const address = (i: number) => ({ host: `10.0.${i >> 8}.${i & 0xff}`, port: 6881
 
 /** A session (we dialled) whose remote speaks ut_pex; `others` peers are in the swarm first. */
 const start = Effect.fnUntraced(function*(options: { readonly enabled: boolean; readonly others: number }) {
-  const exchange = yield* Effect.gen(function*() {
-    return yield* PeerExchange.PeerExchange
-  }).pipe(Effect.provide(PeerExchange.PeerExchange.layer(options.enabled)))
+  const exchange = yield* PeerExchange.PeerExchange.pipe(
+    Effect.provide(PeerExchange.PeerExchange.layer(options.enabled))
+  )
   for (let i = 1; i <= options.others; i++) {
     yield* exchange.connected(`other-${i}`, { address: address(i), flags: Pex.flags.reachable })
   }
@@ -48,14 +52,11 @@ const start = Effect.fnUntraced(function*(options: { readonly enabled: boolean; 
   const remote = yield* FakePeer.make(pair.remote, { pieceCount })
   const fiber = yield* PeerSession.run({
     peer,
-    connection: { _tag: "Outgoing", socket: Effect.succeed(pair.local.socket) },
-    infoHash,
-    pieceCount,
-    pieceSize: () => pieceLength,
-    metadata: new Uint8Array(100)
+    connection: { _tag: "Outgoing", socket: Effect.succeed(pair.local.socket) }
   }).pipe(
     Effect.provide(PeerHost.layer.pipe(Layer.provideMerge(Layer.mergeAll(
       orchestrator.layer,
+      Synchronizer.layer(fixture.meta),
       FakePeer.makeDisk(data, pieceLength).layer,
       RateLimits.unlimited,
       Layer.succeed(PeerExchange.PeerExchange, exchange),

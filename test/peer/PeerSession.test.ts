@@ -9,7 +9,10 @@ import * as Handshake from "../../src/protocol/Handshake.ts"
 import * as Metadata from "../../src/protocol/Metadata.ts"
 import * as WireMessage from "../../src/protocol/WireMessage.ts"
 import { type BlockRequest, blockSize } from "../../src/protocol/Block.ts"
+import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import { PeerExchange } from "../../src/torrent/PeerExchange.ts"
+import { Synchronizer } from "../../src/torrent/Synchronizer.ts"
+import * as Fixtures from "../torrent/fixtures.ts"
 import { RateLimits } from "../../src/torrent/RateLimit.ts"
 import * as PeerHost from "../../src/torrent/PeerHost.ts"
 import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
@@ -17,16 +20,15 @@ import * as FakePeer from "../util/FakePeer.ts"
 import * as MemorySocket from "../../src/peer/MemorySocket.ts"
 
 const peer = "10.0.0.1:6881"
-const infoHash = new Uint8Array(20).fill(0xab)
+const fixture = Fixtures.make([7 * Fixtures.pieceLength + 1000])
+const infoHash = InfoHash.toBytes(fixture.meta.infoHash)
 const otherHash = new Uint8Array(20).fill(0xcd)
 const ourId = new Uint8Array(20).fill(1)
 const theirId = new Uint8Array(20).fill(2)
 const pieceCount = 8
-const pieceLength = 32 * 1024
+const pieceLength = Fixtures.pieceLength
 const lastPieceLength = 1000
-/** The info dictionary we serve (its content does not matter to the session). */
-const metadata = new Uint8Array(20_000).fill(7)
-const data = Uint8Array.from({ length: 7 * pieceLength + lastPieceLength }, (_, i) => (i * 7) & 0xff)
+const data = fixture.data
 
 const settings = {
   peerId: ourId,
@@ -51,15 +53,12 @@ const start = Effect.fnUntraced(function*(overrides?: Partial<typeof settings>, 
   const disk = FakePeer.makeDisk(data, pieceLength)
   const fiber = yield* PeerSession.run({
     peer,
-    connection: { _tag: "Outgoing", socket: Effect.succeed(pair.local.socket) },
-    infoHash,
-    pieceCount,
-    pieceSize: (index) => index === pieceCount - 1 ? lastPieceLength : pieceLength,
-    metadata
+    connection: { _tag: "Outgoing", socket: Effect.succeed(pair.local.socket) }
   }).pipe(
     Effect.provide(
       PeerHost.layer.pipe(Layer.provideMerge(Layer.mergeAll(
         orchestrator.layer,
+        Synchronizer.layer(fixture.meta),
         disk.layer,
         RateLimits.unlimited,
         PeerExchange.layer(true),
@@ -365,14 +364,14 @@ describe("PeerSession", () => {
         yield* send([r])
         yield* send([
           { _tag: "NotInterested" },
-          { _tag: "Disconnect", reason: "sent corrupt data" },
+          { _tag: "Disconnect", reason: "Banned", detail: "sent corrupt data" },
           { _tag: "Interested" }
         ])
         assert.isTrue(isDone(fiber))
         const outcome = yield* Fiber.join(fiber)
         assert.deepStrictEqual(outcome, {
           handshaken: true,
-          reason: "Dropped",
+          reason: "Banned",
           detail: `peer ${peer}: sent corrupt data`
         })
         assert.deepStrictEqual(tagsOf(remote.received).slice(-2), ["Request", "NotInterested"])

@@ -1,19 +1,21 @@
 /**
- * MetadataFetcher over in-memory peers, on the TestClock: how ut_metadata
+ * MetadataFetcher (as the host of a Monitor's sessions) over in-memory peers, on the TestClock: how ut_metadata
  * pieces are handed out, and when a peer's unanswered or rejected requests
  * are asked again and the peer dropped.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Scope } from "effect"
+import { Context, Effect, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { type Address, Network } from "../../src/peer/Network.ts"
 import { keyOf, type PeerKey } from "../../src/peer/PeerEvent.ts"
 import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as Extension from "../../src/protocol/Extension.ts"
+import type * as Handshake from "../../src/protocol/Handshake.ts"
 import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import * as Metadata from "../../src/protocol/Metadata.ts"
 import { requestTimeoutMillis } from "../../src/torrent/MetadataAssembly.ts"
-import * as MetadataFetcher from "../../src/torrent/MetadataFetcher.ts"
+import { MetadataFetcher } from "../../src/torrent/MetadataFetcher.ts"
+import { Monitor } from "../../src/torrent/Monitor.ts"
 import { Bans } from "../../src/torrent/Bans.ts"
 import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
 import * as FakePeer from "../util/FakePeer.ts"
@@ -36,8 +38,11 @@ const settle = Effect.gen(function*() {
 
 const address = (i: number): Address => ({ host: `10.0.0.${i}`, port: 6881 })
 
-/** A running fetcher whose every dial reaches a fake peer offering the metadata (it answers only when told). */
-const start = Effect.gen(function*() {
+/**
+ * A running fetcher whose every dial reaches a fake peer offering the
+ * metadata (it answers only when told); its handshake offers `features`.
+ */
+const startWith = Effect.fnUntraced(function*(features: ReadonlyArray<Handshake.Feature>) {
   const scope = yield* Effect.scope
   const remotes = new Map<PeerKey, FakePeer.FakePeer>()
   const connector = MemorySocket.dialingNetwork((target) =>
@@ -48,7 +53,7 @@ const start = Effect.gen(function*() {
       yield* remote.sendHandshake({
         infoHash: InfoHash.toBytes(infoHash),
         peerId: new Uint8Array(20).fill(9),
-        features: ["extensions"]
+        features
       })
         .pipe(Effect.orDie)
       const handshake = Bencode.encode({ m: { ut_metadata: theirMetadataId }, metadata_size: info.length })
@@ -56,21 +61,27 @@ const start = Effect.gen(function*() {
       return pair.local.socket
     })
   )
-  const fetcher = yield* MetadataFetcher.make({ infoHash, bans: new Bans() }).pipe(
-    Effect.provide(
-      Layer.merge(Layer.succeed(Network, connector), TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1) }))
+  const context = yield* Layer.build(
+    Monitor.layer.pipe(
+      Layer.provideMerge(MetadataFetcher.layer({ infoHash, bans: new Bans() })),
+      Layer.provide(
+        Layer.merge(Layer.succeed(Network, connector), TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1) }))
+      )
     )
   )
-  const run = yield* Effect.forkChild(fetcher.run)
+  const fetcher = Context.get(context, MetadataFetcher)
+  const monitor = Context.get(context, Monitor)
+  const run = yield* Effect.forkChild(Effect.raceFirst(fetcher.info, monitor.run))
   /** Dials the fake peer `i`; returns it once its handshakes are done. */
   const join = (i: number) =>
     Effect.gen(function*() {
-      yield* fetcher.add([address(i)])
+      yield* monitor.add([address(i)])
       yield* settle
       return remotes.get(keyOf(address(i)))!
     })
   return { run, join }
 })
+const start = startWith(["extensions"])
 
 /** The metadata pieces we asked `remote` for, in order. */
 const asked = (remote: FakePeer.FakePeer): Array<number> =>
@@ -131,5 +142,14 @@ describe("MetadataFetcher", () => {
       assert.deepStrictEqual(asked(hog), [0, 1, 0, 1])
       yield* reply(hog, { _tag: "Reject", piece: 0 })
       assert.isTrue(hog.closed())
+    }))
+
+  it.effect("to a peer that offers the fast extension we send no have-none: our handshake did not offer it", () =>
+    Effect.gen(function*() {
+      const { join } = yield* startWith(["fast", "extensions"])
+      const peer = yield* join(1)
+      assert.deepStrictEqual(peer.received.map((m) => m._tag), ["Handshake", "Extended", "Extended", "Extended"])
+      assert.deepStrictEqual(asked(peer), [0, 1])
+      assert.isFalse(peer.closed())
     }))
 })

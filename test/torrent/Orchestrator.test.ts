@@ -211,7 +211,8 @@ describe("Orchestrator", () => {
       const toBad = yield* bad.drain
       assert.deepStrictEqual(toBad.find((c) => c._tag === "Disconnect"), {
         _tag: "Disconnect",
-        reason: "sent corrupt data"
+        reason: "Banned",
+        detail: "sent corrupt data"
       })
       assert.isTrue(orchestrator.isBanned("10.0.0.1:6881", 0))
       assert.isFalse(orchestrator.isBanned("10.0.0.1:51413", 0), "another client at the same IP is not banned")
@@ -317,13 +318,21 @@ describe("Orchestrator", () => {
       const { connect } = yield* start
       yield* connect("10.0.0.1:6881", "same-client")
       const twin = yield* connect("10.0.0.9:6881", "same-client")
-      assert.deepStrictEqual(yield* twin.drain, [{ _tag: "Disconnect", reason: "already connected to this peer" }])
+      assert.deepStrictEqual(yield* twin.drain, [{
+        _tag: "Disconnect",
+        reason: "Dropped",
+        detail: "already connected to this peer"
+      }])
     }))
 
   it.effect("a peer that dialled us as we dialled it: the connection dialled by the lower peer id is kept, whatever came first", () =>
     Effect.gen(function*() {
       // Our peer id is 20 bytes of 0x01, below any printable one: the connection we dialled stays.
-      const disconnect: Array<PeerCommand> = [{ _tag: "Disconnect", reason: "already connected to this peer" }]
+      const disconnect: Array<PeerCommand> = [{
+        _tag: "Disconnect",
+        reason: "Dropped",
+        detail: "already connected to this peer"
+      }]
       const first = yield* start
       const incoming = yield* first.connect("10.0.0.1:51000", "client-a", false)
       const outgoing = yield* first.connect("10.0.0.1:6881", "client-a", true)
@@ -354,7 +363,7 @@ describe("Orchestrator", () => {
       assert.deepStrictEqual(yield* a.drain, [], "not our only peer")
       yield* connect("10.0.0.2:6881")
       yield* a.offer(tick)
-      assert.deepStrictEqual(yield* a.drain, [{ _tag: "Disconnect", reason: "snubbed us" }])
+      assert.deepStrictEqual(yield* a.drain, [{ _tag: "Disconnect", reason: "Unhelpful", detail: "snubbed us" }])
     }))
 })
 
