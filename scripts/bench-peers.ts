@@ -5,7 +5,7 @@
  * handshake, HaveNone and Interested, and reading what it is sent. Prints
  * the peak RSS of the seeding process while all of them are connected.
  */
-import { Effect, Layer, References, SubscriptionRef } from "effect"
+import { Effect, Layer, References } from "effect"
 import { spawn } from "node:child_process"
 import * as Net from "node:net"
 import { join } from "node:path"
@@ -73,7 +73,7 @@ const main = Effect.gen(function*() {
     const started = Date.now()
     while (Date.now() - started < holdMillis) {
       yield* Effect.sleep(500)
-      most = Math.max(most, (yield* SubscriptionRef.get(handle.progress)).peers)
+      most = Math.max(most, (yield* handle.progress.get).peers)
     }
     clearInterval(sampler)
     const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1)

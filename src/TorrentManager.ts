@@ -3,8 +3,9 @@
  *
  * Each torrent runs as a supervised fiber in the manager's scope; pausing
  * interrupts it (closing its sockets and files, saving resume data), resuming
- * starts it again from what is on disk. Progress is a SubscriptionRef per
- * torrent that outlives pauses.
+ * starts it again from what is on disk. Each run is a `Torrent` service in a
+ * layer of its own. Progress is kept per torrent across pauses; callers read
+ * it (`handle.progress`) and cannot write it.
  *
  * A torrent added by magnet link first fetches its metadata from peers
  * (`MetadataPhase`, progress state "fetching metadata"), then downloads like
@@ -40,7 +41,7 @@ import { keyOf } from "./peer/PeerEvent.ts"
 import * as PeerIo from "./peer/PeerIo.ts"
 import * as PeerSession from "./peer/PeerSession.ts"
 import { Bans } from "./torrent/Bans.ts"
-import type { Progress } from "./torrent/Orchestrator.ts"
+import { type Progress, type ProgressReader, readerOf } from "./torrent/Orchestrator.ts"
 import * as MetadataPhase from "./torrent/MetadataPhase.ts"
 import { PieceWorker } from "./torrent/PieceWorker.ts"
 import type { DiskError } from "./torrent/DiskWriter.ts"
@@ -88,7 +89,8 @@ export interface TorrentHandle {
   readonly metadata: Effect.Effect<Metainfo.Metainfo, Torrent.TorrentError>
   /** Changes this torrent's own rate limits while it runs. */
   readonly setLimits: (limits: RateSettings) => Effect.Effect<void>
-  readonly progress: SubscriptionRef.SubscriptionRef<Progress>
+  /** Published every second, and as pieces are verified, peers come and go and the state changes. */
+  readonly progress: ProgressReader
   /** What happens to the torrent from the moment the stream runs (see TorrentEvents). */
   readonly events: Stream.Stream<TorrentEvent>
   /** Succeeds once the selected files are complete and verified; fails with the torrent's error. */
@@ -97,7 +99,7 @@ export interface TorrentHandle {
   readonly finished: Effect.Effect<void, Torrent.TorrentError>
 }
 
-export interface AddOptions extends Omit<Torrent.Options, "limits" | "onStart" | "bans"> {
+export interface AddOptions extends Omit<Torrent.Options, "limits" | "bans"> {
   readonly maxUploadRate?: number | undefined
   readonly maxDownloadRate?: number | undefined
   /** This torrent's folder (default: the manager's `downloadDir`). */
@@ -110,6 +112,8 @@ export interface RemoveOptions {
 }
 
 interface Entry extends TorrentHandle {
+  /** What `progress` reads: the current run's snapshots, with the bytes of earlier runs added. */
+  readonly progressRef: SubscriptionRef.SubscriptionRef<Progress>
   /** Undefined until a magnet link's metadata is fetched. */
   meta: Metainfo.Metainfo | undefined
   readonly magnet: Magnet.Magnet | undefined
@@ -233,7 +237,7 @@ export const make = Effect.gen(function*() {
   const watchers = yield* FiberMap.make<InfoHash.InfoHash, void, never>()
   const entries = new Map<InfoHash.InfoHash, Entry>()
   /** Running torrents' hand-over for incoming connections, by info-hash. */
-  const accepting = new Map<InfoHash.InfoHash, Torrent.Running["accept"]>()
+  const accepting = new Map<InfoHash.InfoHash, PeerSession.Accept>()
 
   // Incoming connections: read the handshake, then hand over to the torrent it names.
   const network = yield* Network
@@ -273,7 +277,7 @@ export const make = Effect.gen(function*() {
   )
 
   /** Incoming connections for the torrent go to `accept` while the scope is open. */
-  const accepts = (infoHash: InfoHash.InfoHash, accept: Torrent.Running["accept"]) =>
+  const accepts = (infoHash: InfoHash.InfoHash, accept: PeerSession.Accept) =>
     Effect.andThen(
       Effect.sync(() => accepting.set(infoHash, accept)),
       Effect.addFinalizer(() => Effect.sync(() => accepting.delete(infoHash)))
@@ -291,7 +295,7 @@ export const make = Effect.gen(function*() {
           Effect.andThen(
             accepts(entry.infoHash, running.accept),
             SubscriptionRef.changes(running.peers).pipe(
-              Stream.runForEach((peers) => SubscriptionRef.set(entry.progress, starting(undefined, peers))),
+              Stream.runForEach((peers) => SubscriptionRef.set(entry.progressRef, starting(undefined, peers))),
               Effect.forkScoped
             )
           )
@@ -308,7 +312,7 @@ export const make = Effect.gen(function*() {
    * ("complete" or "stopped"), taken after its sessions closed.
    */
   const start = (entry: Entry) => {
-    let running: SubscriptionRef.SubscriptionRef<Progress> | undefined
+    let running: ProgressReader | undefined
     let earlier = { uploaded: 0, downloaded: 0 }
     const shown = (p: Progress): Progress => ({
       ...p,
@@ -318,32 +322,31 @@ export const make = Effect.gen(function*() {
     })
     const last = Effect.suspend(() =>
       running === undefined
-        ? SubscriptionRef.update(entry.progress, (p) => ({ ...p, state: "stopped" as const }))
-        : Effect.flatMap(
-          SubscriptionRef.get(running),
-          (p) => SubscriptionRef.set(entry.progress, { ...shown(p), state: p.state })
-        )
+        ? SubscriptionRef.update(entry.progressRef, (p) => ({ ...p, state: "stopped" as const }))
+        : Effect.flatMap(running.get, (p) => SubscriptionRef.set(entry.progressRef, { ...shown(p), state: p.state }))
     )
     return FiberMap.run(
       fibers,
       entry.infoHash,
-      SubscriptionRef.get(entry.progress).pipe(
+      SubscriptionRef.get(entry.progressRef).pipe(
         Effect.tap((before) =>
           Effect.sync(() => (earlier = { uploaded: before.uploaded, downloaded: before.downloaded }))
         ),
         Effect.andThen(metadataOf(entry)),
         Effect.flatMap((meta) =>
-          Torrent.run(meta, {
-            ...entry.options,
-            onStart: (run) =>
-              Effect.andThen(
-                Effect.andThen(Effect.sync(() => (running = run.progress)), accepts(meta.infoHash, run.accept)),
-                SubscriptionRef.changes(run.progress).pipe(
-                  Stream.runForEach((p) => SubscriptionRef.set(entry.progress, shown(p))),
-                  Effect.forkScoped
-                )
-              )
+          Effect.gen(function*() {
+            const torrent = yield* Torrent.Torrent
+            running = torrent.progress
+            yield* accepts(meta.infoHash, torrent.accept)
+            yield* torrent.progress.changes.pipe(
+              Stream.runForEach((p) => SubscriptionRef.set(entry.progressRef, shown(p))),
+              Effect.forkScoped
+            )
+            yield* torrent.run
           }).pipe(
+            // Incoming connections stop coming first; then the torrent's layer closes (its sessions, then its files).
+            Effect.scoped,
+            Effect.provide(Torrent.Torrent.layer(meta, entry.options)),
             // Sessions tell DHT peers where our node is (never in private torrents, BEP 27).
             (run) => dht === undefined || meta.private ? run : Effect.provideService(run, Dht, dht),
             Effect.provideService(TorrentEvents, publisher(entry.infoHash))
@@ -383,10 +386,10 @@ export const make = Effect.gen(function*() {
     const done = yield* Deferred.make<void, Torrent.TorrentError>()
     const fetched = yield* Deferred.make<Metainfo.Metainfo>()
     if (meta !== undefined) yield* Deferred.succeed(fetched, meta)
-    const progress = yield* SubscriptionRef.make(starting(meta))
+    const progressRef = yield* SubscriptionRef.make(starting(meta))
     // Completion: the download finished (complete, perhaps seeding) or the torrent failed.
     const completed = Effect.raceFirst(
-      SubscriptionRef.changes(progress).pipe(
+      SubscriptionRef.changes(progressRef).pipe(
         Stream.filter((p) => p.state === "complete" || p.state === "seeding"),
         Stream.take(1),
         Stream.runDrain
@@ -423,7 +426,8 @@ export const make = Effect.gen(function*() {
         limits: { upload: [globalUpload, upload], download: [globalDownload, download] }
       },
       done,
-      progress,
+      progressRef,
+      progress: readerOf(progressRef),
       events: Stream.fromPubSub(hub).pipe(
         Stream.filter((e) => e.infoHash === infoHash),
         Stream.map((e) => e.event)
@@ -437,7 +441,7 @@ export const make = Effect.gen(function*() {
     yield* FiberMap.run(
       watchers,
       infoHash,
-      SubscriptionRef.changes(progress).pipe(
+      SubscriptionRef.changes(progressRef).pipe(
         Stream.map((p) => p.state),
         Stream.changes,
         Stream.runForEach((state) => events.publish({ _tag: "StateChanged", state }))

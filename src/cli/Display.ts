@@ -9,7 +9,7 @@
  *
  * Also the summary printed at the end, a line per torrent.
  */
-import { Effect, Stream, SubscriptionRef } from "effect"
+import { Effect, Stream } from "effect"
 import type { Progress } from "../torrent/Orchestrator.ts"
 import type { TorrentHandle } from "../TorrentManager.ts"
 import * as Format from "./Format.ts"
@@ -123,7 +123,7 @@ export const line = (
 }
 
 const snapshot = (handles: ReadonlyArray<TorrentHandle>) =>
-  Effect.forEach(handles, (handle) => Effect.all({ name: handle.name, progress: SubscriptionRef.get(handle.progress) }))
+  Effect.forEach(handles, (handle) => Effect.all({ name: handle.name, progress: handle.progress.get }))
 
 /** Shows progress until interrupted, then once more (the final state stays on screen). */
 export const show = (handles: ReadonlyArray<TorrentHandle>) =>

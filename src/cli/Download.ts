@@ -9,7 +9,7 @@
  * `--quiet`); at the end comes a summary line per torrent and one final
  * line: done, or how to resume after Ctrl-C.
  */
-import { Cause, Clock, Effect, Exit, FileSystem, Option, Path, References, SubscriptionRef } from "effect"
+import { Cause, Clock, Effect, Exit, FileSystem, Option, Path, References } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import type * as InfoHash from "../protocol/InfoHash.ts"
 import * as Magnet from "../protocol/Magnet.ts"
@@ -292,7 +292,7 @@ const download = Effect.fnUntraced(function*(options: Options) {
       yield* handle.completed
       completedAt.set(handle.infoHash, yield* Clock.currentTimeMillis)
       if (Option.isSome(options.onDone)) {
-        const p = yield* SubscriptionRef.get(handle.progress)
+        const p = yield* handle.progress.get
         yield* OnDone.run(options.onDone.value, {
           name: yield* handle.name,
           infoHash: handle.infoHash,
@@ -340,7 +340,7 @@ const download = Effect.fnUntraced(function*(options: Options) {
       const now = yield* Clock.currentTimeMillis
       const ended = yield* Effect.forEach(
         handles,
-        (handle) => Effect.all({ name: handle.name, progress: SubscriptionRef.get(handle.progress) })
+        (handle) => Effect.all({ name: handle.name, progress: handle.progress.get })
       )
       if (!options.quiet && !options.json) {
         ended.forEach((t, i) => {

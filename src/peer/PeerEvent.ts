@@ -76,4 +76,6 @@ export type PeerEvent =
     readonly reason: Outcome["reason"]
     readonly detail: string
     readonly released: ReadonlyArray<BlockRequest>
+    /** Bytes uploaded to the peer since the session's last tick. */
+    readonly uploaded: number
   }

@@ -182,21 +182,49 @@ export interface Outcome {
   readonly detail: string
 }
 
+/**
+ * A connection whose handshakes are done, as its fibers see it: built by the
+ * per-connection layer in the session's scope, with the connection's PeerIo
+ * and Coordinator.
+ */
+export class PeerSession extends Context.Service<PeerSession, {
+  readonly peer: PeerKey
+  /** The peer's handshake. */
+  readonly handshake: Handshake.Handshake
+  /** We dialled the peer. */
+  readonly outgoing: boolean
+  /** Bytes served to the peer that the host has not heard of yet (a tick reports them, or the end). */
+  readonly unreported: { bytes: number }
+}>()("effect-torrent/peer/PeerSession") {}
+
+/** What a session leaves its host when it ends, once connected. */
+interface Connected {
+  readonly coordinator: Coordinator.State
+  readonly session: PeerSession["Service"]
+}
+
 /** Runs one session to its end; never fails (see the module comment). */
 export const run = (
   options: Options
 ): Effect.Effect<Outcome, never, Host> =>
   Effect.gen(function*() {
     const host = yield* Host
-    let coordinator: Coordinator.State | undefined
-    const exit = yield* session(options, (c) => (coordinator = c)).pipe(Effect.scoped, Effect.exit)
+    let connected: Connected | undefined
+    const exit = yield* session(options, (c) => (connected = c)).pipe(Effect.scoped, Effect.exit)
     const { reason, detail } = exit._tag === "Success"
       ? { reason: "Closed" as const, detail: "closed" }
       : classify(exit.cause)
-    if (coordinator !== undefined) {
-      yield* host.offer({ _tag: "Disconnected", peer: options.peer, reason, detail, released: coordinator.clear() })
+    if (connected !== undefined) {
+      yield* host.offer({
+        _tag: "Disconnected",
+        peer: options.peer,
+        reason,
+        detail,
+        released: connected.coordinator.clear(),
+        uploaded: connected.session.unreported.bytes
+      })
     }
-    return { handshaken: coordinator !== undefined, reason, detail }
+    return { handshaken: connected !== undefined, reason, detail }
   }).pipe(Effect.annotateLogs({ peer: options.peer }))
 
 const classify = (cause: Cause.Cause<unknown>): Omit<Outcome, "handshaken"> => {
@@ -218,8 +246,8 @@ const featuresOf = (host: Host["Service"]): ReadonlyArray<Handshake.Feature> =>
     ? ["fast", "extensions"]
     : ["fast", "extensions", "dht"]
 
-/** The handshake, then the session proper with its connection's services: PeerIo and a Coordinator. */
-const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordinator.State) => void) {
+/** The handshake, then the session proper with its connection's services: PeerSession, PeerIo and a Coordinator. */
+const session = Effect.fnUntraced(function*(options: Options, expose: (c: Connected) => void) {
   const host = yield* Host
   const fail = (reason: PeerErrorReason, detail: string) => new PeerError({ peer: options.peer, reason, detail })
   const { handshake, io, rest } = yield* open(options.connection, {
@@ -230,25 +258,34 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Coordi
     timeoutMillis: host.handshakeTimeoutMillis
   }, fail)
   const connection = Layer.mergeAll(
+    Layer.succeed(
+      PeerSession,
+      PeerSession.of({
+        peer: options.peer,
+        handshake,
+        outgoing: options.connection._tag === "Outgoing",
+        unreported: { bytes: 0 }
+      })
+    ),
     Layer.succeed(PeerIo.PeerIo, io),
     Coordinator.Coordinator.layer({ requestTimeoutMillis: host.requestTimeoutMillis })
   )
-  return yield* connected(options, handshake, rest, expose).pipe(Effect.provide(connection))
+  return yield* connected(options, rest, expose).pipe(Effect.provide(connection))
 })
 
 const connected = Effect.fnUntraced(function*(
   options: Options,
-  handshake: Handshake.Handshake,
   rest: ReadonlyArray<PeerIo.Incoming>,
-  expose: (c: Coordinator.State) => void
+  expose: (c: Connected) => void
 ) {
   const host = yield* Host
+  const session = yield* PeerSession
   const io = yield* PeerIo.PeerIo
   const coordinator = yield* Coordinator.Coordinator
-  expose(coordinator)
+  expose({ coordinator, session })
   const { dht, exchange, pieces } = host
   const pieceCount = pieces?.count ?? 0
-  const { peer } = options
+  const { peer, handshake, outgoing, unreported } = session
   const fail = (reason: PeerErrorReason, detail: string) => new PeerError({ peer, reason, detail })
   const violation = (detail: string) => fail("ProtocolViolation", detail)
   const fast = featuresOf(host).includes("fast") && Handshake.supports(handshake, "fast")
@@ -295,10 +332,10 @@ const connected = Effect.fnUntraced(function*(
     peer,
     handshake,
     outbox,
-    outgoing: options.connection._tag === "Outgoing"
+    outgoing
   })
   // A peer we dialled listens where we reached it: others may be told of it.
-  if (exchange !== undefined && options.connection._tag === "Outgoing") {
+  if (exchange !== undefined && outgoing) {
     yield* exchange.connected(peer, { address: addressOf(peer), flags: Pex.flags.reachable })
   }
   if (exchange !== undefined) yield* Effect.addFinalizer(() => exchange.disconnected(peer))
@@ -306,7 +343,6 @@ const connected = Effect.fnUntraced(function*(
   let lastHeard = yield* Clock.currentTimeMillis
   let unrequested = 0
   let choking = true
-  let uploaded = 0
   const uploads: Array<BlockRequest> = []
   const uploadsReady = yield* Queue.sliding<void>(1)
   // Not `{ _tag, ...r }`: r is often the peer's Request message, whose own _tag would win.
@@ -349,7 +385,7 @@ const connected = Effect.fnUntraced(function*(
         if (r.handshake.reqq !== undefined) coordinator.setMaxDepth(Math.min(r.handshake.reqq, 2000))
         if (r.handshake.ids.ut_pex !== undefined) Deferred.doneUnsafe(speaksPex, Exit.void)
         if (pieces === undefined) return host.offer({ _tag: "ExtensionHandshake", peer, handshake: r.handshake })
-        return exchange !== undefined && options.connection._tag === "Incoming" && r.handshake.port !== undefined
+        return exchange !== undefined && !outgoing && r.handshake.port !== undefined
           ? exchange.connected(peer, { address: { host: hostOf(peer), port: r.handshake.port }, flags: 0 })
           : Effect.void
       case "Metadata":
@@ -563,7 +599,7 @@ const connected = Effect.fnUntraced(function*(
         }
         yield* host.sending(bytes)
         yield* io.send(pieces)
-        uploaded += bytes
+        unreported.bytes += bytes
       }
     }
   })
@@ -586,10 +622,10 @@ const connected = Effect.fnUntraced(function*(
         released: coordinator.expire(now),
         depth: coordinator.depth,
         rate: coordinator.rate,
-        uploaded,
+        uploaded: unreported.bytes,
         snubbing: coordinator.isSnubbing(now)
       })
-      uploaded = 0
+      unreported.bytes = 0
     }
   })
 

@@ -7,7 +7,19 @@
  * progress. It writes to sessions only through their outboxes, so there is
  * no shared mutable state and no lock.
  */
-import { Clock, Context, Deferred, Effect, Layer, Queue, Random, Result, Schema, SubscriptionRef } from "effect"
+import {
+  Clock,
+  Context,
+  Deferred,
+  Effect,
+  Layer,
+  Queue,
+  Random,
+  Result,
+  Schema,
+  type Stream,
+  SubscriptionRef
+} from "effect"
 import { Digest } from "effect/crypto"
 import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
@@ -63,6 +75,18 @@ export const Progress = Schema.Struct({
 })
 export type Progress = typeof Progress.Type
 
+/** Progress as its readers see it: the snapshot now, and every snapshot from now on (the current one first). */
+export interface ProgressReader {
+  readonly get: Effect.Effect<Progress>
+  readonly changes: Stream.Stream<Progress>
+}
+
+/** A read-only view of a SubscriptionRef of progress. */
+export const readerOf = (ref: SubscriptionRef.SubscriptionRef<Progress>): ProgressReader => ({
+  get: SubscriptionRef.get(ref),
+  changes: SubscriptionRef.changes(ref)
+})
+
 /** Hashing/writing a piece, done outside the Orchestrator's fiber; the result comes back as an event. */
 type Internal =
   | { readonly _tag: "PieceChecked"; readonly piece: OpenPiece; readonly ok: boolean }
@@ -113,7 +137,8 @@ export class Orchestrator extends Context.Service<Orchestrator, {
   readonly offer: (event: PeerEvent) => Effect.Effect<void>
   /** Our pieces, as a fresh bitfield. */
   readonly bitfield: Effect.Effect<Bitfield.Bitfield>
-  readonly progress: SubscriptionRef.SubscriptionRef<Progress>
+  /** Published every second, and as pieces are verified and peers come and go. */
+  readonly progress: ProgressReader
   /** Completed when every selected piece is verified and on disk. */
   readonly completed: Deferred.Deferred<void, DiskError>
   /** Whether a connection with the address is refused at time `now` (see Bans). */
@@ -153,26 +178,14 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
   let optimistic: PeerKey | undefined
   let hashFailures = 0
   let downloadRate = 0
+  /** The state the last second's check found. */
+  let torrentState: TorrentState = "checking"
   /** Seconds in a row without a block, and without a peer. */
   let idleSeconds = 0
   let loneSeconds = 0
 
-  const fileProgress = () =>
-    meta.files.map((file) => {
-      if (file.length === 0) return 0
-      let done = 0
-      const first = Math.floor(file.offset / meta.pieceLength)
-      const last = Math.floor((file.offset + file.length - 1) / meta.pieceLength)
-      for (let p = first; p <= last; p++) {
-        if (sync.have[p] === 0) continue
-        const start = Math.max(file.offset, p * meta.pieceLength)
-        const end = Math.min(file.offset + file.length, p * meta.pieceLength + Metainfo.pieceSize(meta, p))
-        done += end - start
-      }
-      return done
-    })
-
   const snapshot = (state: TorrentState): Progress => {
+    lastSnapshot = { pieces: sync.haveCount, peers: peers.size }
     const left = sync.wantedBytesLeft()
     const wanted = sync.completedBytes() + left // approximate: deselected verified pieces count as done
     return {
@@ -187,12 +200,14 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
       peers: peers.size,
       eta: left === 0 ? 0 : downloadRate > 0 ? left / downloadRate : Infinity,
       trackers: trackers(),
-      files: fileProgress(),
+      files: sync.fileBytes(),
       hashFailures
     }
   }
+  /** What the last snapshot counted, to publish one when it changes. */
+  let lastSnapshot = { pieces: 0, peers: 0 }
   const progress = yield* SubscriptionRef.make(snapshot("checking"))
-  const isDone = () => sync.isComplete() && sync.pending.size === 0
+  const isDone = () => sync.isComplete() && sync.pendingCount === 0
   // The last word, however the torrent ends: the seconds' snapshots miss what came after the last one.
   yield* Effect.addFinalizer(() => SubscriptionRef.set(progress, snapshot(isDone() ? "complete" : "stopped")))
 
@@ -212,7 +227,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
    * then carries many requests, rather than one write per block received.
    */
   const refill = (peer: PeerKey, state: PeerState) => {
-    if (state.choked || !state.interested || sync.pending.size >= maxPending) return Effect.void
+    if (state.choked || !state.interested || sync.pendingCount >= maxPending) return Effect.void
     const room = state.depth - state.assigned.size
     if (state.assigned.size > 0 && room < state.depth / 4) return Effect.void
     const picks = sync.pick(state.has, room, state.assigned, maxOpen, peer)
@@ -263,7 +278,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
           case "Have":
             if (!state.has.has(m.index)) {
               state.has.set(m.index)
-              sync.availability[m.index]!++
+              sync.addAvailable(m.index)
               haveChanged = true
             }
             break
@@ -371,6 +386,9 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
         if (state === undefined) return
         release(state, [...state.assigned.values()])
         sync.addAvailability(state.has, -1)
+        // What it took since the session's last tick.
+        uploaded += event.uploaded
+        uploadedThisSecond += event.uploaded
         yield* Effect.logDebug(`disconnected: ${event.detail}`).pipe(Effect.annotateLogs({ peer: event.peer }))
         yield* published.publish({
           _tag: "PeerDisconnected",
@@ -392,8 +410,8 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
         uploadRate = uploadRate * 0.5 + uploadedThisSecond * 0.5
         uploadedThisSecond = 0
         lastDownloaded = now
-        const state = isDone() ? "complete" : loneSeconds >= stalledAfterSeconds ? "stalled" : "downloading"
-        yield* SubscriptionRef.set(progress, snapshot(state))
+        torrentState = isDone() ? "complete" : loneSeconds >= stalledAfterSeconds ? "stalled" : "downloading"
+        yield* SubscriptionRef.set(progress, snapshot(torrentState))
         return
       }
     }
@@ -501,7 +519,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
   const loop = Effect.gen(function*() {
     while (true) {
       const batch = yield* Queue.takeAll(events)
-      const pendingBefore = sync.pending.size
+      const pendingBefore = sync.pendingCount
       const haveBefore = sync.haveCount
       returned = false
       const touched = new Set<PeerKey>()
@@ -509,8 +527,11 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
         yield* onEvent(event)
         if ("peer" in event) touched.add(event.peer)
       }
-      const everyone = returned || sync.pending.size !== pendingBefore || sync.haveCount !== haveBefore
+      const everyone = returned || sync.pendingCount !== pendingBefore || sync.haveCount !== haveBefore
       for (const [peer, state] of peers) if (everyone || touched.has(peer)) yield* refill(peer, state)
+      if (sync.haveCount !== lastSnapshot.pieces || peers.size !== lastSnapshot.peers) {
+        yield* SubscriptionRef.set(progress, snapshot(isDone() ? "complete" : torrentState))
+      }
     }
   })
 
@@ -529,12 +550,8 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
 
   return Orchestrator.of({
     offer: (event) => Queue.offer(events, event).pipe(Effect.asVoid),
-    bitfield: Effect.sync(() => {
-      const bits = Bitfield.make(meta.pieceCount)
-      for (let i = 0; i < meta.pieceCount; i++) if (sync.have[i] === 1) bits.set(i)
-      return bits
-    }),
-    progress,
+    bitfield: Effect.sync(() => sync.bitfield()),
+    progress: readerOf(progress),
     completed,
     isBanned: (peer, now) => bans.refuses(peer, now),
     run

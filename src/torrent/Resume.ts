@@ -119,8 +119,7 @@ export const save = Effect.fnUntraced(function*(sync: Synchronizer.State, downlo
   const path = yield* Path.Path
   const meta = sync.meta
   const target = fileOf(path, downloadDir, meta)
-  const pieces = Bitfield.make(meta.pieceCount)
-  for (let i = 0; i < meta.pieceCount; i++) if (sync.have[i] === 1) pieces.set(i)
+  const pieces = sync.bitfield()
   const files = yield* fileStamps(meta, downloadDir)
   const bytes = encode({
     infoHash: meta.infoHash,

@@ -7,10 +7,13 @@
  * requested from several peers at once. Deselected files' pieces are skipped.
  *
  * It is owned by the Orchestrator fiber alone, so its state is plain mutable
- * data with no locks; every method is synchronous.
+ * data with no locks; every method is synchronous. Its state is reached only
+ * through its methods; the byte counts (verified, wanted and left, per file)
+ * are kept as pieces come, so a progress snapshot costs nothing per piece.
  */
 import { Context, Effect, Layer, Random } from "effect"
 import { blockKey, type BlockRequest, blockSize } from "../protocol/Block.ts"
+import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
 import * as PieceWorker from "./PieceWorker.ts"
 
@@ -42,8 +45,17 @@ const randomFirstPieces = 4
 
 export interface Options {
   readonly wanted?: ReadonlyArray<boolean>
-  /** Uniform in [0, 1) for choosing among equally rare pieces (the layer takes Effect's `Random`, so a seeded run repeats). */
+  /**
+   * Uniform in [0, 1) for choosing among equally rare pieces (the layer takes
+   * Effect's `Random`, so a seeded run repeats); without it, a fixed sequence.
+   */
   readonly random?: () => number
+}
+
+/** A fixed sequence in [0, 1): the same choices on every run. */
+const fixedSequence = () => {
+  let x = 1
+  return () => (x = (x * 48271) % 2147483647) / 2147483647
 }
 
 export const make = (meta: Metainfo.Metainfo, options?: Options) => {
@@ -52,10 +64,15 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
   /** 1 for each verified piece. */
   const have = new Uint8Array(count)
   let haveCount = 0
+  let verifiedBytes = 0
+  /** Verified bytes per file. */
+  const fileBytes = new Array<number>(meta.files.length).fill(0)
   /** 1 for each piece of a selected file. */
   const wanted = new Uint8Array(count).fill(1)
+  /** Bytes of selected files' pieces not verified yet. */
+  let wantedLeft = meta.length
   if (options?.wanted !== undefined) setWantedFiles(options.wanted)
-  const nextRandom = options?.random ?? Math.random
+  const nextRandom = options?.random ?? fixedSequence()
   const availability = new Uint32Array(count)
   const open = new Map<number, OpenPiece>()
   /** Complete pieces handed to hashing/writing, not yet verified. */
@@ -70,6 +87,38 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
       const last = Math.floor((file.offset + file.length - 1) / meta.pieceLength)
       for (let p = first; p <= last; p++) wanted[p] = 1
     })
+    wantedLeft = 0
+    for (let i = 0; i < count; i++) if (wanted[i] === 1 && have[i] === 0) wantedLeft += Metainfo.pieceSize(meta, i)
+  }
+
+  /** The files a piece overlaps, from the first that ends after the piece's start. */
+  const forFilesOf = (index: number, f: (file: number, bytes: number) => void) => {
+    const start = index * meta.pieceLength
+    const end = start + Metainfo.pieceSize(meta, index)
+    let lo = 0
+    let hi = meta.files.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      const file = meta.files[mid]!
+      if (file.offset + file.length <= start) lo = mid + 1
+      else hi = mid
+    }
+    for (let i = lo; i < meta.files.length && meta.files[i]!.offset < end; i++) {
+      const file = meta.files[i]!
+      const bytes = Math.min(end, file.offset + file.length) - Math.max(start, file.offset)
+      if (bytes > 0) f(i, bytes)
+    }
+  }
+
+  /** A piece becomes ours (verified now, or found on disk). */
+  const gain = (index: number) => {
+    if (have[index] === 1) return
+    have[index] = 1
+    haveCount++
+    const size = Metainfo.pieceSize(meta, index)
+    verifiedBytes += size
+    if (wanted[index] === 1) wantedLeft -= size
+    forFilesOf(index, (file, bytes) => (fileBytes[file]! += bytes))
   }
 
   const needs = (index: number) => wanted[index] === 1 && have[index] === 0 && !pending.has(index)
@@ -135,31 +184,39 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
 
   return {
     meta,
-    have,
-    availability,
-    open,
-    pending,
+    /** The pieces being downloaded (read-only: `pick`, `receive` and `release` change them). */
+    open: open as ReadonlyMap<number, OpenPiece>,
+    /** Whether piece `index` is verified and on disk. */
+    has: (index: number) => have[index] === 1,
+    /** Our pieces, as a fresh bitfield. */
+    bitfield: () => {
+      const bits = Bitfield.make(count)
+      for (let i = 0; i < count; i++) if (have[i] === 1) bits.set(i)
+      return bits
+    },
+    /** Whether piece `index` is complete and being hashed or written. */
+    isPending: (index: number) => pending.has(index),
+    get pendingCount() {
+      return pending.size
+    },
     get haveCount() {
       return haveCount
+    },
+    /** How many peers have piece `index`. */
+    availabilityOf: (index: number) => availability[index]!,
+    /** A peer announced piece `index`. */
+    addAvailable: (index: number) => {
+      availability[index]!++
     },
     blocksIn,
     setWantedFiles,
     /** Bytes of verified data. */
-    completedBytes: () => {
-      let total = 0
-      for (let i = 0; i < count; i++) if (have[i] === 1) total += Metainfo.pieceSize(meta, i)
-      return total
-    },
+    completedBytes: () => verifiedBytes,
     /** Bytes still wanted (selected files, not verified). */
-    wantedBytesLeft: () => {
-      let total = 0
-      for (let i = 0; i < count; i++) if (wanted[i] === 1 && have[i] === 0) total += Metainfo.pieceSize(meta, i)
-      return total
-    },
-    isComplete: () => {
-      for (let i = 0; i < count; i++) if (wanted[i] === 1 && have[i] === 0) return false
-      return true
-    },
+    wantedBytesLeft: () => wantedLeft,
+    /** Verified bytes per file. */
+    fileBytes: (): ReadonlyArray<number> => [...fileBytes],
+    isComplete: () => wantedLeft === 0,
     /** Whether the peer has any piece we still need. */
     isInteresting: (peer: PieceSet) => {
       for (let i = 0; i < count; i++) if (needs(i) && peer.has(i)) return true
@@ -249,10 +306,7 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
     /** The piece's hash matched and it is on disk. */
     verified: (piece: OpenPiece) => {
       pending.delete(piece.index)
-      if (have[piece.index] === 0) {
-        have[piece.index] = 1
-        haveCount++
-      }
+      gain(piece.index)
       free.push(piece.buffer)
     },
     /** The piece's hash did not match: download it again. */
@@ -261,12 +315,7 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
       free.push(piece.buffer)
     },
     /** Marks pieces found valid on disk at start-up. */
-    markHave: (index: number) => {
-      if (have[index] === 0) {
-        have[index] = 1
-        haveCount++
-      }
-    }
+    markHave: gain
   }
 }
 

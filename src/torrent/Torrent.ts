@@ -1,33 +1,38 @@
 /**
- * Torrent: one torrent from start to stop.
+ * Torrent: one torrent from start to stop, as a service.
  *
- * It builds the torrent's core (Synchronizer, DiskWriter, Orchestrator,
- * Monitor) in its own scope, checks what is already on disk, then runs peer
- * discovery (trackers, plus any addresses given) into the Monitor. Closing
- * the scope ends every session, saves resume data, flushes the files and
- * announces `stopped`.
+ * Its layer builds the torrent's core (Synchronizer, DiskWriter,
+ * Orchestrator, Monitor) in the layer's scope; `run` checks what is already
+ * on disk, then runs peer discovery (trackers, plus any addresses given) into
+ * the Monitor until the download is done (or, seeding, its goal reached).
+ * When `run` ends every session ends, resume data is saved, the files are
+ * flushed and the trackers hear `stopped`; closing the layer's scope closes
+ * the files.
  */
 import {
   Cause,
+  Context,
   Deferred,
   Effect,
   Layer,
   Schedule,
+  type FileSystem,
+  type Path,
   Schema,
-  type Scope,
   Semaphore,
-  Stream,
-  SubscriptionRef
+  Stream
 } from "effect"
+import type { Digest } from "effect/crypto"
 import * as InfoHash from "../protocol/InfoHash.ts"
 import type * as Metainfo from "../protocol/Metainfo.ts"
 import type { Address } from "../peer/Network.ts"
+import type * as PeerSession from "../peer/PeerSession.ts"
 import * as Tracker from "../tracker/Tracker.ts"
 import { DiskError, DiskWriter } from "./DiskWriter.ts"
 import * as Discovery from "./Discovery.ts"
 import { Monitor } from "./Monitor.ts"
 import type { Bans } from "./Bans.ts"
-import { Orchestrator, type Progress } from "./Orchestrator.ts"
+import { Orchestrator, type ProgressReader } from "./Orchestrator.ts"
 import { PeerExchange } from "./PeerExchange.ts"
 import * as PeerHost from "./PeerHost.ts"
 import type * as RateLimit from "./RateLimit.ts"
@@ -65,15 +70,26 @@ export interface Options {
   readonly bans?: Bans | undefined
   /** Rate limits to apply (the manager passes its global buckets and this torrent's). */
   readonly limits?: RateLimit.Limits | undefined
-  /** Called, in the torrent's scope, once it is running. */
-  readonly onStart?: ((running: Running) => Effect.Effect<void, never, Scope.Scope>) | undefined
 }
 
-/** What a running torrent offers its manager. */
-export interface Running {
-  readonly progress: SubscriptionRef.SubscriptionRef<Progress>
-  /** Takes over an incoming connection whose handshake named this torrent. */
-  readonly accept: Monitor["Service"]["accept"]
+export class Torrent extends Context.Service<Torrent, {
+  readonly meta: Metainfo.Metainfo
+  readonly progress: ProgressReader
+  /** Takes over an incoming connection whose handshake named this torrent; refused until the data on disk is checked. */
+  readonly accept: PeerSession.Accept
+  /**
+   * Downloads (and with `seed`, keeps serving). Succeeds when the selected
+   * files are complete and verified, or with `seed` when its goal is reached;
+   * without a goal, runs until interrupted.
+   */
+  readonly run: Effect.Effect<void, TorrentError>
+}>()("effect-torrent/torrent/Torrent") {
+  /**
+   * Needs TorrentConfig, Storage, Tracker, TorrentEvents, FileSystem, Path,
+   * Digest, Network and Admission; the DHT node if one runs (public torrents).
+   */
+  static readonly layer = (meta: Metainfo.Metainfo, options: Options = {}) =>
+    Layer.effect(Torrent, Effect.suspend(() => make(meta, options)))
 }
 
 const resumeEveryMillis = 10_000
@@ -107,28 +123,50 @@ export const layer = (
   return Monitor.layer.pipe(Layer.provideMerge(PeerHost.layer.pipe(Layer.provideMerge(orchestrator))))
 }
 
-/**
- * Downloads (and with `seed`, keeps serving) one torrent. Succeeds when the
- * selected files are complete and verified; with `seed`, runs until interrupted.
- */
+/** One run of the torrent, in a layer of its own: `Torrent.run` of `Torrent.layer`. */
 export const run = (meta: Metainfo.Metainfo, options: Options = {}) =>
-  Effect.gen(function*() {
-    const config = yield* TorrentConfig
-    const tiers = yield* Tracker.makeTiers(meta.announce)
-    const events = yield* TorrentEvents
-    tiers.onAnnounce = (outcome) =>
-      events.publish(
-        outcome._tag === "Answered"
-          ? { _tag: "TrackerAnnounced", peers: outcome.peers }
-          : { _tag: "TrackerFailed", error: outcome.error }
-      )
-    // The layer is built in the torrent's scope first, so it closes last:
-    // files are closed only after the body's finalizers (flush, save) ran.
-    const context = yield* Layer.build(layer(meta, options, config.downloadDir, config.maxOpenFiles, tiers))
-    yield* body(meta, options, tiers).pipe(Effect.provideContext(context))
-  }).pipe(Effect.scoped, Effect.annotateLogs({ torrent: meta.name, infoHash: meta.infoHash }))
+  Effect.flatMap(Effect.service(Torrent), (torrent) => torrent.run).pipe(Effect.provide(Torrent.layer(meta, options)))
 
-const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Options, tiers: Tracker.Tiers) {
+const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Options) {
+  const config = yield* TorrentConfig
+  const tiers = yield* Tracker.makeTiers(meta.announce)
+  const events = yield* TorrentEvents
+  tiers.onAnnounce = (outcome) =>
+    events.publish(
+      outcome._tag === "Answered"
+        ? { _tag: "TrackerAnnounced", peers: outcome.peers }
+        : { _tag: "TrackerFailed", error: outcome.error }
+    )
+  // Built in the layer's scope, so it closes after `run`'s finalizers (flush, save) ran.
+  const context = yield* Layer.build(layer(meta, options, config.downloadDir, config.maxOpenFiles, tiers))
+  // `run` reads the data on disk, hashes it and talks to trackers with the services the layer was built with.
+  const outer = yield* Effect.context<
+    TorrentConfig | Tracker.Tracker | FileSystem.FileSystem | Path.Path | Digest.Digest
+  >()
+  const monitor = Context.get(context, Monitor)
+  const checked = yield* Deferred.make<void>()
+  return Torrent.of({
+    meta,
+    progress: Context.get(context, Orchestrator).progress,
+    accept: (peer, io, first) =>
+      Effect.flatMap(
+        Deferred.isDone(checked),
+        (ready) => ready ? monitor.accept(peer, io, first) : Effect.succeed(false)
+      ),
+    run: body(meta, options, tiers, checked).pipe(
+      Effect.provideContext(Context.merge(outer, context)),
+      Effect.scoped,
+      Effect.annotateLogs({ torrent: meta.name, infoHash: meta.infoHash })
+    )
+  })
+})
+
+const body = Effect.fnUntraced(function*(
+  meta: Metainfo.Metainfo,
+  options: Options,
+  tiers: Tracker.Tiers,
+  checked: Deferred.Deferred<void>
+) {
   const config = yield* TorrentConfig
   const sync = yield* Synchronizer
   const disk = yield* DiskWriter
@@ -154,13 +192,13 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
   if (found.pieces > 0) {
     yield* Effect.logInfo(`${found.pieces} of ${meta.pieceCount} pieces already on disk (${found.hashed} hashed)`)
   }
-  if (options.onStart !== undefined) yield* options.onStart({ progress: orchestrator.progress, accept: monitor.accept })
+  yield* Deferred.succeed(checked, undefined)
 
   if (sync.isComplete()) {
     yield* Deferred.succeed(orchestrator.completed, undefined)
   }
 
-  const params = SubscriptionRef.get(orchestrator.progress).pipe(
+  const params = orchestrator.progress.get.pipe(
     Effect.map((p): Tracker.AnnounceParams => ({
       infoHash: InfoHash.toBytes(meta.infoHash),
       peerId: config.peerId,
@@ -207,7 +245,7 @@ const body = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
   if (!wasComplete) yield* Tracker.announceCompleted(tiers, params)
   if (options.seed !== true) return
   const ratio = options.seedRatio
-  const ratioReached = ratio === undefined ? Effect.never : SubscriptionRef.changes(orchestrator.progress).pipe(
+  const ratioReached = ratio === undefined ? Effect.never : orchestrator.progress.changes.pipe(
     Stream.filter((p) => p.uploaded >= ratio * meta.length),
     Stream.take(1),
     Stream.runDrain

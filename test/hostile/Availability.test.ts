@@ -8,7 +8,7 @@
  * hung up on at once, whatever its rate, and the engine's memory stay flat.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Result, Stream, SubscriptionRef } from "effect"
+import { Effect, Result, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import * as Net from "node:net"
 import * as Bencode from "../../src/protocol/Bencode.ts"
@@ -86,7 +86,7 @@ const churn = (port: number, id: number, paceMillis?: number, giveUpMillis = 10_
 const running = Effect.gen(function*() {
   const { manager } = yield* startManager(yield* tempDir("churn"), { maxConnectionsPerHost: 16 })
   const handle = yield* manager.add(meta, {})
-  yield* SubscriptionRef.changes(handle.progress).pipe(
+  yield* handle.progress.changes.pipe(
     Stream.filter((p) => p.state !== "checking"),
     Stream.take(1),
     Stream.runDrain,

@@ -7,7 +7,7 @@
  * keep the hash failures it causes bounded, and finish from the honest peer.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Result, SubscriptionRef } from "effect"
+import { Effect, Result } from "effect"
 import * as Net from "node:net"
 import { join } from "node:path"
 import * as Frame from "../../src/protocol/Frame.ts"
@@ -93,7 +93,7 @@ describe("hostile peers › ban evasion", () => {
             duration: 60_000,
             orElse: () =>
               Effect.flatMap(
-                SubscriptionRef.get(handle.progress),
+                handle.progress.get,
                 (p) =>
                   Effect.die(
                     new Error(
@@ -112,7 +112,7 @@ describe("hostile peers › ban evasion", () => {
           Effect.ensuring(Effect.sync(() => (attack.stopped = true)))
         )
         const millis = Date.now() - started
-        const { hashFailures } = yield* SubscriptionRef.get(handle.progress)
+        const { hashFailures } = yield* handle.progress.get
         assert.isTrue(sameBytes(join(src, "data.bin"), join(root, "dst", "data.bin")), "the file is correct")
         assert.strictEqual(honest.stats.closedByPeer, 0, "the honest seeder was never dropped")
         // Its second id banned holds the host back for longer than the download takes.

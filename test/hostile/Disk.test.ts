@@ -7,7 +7,7 @@
  * that the download resumes to byte-identical data.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, SubscriptionRef } from "effect"
+import { Effect } from "effect"
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import { join } from "node:path"
@@ -65,7 +65,7 @@ describe("hostile disks", () => {
         assert.strictEqual(error.message, `full.bin: the disk is full writing ${join(dst, "full.bin")}`)
         const finished = yield* handle.finished.pipe(Effect.flip)
         assert.strictEqual(finished.disk?.reason, "NoSpace", "the handle's finished fails with it too")
-        const progress = yield* SubscriptionRef.get(handle.progress)
+        const progress = yield* handle.progress.get
         assert.strictEqual(progress.state, "stopped", "the progress shows the torrent stopped")
 
         const onDisk1 = piecesOnDisk(dst, meta)

@@ -8,7 +8,7 @@
  * dropped, and records what it measured for SECURITY.md.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Stream, SubscriptionRef } from "effect"
+import { Effect, Stream } from "effect"
 import * as Net from "node:net"
 import { join } from "node:path"
 import * as Frame from "../../src/protocol/Frame.ts"
@@ -313,7 +313,7 @@ describe("hostile peers", () => {
         })
         const handle = yield* manager.add(meta, { peers: [honest.address], seed: true })
         // A torrent takes connections once it runs (before, the listener refuses them all).
-        yield* SubscriptionRef.changes(handle.progress).pipe(
+        yield* handle.progress.changes.pipe(
           Stream.filter((p) => p.state !== "checking"),
           Stream.take(1),
           Stream.runDrain,

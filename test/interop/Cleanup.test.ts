@@ -8,7 +8,7 @@
  * its leechers.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Stream, SubscriptionRef } from "effect"
+import { Effect, Fiber, Stream } from "effect"
 import * as Fs from "node:fs"
 import { join } from "node:path"
 import type { Progress } from "../../src/torrent/Orchestrator.ts"
@@ -103,7 +103,7 @@ describe.runIf(process.platform === "linux")("stopping a torrent", () => {
 
         /** Waits for a progress value that `f` accepts. */
         const reach = (what: string, f: (p: Progress) => boolean) =>
-          SubscriptionRef.changes(handle.progress).pipe(
+          handle.progress.changes.pipe(
             Stream.filter(f),
             Stream.runHead,
             Effect.timeoutOrElse({ duration: 30_000, orElse: () => Effect.die(new Error(`never reached: ${what}`)) })
@@ -151,7 +151,7 @@ describe.runIf(process.platform === "linux")("stopping a torrent", () => {
         const again = descriptors(dst)
         assert.isAbove(again.sockets, baseline.sockets)
         assert.isAbove(again.files, baseline.files)
-        const progress = yield* SubscriptionRef.get(handle.progress)
+        const progress = yield* handle.progress.get
         assert.notStrictEqual(progress.state, "complete", "still downloading when interrupted")
         yield* leechers(1, "resuming")
         yield* Fiber.interrupt(running)

@@ -5,7 +5,7 @@
  * wire (a FakeSeeder that corrupts every block it sends).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, SubscriptionRef } from "effect"
+import { Effect } from "effect"
 import { join } from "node:path"
 import { TorrentManager } from "../../src/TorrentManager.ts"
 import * as FakeSeeder from "../util/FakeSeeder.ts"
@@ -42,7 +42,7 @@ describe("a peer sending corrupt blocks", () => {
         const completedAt = Date.now()
 
         assert.isTrue(sameBytes(join(src, "data.bin"), join(dst, "data.bin")), "the file is correct")
-        const progress = yield* SubscriptionRef.get(handle.progress)
+        const progress = yield* handle.progress.get
         assert.isAbove(progress.hashFailures, 0, "the corrupt pieces were caught")
         assert.isAbove(liar.stats.corruptBlocksServed, 0, "the liar did send corrupt blocks")
         yield* waitUntil(() => honest.uploaded() > 0, {

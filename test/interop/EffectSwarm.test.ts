@@ -5,7 +5,7 @@
  * leechers upload to each other (the seeder is not the only source).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, SubscriptionRef } from "effect"
+import { Effect, Layer } from "effect"
 import { join } from "node:path"
 import { TorrentManager } from "../../src/TorrentManager.ts"
 import { trackerServer } from "../tracker/fixtures.ts"
@@ -51,7 +51,7 @@ describe("effect-torrent swarm", () => {
         }
         const uploads = yield* Effect.forEach(
           leechers,
-          ({ handle }) => SubscriptionRef.get(handle.progress).pipe(Effect.map((p) => p.uploaded))
+          ({ handle }) => handle.progress.get.pipe(Effect.map((p) => p.uploaded))
         )
         const fromLeechers = uploads.reduce((a, b) => a + b, 0)
         assert.isAbove(fromLeechers, meta.length / 4, `leechers uploaded ${fromLeechers} bytes to each other`)

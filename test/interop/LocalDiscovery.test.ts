@@ -6,7 +6,7 @@
  * (BEP 27) is never announced there.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, SubscriptionRef } from "effect"
+import { Effect } from "effect"
 import { join } from "node:path"
 import { createWithCreateTorrent, sameBytes, tempDir, writeTree } from "../util/Files.ts"
 import { download, startManager } from "../util/Leecher.ts"
@@ -51,7 +51,7 @@ describe("local service discovery", () => {
       const handle = yield* leecher.add(meta)
       // The public torrent above is found within a second; here nothing in five.
       yield* Effect.sleep("5 seconds")
-      const progress = yield* SubscriptionRef.get(handle.progress)
+      const progress = yield* handle.progress.get
       assert.strictEqual(progress.peers, 0)
       assert.strictEqual(progress.downloaded, 0)
     }), 60_000)

@@ -6,7 +6,7 @@
  * (FakeSeeder, throttled so that there is a "midway" to stop at).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Stream, SubscriptionRef } from "effect"
+import { Effect, Fiber, Stream } from "effect"
 import { join } from "node:path"
 import * as FakeSeeder from "../util/FakeSeeder.ts"
 import { bytesOf, indexes, piecesOnDisk, resumePieces, sameBytes, sourceTorrent } from "../util/Files.ts"
@@ -24,7 +24,7 @@ describe("resuming a download", () => {
         const seeder1 = yield* FakeSeeder.make({ meta, data, bytesPerSecond: 2 * 1024 * 1024 })
         const run1 = yield* startManager(dst)
         const handle1 = yield* run1.manager.add(meta, { peers: [seeder1.address] })
-        const midway = yield* SubscriptionRef.changes(handle1.progress).pipe(
+        const midway = yield* handle1.progress.changes.pipe(
           Stream.filter((p) => p.done > 0.3 * meta.length),
           Stream.runHead,
           Effect.timeoutOrElse({ duration: 30_000, orElse: () => Effect.die(new Error("run 1 never got past 30%")) })

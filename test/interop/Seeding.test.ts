@@ -6,7 +6,7 @@
  * dialling the leechers the tracker lists, as a seeder should.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, References, SubscriptionRef } from "effect"
+import { Effect, Layer, References } from "effect"
 import * as Fs from "node:fs"
 import { join } from "node:path"
 import { TorrentManager } from "../../src/TorrentManager.ts"
@@ -58,7 +58,7 @@ describe("seeding to other clients", () => {
         JSON.stringify({ torrent: torrent.file, dir: out, port, trackers: true })
       ])
       yield* leecherDone(join(seedDir, "data.bin"), join(out, "data.bin"), "webtorrent")
-      yield* waitFor(Effect.map(SubscriptionRef.get(seeder.progress), (progress) => progress.uploaded >= size), {
+      yield* waitFor(Effect.map(seeder.progress.get, (progress) => progress.uploaded >= size), {
         timeoutMillis: 5_000,
         message: () => "our upload counter did not reach the torrent's size"
       })

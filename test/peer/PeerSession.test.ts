@@ -265,7 +265,8 @@ describe("PeerSession", () => {
           peer,
           reason: outcome.reason,
           detail: outcome.detail,
-          released: []
+          released: [],
+          uploaded: 0
         }])
         yield* settle
         assert.isTrue(remote.closed())
@@ -430,6 +431,19 @@ describe("PeerSession", () => {
         const outcome = yield* Fiber.join(fiber)
         assert.strictEqual(outcome.reason, "ProtocolViolation")
         assert.include(outcome.detail, "out of range")
+      }))
+
+    it.effect("bytes served since the last tick reach the host when the session ends, not lost with it", () =>
+      Effect.gen(function*() {
+        const { remote, send, fiber, events } = yield* connected(undefined, [0])
+        yield* send([{ _tag: "Unchoke" }])
+        yield* remote.send([{ _tag: "Request", index: 0, begin: 0, length: blockSize }])
+        yield* settle
+        assert.strictEqual(remote.received.filter((m) => m._tag === "Piece").length, 1)
+        yield* send([{ _tag: "Disconnect", reason: "Dropped", detail: "done with it" }])
+        yield* Fiber.join(fiber)
+        assert.deepStrictEqual(ofTag(events, "Tick"), [], "no tick came in between")
+        assert.strictEqual(ofTag(events, "Disconnected")[0]!.uploaded, blockSize)
       }))
   })
 })

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Queue, SubscriptionRef } from "effect"
+import { Deferred, Effect, Queue, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import type { PeerCommand, PeerEvent, PeerKey } from "../../src/peer/PeerEvent.ts"
 import * as Handshake from "../../src/protocol/Handshake.ts"
@@ -84,6 +84,30 @@ const requestsIn = (commands: ReadonlyArray<PeerCommand>): Array<BlockRequest> =
   commands.flatMap((c) => c._tag === "Request" ? [{ index: c.index, begin: c.begin, length: c.length }] : [])
 
 describe("Orchestrator", () => {
+  it.effect("progress is published as peers come and go and pieces are verified, between the seconds; uploads a session reports as it ends count", () =>
+    Effect.gen(function*() {
+      const { connect, orchestrator } = yield* start
+      const a = yield* connect("10.0.0.1:6881")
+      assert.strictEqual((yield* orchestrator.progress.get).peers, 1, "at once, not at the next second")
+      yield* a.says([{ _tag: "HaveAll" }, { _tag: "Unchoke" }])
+      const asked = requestsIn(yield* a.drain).filter((r) => r.index === 0)
+      yield* a.says(asked.map((r) => blockOf(r)))
+      // Hashing and writing happen off the event loop: wait for the verdict.
+      yield* orchestrator.progress.changes.pipe(Stream.takeUntil((p) => p.verified > 0), Stream.runDrain)
+      assert.deepStrictEqual((yield* orchestrator.progress.get).files, [30_000, 32 * 1024 - 30_000])
+      yield* a.offer({
+        _tag: "Disconnected",
+        peer: a.peer,
+        reason: "Closed",
+        detail: "closed",
+        released: [],
+        uploaded: 5000
+      })
+      const after = yield* orchestrator.progress.get
+      assert.strictEqual(after.peers, 0)
+      assert.strictEqual(after.uploaded, 5000)
+    }))
+
   it.effect("interest follows what the peer has; requests only once unchoked, up to its depth", () =>
     Effect.gen(function*() {
       const { connect } = yield* start
@@ -156,7 +180,7 @@ describe("Orchestrator", () => {
       yield* a.says(requests.map((r) => blockOf(r)))
       for (let i = 0; i < meta.pieceCount; i++) {
         assert.deepStrictEqual(disk.written.get(i), fixture.piece(i), `piece ${i} on disk`)
-        assert.strictEqual(sync.have[i], 1)
+        assert.isTrue(sync.has(i))
       }
       const toA = yield* a.drain
       assert.deepStrictEqual(
@@ -166,7 +190,7 @@ describe("Orchestrator", () => {
       assert.strictEqual(toA.filter((c) => c._tag === "NotInterested").length, 1)
       assert.deepStrictEqual(tagsOf(yield* b.drain), ["Have", "Have", "Have"])
       assert.isTrue(yield* Deferred.isDone(orchestrator.completed))
-      const progress = yield* SubscriptionRef.get(orchestrator.progress)
+      const progress = yield* orchestrator.progress.get
       assert.strictEqual(progress.state, "complete")
       assert.strictEqual(progress.done, meta.length)
       assert.deepStrictEqual(progress.files, [30_000, 37_536])
@@ -218,14 +242,15 @@ describe("Orchestrator", () => {
       assert.isFalse(orchestrator.isBanned("10.0.0.1:51413", 0), "another client at the same IP is not banned")
       assert.isFalse(orchestrator.isBanned("10.0.0.2:6881", 0))
       assert.isFalse(disk.written.has(0))
-      assert.strictEqual(sync.have[0], 0)
+      assert.isFalse(sync.has(0))
 
       yield* bad.offer({
         _tag: "Disconnected",
         peer: bad.peer,
         reason: "Dropped",
         detail: "sent corrupt data",
-        released: []
+        released: [],
+        uploaded: 0
       })
       yield* good.says([{ _tag: "HaveAll" }, { _tag: "Unchoke" }])
       const toGood = requestsIn(yield* good.drain)
@@ -239,7 +264,7 @@ describe("Orchestrator", () => {
       assert.isTrue(yield* Deferred.isDone(orchestrator.completed))
 
       yield* TestClock.adjust(1000) // progress is published every second
-      const progress = yield* SubscriptionRef.get(orchestrator.progress)
+      const progress = yield* orchestrator.progress.get
       assert.strictEqual(progress.hashFailures, 1)
     }))
 

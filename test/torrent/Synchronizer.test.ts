@@ -6,6 +6,9 @@ import { blockKey, type BlockRequest, blockSize } from "../../src/protocol/Block
 import { contributorsOf } from "../../src/torrent/Synchronizer.ts"
 import * as Fixtures from "./fixtures.ts"
 
+/** The source of the Synchronizer's tie-breaks, set per test. */
+const random = vi.fn<() => number>(() => 0.5)
+
 const all: Synchronizer.PieceSet = { has: () => true }
 const only = (...indices: Array<number>): Synchronizer.PieceSet => ({ has: (i) => indices.includes(i) })
 const without = (...indices: Array<number>): Synchronizer.PieceSet => ({ has: (i) => !indices.includes(i) })
@@ -70,22 +73,24 @@ describe("Synchronizer", () => {
   })
 
   describe("pick order", () => {
-    let random: ReturnType<typeof vi.spyOn>
     beforeEach(() => {
-      // Ties are broken with Math.random (reservoir sampling). 0 makes every
-      // later candidate win the tie: the highest index is chosen.
-      random = vi.spyOn(Math, "random").mockReturnValue(0)
+      // Ties are broken with the random source (reservoir sampling). 0 makes
+      // every later candidate win the tie: the highest index is chosen.
+      random.mockReturnValue(0)
     })
-    afterEach(() => random.mockRestore())
+    afterEach(() => random.mockReset())
 
     /** Availability i + 1 for piece i: piece 0 is the rarest, piece 10 the commonest. */
     const rising = (sync: Synchronizer.State) => {
       for (let k = 0; k < sync.meta.pieceCount; k++) sync.addAvailability({ has: (i) => i >= k }, 1)
-      assert.deepStrictEqual([...sync.availability], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+      assert.deepStrictEqual(
+        Array.from({ length: sync.meta.pieceCount }, (_, i) => sync.availabilityOf(i)),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+      )
     }
 
     it("the first 4 pieces are random, whatever their availability; then rarest first", () => {
-      const sync = Synchronizer.make(eleven.meta)
+      const sync = Synchronizer.make(eleven.meta, { random })
       rising(sync)
       // Random phase: every needed piece ties, the mocked tie-break takes the last.
       const first: Array<number> = []
@@ -104,7 +109,7 @@ describe("Synchronizer", () => {
       assert.deepStrictEqual(sync.pick(all, 2, none, 100), [req(1, 0), req(1, 1)])
       // … following availability as it changes: piece 5 becomes the rarest.
       for (let k = 0; k < 6; k++) sync.addAvailability(only(5), -1)
-      assert.strictEqual(sync.availability[5], 0)
+      assert.strictEqual(sync.availabilityOf(5), 0)
       assert.deepStrictEqual(sync.pick(all, 2, none, 100), [req(5, 0), req(5, 1)])
       // The rarest piece this peer has.
       assert.deepStrictEqual(sync.pick(without(2), 2, none, 100), [req(3, 0), req(3, 1)])
@@ -113,7 +118,7 @@ describe("Synchronizer", () => {
 
     it("the rarest piece is chosen even when the tie-break never switches", () => {
       random.mockReturnValue(0.99)
-      const sync = Synchronizer.make(eleven.meta)
+      const sync = Synchronizer.make(eleven.meta, { random })
       for (const i of [0, 1, 2, 3]) sync.markHave(i)
       // Piece 9 alone is the rarest (availability 1), the rest 2.
       sync.addAvailability(all, 1)
@@ -124,7 +129,7 @@ describe("Synchronizer", () => {
     })
 
     it("started pieces are finished before new ones are opened", () => {
-      const sync = Synchronizer.make(eleven.meta)
+      const sync = Synchronizer.make(eleven.meta, { random })
       for (const i of [7, 8, 9, 10]) sync.markHave(i)
       rising(sync)
       assert.deepStrictEqual(sync.pick(all, 1, none, 100), [req(0, 0)])
@@ -141,7 +146,7 @@ describe("Synchronizer", () => {
     })
 
     it("opens at most maxOpen pieces", () => {
-      const sync = Synchronizer.make(eleven.meta)
+      const sync = Synchronizer.make(eleven.meta, { random })
       const first = sync.pick(all, 100, none, 3)
       assert.strictEqual(sync.open.size, 3)
       assert.deepStrictEqual(piecesOf(first), [...sync.open.keys()])
@@ -160,7 +165,7 @@ describe("Synchronizer", () => {
     })
 
     it("n <= 0 picks nothing", () => {
-      const sync = Synchronizer.make(eleven.meta)
+      const sync = Synchronizer.make(eleven.meta, { random })
       assert.deepStrictEqual(sync.pick(all, 0, none, 100), [])
       assert.deepStrictEqual(sync.pick(all, -3, none, 100), [])
       assert.strictEqual(sync.open.size, 0)
@@ -168,14 +173,13 @@ describe("Synchronizer", () => {
   })
 
   describe("endgame", () => {
-    let random: ReturnType<typeof vi.spyOn>
     beforeEach(() => {
-      random = vi.spyOn(Math, "random").mockReturnValue(0.99) // ties: lowest index
+      random.mockReturnValue(0.99) // ties: lowest index
     })
-    afterEach(() => random.mockRestore())
+    afterEach(() => random.mockReset())
 
     it("duplicates blocks assigned to other peers, never one this peer already has", () => {
-      const sync = Synchronizer.make(three.meta)
+      const sync = Synchronizer.make(three.meta, { random })
       const assignedA = new Set<number>()
       const assignedB = new Set<number>()
       const give = (assigned: Set<number>, rs: ReadonlyArray<BlockRequest>) => {
@@ -201,7 +205,7 @@ describe("Synchronizer", () => {
     })
 
     it("received blocks are not requested again", () => {
-      const sync = Synchronizer.make(three.meta)
+      const sync = Synchronizer.make(three.meta, { random })
       const a = sync.pick(all, 10, none, 100)
       assert.strictEqual(a.length, 5)
       assert.isTrue(sync.receive(0, 0, three.block(0, 0, blockSize), "A").fresh)
@@ -218,7 +222,7 @@ describe("Synchronizer", () => {
     })
 
     it("no endgame while a needed piece is unopened, even if the peer lacks it", () => {
-      const sync = Synchronizer.make(three.meta)
+      const sync = Synchronizer.make(three.meta, { random })
       const a = sync.pick(only(0), 10, none, 100)
       assert.deepStrictEqual(a, [req(0, 0), req(0, 1)])
       assert.deepStrictEqual(sync.pick(only(0), 10, none, 100), [])
@@ -227,7 +231,7 @@ describe("Synchronizer", () => {
 
   describe("receive", () => {
     it("ignores blocks of unopened pieces, misaligned, out of range, wrong lengths and duplicates", () => {
-      const sync = Synchronizer.make(three.meta)
+      const sync = Synchronizer.make(three.meta, { random })
       assert.deepStrictEqual(sync.receive(0, 0, three.block(0, 0, blockSize), "A"), { fresh: false }, "not open")
       sync.pick(all, 10, none, 100)
       assert.isFalse(sync.receive(0, 100, three.block(0, 100, blockSize), "A").fresh, "misaligned")
@@ -253,7 +257,7 @@ describe("Synchronizer", () => {
 
   describe("completion", () => {
     it("complete → pending; failed → picked again; verified → have", () => {
-      const sync = Synchronizer.make(three.meta)
+      const sync = Synchronizer.make(three.meta, { random })
       assert.deepStrictEqual(sync.pick(only(0), 2, none, 100), [req(0, 0), req(0, 1)])
       assert.isTrue(sync.receive(0, blockSize, three.block(0, blockSize, blockSize), "B").fresh)
       const result = sync.receive(0, 0, three.block(0, 0, blockSize), "A")
@@ -262,15 +266,15 @@ describe("Synchronizer", () => {
       assert.deepStrictEqual(piece.buffer, three.piece(0))
       assert.deepStrictEqual(contributorsOf(piece), new Set(["A", "B"]))
       assert.isFalse(sync.open.has(0))
-      assert.isTrue(sync.pending.has(0))
+      assert.isTrue(sync.isPending(0))
       // Pending pieces are neither needed nor picked.
       assert.isFalse(sync.isInteresting(only(0)))
       assert.deepStrictEqual(sync.pick(only(0), 10, none, 100), [])
       assert.isFalse(sync.isComplete())
 
       sync.failed(piece)
-      assert.isFalse(sync.pending.has(0))
-      assert.strictEqual(sync.have[0], 0)
+      assert.isFalse(sync.isPending(0))
+      assert.isFalse(sync.has(0))
       assert.strictEqual(sync.haveCount, 0)
       assert.isTrue(sync.isInteresting(only(0)))
       assert.deepStrictEqual(sync.pick(only(0), 10, none, 100), [req(0, 0), req(0, 1)], "downloaded again")
@@ -279,9 +283,9 @@ describe("Synchronizer", () => {
       assert.deepStrictEqual(again.buffer, three.piece(0))
       assert.deepStrictEqual([...contributorsOf(again)], ["C"])
       sync.verified(again)
-      assert.strictEqual(sync.have[0], 1)
+      assert.isTrue(sync.has(0))
       assert.strictEqual(sync.haveCount, 1)
-      assert.isFalse(sync.pending.has(0))
+      assert.isFalse(sync.isPending(0))
       assert.isFalse(sync.isInteresting(only(0)))
       assert.deepStrictEqual(sync.pick(only(0), 10, none, 100), [])
       assert.strictEqual(sync.completedBytes(), 32 * 1024)
@@ -299,7 +303,7 @@ describe("Synchronizer", () => {
     })
 
     it("pieces found on disk count once and are not picked", () => {
-      const sync = Synchronizer.make(three.meta)
+      const sync = Synchronizer.make(three.meta, { random })
       sync.markHave(1)
       sync.markHave(1)
       assert.strictEqual(sync.haveCount, 1)
@@ -309,12 +313,42 @@ describe("Synchronizer", () => {
     })
   })
 
+  describe("byte counts", () => {
+    it("verified bytes per file, wanted and left follow each piece, whatever its order, and a selection change", () => {
+      const sync = Synchronizer.make(files.meta, { random, wanted: [true, false, true, true, true] })
+      /** Verified bytes of each file, counted from the pieces. */
+      const expected = () =>
+        files.meta.files.map((file) => {
+          let bytes = 0
+          for (let i = file.offset; i < file.offset + file.length; i++) if (sync.has(Math.floor(i / 32768))) bytes++
+          return bytes
+        })
+      assert.deepStrictEqual(sync.fileBytes(), [0, 0, 0, 0, 0])
+      for (const index of [6, 2, 0, 4]) {
+        sync.markHave(index)
+        assert.deepStrictEqual(sync.fileBytes(), expected(), `after piece ${index}`)
+      }
+      const leftOf = (pieces: ReadonlyArray<number>) =>
+        pieces.filter((i) => !sync.has(i)).reduce((n, i) => n + Metainfo.pieceSize(files.meta, i), 0)
+      assert.strictEqual(sync.wantedBytesLeft(), leftOf([1, 2, 3, 4, 5, 6]))
+      sync.setWantedFiles([true, false, false, false, false])
+      assert.strictEqual(sync.wantedBytesLeft(), leftOf([0, 1]))
+      sync.markHave(1)
+      assert.isTrue(sync.isComplete())
+      assert.strictEqual(
+        sync.completedBytes(),
+        [0, 1, 2, 4, 6].reduce((n, i) => n + Metainfo.pieceSize(files.meta, i), 0)
+      )
+      assert.deepStrictEqual(sync.fileBytes(), expected())
+    })
+  })
+
   describe("file selection", () => {
     const pickAll = (sync: Synchronizer.State, peer = all) => sync.pick(peer, 1000, none, 1000)
 
     it("never picks pieces of deselected files only; shared pieces are picked", () => {
       // Files 2 and 3 deselected: pieces 2–4 are theirs alone; 1 and 5 are shared.
-      const sync = Synchronizer.make(files.meta, { wanted: [true, true, false, false, true] })
+      const sync = Synchronizer.make(files.meta, { random, wanted: [true, true, false, false, true] })
       assert.isFalse(sync.isInteresting(only(2, 3, 4)))
       assert.deepStrictEqual(pickAll(sync, only(2, 3, 4)), [])
       assert.strictEqual(sync.wantedBytesLeft(), 3 * 32 * 1024 + 3392)
@@ -333,7 +367,7 @@ describe("Synchronizer", () => {
     })
 
     it("a selected empty file needs no piece (not even the one at its offset)", () => {
-      const sync = Synchronizer.make(files.meta, { wanted: [false, true, false, false, false] })
+      const sync = Synchronizer.make(files.meta, { random, wanted: [false, true, false, false, false] })
       assert.isTrue(sync.isComplete())
       assert.strictEqual(sync.wantedBytesLeft(), 0)
       assert.isFalse(sync.isInteresting(all))
@@ -342,12 +376,12 @@ describe("Synchronizer", () => {
 
     it("an empty file at the very end needs no piece either", () => {
       const fixture = Fixtures.make([40_000, 0])
-      const sync = Synchronizer.make(fixture.meta, { wanted: [false, true] })
+      const sync = Synchronizer.make(fixture.meta, { random, wanted: [false, true] })
       assert.isTrue(sync.isComplete())
     })
 
     it("a missing entry in wanted means selected", () => {
-      const sync = Synchronizer.make(files.meta, { wanted: [false, false, false] })
+      const sync = Synchronizer.make(files.meta, { random, wanted: [false, false, false] })
       assert.deepStrictEqual([...new Set(pickAll(sync).map((r) => r.index))].sort(), [2, 3, 4, 5, 6])
     })
   })

@@ -18,7 +18,7 @@ import * as Frame from "../../src/protocol/Frame.ts"
 import * as Handshake from "../../src/protocol/Handshake.ts"
 import * as WireMessage from "../../src/protocol/WireMessage.ts"
 import { type DiskError, DiskWriter } from "../../src/torrent/DiskWriter.ts"
-import { Orchestrator, type Progress } from "../../src/torrent/Orchestrator.ts"
+import { Orchestrator, type Progress, readerOf } from "../../src/torrent/Orchestrator.ts"
 import type * as MemorySocket from "../../src/peer/MemorySocket.ts"
 
 export interface FakePeer {
@@ -120,7 +120,7 @@ export const makeOrchestrator = Effect.fnUntraced(function*(
       for (const index of options?.have ?? []) bits.set(index)
       return bits
     }),
-    progress,
+    progress: readerOf(progress),
     completed,
     isBanned: options?.isBanned ?? (() => false),
     run: Effect.never

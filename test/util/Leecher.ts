@@ -3,7 +3,7 @@
  * (`layerNode`, real TCP, trackers and disk) downloading one torrent, with
  * what its progress showed along the way.
  */
-import { Cause, Deferred, Effect, Fiber, Layer, References, Stream, SubscriptionRef } from "effect"
+import { Cause, Deferred, Effect, Fiber, Layer, References, Stream } from "effect"
 import type { Address } from "../../src/peer/Network.ts"
 import type * as Metainfo from "../../src/protocol/Metainfo.ts"
 import type { Progress } from "../../src/torrent/Orchestrator.ts"
@@ -32,8 +32,8 @@ export interface Observed {
 /** Records the handle's progress in the current scope. */
 export const observe = (handle: TorrentHandle) =>
   Effect.gen(function*() {
-    const history: Array<Progress> = [yield* SubscriptionRef.get(handle.progress)]
-    yield* SubscriptionRef.changes(handle.progress).pipe(
+    const history: Array<Progress> = [yield* handle.progress.get]
+    yield* handle.progress.changes.pipe(
       Stream.runForEach((p) => Effect.sync(() => history.push(p))),
       Effect.forkScoped
     )
@@ -78,7 +78,7 @@ export const download = (
     const observed = yield* observe(handle)
     yield* handle.completed.pipe(within(options.timeoutMillis ?? 60_000, `downloading ${yield* handle.name}`, observed))
     // The final value, in case the subscriber has not seen it yet.
-    observed.history.push(yield* SubscriptionRef.get(handle.progress))
+    observed.history.push(yield* handle.progress.get)
     return Object.assign(observed, { meta: yield* handle.metadata })
   }).pipe(Effect.scoped, Effect.provide(managerLayer(options.downloadDir, options.settings)))
 
