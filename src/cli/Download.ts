@@ -9,7 +9,7 @@
  * `--quiet`); at the end comes a summary line per torrent and one final
  * line: done, or how to resume after Ctrl-C.
  */
-import { Cause, Clock, Effect, Exit, FileSystem, Option, Path, References } from "effect"
+import { Cause, Clock, Effect, Exit, FileSystem, Option, Path, References, type Scope } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import type * as InfoHash from "../protocol/InfoHash.ts"
 import * as Magnet from "../protocol/Magnet.ts"
@@ -141,6 +141,22 @@ export interface Options {
   readonly dhtBootstrap: ReadonlyArray<string>
   /** `seed`: the data must be under the folder already. */
   readonly dataRequired?: boolean
+  /**
+   * `serve`: runs once the torrents are added, in their scope, before the
+   * display starts (so what it prints comes first).
+   */
+  readonly onStart?: (
+    started: Started
+  ) => Effect.Effect<void, Input.InputError, Scope.Scope | FileSystem.FileSystem | Path.Path | Screen>
+}
+
+/** The torrents running, for `onStart`. */
+export interface Started {
+  readonly handles: ReadonlyArray<TorrentHandle>
+  /** The download folder, absolute. */
+  readonly dir: string
+  /** `--select`'s file indexes (undefined: every file). */
+  readonly selected: ReadonlyArray<number> | undefined
 }
 
 const logLevels = { error: "Error", warn: "Warn", info: "Info", debug: "Debug" } as const
@@ -319,6 +335,7 @@ const download = Effect.fnUntraced(function*(options: Options) {
           seedMillis: Option.getOrUndefined(Option.map(options.seedTime, (minutes) => minutes * 60_000))
         })
     )
+    if (options.onStart !== undefined) yield* options.onStart({ handles, dir, selected })
     if (options.json) yield* Effect.forkScoped(Display.showJson(handles))
     else if (!options.quiet) yield* Effect.forkScoped(Display.show(handles))
     // Closing the scope stops the torrents first (finalizers run last-in first-out), so the display's last frame shows how they ended.
