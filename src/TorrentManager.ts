@@ -63,6 +63,15 @@ export class TorrentNotFound extends Schema.TaggedError<TorrentNotFound>()("Torr
   }
 }
 
+export class SelectionError extends Schema.TaggedError<SelectionError>()("SelectionError", {
+  index: Schema.Number,
+  files: Schema.Number
+}) {
+  override get message() {
+    return `no file ${this.index}: the torrent has ${this.files} files (indexes from 0)`
+  }
+}
+
 /** An event of one of the manager's torrents. */
 export interface ManagerEvent {
   readonly infoHash: InfoHash.InfoHash
@@ -87,6 +96,12 @@ export interface TorrentHandle {
   readonly name: Effect.Effect<string>
   /** The metadata: at once for a .torrent; for a magnet link, once fetched (fails if the torrent fails first). */
   readonly metadata: Effect.Effect<Metainfo.Metainfo, Torrent.TorrentError>
+  /**
+   * Downloads only these files (by index, as `info` lists them) from now on:
+   * while it runs, and after a pause. Pieces they share with other files come
+   * whole. A magnet link's selection is checked once its metadata is in.
+   */
+  readonly select: (files: ReadonlyArray<number>) => Effect.Effect<void, SelectionError>
   /** Changes this torrent's own rate limits while it runs. */
   readonly setLimits: (limits: RateSettings) => Effect.Effect<void>
   /** Published every second, and as pieces are verified, peers come and go and the state changes. */
@@ -118,7 +133,10 @@ interface Entry extends TorrentHandle {
   meta: Metainfo.Metainfo | undefined
   readonly magnet: Magnet.Magnet | undefined
   readonly fetched: Deferred.Deferred<Metainfo.Metainfo>
-  readonly options: Torrent.Options
+  /** Changed by `select`: the next run starts with it. */
+  options: Torrent.Options
+  /** The run going on, if any. */
+  running: Torrent.Torrent["Service"] | undefined
   readonly downloadDir: string
   readonly done: Deferred.Deferred<void, Torrent.TorrentError>
 }
@@ -337,6 +355,8 @@ export const make = Effect.gen(function*() {
           Effect.gen(function*() {
             const torrent = yield* Torrent.Torrent
             running = torrent.progress
+            entry.running = torrent
+            yield* Effect.addFinalizer(() => Effect.sync(() => (entry.running = undefined)))
             yield* accepts(meta.infoHash, torrent.accept)
             yield* torrent.progress.changes.pipe(
               Stream.runForEach((p) => SubscriptionRef.set(entry.progressRef, shown(p))),
@@ -348,8 +368,7 @@ export const make = Effect.gen(function*() {
             Effect.scoped,
             Effect.provide(Torrent.Torrent.layer(meta, entry.options)),
             // Sessions tell DHT peers where our node is (never in private torrents, BEP 27).
-            (run) => dht === undefined || meta.private ? run : Effect.provideService(run, Dht, dht),
-            Effect.provideService(TorrentEvents, publisher(entry.infoHash))
+            (run) => dht === undefined || meta.private ? run : Effect.provideService(run, Dht, dht)
           )
         ),
         // The final state before `done`: whoever awaits the outcome then sees it.
@@ -361,6 +380,7 @@ export const make = Effect.gen(function*() {
         // Torrents announce (and tell peers) the port we really listen on.
         Effect.provideService(TorrentConfig, { ...config, port, downloadDir: entry.downloadDir }),
         Effect.provideService(Admission.Admission, admission),
+        Effect.provideService(TorrentEvents, publisher(entry.infoHash)),
         Effect.provideContext(context),
         Effect.asVoid
       ),
@@ -434,6 +454,15 @@ export const make = Effect.gen(function*() {
       ),
       completed,
       finished: Deferred.await(done),
+      running: undefined,
+      select: (files) =>
+        Effect.gen(function*() {
+          const count = entry.meta?.files.length
+          const wrong = count === undefined ? undefined : files.find((i) => !Number.isInteger(i) || i < 0 || i >= count)
+          if (wrong !== undefined) return yield* new SelectionError({ index: wrong, files: count! })
+          entry.options = { ...entry.options, selected: [...files] }
+          if (entry.running !== undefined) yield* entry.running.select(files)
+        }),
       setLimits: applyLimits(upload, download)
     }
     entries.set(infoHash, entry)

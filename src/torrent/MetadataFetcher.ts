@@ -21,6 +21,7 @@ import * as PeerSession from "../peer/PeerSession.ts"
 import type { Bans } from "./Bans.ts"
 import { MetadataAssembly } from "./MetadataAssembly.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
+import { TorrentEvents, warn } from "./TorrentEvents.ts"
 
 /**
  * Requests a peer may reject or let expire before it is hung up on: both of
@@ -56,6 +57,7 @@ export class MetadataFetcher extends Context.Service<MetadataFetcher, {
 
 const make = Effect.fnUntraced(function*(options: { readonly infoHash: InfoHash.InfoHash; readonly bans: Bans }) {
   const config = yield* TorrentConfig
+  const events = yield* TorrentEvents
   const { bans } = options
   const assembly = new MetadataAssembly(options.infoHash)
   const done = yield* Deferred.make<Uint8Array>()
@@ -109,7 +111,8 @@ const make = Effect.fnUntraced(function*(options: { readonly infoHash: InfoHash.
           case "Done":
             return yield* Deferred.succeed(done, verdict.info)
           case "HashMismatch":
-            yield* Effect.logWarning(
+            yield* warn(
+              events,
               `the metadata did not match the info-hash${
                 verdict.culprit === undefined ? "" : `; all of it came from ${verdict.culprit}`
               }`

@@ -32,7 +32,7 @@ import * as SmartBan from "./SmartBan.ts"
 import { blockKey, type BlockRequest } from "../protocol/Block.ts"
 import { contributorsOf, type OpenPiece, Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
-import { TorrentEvents } from "./TorrentEvents.ts"
+import { TorrentEvents, warn } from "./TorrentEvents.ts"
 import * as Tracker from "../tracker/Tracker.ts"
 
 /**
@@ -92,6 +92,8 @@ type Internal =
   | { readonly _tag: "PieceChecked"; readonly piece: OpenPiece; readonly ok: boolean }
   | { readonly _tag: "Second" }
   | { readonly _tag: "Rechoke" }
+  /** The caller changed which files to download. */
+  | { readonly _tag: "Select"; readonly files: ReadonlyArray<boolean> }
 
 type Event = PeerEvent | Internal
 
@@ -141,6 +143,8 @@ export class Orchestrator extends Context.Service<Orchestrator, {
   readonly progress: ProgressReader
   /** Completed when every selected piece is verified and on disk. */
   readonly completed: Deferred.Deferred<void, DiskError>
+  /** Changes which files to download (one flag per file), as the torrent runs. */
+  readonly select: (files: ReadonlyArray<boolean>) => Effect.Effect<void>
   /** Whether a connection with the address is refused at time `now` (see Bans). */
   readonly isBanned: (peer: PeerKey, now: number) => boolean
   /** Runs the event loop and the verifiers until interrupted. */
@@ -185,7 +189,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
   let loneSeconds = 0
 
   const snapshot = (state: TorrentState): Progress => {
-    lastSnapshot = { pieces: sync.haveCount, peers: peers.size }
+    lastSnapshot = { pieces: sync.haveCount, peers: peers.size, left: sync.wantedBytesLeft() }
     const left = sync.wantedBytesLeft()
     const wanted = sync.completedBytes() + left // approximate: deselected verified pieces count as done
     return {
@@ -205,7 +209,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
     }
   }
   /** What the last snapshot counted, to publish one when it changes. */
-  let lastSnapshot = { pieces: 0, peers: 0 }
+  let lastSnapshot = { pieces: 0, peers: 0, left: 0 }
   const progress = yield* SubscriptionRef.make(snapshot("checking"))
   const isDone = () => sync.isComplete() && sync.pendingCount === 0
   // The last word, however the torrent ends: the seconds' snapshots miss what came after the last one.
@@ -402,6 +406,12 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
         return yield* onPieceChecked(event.piece, event.ok)
       case "Rechoke":
         return yield* rechoke
+      case "Select": {
+        sync.setWantedFiles(event.files)
+        returned = true // newly wanted pieces may give any peer work
+        for (const state of peers.values()) yield* updateInterest(state)
+        return yield* completeIfDone
+      }
       case "Second": {
         const now = downloaded
         idleSeconds = now === lastDownloaded ? idleSeconds + 1 : 0
@@ -423,12 +433,19 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
     if (state !== undefined) yield* send(state, [{ _tag: "Disconnect", reason: "Banned", detail: "sent corrupt data" }])
   })
 
+  /** Once every selected piece is verified, the data is flushed and the download complete. */
+  const completeIfDone = Effect.gen(function*() {
+    if (!isDone() || (yield* Deferred.isDone(completed))) return
+    yield* disk.flush.pipe(Effect.exit, Effect.flatMap((exit) => Deferred.done(completed, exit)))
+    yield* SubscriptionRef.set(progress, snapshot("complete"))
+  })
+
   const onPieceChecked = Effect.fnUntraced(function*(piece: OpenPiece, ok: boolean) {
     if (ok) {
       // Before `verified`, which recycles the buffer.
       const verdict = smartBan.verified(piece.index, piece.buffer)
       for (const peer of verdict.culprits) {
-        yield* Effect.logWarning(`piece ${piece.index}: ${peer} sent the bad block of its failed copy`)
+        yield* warn(published, `piece ${piece.index}: ${peer} sent the bad block of its failed copy`)
         yield* ban(peer)
       }
       for (const peer of verdict.cleared) {
@@ -441,18 +458,14 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
         yield* send(state, [{ _tag: "Have", index: piece.index }])
         yield* updateInterest(state)
       }
-      if (isDone() && !(yield* Deferred.isDone(completed))) {
-        yield* disk.flush.pipe(Effect.exit, Effect.flatMap((exit) => Deferred.done(completed, exit)))
-        yield* SubscriptionRef.set(progress, snapshot("complete"))
-      }
-      return
+      return yield* completeIfDone
     }
     hashFailures++
     smartBan.failed(piece.index, piece.buffer, piece.senders)
     const contributors = contributorsOf(piece)
     sync.failed(piece)
     for (const state of peers.values()) yield* updateInterest(state) // the piece is needed again
-    yield* Effect.logWarning(`piece ${piece.index} failed its hash check; from ${[...contributors].join(", ")}`)
+    yield* warn(published, `piece ${piece.index} failed its hash check; from ${[...contributors].join(", ")}`)
     yield* published.publish({ _tag: "HashFailed", index: piece.index, peers: [...contributors] })
     for (const peer of contributors) {
       const state = peers.get(peer)
@@ -529,7 +542,10 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
       }
       const everyone = returned || sync.pendingCount !== pendingBefore || sync.haveCount !== haveBefore
       for (const [peer, state] of peers) if (everyone || touched.has(peer)) yield* refill(peer, state)
-      if (sync.haveCount !== lastSnapshot.pieces || peers.size !== lastSnapshot.peers) {
+      if (
+        sync.haveCount !== lastSnapshot.pieces || peers.size !== lastSnapshot.peers ||
+        sync.wantedBytesLeft() !== lastSnapshot.left
+      ) {
         yield* SubscriptionRef.set(progress, snapshot(isDone() ? "complete" : torrentState))
       }
     }
@@ -553,6 +569,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
     bitfield: Effect.sync(() => sync.bitfield()),
     progress: readerOf(progress),
     completed,
+    select: (files) => Queue.offer(events, { _tag: "Select", files }).pipe(Effect.asVoid),
     isBanned: (peer, now) => bans.refuses(peer, now),
     run
   })

@@ -25,6 +25,7 @@ import * as Metainfo from "../protocol/Metainfo.ts"
 import { DiskWriter, segments } from "./DiskWriter.ts"
 import * as PieceWorker from "./PieceWorker.ts"
 import type * as Synchronizer from "./Synchronizer.ts"
+import { warning } from "./TorrentEvents.ts"
 
 /** The folder of the client's own state inside a download folder. */
 export const stateFolder = ".effect-torrent"
@@ -131,7 +132,7 @@ export const save = Effect.fnUntraced(function*(sync: Synchronizer.State, downlo
   yield* fs.makeDirectory(path.dirname(target), { recursive: true })
   yield* fs.writeFile(`${target}.tmp`, bytes)
   yield* fs.rename(`${target}.tmp`, target)
-}, Effect.catch((error) => Effect.logWarning(`could not save resume data: ${error.message}`)))
+}, Effect.catch((error) => warning(`could not save resume data: ${error.message}`)))
 
 /** Whether every recorded stamp matches and each file holds the bytes of `index` (sparse holes aside). */
 const onDisk = (meta: Metainfo.Metainfo, stamps: ReadonlyArray<Stamp>, index: number) =>
@@ -145,14 +146,14 @@ const trusted = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, downloadDir
   if (Option.isNone(bytes)) return undefined
   const record = decode(bytes.value)
   if (record === undefined) {
-    yield* Effect.logWarning("the resume data is damaged: checking every piece")
+    yield* warning("the resume data is damaged: checking every piece")
     return undefined
   }
   if (
     record.infoHash !== meta.infoHash || record.pieceLength !== meta.pieceLength ||
     record.pieceCount !== meta.pieceCount
   ) {
-    yield* Effect.logWarning("the resume data is for another torrent: checking every piece")
+    yield* warning("the resume data is for another torrent: checking every piece")
     return undefined
   }
   const stamps = yield* fileStamps(meta, downloadDir)

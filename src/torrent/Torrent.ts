@@ -77,6 +77,8 @@ export class Torrent extends Context.Service<Torrent, {
   readonly progress: ProgressReader
   /** Takes over an incoming connection whose handshake named this torrent; refused until the data on disk is checked. */
   readonly accept: PeerSession.Accept
+  /** Downloads only these files (by index) from now on; pieces they share with others come whole. */
+  readonly select: (files: ReadonlyArray<number>) => Effect.Effect<void>
   /**
    * Downloads (and with `seed`, keeps serving). Succeeds when the selected
    * files are complete and verified, or with `seed` when its goal is reached;
@@ -94,6 +96,12 @@ export class Torrent extends Context.Service<Torrent, {
 
 const resumeEveryMillis = 10_000
 
+/** One flag per file: whether it is among `selected`. */
+const wantedOf = (meta: Metainfo.Metainfo, selected: ReadonlyArray<number>) => {
+  const chosen = new Set(selected)
+  return meta.files.map((_, i) => chosen.has(i))
+}
+
 /** The per-torrent services, built in the torrent's scope; `tiers` are its trackers (for progress). */
 export const layer = (
   meta: Metainfo.Metainfo,
@@ -102,7 +110,7 @@ export const layer = (
   maxOpenFiles?: number,
   tiers?: Tracker.Tiers
 ) => {
-  const wanted = options.selected === undefined ? undefined : meta.files.map((_, i) => options.selected!.includes(i))
+  const wanted = options.selected === undefined ? undefined : wantedOf(meta, options.selected)
   const base = Layer.mergeAll(
     Synchronizer.layer(meta, wanted === undefined ? undefined : { wanted }),
     Layer.effect(
@@ -141,18 +149,20 @@ const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
   const context = yield* Layer.build(layer(meta, options, config.downloadDir, config.maxOpenFiles, tiers))
   // `run` reads the data on disk, hashes it and talks to trackers with the services the layer was built with.
   const outer = yield* Effect.context<
-    TorrentConfig | Tracker.Tracker | FileSystem.FileSystem | Path.Path | Digest.Digest
+    TorrentConfig | Tracker.Tracker | FileSystem.FileSystem | Path.Path | Digest.Digest | TorrentEvents
   >()
   const monitor = Context.get(context, Monitor)
+  const orchestrator = Context.get(context, Orchestrator)
   const checked = yield* Deferred.make<void>()
   return Torrent.of({
     meta,
-    progress: Context.get(context, Orchestrator).progress,
+    progress: orchestrator.progress,
     accept: (peer, io, first) =>
       Effect.flatMap(
         Deferred.isDone(checked),
         (ready) => ready ? monitor.accept(peer, io, first) : Effect.succeed(false)
       ),
+    select: (files) => orchestrator.select(wantedOf(meta, files)),
     run: body(meta, options, tiers, checked).pipe(
       Effect.provideContext(Context.merge(outer, context)),
       Effect.scoped,

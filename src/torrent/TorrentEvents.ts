@@ -3,7 +3,8 @@
  * (the manager's `events` stream, and each handle's). Progress is a
  * snapshot; these are the moments in between: peers coming and going (and
  * why), pieces verified or failed (and from whom), trackers answering or
- * not, the state changing.
+ * not, the state changing (to "stalled" when no peer has been there for a
+ * while), and warnings (also logged).
  *
  * The torrent's core publishes through this service; the manager provides
  * one per torrent, feeding a bounded hub (a slow subscriber loses the
@@ -30,6 +31,8 @@ export type TorrentEvent =
   /** Every tracker failed an announce; `error` is the last one's. */
   | { readonly _tag: "TrackerFailed"; readonly error: string }
   | { readonly _tag: "StateChanged"; readonly state: TorrentState }
+  /** Something the user may want to know that did not stop the torrent (also logged as a warning). */
+  | { readonly _tag: "Warning"; readonly detail: string }
 
 export class TorrentEvents extends Context.Service<TorrentEvents, {
   readonly publish: (event: TorrentEvent) => Effect.Effect<void>
@@ -37,3 +40,11 @@ export class TorrentEvents extends Context.Service<TorrentEvents, {
   /** Events go nowhere (a torrent core run on its own, in tests). */
   static readonly layerDiscard = Layer.succeed(TorrentEvents, TorrentEvents.of({ publish: () => Effect.void }))
 }
+
+/** Logs a warning and publishes it as a `Warning` event. */
+export const warn = (events: TorrentEvents["Service"], detail: string) =>
+  Effect.andThen(Effect.logWarning(detail), events.publish({ _tag: "Warning", detail }))
+
+/** `warn`, with the TorrentEvents of the context. */
+export const warning = (detail: string) =>
+  Effect.flatMap(Effect.service(TorrentEvents), (events) => warn(events, detail))

@@ -13,6 +13,7 @@ import { join } from "node:path"
 import * as Bitfield from "../../src/protocol/Bitfield.ts"
 import * as DiskWriter from "../../src/torrent/DiskWriter.ts"
 import { PieceWorker } from "../../src/torrent/PieceWorker.ts"
+import { TorrentEvents } from "../../src/torrent/TorrentEvents.ts"
 import * as Resume from "../../src/torrent/Resume.ts"
 import * as Synchronizer from "../../src/torrent/Synchronizer.ts"
 import { tempDir } from "../util/Files.ts"
@@ -25,7 +26,12 @@ const fixture = Fixture.make([64 * 32 * 1024 + 1000, 64 * 32 * 1024 - 1000])
 const meta = fixture.meta
 const half = 64
 
-const services = Layer.mergeAll(NodeServices.layer, PieceWorker.layer, NodeCrypto.layerDigest)
+const services = Layer.mergeAll(
+  NodeServices.layer,
+  PieceWorker.layer,
+  NodeCrypto.layerDigest,
+  TorrentEvents.layerDiscard
+)
 
 /** A download folder holding the first half of the data, and a resume record saved for it. */
 const partialDownload = Effect.gen(function*() {

@@ -62,6 +62,11 @@ describe("TorrentManager events", () => {
           assert.include(e.peers, keyOf(liar.address), `piece ${e.index}: the failure names the liar`)
         }
         assert.isAbove(ofTag(events, "TrackerFailed").length, 0, "the dead tracker's failure is an event")
+        const warnings = ofTag(events, "Warning").map((e) => e.detail)
+        assert.isTrue(
+          failed.every((e) => warnings.some((w) => w.startsWith(`piece ${e.index} failed its hash check`))),
+          "each hash failure is a warning too"
+        )
         const states = ofTag(events, "StateChanged").map((e) => e.state)
         assert.include(states, "complete")
         assert.strictEqual(

@@ -18,6 +18,7 @@ import { MetadataFetcher } from "../../src/torrent/MetadataFetcher.ts"
 import { Monitor } from "../../src/torrent/Monitor.ts"
 import { Bans } from "../../src/torrent/Bans.ts"
 import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
+import { TorrentEvents } from "../../src/torrent/TorrentEvents.ts"
 import * as FakePeer from "../util/FakePeer.ts"
 import * as MemorySocket from "../../src/peer/MemorySocket.ts"
 
@@ -65,7 +66,11 @@ const startWith = Effect.fnUntraced(function*(features: ReadonlyArray<Handshake.
     Monitor.layer.pipe(
       Layer.provideMerge(MetadataFetcher.layer({ infoHash, bans: new Bans() })),
       Layer.provide(
-        Layer.merge(Layer.succeed(Network, connector), TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1) }))
+        Layer.mergeAll(
+          Layer.succeed(Network, connector),
+          TorrentConfig.layerWith({ peerId: new Uint8Array(20).fill(1) }),
+          TorrentEvents.layerDiscard
+        )
       )
     )
   )

@@ -122,6 +122,7 @@ export const makeOrchestrator = Effect.fnUntraced(function*(
     }),
     progress: readerOf(progress),
     completed,
+    select: () => Effect.void,
     isBanned: options?.isBanned ?? (() => false),
     run: Effect.never
   })
