@@ -63,9 +63,15 @@ export interface DatagramOptions {
   } | undefined
 }
 
+/** What a dial is for, beyond the address. */
+export interface ConnectOptions {
+  /** The torrent the connection is for (message stream encryption keys the handshake with it). */
+  readonly infoHash?: Uint8Array | undefined
+}
+
 export class Network extends Context.Service<Network, {
   /** A TCP connection to `address`, dialled when its reader is acquired (in the caller's scope). */
-  readonly connect: (address: Address, timeoutMillis: number) => Effect.Effect<Socket.Socket>
+  readonly connect: (address: Address, timeoutMillis: number, options?: ConnectOptions) => Effect.Effect<Socket.Socket>
   /**
    * Accepts TCP connections, calling `onConnection` for each (the caller
    * runs and supervises what reads it); closes with the scope. Returns the

@@ -90,7 +90,10 @@ export const make = Effect.gen(function*() {
     })
     const session = PeerSession.run({
       peer: key,
-      connection: { _tag: "Outgoing", socket: network.connect(candidate.address, config.connectTimeoutMillis) },
+      connection: {
+        _tag: "Outgoing",
+        socket: network.connect(candidate.address, config.connectTimeoutMillis, { infoHash: host.infoHash })
+      },
       onHandshake: settle
     }).pipe(
       Effect.ensuring(Effect.andThen(settle, Effect.sync(() => admission.release()))),
