@@ -281,7 +281,14 @@ export const webtorrentSeeder = (options: {
  * takes no peer address, so leechers find it through the torrent's tracker.
  */
 /** aria2c downloading `torrent` into `dir` from whom the torrent's trackers name (only loopback, no DHT, LPD or PEX), then exiting. */
-export const aria2Leecher = (options: { readonly torrent: string; readonly dir: string }) =>
+export const aria2Leecher = (
+  options: {
+    readonly torrent: string
+    readonly dir: string
+    /** More aria2c options (e.g. --bt-require-crypto=true). */
+    readonly extraArgs?: ReadonlyArray<string>
+  }
+) =>
   Effect.gen(function*() {
     const port = yield* freePort
     return yield* spawnChild("aria2c leecher", "aria2c", [
@@ -295,12 +302,19 @@ export const aria2Leecher = (options: { readonly torrent: string; readonly dir: 
       "--seed-time=0",
       "--summary-interval=0",
       "--console-log-level=warn",
+      ...(options.extraArgs ?? []),
       options.torrent
     ])
   })
 
 export const aria2Seeder = (
-  options: { readonly torrent: string; readonly dir: string; readonly uploadLimit?: number }
+  options: {
+    readonly torrent: string
+    readonly dir: string
+    readonly uploadLimit?: number
+    /** More aria2c options (e.g. --bt-require-crypto=true). */
+    readonly extraArgs?: ReadonlyArray<string>
+  }
 ) =>
   Effect.gen(function*() {
     const port = yield* freePort
@@ -323,6 +337,7 @@ export const aria2Seeder = (
       "--rpc-save-upload-metadata=false",
       "--allow-overwrite=false",
       ...(options.uploadLimit !== undefined ? [`--max-upload-limit=${options.uploadLimit}`] : []),
+      ...(options.extraArgs ?? []),
       options.torrent
     ])
     yield* waitForPort(child, port, 15_000)

@@ -1,0 +1,100 @@
+/**
+ * Message stream encryption against aria2c with `--bt-require-crypto=true`
+ * and `--bt-min-crypto-level=arc4`: it speaks only MSE with RC4, so a
+ * transfer that completes was encrypted. Both directions of the handshake:
+ * we dial an aria2c seeder (it knows no tracker that could tell it of us), and
+ * an aria2c leecher dials us (our dials are refused, so it is the only way).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Stream } from "effect"
+import { join } from "node:path"
+import * as Encryption from "../../src/peer/Encryption.ts"
+import * as InfoHash from "../../src/protocol/InfoHash.ts"
+import type { ManagerEvent } from "../../src/TorrentManager.ts"
+import { TorrentManager } from "../../src/TorrentManager.ts"
+import { trackerServer } from "../tracker/fixtures.ts"
+import * as EncryptedManager from "../util/EncryptedManager.ts"
+import { createWithMktorrent, sameBytes, tempDir, writeTree } from "../util/Files.ts"
+import { within } from "../util/Leecher.ts"
+import { aria2Leecher, aria2Seeder, exitOf, freePort, waitForSeeders } from "../util/Swarm.ts"
+
+const requireCrypto = ["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"]
+const size = 3_000_017
+
+/** Data under `<root>/src` and its torrent (announcing to `announce`, if any). */
+const workspace = (label: string, announce?: string) =>
+  Effect.gen(function*() {
+    const root = yield* tempDir(label)
+    const src = join(root, "src")
+    yield* writeTree(src, [{ path: "data.bin", size }])
+    const torrent = yield* createWithMktorrent(join(src, "data.bin"), join(root, "data.torrent"), {
+      pieceLength: 64 * 1024,
+      announce: announce === undefined ? [] : [announce]
+    })
+    return { root, src, dst: join(root, "dst"), ...torrent }
+  })
+
+/** Every peer that connected: whether we dialled it. */
+const connections = (events: ReadonlyArray<ManagerEvent>) =>
+  events.flatMap(({ event }) => event._tag === "PeerConnected" ? [event.outgoing] : [])
+
+const record = Effect.gen(function*() {
+  const manager = yield* TorrentManager
+  const events: Array<ManagerEvent> = []
+  yield* Stream.runForEach(yield* manager.subscribe, (e) => Effect.sync(() => events.push(e))).pipe(Effect.forkScoped)
+  return { manager, events }
+})
+
+describe("message stream encryption with aria2c", () => {
+  it.live("we download from an aria2c seeder that requires RC4, dialling it (prefer)", () =>
+    Effect.gen(function*() {
+      const ws = yield* workspace("mse-download") // no tracker: the seeder cannot learn of us
+      const seeder = yield* aria2Seeder({ torrent: ws.file, dir: ws.src, extraArgs: requireCrypto })
+      const port = yield* freePort
+      const events = yield* Effect.gen(function*() {
+        const { manager, events } = yield* record
+        const handle = yield* manager.add(ws.meta, { peers: [{ host: "127.0.0.1", port: seeder.port }] })
+        yield* handle.completed.pipe(within(60_000, "the encrypted download"))
+        return events
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(
+          EncryptedManager.layer({ downloadDir: ws.dst, port, listenHost: "127.0.0.1" }, { policy: "prefer" })
+        )
+      )
+      assert.isTrue(sameBytes(join(ws.src, "data.bin"), join(ws.dst, "data.bin")))
+      const seen = connections(events)
+      assert.isAtLeast(seen.length, 1)
+      assert.isTrue(seen.every((outgoing) => outgoing), "every connection was ours")
+    }), 90_000)
+
+  it.live("an aria2c leecher that requires RC4 downloads from us, dialling us (require)", () =>
+    Effect.gen(function*() {
+      const tracker = yield* trackerServer
+      const ws = yield* workspace("mse-upload", tracker.http)
+      const port = yield* freePort
+      const events = yield* Effect.gen(function*() {
+        const { manager, events } = yield* record
+        const encryption = yield* Encryption.Encryption
+        yield* encryption.serve(InfoHash.toBytes(ws.meta.infoHash))
+        yield* manager.add(ws.meta, { seed: true, downloadDir: ws.src })
+        yield* waitForSeeders(tracker.http, ws.meta, 1)
+        const leecher = yield* aria2Leecher({ torrent: ws.file, dir: ws.dst, extraArgs: requireCrypto })
+        const code = yield* exitOf(leecher, 60_000)
+        assert.strictEqual(code, 0, leecher.output())
+        return events
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(
+          EncryptedManager.layer(
+            { downloadDir: ws.src, port, listenHost: "127.0.0.1" },
+            { policy: "require", dial: false }
+          )
+        )
+      )
+      assert.isTrue(sameBytes(join(ws.src, "data.bin"), join(ws.dst, "data.bin")))
+      const seen = connections(events)
+      assert.isAtLeast(seen.length, 1)
+      assert.isTrue(seen.every((outgoing) => !outgoing), "every connection came in")
+    }), 90_000)
+})

@@ -1,0 +1,49 @@
+/**
+ * A TorrentManager speaking message stream encryption, composed as
+ * `TorrentManager.layerNode` is but with `Encryption.layer(policy)` over the
+ * Node network in place of `Network.layerNode` (until the manager takes the
+ * policy from its settings). The `Encryption` service is in the output:
+ * incoming encrypted connections find a torrent only once it is `serve`d.
+ */
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { Effect, Layer, References } from "effect"
+import * as Encryption from "../../src/peer/Encryption.ts"
+import * as MemorySocket from "../../src/peer/MemorySocket.ts"
+import { Network } from "../../src/peer/Network.ts"
+import { PieceWorker } from "../../src/torrent/PieceWorker.ts"
+import { Storage } from "../../src/torrent/Storage.ts"
+import { type Settings, TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
+import { TorrentManager } from "../../src/TorrentManager.ts"
+import * as HttpTracker from "../../src/tracker/HttpTracker.ts"
+import * as Tracker from "../../src/tracker/Tracker.ts"
+import * as UdpTracker from "../../src/tracker/UdpTracker.ts"
+
+export interface Options {
+  readonly policy: Encryption.Policy
+  /** False: every dial is refused, so peers reach us only by dialling us (default true). */
+  readonly dial?: boolean
+}
+
+/** The Network in the environment, its dials refused. */
+const noDialing = Layer.effect(
+  Network,
+  Effect.map(
+    Effect.service(Network),
+    (inner) => Network.of({ ...inner, connect: () => Effect.succeed(MemorySocket.refused()) })
+  )
+)
+
+/** TorrentManager (with Encryption beside it) on real TCP, files and trackers; logs at Warn and above. */
+export const layer = (settings: Partial<Settings>, options: Options) => {
+  const tcp = options.dial === false ? noDialing.pipe(Layer.provide(Network.layerNode)) : Network.layerNode
+  return TorrentManager.layer.pipe(
+    Layer.provideMerge(Encryption.Encryption.layer({ policy: options.policy }).pipe(Layer.provide(tcp))),
+    Layer.provide(Layer.mergeAll(
+      TorrentConfig.layerWith(settings),
+      Layer.mergeAll(PieceWorker.layerDigest, Storage.layerNode).pipe(Layer.provide(PieceWorker.layer)),
+      Tracker.Tracker.layer.pipe(Layer.provide(Layer.mergeAll(HttpTracker.layerNode, UdpTracker.layerNode)))
+    )),
+    Layer.provideMerge(NodeServices.layer),
+    Layer.provideMerge(Layer.succeed(References.MinimumLogLevel, "Warn"))
+  )
+}
