@@ -18,6 +18,7 @@ import {
   FiberMap,
   FiberSet,
   type FileSystem,
+  Option,
   Layer,
   Path,
   PubSub,
@@ -47,6 +48,8 @@ import { PieceWorker } from "./torrent/PieceWorker.ts"
 import type { DiskError } from "./torrent/DiskWriter.ts"
 import { Storage } from "./torrent/Storage.ts"
 import * as Discovery from "./torrent/Discovery.ts"
+import * as FileStream from "./torrent/FileStream.ts"
+import type { FilePriority } from "./torrent/Synchronizer.ts"
 import * as Torrent from "./torrent/Torrent.ts"
 import * as RateLimit from "./torrent/RateLimit.ts"
 import { type TorrentEvent, TorrentEvents } from "./torrent/TorrentEvents.ts"
@@ -102,6 +105,12 @@ export interface TorrentHandle {
    * whole. A magnet link's selection is checked once its metadata is in.
    */
   readonly select: (files: ReadonlyArray<number>) => Effect.Effect<void, SelectionError>
+  /** Each file's priority, one per file ("skip" deselects it; higher ones come first), while it runs and after. */
+  readonly prioritize: (files: ReadonlyArray<FilePriority>) => Effect.Effect<void>
+  /** Pieces in order instead of rarest first (to play a file as it comes), while it runs and after. */
+  readonly setSequential: (on: boolean) => Effect.Effect<void>
+  /** File `index` of the torrent (as `info` lists them). */
+  readonly file: (index: number) => TorrentFile
   /** Changes this torrent's own rate limits while it runs. */
   readonly setLimits: (limits: RateSettings) => Effect.Effect<void>
   /** Published every second, and as pieces are verified, peers come and go and the state changes. */
@@ -112,6 +121,18 @@ export interface TorrentHandle {
   readonly completed: Effect.Effect<void, Torrent.TorrentError>
   /** Succeeds when the torrent stops by itself (complete, or its seeding goal reached). */
   readonly finished: Effect.Effect<void, Torrent.TorrentError>
+}
+
+export interface TorrentFile {
+  /**
+   * The file's bytes from `start` (default 0) to `end` (excluded; default its
+   * length), as they are verified: what is there comes at once, the rest is
+   * waited for in order, and fetched first while the stream runs (ending or
+   * interrupting it withdraws that). Fails if the torrent stops first or the
+   * file is deselected. Waits for a magnet link's metadata, and for a paused
+   * torrent to resume.
+   */
+  readonly stream: (range?: FileStream.Range) => Stream.Stream<Uint8Array, FileStream.FileStreamError>
 }
 
 export interface AddOptions extends Omit<Torrent.Options, "limits" | "bans"> {
@@ -136,7 +157,7 @@ interface Entry extends TorrentHandle {
   /** Changed by `select`: the next run starts with it. */
   options: Torrent.Options
   /** The run going on, if any. */
-  running: Torrent.Torrent["Service"] | undefined
+  readonly running: SubscriptionRef.SubscriptionRef<Torrent.Torrent["Service"] | undefined>
   readonly downloadDir: string
   readonly done: Deferred.Deferred<void, Torrent.TorrentError>
 }
@@ -355,8 +376,8 @@ export const make = Effect.gen(function*() {
           Effect.gen(function*() {
             const torrent = yield* Torrent.Torrent
             running = torrent.progress
-            entry.running = torrent
-            yield* Effect.addFinalizer(() => Effect.sync(() => (entry.running = undefined)))
+            yield* SubscriptionRef.set(entry.running, torrent)
+            yield* Effect.addFinalizer(() => SubscriptionRef.set(entry.running, undefined))
             yield* accepts(meta.infoHash, torrent.accept)
             yield* torrent.progress.changes.pipe(
               Stream.runForEach((p) => SubscriptionRef.set(entry.progressRef, shown(p))),
@@ -416,6 +437,7 @@ export const make = Effect.gen(function*() {
       ),
       Deferred.await(done)
     )
+    const running = yield* SubscriptionRef.make<Torrent.Torrent["Service"] | undefined>(undefined)
     const upload = new RateLimit.Bucket(options.maxUploadRate ?? 0)
     const download = new RateLimit.Bucket(options.maxDownloadRate ?? 0)
     const entry: Entry = {
@@ -454,15 +476,46 @@ export const make = Effect.gen(function*() {
       ),
       completed,
       finished: Deferred.await(done),
-      running: undefined,
+      running,
       select: (files) =>
         Effect.gen(function*() {
           const count = entry.meta?.files.length
           const wrong = count === undefined ? undefined : files.find((i) => !Number.isInteger(i) || i < 0 || i >= count)
           if (wrong !== undefined) return yield* new SelectionError({ index: wrong, files: count! })
-          entry.options = { ...entry.options, selected: [...files] }
-          if (entry.running !== undefined) yield* entry.running.select(files)
+          entry.options = { ...entry.options, selected: [...files], priorities: undefined }
+          const torrent = yield* SubscriptionRef.get(running)
+          if (torrent !== undefined) yield* torrent.select(files)
         }),
+      prioritize: (files) =>
+        Effect.gen(function*() {
+          entry.options = { ...entry.options, selected: undefined, priorities: [...files] }
+          const torrent = yield* SubscriptionRef.get(running)
+          if (torrent !== undefined) yield* torrent.prioritize(files)
+        }),
+      setSequential: (on) =>
+        Effect.gen(function*() {
+          entry.options = { ...entry.options, sequential: on }
+          const torrent = yield* SubscriptionRef.get(running)
+          if (torrent !== undefined) yield* torrent.setSequential(on)
+        }),
+      file: (index) => ({
+        stream: (range) =>
+          Stream.unwrap(
+            Effect.raceFirst(
+              SubscriptionRef.changes(running).pipe(
+                Stream.filter((torrent) => torrent !== undefined),
+                Stream.runHead,
+                Effect.map((torrent) => Option.getOrThrow(torrent).stream(index, range))
+              ),
+              Effect.andThen(
+                Deferred.await(done).pipe(Effect.exit),
+                Effect.fail(
+                  new FileStream.FileStreamError({ file: index, problem: "Stopped", detail: "the torrent stopped" })
+                )
+              )
+            )
+          )
+      }),
       setLimits: applyLimits(upload, download)
     }
     entries.set(infoHash, entry)

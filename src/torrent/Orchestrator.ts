@@ -30,7 +30,7 @@ import * as Choker from "./Choker.ts"
 import { DiskWriter, type DiskError } from "./DiskWriter.ts"
 import * as SmartBan from "./SmartBan.ts"
 import { blockKey, type BlockRequest } from "../protocol/Block.ts"
-import { contributorsOf, type OpenPiece, Synchronizer } from "./Synchronizer.ts"
+import { contributorsOf, type FilePriority, type OpenPiece, Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
 import { TorrentEvents, warn } from "./TorrentEvents.ts"
 import * as Tracker from "../tracker/Tracker.ts"
@@ -92,8 +92,12 @@ type Internal =
   | { readonly _tag: "PieceChecked"; readonly piece: OpenPiece; readonly ok: boolean }
   | { readonly _tag: "Second" }
   | { readonly _tag: "Rechoke" }
-  /** The caller changed which files to download. */
-  | { readonly _tag: "Select"; readonly files: ReadonlyArray<boolean> }
+  /** The caller changed the files' priorities (which to download, and in what order). */
+  | { readonly _tag: "Prioritize"; readonly files: ReadonlyArray<FilePriority> }
+  | { readonly _tag: "Sequential"; readonly on: boolean }
+  /** A reader of the data waits for piece `from` and will read on to `to`. */
+  | { readonly _tag: "Reading"; readonly id: number; readonly from: number; readonly to: number }
+  | { readonly _tag: "DoneReading"; readonly id: number }
 
 type Event = PeerEvent | Internal
 
@@ -132,6 +136,12 @@ const maxHashStrikes = 3
 const openPieceBytes = 8 * 1024 * 1024
 /** Seconds without a peer before a download counts as stalled (not at once: peers take a moment to connect). */
 const stalledAfterSeconds = 5
+/** A reader's window: the pieces of this many seconds at the current rate... */
+const readAheadSeconds = 4
+/** ...at least this many bytes (and two pieces: while the rate is unknown, enough to keep the peers busy)... */
+const minReadAheadBytes = 8 * 1024 * 1024
+/** ...and at most this many. */
+const maxReadAheadBytes = 32 * 1024 * 1024
 /** Seconds without a block before the download rate counts as 0 (its average only halves each second). */
 const idleAfterSeconds = 3
 
@@ -143,8 +153,18 @@ export class Orchestrator extends Context.Service<Orchestrator, {
   readonly progress: ProgressReader
   /** Completed when every selected piece is verified and on disk. */
   readonly completed: Deferred.Deferred<void, DiskError>
-  /** Changes which files to download (one flag per file), as the torrent runs. */
-  readonly select: (files: ReadonlyArray<boolean>) => Effect.Effect<void>
+  /** Changes the files' priorities (one per file; "skip" deselects), as the torrent runs. */
+  readonly prioritize: (files: ReadonlyArray<FilePriority>) => Effect.Effect<void>
+  /** Pieces in order instead of rarest first (for playing a file as it comes). */
+  readonly setSequential: (on: boolean) => Effect.Effect<void>
+  /**
+   * A reader of the data (id of its own) waits for piece `from` and reads on
+   * to `to`: those pieces come first while it reads, until `doneReading`.
+   */
+  readonly reading: (id: number, from: number, to: number) => Effect.Effect<void>
+  readonly doneReading: (id: number) => Effect.Effect<void>
+  /** Waits until piece `index` is verified; fails if it is deselected first, or the torrent stops. */
+  readonly awaitPiece: (index: number) => Effect.Effect<void, "Deselected" | "Stopped">
   /** Whether a connection with the address is refused at time `now` (see Bans). */
   readonly isBanned: (peer: PeerKey, now: number) => boolean
   /** Runs the event loop and the verifiers until interrupted. */
@@ -214,6 +234,23 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
   const isDone = () => sync.isComplete() && sync.pendingCount === 0
   // The last word, however the torrent ends: the seconds' snapshots miss what came after the last one.
   yield* Effect.addFinalizer(() => SubscriptionRef.set(progress, snapshot(isDone() ? "complete" : "stopped")))
+
+  /** Readers of the data, by id: the piece each waits for, and the last it will read. */
+  const readers = new Map<number, { readonly from: number; readonly to: number }>()
+  const setWindows = () => {
+    const bytes = Math.min(Math.max(downloadRate * readAheadSeconds, minReadAheadBytes), maxReadAheadBytes)
+    const size = Math.max(2, Math.ceil(bytes / meta.pieceLength))
+    sync.setReaders([...readers.values()].map(({ from, to }) => ({ from, to: Math.min(to, from + size - 1) })))
+  }
+  /** Readers waiting for a piece, by piece. */
+  const waiters = new Map<number, Array<Deferred.Deferred<void, "Deselected" | "Stopped">>>()
+  const wake = (index: number, exit: Effect.Effect<void, "Deselected" | "Stopped">) =>
+    Effect.forEach(waiters.get(index) ?? [], (waiter) => Deferred.completeWith(waiter, exit)).pipe(
+      Effect.andThen(Effect.sync(() => waiters.delete(index)))
+    )
+  yield* Effect.addFinalizer(() =>
+    Effect.forEach([...waiters.keys()], (index) => wake(index, Effect.fail("Stopped" as const)), { discard: true })
+  )
 
   const send = (state: PeerState, messages: ReadonlyArray<PeerCommand>) =>
     messages.length === 0 ? Effect.void : Queue.offerAll(state.outbox, messages)
@@ -406,17 +443,30 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
         return yield* onPieceChecked(event.piece, event.ok)
       case "Rechoke":
         return yield* rechoke
-      case "Select": {
-        sync.setWantedFiles(event.files)
+      case "Prioritize": {
+        sync.setFilePriorities(event.files)
         returned = true // newly wanted pieces may give any peer work
         for (const state of peers.values()) yield* updateInterest(state)
+        for (const index of [...waiters.keys()]) {
+          if (!sync.isWanted(index)) yield* wake(index, Effect.fail("Deselected" as const))
+        }
         return yield* completeIfDone
       }
+      case "Sequential":
+        return sync.setSequential(event.on)
+      case "Reading":
+        readers.set(event.id, { from: event.from, to: event.to })
+        returned = true
+        return setWindows()
+      case "DoneReading":
+        readers.delete(event.id)
+        return setWindows()
       case "Second": {
         const now = downloaded
         idleSeconds = now === lastDownloaded ? idleSeconds + 1 : 0
         loneSeconds = peers.size === 0 ? loneSeconds + 1 : 0
         downloadRate = idleSeconds >= idleAfterSeconds ? 0 : downloadRate * 0.5 + (now - lastDownloaded) * 0.5
+        if (readers.size > 0) setWindows()
         uploadRate = uploadRate * 0.5 + uploadedThisSecond * 0.5
         uploadedThisSecond = 0
         lastDownloaded = now
@@ -453,6 +503,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
         if (state !== undefined) state.hashStrikes = Math.max(0, state.hashStrikes - 1)
       }
       sync.verified(piece)
+      yield* wake(piece.index, Effect.void)
       yield* published.publish({ _tag: "PieceVerified", index: piece.index })
       for (const state of peers.values()) {
         yield* send(state, [{ _tag: "Have", index: piece.index }])
@@ -569,7 +620,25 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
     bitfield: Effect.sync(() => sync.bitfield()),
     progress: readerOf(progress),
     completed,
-    select: (files) => Queue.offer(events, { _tag: "Select", files }).pipe(Effect.asVoid),
+    prioritize: (files) => Queue.offer(events, { _tag: "Prioritize", files }).pipe(Effect.asVoid),
+    setSequential: (on) => Queue.offer(events, { _tag: "Sequential", on }).pipe(Effect.asVoid),
+    reading: (id, from, to) => Queue.offer(events, { _tag: "Reading", id, from, to }).pipe(Effect.asVoid),
+    doneReading: (id) => Queue.offer(events, { _tag: "DoneReading", id }).pipe(Effect.asVoid),
+    awaitPiece: (index) =>
+      Effect.suspend(() => {
+        if (sync.has(index)) return Effect.void
+        if (!sync.isWanted(index)) return Effect.fail("Deselected" as const)
+        const waiter = Deferred.makeUnsafe<void, "Deselected" | "Stopped">()
+        waiters.set(index, [...(waiters.get(index) ?? []), waiter])
+        // A reader that goes (a closed HTTP response) leaves nothing behind.
+        return Deferred.await(waiter).pipe(Effect.onInterrupt(() =>
+          Effect.sync(() => {
+            const left = (waiters.get(index) ?? []).filter((w) => w !== waiter)
+            if (left.length === 0) waiters.delete(index)
+            else waiters.set(index, left)
+          })
+        ))
+      }),
     isBanned: (peer, now) => bans.refuses(peer, now),
     run
   })

@@ -5,6 +5,10 @@
  * peer has something to trade quickly), pieces already started are finished
  * before new ones are opened, and in endgame the last outstanding blocks are
  * requested from several peers at once. Deselected files' pieces are skipped.
+ * Before all that come the pieces readers of the data wait for (each
+ * reader's window from its position, readers served in turn; the head piece
+ * of a window is asked of several peers), then higher file priorities;
+ * `sequential` takes pieces in order instead of rarest first.
  *
  * It is owned by the Orchestrator fiber alone, so its state is plain mutable
  * data with no locks; every method is synchronous. Its state is reached only
@@ -43,6 +47,16 @@ export type Received =
 
 const randomFirstPieces = 4
 
+/** Per file: "skip" is not downloaded; among the others, higher first. */
+export type FilePriority = "skip" | "low" | "normal" | "high"
+const priorityRank: Record<FilePriority, number> = { skip: 0, low: 1, normal: 2, high: 3 }
+
+/** Pieces a reader of the data waits for, from the one it needs now (`from`) to `to`, both included. */
+export interface Window {
+  readonly from: number
+  readonly to: number
+}
+
 export interface Options {
   readonly wanted?: ReadonlyArray<boolean>
   /**
@@ -69,6 +83,12 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
   const fileBytes = new Array<number>(meta.files.length).fill(0)
   /** 1 for each piece of a selected file. */
   const wanted = new Uint8Array(count).fill(1)
+  /** Per piece, the highest rank of its files' priorities. */
+  const rank = new Uint8Array(count).fill(priorityRank.normal)
+  let sequential = false
+  let windows: ReadonlyArray<Window> = []
+  /** The window served first next time, so that readers take turns. */
+  let nextWindow = 0
   /** Bytes of selected files' pieces not verified yet. */
   let wantedLeft = meta.length
   if (options?.wanted !== undefined) setWantedFiles(options.wanted)
@@ -157,24 +177,67 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
     }
   }
 
-  /** The next piece to open for a peer: random among the first few, then the rarest. */
+  const openable = (index: number, peer: PieceSet) => needs(index) && !open.has(index) && peer.has(index)
+
+  /** The first piece a reader waits for that the peer can give, readers taking turns. */
+  const forReaders = (peer: PieceSet): number | undefined => {
+    for (let k = 0; k < windows.length; k++) {
+      const window = windows[(nextWindow + k) % windows.length]!
+      for (let i = window.from; i <= window.to; i++) {
+        if (!openable(i, peer)) continue
+        nextWindow = (nextWindow + k + 1) % windows.length
+        return i
+      }
+    }
+    return undefined
+  }
+
+  /**
+   * The next piece to open for a peer: what readers wait for; else of the
+   * highest priority, random among the first few, then the rarest (or the
+   * first, sequentially).
+   */
   const choosePiece = (peer: PieceSet): number | undefined => {
+    const read = forReaders(peer)
+    if (read !== undefined) return read
     let best: number | undefined
+    let bestRank = 0
     let bestAvailability = Infinity
     let ties = 0
-    const random = haveCount < randomFirstPieces
+    const random = !sequential && haveCount < randomFirstPieces
     for (let i = 0; i < count; i++) {
-      if (!needs(i) || open.has(i) || !peer.has(i)) continue
-      const a = random ? 0 : availability[i]!
-      if (a < bestAvailability) {
+      if (!openable(i, peer) || rank[i]! < bestRank) continue
+      const a = random || sequential ? 0 : availability[i]!
+      if (rank[i]! > bestRank || a < bestAvailability) {
         best = i
+        bestRank = rank[i]!
         bestAvailability = a
         ties = 1
-      } else if (a === bestAvailability && nextRandom() * ++ties < 1) {
+      } else if (a === bestAvailability && !sequential && nextRandom() * ++ties < 1) {
         best = i // reservoir sampling: a random one among equally rare pieces
       }
     }
     return best
+  }
+
+  /** Blocks of the readers' head pieces not yet received, asked of this peer too (whoever answers first wins). */
+  const headBlocks = (
+    peer: PieceSet,
+    n: number,
+    assigned: { readonly has: (key: number) => boolean },
+    out: Array<BlockRequest>
+  ) => {
+    for (const window of windows) {
+      const piece = open.get(window.from)
+      if (piece === undefined || !peer.has(piece.index)) continue
+      for (let b = 0; b < piece.requested.length && out.length < n; b++) {
+        const key = blockKey(piece.index, b * blockSize)
+        if (piece.received[b] === 0 && !assigned.has(key) && !out.some((r) => blockKey(r.index, r.begin) === key)) {
+          piece.requested[b]!++
+          out.push(requestOf(piece.index, b))
+        }
+      }
+    }
   }
 
   const hasUnopened = () => {
@@ -210,6 +273,27 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
     },
     blocksIn,
     setWantedFiles,
+    /** Files' priorities ("skip" deselects; the others order the pieces); one per file. */
+    setFilePriorities: (priorities: ReadonlyArray<FilePriority>) => {
+      setWantedFiles(priorities.map((p) => p !== "skip"))
+      rank.fill(0)
+      meta.files.forEach((file, i) => {
+        const r = priorityRank[priorities[i] ?? "normal"]
+        if (file.length === 0 || r === 0) return
+        const last = Math.floor((file.offset + file.length - 1) / meta.pieceLength)
+        for (let p = Math.floor(file.offset / meta.pieceLength); p <= last; p++) rank[p] = Math.max(rank[p]!, r)
+      })
+    },
+    /** Whether piece `index` belongs to a selected file. */
+    isWanted: (index: number) => wanted[index] === 1,
+    setSequential: (on: boolean) => {
+      sequential = on
+    },
+    /** The windows of the readers of the data, most urgent piece first in each. */
+    setReaders: (next: ReadonlyArray<Window>) => {
+      windows = next
+      nextWindow = 0
+    },
     /** Bytes of verified data. */
     completedBytes: () => verifiedBytes,
     /** Bytes still wanted (selected files, not verified). */
@@ -259,6 +343,7 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
         takeBlocks(piece, n, out)
       }
       if (out.length < n) take(true)
+      if (out.length < n) headBlocks(peer, n, assigned, out)
       // Endgame only once every needed piece is open: then ask this peer too
       // for blocks other peers were asked for.
       if (out.length >= n || hasUnopened()) return out

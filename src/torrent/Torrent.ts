@@ -30,6 +30,7 @@ import type * as PeerSession from "../peer/PeerSession.ts"
 import * as Tracker from "../tracker/Tracker.ts"
 import { DiskError, DiskWriter } from "./DiskWriter.ts"
 import * as Discovery from "./Discovery.ts"
+import * as FileStream from "./FileStream.ts"
 import { Monitor } from "./Monitor.ts"
 import type { Bans } from "./Bans.ts"
 import { Orchestrator, type ProgressReader } from "./Orchestrator.ts"
@@ -39,7 +40,7 @@ import type * as RateLimit from "./RateLimit.ts"
 import { RateLimits } from "./RateLimit.ts"
 import * as Resume from "./Resume.ts"
 import { Storage } from "./Storage.ts"
-import { Synchronizer } from "./Synchronizer.ts"
+import { type FilePriority, Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
 import { TorrentEvents } from "./TorrentEvents.ts"
 
@@ -61,6 +62,10 @@ export interface Options {
   readonly peers?: ReadonlyArray<Address> | undefined
   /** Peer sources besides trackers and PEX (the DHT, local discovery): never used for private torrents. */
   readonly sources?: ReadonlyArray<Stream.Stream<Address>> | undefined
+  /** Pieces in order instead of rarest first (to play a file as it comes). */
+  readonly sequential?: boolean | undefined
+  /** Each file's priority ("skip" deselects it); overrides `selected`. */
+  readonly priorities?: ReadonlyArray<FilePriority> | undefined
   /** Keep running after completion (seeding)... */
   readonly seed?: boolean | undefined
   /** ...until uploaded / size reaches this ratio, or `seedMillis` pass (whichever first; default: until interrupted). */
@@ -79,6 +84,12 @@ export class Torrent extends Context.Service<Torrent, {
   readonly accept: PeerSession.Accept
   /** Downloads only these files (by index) from now on; pieces they share with others come whole. */
   readonly select: (files: ReadonlyArray<number>) => Effect.Effect<void>
+  /** Sets each file's priority ("skip" deselects it); higher ones come first. */
+  readonly prioritize: (files: ReadonlyArray<FilePriority>) => Effect.Effect<void>
+  /** Pieces in order instead of rarest first. */
+  readonly setSequential: (on: boolean) => Effect.Effect<void>
+  /** A file's bytes as they are verified, its missing pieces fetched first while it is read (see FileStream). */
+  readonly stream: (file: number, range?: FileStream.Range) => Stream.Stream<Uint8Array, FileStream.FileStreamError>
   /**
    * Downloads (and with `seed`, keeps serving). Succeeds when the selected
    * files are complete and verified, or with `seed` when its goal is reached;
@@ -101,6 +112,8 @@ const wantedOf = (meta: Metainfo.Metainfo, selected: ReadonlyArray<number>) => {
   const chosen = new Set(selected)
   return meta.files.map((_, i) => chosen.has(i))
 }
+
+const priorityOf = (wanted: boolean): FilePriority => (wanted ? "normal" : "skip")
 
 /** The per-torrent services, built in the torrent's scope; `tiers` are its trackers (for progress). */
 export const layer = (
@@ -153,6 +166,9 @@ const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
   >()
   const monitor = Context.get(context, Monitor)
   const orchestrator = Context.get(context, Orchestrator)
+  const disk = Context.get(context, DiskWriter)
+  if (options.sequential === true) yield* orchestrator.setSequential(true)
+  if (options.priorities !== undefined) yield* orchestrator.prioritize(options.priorities)
   const checked = yield* Deferred.make<void>()
   return Torrent.of({
     meta,
@@ -162,7 +178,10 @@ const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
         Deferred.isDone(checked),
         (ready) => ready ? monitor.accept(peer, io, first) : Effect.succeed(false)
       ),
-    select: (files) => orchestrator.select(wantedOf(meta, files)),
+    select: (files) => orchestrator.prioritize(wantedOf(meta, files).map(priorityOf)),
+    prioritize: orchestrator.prioritize,
+    setSequential: orchestrator.setSequential,
+    stream: (file, range) => FileStream.stream(meta, { orchestrator, disk }, file, range),
     run: body(meta, options, tiers, checked).pipe(
       Effect.provideContext(Context.merge(outer, context)),
       Effect.scoped,

@@ -84,6 +84,18 @@ const requestsIn = (commands: ReadonlyArray<PeerCommand>): Array<BlockRequest> =
   commands.flatMap((c) => c._tag === "Request" ? [{ index: c.index, begin: c.begin, length: c.length }] : [])
 
 describe("Orchestrator", () => {
+  it.effect("a reader's window is asked for first, and no longer once it is done reading", () =>
+    Effect.gen(function*() {
+      const ten = Fixtures.make([10 * 32 * 1024])
+      const { connect, orchestrator } = yield* startWith(ten)
+      yield* orchestrator.reading(1, 6, 9)
+      yield* orchestrator.doneReading(1)
+      yield* orchestrator.reading(2, 3, 3)
+      const a = yield* connect("10.0.0.1:6881")
+      yield* a.says([{ _tag: "HaveAll" }, { _tag: "Unchoke" }], { depth: 2 })
+      assert.deepStrictEqual(requestsIn(yield* a.drain).map((r) => r.index), [3, 3], "reader 2's piece, not reader 1's")
+    }))
+
   it.effect("progress is published as peers come and go and pieces are verified, between the seconds; uploads a session reports as it ends count", () =>
     Effect.gen(function*() {
       const { connect, orchestrator } = yield* start

@@ -313,6 +313,43 @@ describe("Synchronizer", () => {
     })
   })
 
+  describe("readers, priorities, sequential", () => {
+    /** The pieces opened, in order, when a peer with everything asks for `n` blocks, one at a time. */
+    const order = (sync: Synchronizer.State, n: number) =>
+      piecesOf(Array.from({ length: n }, () => sync.pick(all, 1, none, 100)).flat())
+
+    it("a reader's window comes first, from its position; two readers take turns; none left, rarest first again", () => {
+      const sync = Synchronizer.make(eleven.meta, { random })
+      for (let k = 0; k < 11; k++) sync.addAvailability({ has: (i) => i >= k }, 1) // piece 0 the rarest
+      sync.setReaders([{ from: 6, to: 7 }])
+      assert.deepStrictEqual(order(sync, 4), [6, 7])
+      sync.setReaders([{ from: 8, to: 9 }, { from: 3, to: 4 }])
+      assert.deepStrictEqual(order(sync, 8), [8, 3, 9, 4], "in turn")
+      sync.setReaders([])
+      assert.deepStrictEqual(order(sync, 2), [0], "back to the usual order")
+    })
+
+    it("a reader's head piece, all asked of one peer, is asked of the next peer too; other open pieces are not", () => {
+      const sync = Synchronizer.make(three.meta, { random })
+      sync.setReaders([{ from: 1, to: 1 }])
+      const first = sync.pick(all, 2, none, 100)
+      assert.deepStrictEqual(piecesOf(first), [1])
+      const second = sync.pick(only(1), 2, none, 100)
+      assert.deepStrictEqual(second.map((r) => r.begin), first.map((r) => r.begin), "the same blocks, from another")
+      sync.setReaders([])
+      assert.deepStrictEqual(sync.pick(only(1), 2, none, 100), [], "no reader: no duplicates before endgame")
+    })
+
+    it("higher file priorities first; skip is not downloaded; sequential takes pieces in order", () => {
+      // Piece ranks: 0 none (file 0 alone, skipped), 1 low (file 2), 2–5 high (file 3), 6 normal (file 4).
+      const sync = Synchronizer.make(files.meta, { random })
+      sync.setFilePriorities(["skip", "normal", "low", "high", "normal"])
+      sync.setSequential(true)
+      assert.deepStrictEqual(order(sync, 20), [2, 3, 4, 5, 6, 1])
+      assert.isFalse(sync.isWanted(0))
+    })
+  })
+
   describe("byte counts", () => {
     it("verified bytes per file, wanted and left follow each piece, whatever its order, and a selection change", () => {
       const sync = Synchronizer.make(files.meta, { random, wanted: [true, false, true, true, true] })

@@ -122,7 +122,11 @@ export const makeOrchestrator = Effect.fnUntraced(function*(
     }),
     progress: readerOf(progress),
     completed,
-    select: () => Effect.void,
+    prioritize: () => Effect.void,
+    setSequential: () => Effect.void,
+    reading: () => Effect.void,
+    doneReading: () => Effect.void,
+    awaitPiece: () => Effect.void,
     isBanned: options?.isBanned ?? (() => false),
     run: Effect.never
   })
