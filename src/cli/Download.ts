@@ -11,6 +11,7 @@
  */
 import { Cause, Clock, Effect, Exit, FileSystem, Option, Path, References, type Scope } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
+import * as Encryption from "../peer/Encryption.ts"
 import type * as InfoHash from "../protocol/InfoHash.ts"
 import * as Magnet from "../protocol/Magnet.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
@@ -116,6 +117,13 @@ export const flags = {
     Flag.withMetavar("HOST:PORT"),
     Flag.withDescription("a DHT node to start from (repeatable; default: the well-known public routers)"),
     Flag.atLeast(0)
+  ),
+  encryption: Flag.Literals("encryption", Encryption.policies).pipe(
+    Flag.withMetavar("MODE"),
+    Flag.withDescription(
+      "encrypt peer connections (MSE/PE): prefer (when the peer can), require, disable (default: prefer)"
+    ),
+    Flag.withDefault("prefer" as const)
   )
 }
 
@@ -139,6 +147,8 @@ export interface Options {
   readonly noDht: boolean
   readonly noLpd: boolean
   readonly dhtBootstrap: ReadonlyArray<string>
+  /** Message stream encryption (default: prefer). */
+  readonly encryption?: Encryption.Policy | undefined
   /** `seed`: the data must be under the folder already. */
   readonly dataRequired?: boolean
   /**
@@ -380,7 +390,8 @@ const download = Effect.fnUntraced(function*(options: Options) {
       maxDownloadRate,
       dht: !options.noDht,
       dhtBootstrap: dhtBootstrap.length > 0 ? dhtBootstrap : undefined,
-      localDiscovery: !options.noLpd
+      localDiscovery: !options.noLpd,
+      encryption: options.encryption ?? "prefer"
     })),
     Effect.onExit((exit) => finish(exit))
   )
@@ -428,7 +439,8 @@ export const seedCommand = Command.make(
     logLevel: flags.logLevel,
     noDht: flags.noDht,
     noLpd: flags.noLpd,
-    dhtBootstrap: flags.dhtBootstrap
+    dhtBootstrap: flags.dhtBootstrap,
+    encryption: flags.encryption
   },
   (input) =>
     run({

@@ -4,6 +4,7 @@
  */
 import { Config, ConfigProvider, Context, Effect, Layer, Option, Random } from "effect"
 import type { Settings as LpdSettings } from "../lpd/Lpd.ts"
+import * as Encryption from "../peer/Encryption.ts"
 
 export interface Settings {
   /** Folder that downloads are written under. */
@@ -53,6 +54,12 @@ export interface Settings {
   readonly localDiscovery: boolean
   /** The multicast group and interface for it; default: BEP 14's group on every interface. */
   readonly localDiscoveryGroup: Partial<LpdSettings> | undefined
+  /**
+   * Message stream encryption (MSE/PE): `prefer` (dial encrypted, falling
+   * back to plain; accept both), `require` (encrypted both ways, RC4 only) or
+   * `disable` (plain only).
+   */
+  readonly encryption: Encryption.Policy
 }
 
 /** A new peer id: "-ET0100-" and 12 bytes from Effect's `Random` (a seeded run gets the same id). */
@@ -88,7 +95,8 @@ export const defaults: Omit<Settings, "peerId"> = {
   dht: false,
   dhtBootstrap: undefined,
   localDiscovery: false,
-  localDiscoveryGroup: undefined
+  localDiscoveryGroup: undefined,
+  encryption: "prefer"
 }
 
 export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("effect-torrent/torrent/TorrentConfig") {
@@ -143,7 +151,8 @@ export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("e
               ? Config.succeed(undefined)
               : Config.map(addresses("LOCAL_DISCOVERY_GROUP", group), ([address]) => address)
           )
-        )
+        ),
+        encryption: Config.Literals(Encryption.policies, "ENCRYPTION").pipe(Config.withDefault(defaults.encryption))
       }).pipe(Config.nested("TORRENT"))
       return TorrentConfig.of({ ...defaults, ...read, peerId: yield* makePeerId })
     })

@@ -22,7 +22,8 @@ describe("TorrentConfig.layer", () => {
         TORRENT_DHT: "true",
         TORRENT_DHT_BOOTSTRAP: "127.0.0.1:6881,[::1]:6882",
         TORRENT_LOCAL_DISCOVERY: "true",
-        TORRENT_LOCAL_DISCOVERY_GROUP: "239.192.152.143:6771"
+        TORRENT_LOCAL_DISCOVERY_GROUP: "239.192.152.143:6771",
+        TORRENT_ENCRYPTION: "require"
       })
       assert.strictEqual(config.downloadDir, "/data")
       assert.strictEqual(config.maxPeers, 7)
@@ -36,6 +37,7 @@ describe("TorrentConfig.layer", () => {
       assert.deepStrictEqual(config.dhtBootstrap, [{ host: "127.0.0.1", port: 6881 }, { host: "::1", port: 6882 }])
       assert.isTrue(config.localDiscovery)
       assert.deepStrictEqual(config.localDiscoveryGroup, { host: "239.192.152.143", port: 6771 })
+      assert.strictEqual(config.encryption, "require")
     }))
 
   it.effect("without variables, the defaults", () =>
@@ -63,5 +65,7 @@ describe("TorrentConfig.layer", () => {
       assert.include(port.message, "PORT")
       const bootstrap = yield* Effect.flip(read({ TORRENT_DHT_BOOTSTRAP: "router.example" }))
       assert.include(bootstrap.message, "TORRENT_DHT_BOOTSTRAP")
+      const encryption = yield* Effect.flip(read({ TORRENT_ENCRYPTION: "always" }))
+      assert.include(encryption.message, "ENCRYPTION")
     }))
 })
