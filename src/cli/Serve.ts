@@ -46,9 +46,8 @@ const flags = {
 /** The server for the torrent, in the torrents' scope; prints where it listens. */
 const serve = (host: string, port: number) => (started: Download.Started) =>
   Effect.gen(function*() {
-    const served = yield* ServedTorrent.make(started.handles[0]!, { dir: started.dir, selected: started.selected })
     const server = yield* TorrentServer.make({ host, port }).pipe(
-      Effect.provideService(Served, served),
+      Effect.provideService(Served, ServedTorrent.make(started.handles[0]!)),
       Effect.mapError(({ cause }) =>
         (cause as { code?: unknown } | undefined)?.code === "EADDRINUSE"
           ? new Input.InputError({
