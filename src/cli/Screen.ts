@@ -11,6 +11,12 @@
  * it (tmux, VTE, iTerm2, kitty, Windows Terminal do): a line drawn before may
  * now take several rows, so erasing counts the rows each takes at the current
  * width.
+ *
+ * When stderr is the same terminal, a log line goes out on stdout in the
+ * same write as the erasing and redrawing around it: two streams give no
+ * order between their writes (a busy terminal may take one before the
+ * other), and a log line landing before the erase would leave the top of
+ * the old live lines behind.
  */
 import { Context, Effect, Layer, Queue, Stream } from "effect"
 import * as Format from "./Format.ts"
@@ -45,19 +51,20 @@ export const make = (stdout: NodeJS.WriteStream, stderr: NodeJS.WriteStream): Sc
    */
   const refresh = () => (stdout as { _refreshSize?: () => void })._refreshSize?.call(stdout)
 
-  /** Moves to where the live lines start and clears them. */
+  /** What moves to where the live lines start and clears them. */
   const erase = () => {
     refresh()
     const width = columns() + 1
     const rows = live.reduce((n, line) => n + Math.max(1, Math.ceil(Format.width(line) / width)), 0)
+    live = []
     // Up, then each row cleared (EL): clearing the screen from its first row (ED) would make tmux
     // keep a copy of the old lines in its history (scroll-on-clear).
-    if (rows > 0) stdout.write(`\x1b[${rows}A\r${"\x1b[2K\n".repeat(rows)}\x1b[${rows}A`)
-    live = []
+    return rows > 0 ? `\x1b[${rows}A\r${"\x1b[2K\n".repeat(rows)}\x1b[${rows}A` : ""
   }
+  /** What draws `lines` as the live lines. */
   const show = (lines: ReadonlyArray<string>) => {
-    if (lines.length > 0) stdout.write(`${lines.join("\n")}\n`)
     live = lines
+    return lines.length > 0 ? `${lines.join("\n")}\n` : ""
   }
 
   return Screen.of({
@@ -77,14 +84,18 @@ export const make = (stdout: NodeJS.WriteStream, stderr: NodeJS.WriteStream): Sc
       : Stream.empty,
     draw: (lines) => {
       if (!isTerminal) return void stdout.write(lines.map((line) => `${line}\n`).join(""))
-      erase()
-      show(lines)
+      stdout.write(erase() + show(lines))
     },
     print: (line, to = "stderr") => {
+      if (!isTerminal) return void (to === "stderr" ? stderr : stdout).write(`${line}\n`)
       const kept = live
-      if (isTerminal) erase()
-      ;(to === "stderr" ? stderr : stdout).write(`${line}\n`)
-      if (isTerminal) show(kept)
+      if (to === "stderr" && stderr.isTTY !== true) {
+        stdout.write(erase())
+        stderr.write(`${line}\n`)
+        stdout.write(show(kept))
+        return
+      }
+      stdout.write(`${erase()}${line}\n${show(kept)}`)
     },
     release: () => {
       live = []
