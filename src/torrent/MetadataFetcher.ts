@@ -20,6 +20,7 @@ import type { PeerCommand, PeerEvent, PeerKey } from "../peer/PeerEvent.ts"
 import * as PeerSession from "../peer/PeerSession.ts"
 import type { Bans } from "./Bans.ts"
 import { MetadataAssembly } from "./MetadataAssembly.ts"
+import * as PeerHost from "./PeerHost.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
 import { TorrentEvents, warn } from "./TorrentEvents.ts"
 
@@ -171,12 +172,7 @@ const make = Effect.fnUntraced(function*(options: { readonly infoHash: InfoHash.
     infoHash: InfoHash.toBytes(options.infoHash),
     pieces: undefined,
     refuses: (peer, now) => bans.refuses(peer, now),
-    peerId: config.peerId,
-    port: config.port,
-    handshakeTimeoutMillis: config.handshakeTimeoutMillis,
-    idleTimeoutMillis: config.idleTimeoutMillis,
-    keepAliveMillis: config.keepAliveMillis,
-    requestTimeoutMillis: config.requestTimeoutMillis,
+    ...PeerHost.fromConfig(config),
     offer,
     bitfield: Effect.sync(() => Bitfield.make(0)),
     readBlock: (index) => Effect.fail(new PeerSession.BlockUnavailable({ index, detail: "no metadata yet" })),

@@ -15,6 +15,16 @@ import * as RateLimit from "./RateLimit.ts"
 import { Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
 
+/** What every host of sessions takes from the settings: our id and port, and the sessions' timeouts. */
+export const fromConfig = (config: TorrentConfig["Service"]) => ({
+  peerId: config.peerId,
+  port: config.port,
+  handshakeTimeoutMillis: config.handshakeTimeoutMillis,
+  idleTimeoutMillis: config.idleTimeoutMillis,
+  keepAliveMillis: config.keepAliveMillis,
+  requestTimeoutMillis: config.requestTimeoutMillis
+})
+
 /**
  * Needs the torrent's Synchronizer, Orchestrator, DiskWriter, RateLimits,
  * PeerExchange and config; the DHT node if provided (public torrents).
@@ -33,12 +43,7 @@ export const layer = Layer.effect(
       infoHash: InfoHash.toBytes(meta.infoHash),
       pieces: { count: meta.pieceCount, size: (index) => Metainfo.pieceSize(meta, index), metadata: meta.info },
       refuses: orchestrator.isBanned,
-      peerId: config.peerId,
-      port: config.port,
-      handshakeTimeoutMillis: config.handshakeTimeoutMillis,
-      idleTimeoutMillis: config.idleTimeoutMillis,
-      keepAliveMillis: config.keepAliveMillis,
-      requestTimeoutMillis: config.requestTimeoutMillis,
+      ...fromConfig(config),
       offer: orchestrator.offer,
       bitfield: orchestrator.bitfield,
       readBlock: (index, begin, length) =>
