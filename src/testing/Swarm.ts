@@ -10,7 +10,20 @@
  * every run, and a download of minutes takes the CPU time it needs.
  */
 import * as NodeCrypto from "@effect/platform-node/NodeCrypto"
-import { Clock, Context, Deferred, Effect, FileSystem, Layer, Path, Random, Scheduler, Schema, Stream } from "effect"
+import {
+  Clock,
+  Context,
+  Deferred,
+  Effect,
+  FileSystem,
+  Layer,
+  Path,
+  Random,
+  Scheduler,
+  Schema,
+  type Scope,
+  Stream
+} from "effect"
 import * as TestClock from "effect/testing/TestClock"
 import type * as MemorySocket from "../peer/MemorySocket.ts"
 import * as MemoryNetwork from "../peer/MemoryNetwork.ts"
@@ -23,7 +36,7 @@ import type { TorrentError } from "../torrent/Torrent.ts"
 import { type Settings, TorrentConfig } from "../torrent/TorrentConfig.ts"
 import type { TorrentEvent } from "../torrent/TorrentEvents.ts"
 import { Tracker, TrackerError, UnsupportedUrl } from "../tracker/Tracker.ts"
-import { TorrentManager } from "../TorrentManager.ts"
+import { type TorrentHandle, TorrentManager } from "../TorrentManager.ts"
 
 export interface Torrent {
   readonly meta: Metainfo.Metainfo
@@ -138,6 +151,12 @@ export interface Options {
   readonly stepMillis?: number | undefined
   /** Simulated time after which the run fails; default 10 minutes. */
   readonly timeoutMillis?: number | undefined
+  /**
+   * What happens beside the download, started once every torrent is added
+   * and before the clock first moves (e.g. reading a leecher's file with
+   * `handle.file(0).stream`); it runs in the swarm's scope, under its clock.
+   */
+  readonly during?: ((leechers: ReadonlyArray<TorrentHandle>) => Effect.Effect<void, never, Scope.Scope>) | undefined
 }
 
 /** An event of peer `host`, at simulated time `at` (ms). */
@@ -212,6 +231,7 @@ export const run = (
       addresses.push({ host, port: manager.port })
     }
     const leechers = handles.slice(options.seeders)
+    if (options.during !== undefined) yield* options.during(leechers)
     const completed = yield* Deferred.make<void, TorrentError>()
     yield* Effect.forEach(leechers, (handle) => handle.completed, { discard: true }).pipe(
       Deferred.into(completed),
