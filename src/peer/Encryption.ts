@@ -21,6 +21,21 @@
  *   peer offers.
  * - `disable`: the Network as it is.
  *
+ * Why `prefer` dials encrypted first, as Transmission's "preferred" and
+ * rTorrent's "prefer" do (libtorrent's `pe_enabled` dials plain first and
+ * switches a peer to MSE for the next attempt after a failed one; PEX's
+ * "prefers encryption" flag makes it start encrypted): a peer that requires
+ * encryption drops a plain handshake, and plain-first would cost each such
+ * peer a failed connection and a retry after the Monitor's backoff (15 s and
+ * more), while a peer without MSE hangs up on our key at once (it is not a
+ * BitTorrent handshake) and is dialled again plain immediately: one extra
+ * round trip, on a minority of peers (libtorrent, Transmission, µTorrent,
+ * Vuze, aria2, rTorrent and webtorrent all speak MSE). And a plain first
+ * dial would show the info-hash in the clear on every connection, which is
+ * what throttling middleboxes look for. RC4 is the only method we offer (as
+ * Transmission): offering plaintext too would let libtorrent, which prefers
+ * it by default, obfuscate only the handshake.
+ *
  * The handshake happens when the socket's reader is acquired (for an
  * outgoing socket, after the dial), each stage within `stageTimeoutMillis`;
  * a failed one fails the acquisition with a `SocketError` (`SocketOpenError`)

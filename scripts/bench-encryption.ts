@@ -1,0 +1,318 @@
+/**
+ * `npm run bench:encryption` (and the end of `npm run bench`): what message
+ * stream encryption costs.
+ *
+ * 1. RC4 on one core: MiB/s over a 16 MiB buffer and over 16 KiB chunks
+ *    (a block's size), in place, after a warm-up.
+ * 2. Handshakes: MSE handshakes between two of our ends over the in-memory
+ *    network, per second (both sides' DH and hashing on this one core).
+ * 3. A download of BENCH_MIB MiB (default 1024, 1 MiB pieces) on loopback
+ *    from one aria2c seeder into our library in this process (a
+ *    TorrentManager with `Encryption.layer` over the Node network): once
+ *    encrypted (aria2c with --bt-require-crypto=true and
+ *    --bt-min-crypto-level=arc4, our policy `require`), once plain (another
+ *    aria2c without them, our policy `disable`), BENCH_RUNS times each
+ *    (default 3, taking turns). Each row: the median rate (every rate in
+ *    brackets) and the median CPU seconds of this process (all its threads),
+ *    the data verified by SHA-1. Needs aria2c and mktorrent.
+ */
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { Effect, Layer, Queue, References } from "effect"
+import * as Socket from "effect/socket/Socket"
+import { execFileSync, spawn, type ChildProcess } from "node:child_process"
+import { createHash, randomBytes } from "node:crypto"
+import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs"
+import * as Net from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as Encryption from "../src/peer/Encryption.ts"
+import * as MemoryNetwork from "../src/peer/MemoryNetwork.ts"
+import { type Connection, Network } from "../src/peer/Network.ts"
+import * as InfoHash from "../src/protocol/InfoHash.ts"
+import * as Metainfo from "../src/protocol/Metainfo.ts"
+import { Rc4 } from "../src/protocol/Rc4.ts"
+import { PieceWorker } from "../src/torrent/PieceWorker.ts"
+import { Storage } from "../src/torrent/Storage.ts"
+import { TorrentConfig } from "../src/torrent/TorrentConfig.ts"
+import { TorrentManager } from "../src/TorrentManager.ts"
+import * as HttpTracker from "../src/tracker/HttpTracker.ts"
+import * as Tracker from "../src/tracker/Tracker.ts"
+import * as UdpTracker from "../src/tracker/UdpTracker.ts"
+
+const mib = Number(process.env.BENCH_MIB ?? 1024)
+const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
+const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+
+// ---------------------------------------------------------------------------
+// 1. RC4
+// ---------------------------------------------------------------------------
+
+/** MiB/s of `rc4.process` over `chunk`-byte views of a 16 MiB buffer, for about `millis`. */
+const rc4Rate = (chunk: number, millis: number) => {
+  const buffer = new Uint8Array(randomBytes(16 * 1024 * 1024))
+  const rc4 = new Rc4(randomBytes(20))
+  rc4.process(buffer) // warm-up
+  let bytes = 0
+  const start = performance.now()
+  while (performance.now() - start < millis) {
+    for (let offset = 0; offset < buffer.length; offset += chunk) rc4.process(buffer.subarray(offset, offset + chunk))
+    bytes += buffer.length
+  }
+  return bytes / 1024 / 1024 / ((performance.now() - start) / 1000)
+}
+
+// ---------------------------------------------------------------------------
+// 2. Handshakes
+// ---------------------------------------------------------------------------
+
+const handshakesPerSecond = (count: number) =>
+  Effect.gen(function*() {
+    const infoHash = new Uint8Array(randomBytes(20))
+    const network = yield* MemoryNetwork.make()
+    const on = (host: string) => Effect.service(Network).pipe(Effect.provide(network.layer(host)))
+    const server = Encryption.make(yield* on("10.0.0.1"), { policy: "require" })
+    yield* server.encryption.serve(infoHash)
+    const accepted = yield* Queue.unbounded<Connection>()
+    yield* server.network.listen({ port: 6881 }, (c) => Queue.offerUnsafe(accepted, c))
+    const client = Encryption.make(yield* on("10.0.0.2"), { policy: "require" }).network
+    const one = Effect.gen(function*() {
+      const socket = yield* client.connect({ host: "10.0.0.1", port: 6881 }, 1000, { infoHash })
+      yield* Effect.all([
+        Socket.readerBytes(socket),
+        Effect.flatMap(Queue.take(accepted), (c) => Socket.readerBytes(c.socket))
+      ], { concurrency: 2 })
+    }).pipe(Effect.scoped)
+    yield* one // the DH group is made once per process (~20 ms): not counted
+    const start = performance.now()
+    for (let i = 0; i < count; i++) yield* one
+    return count / ((performance.now() - start) / 1000)
+  }).pipe(Effect.scoped)
+
+// ---------------------------------------------------------------------------
+// 3. Downloads
+// ---------------------------------------------------------------------------
+
+const children: Array<ChildProcess> = []
+process.on("exit", () => {
+  for (const child of children) {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL")
+    } catch {
+      // already gone
+    }
+  }
+})
+process.on("SIGINT", () => process.exit(130))
+
+const sha1File = (path: string) => createHash("sha1").update(readFileSync(path)).digest("hex")
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = Net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as Net.AddressInfo).port
+      server.close(() => resolve(port))
+    })
+  })
+
+const listening = async (port: number, deadline: number) => {
+  while (Date.now() < deadline) {
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = Net.connect({ host: "127.0.0.1", port })
+      socket.once("connect", () => {
+        socket.destroy()
+        resolve(true)
+      })
+      socket.once("error", () => resolve(false))
+    })
+    if (up) return
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`aria2c did not listen on ${port}`)
+}
+
+/** CPU seconds a process has used so far (Linux: /proc/<pid>/stat, utime + stime in 1/100 s). */
+const cpuOf = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "latin1").replace(/^.*\) /, "").split(" ")
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/** An aria2c seeder of the torrent (data not re-checked), once it listens: its port and pid. */
+const aria2Seeder = async (torrent: string, dir: string, extra: ReadonlyArray<string>) => {
+  const port = await freePort()
+  const child = spawn("aria2c", [
+    "--bt-seed-unverified=true",
+    "--check-integrity=false",
+    `--dir=${dir}`,
+    `--listen-port=${port}`,
+    "--interface=127.0.0.1",
+    "--disable-ipv6=true",
+    "--enable-dht=false",
+    "--bt-enable-lpd=false",
+    "--enable-peer-exchange=false",
+    "--seed-ratio=0.0",
+    "--summary-interval=0",
+    "--console-log-level=error",
+    ...extra,
+    torrent
+  ], { stdio: "ignore", detached: true })
+  children.push(child)
+  await listening(port, Date.now() + 15_000)
+  return { port, pid: child.pid! }
+}
+
+/** Our library in this process, on the Node network under `Encryption.layer(policy)`. */
+const manager = (downloadDir: string, port: number, policy: Encryption.Policy) =>
+  TorrentManager.layer.pipe(
+    Layer.provideMerge(Encryption.Encryption.layer({ policy }).pipe(Layer.provide(Network.layerNode))),
+    Layer.provide(Layer.mergeAll(
+      TorrentConfig.layerWith({ downloadDir, port, listenHost: "127.0.0.1", encryption: policy }),
+      Layer.mergeAll(PieceWorker.layerDigest, Storage.layerNode).pipe(Layer.provide(PieceWorker.layer)),
+      Tracker.Tracker.layer.pipe(Layer.provide(Layer.mergeAll(HttpTracker.layerNode, UdpTracker.layerNode)))
+    )),
+    Layer.provide(NodeServices.layer),
+    Layer.provide(Layer.succeed(References.MinimumLogLevel, "Error"))
+  )
+
+interface Measure {
+  readonly seconds: number
+  /** Ours (this process, every thread). */
+  readonly cpu: number
+  /** The seeder's. */
+  readonly seederCpu: number
+}
+
+const download = (
+  meta: Metainfo.Metainfo,
+  out: string,
+  seeder: { readonly port: number; readonly pid: number },
+  policy: Encryption.Policy
+) =>
+  Effect.gen(function*() {
+    const torrents = yield* TorrentManager
+    const cpu = process.cpuUsage()
+    const seederCpu = cpuOf(seeder.pid)
+    const start = performance.now()
+    const handle = yield* torrents.add(meta, { peers: [{ host: "127.0.0.1", port: seeder.port }] })
+    yield* handle.completed.pipe(Effect.timeout("10 minutes"))
+    const used = process.cpuUsage(cpu)
+    return {
+      seconds: (performance.now() - start) / 1000,
+      cpu: (used.user + used.system) / 1e6,
+      seederCpu: cpuOf(seeder.pid) - seederCpu
+    } satisfies Measure
+  }).pipe(Effect.scoped, Effect.provide(manager(out, 0, policy)))
+
+/**
+ * Seeder mode (`bench-encryption.ts --seed <torrent> <dir> <policy>`): our
+ * library seeding the torrent from `dir` under `policy`; prints its port once
+ * the data is checked, then seeds until killed.
+ */
+const seed = (torrentFile: string, dir: string, policy: Encryption.Policy) =>
+  Effect.gen(function*() {
+    const meta = yield* Effect.fromResult(Metainfo.decode(readFileSync(torrentFile)))
+    const port = yield* Effect.promise(freePort)
+    return yield* Effect.gen(function*() {
+      const torrents = yield* TorrentManager
+      const encryption = yield* Encryption.Encryption
+      yield* encryption.serve(InfoHash.toBytes(meta.infoHash))
+      const handle = yield* torrents.add(meta, { seed: true })
+      yield* handle.completed
+      process.stdout.write(`ready ${port}\n`)
+      return yield* Effect.never
+    }).pipe(Effect.scoped, Effect.provide(manager(dir, port, policy)))
+  })
+
+/** Our seeder in another process, once it has checked the data: its port and pid. */
+const ourSeeder = (torrent: string, dir: string, policy: Encryption.Policy) =>
+  new Promise<{ readonly port: number; readonly pid: number }>((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "scripts/bench-encryption.ts", "--seed", torrent, dir, policy],
+      { stdio: ["ignore", "pipe", "inherit"], detached: true }
+    )
+    children.push(child)
+    const timer = setTimeout(() => reject(new Error("our seeder was not ready within 5 minutes")), 300_000)
+    let out = ""
+    child.stdout!.setEncoding("utf8").on("data", (text: string) => {
+      out += text
+      const ready = /ready (\d+)/.exec(out)
+      if (ready !== null) {
+        clearTimeout(timer)
+        resolve({ port: Number(ready[1]), pid: child.pid! })
+      }
+    })
+    child.once("exit", (code) => reject(new Error(`our seeder exited (${code})`)))
+  })
+
+const main = async () => {
+  const work = mkdtempSync(join(tmpdir(), "et-bench-mse-"))
+  process.on("exit", () => rmSync(work, { recursive: true, force: true }))
+  console.log("effect-torrent encryption bench (loopback)")
+  console.log(`RC4, one core:          ${rc4Rate(16 * 1024 * 1024, 2000).toFixed(0).padStart(5)} MiB/s (16 MiB buffer)`)
+  console.log(`                        ${rc4Rate(16 * 1024, 2000).toFixed(0).padStart(5)} MiB/s (16 KiB chunks)`)
+  const rate = await Effect.runPromise(handshakesPerSecond(200))
+  console.log(`MSE handshakes:         ${rate.toFixed(0).padStart(5)} /s (both ends, in memory, one core)`)
+
+  const seedDir = join(work, "seed")
+  execFileSync("mkdir", ["-p", seedDir])
+  const data = join(seedDir, "data.bin")
+  const fd = openSync(data, "w")
+  const chunk = randomBytes(1024 * 1024)
+  for (let i = 0; i < mib; i++) {
+    chunk.writeUInt32LE(i, 0) // distinct pieces
+    writeSync(fd, chunk)
+  }
+  fsyncSync(fd)
+  closeSync(fd)
+  const expected = sha1File(data)
+  const torrent = join(work, "data.torrent")
+  execFileSync("mktorrent", ["-l", "20", "-o", torrent, data], { stdio: "ignore" })
+  const meta = Metainfo.decode(readFileSync(torrent))
+  if (meta._tag === "Failure") throw new Error("mktorrent made a torrent we cannot read")
+
+  const rows = [
+    {
+      label: "RC4 ← aria2c",
+      policy: "require",
+      seeder: await aria2Seeder(torrent, seedDir, ["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"])
+    },
+    { label: "plain ← aria2c", policy: "disable", seeder: await aria2Seeder(torrent, seedDir, []) },
+    { label: "RC4 ← effect-torrent", policy: "require", seeder: await ourSeeder(torrent, seedDir, "require") },
+    { label: "plain ← effect-torrent", policy: "disable", seeder: await ourSeeder(torrent, seedDir, "disable") }
+  ] as const
+  const measures = rows.map(() => [] as Array<Measure>)
+  let ok = true
+  for (let i = 0; i < runs; i++) {
+    for (const r of i % 2 === 0 ? [0, 1, 2, 3] : [3, 2, 1, 0]) {
+      const out = join(work, "out")
+      rmSync(out, { recursive: true, force: true })
+      measures[r]!.push(await Effect.runPromise(download(meta.success, out, rows[r]!.seeder, rows[r]!.policy)))
+      ok &&= sha1File(join(out, "data.bin")) === expected
+      rmSync(out, { recursive: true, force: true })
+    }
+  }
+  console.log(`${mib} MiB download (ours ← seeder)  rate, our CPU s (the seeder's), every rate`)
+  rows.forEach((row, r) => {
+    const rates = measures[r]!.map((m) => mib / m.seconds)
+    console.log(
+      `  ${row.label.padEnd(24)} ${median(rates).toFixed(1).padStart(7)} MiB/s  ${
+        median(measures[r]!.map((m) => m.cpu)).toFixed(2).padStart(6)
+      } CPU s (${median(measures[r]!.map((m) => m.seederCpu)).toFixed(2)})  (${
+        rates.map((rate) => rate.toFixed(1)).join(" ")
+      })`
+    )
+  })
+  console.log(ok ? "data verified after every run" : "DATA MISMATCH")
+  if (!ok) process.exitCode = 1
+}
+
+const args = process.argv.slice(2)
+const entry = args[0] === "--seed"
+  ? () => Effect.runPromise(seed(args[1]!, args[2]!, args[3] as Encryption.Policy))
+  : main
+entry().then(() => process.exit(), (error) => {
+  console.error(`bench failed: ${error instanceof Error ? error.message : String(error)}`)
+  process.exit(1)
+})
