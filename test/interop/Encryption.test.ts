@@ -1,13 +1,17 @@
 /**
- * Message stream encryption against aria2c with `--bt-require-crypto=true`
- * and `--bt-min-crypto-level=arc4`: it speaks only MSE with RC4, so a
- * transfer that completes was encrypted. Both directions of the handshake:
- * we dial an aria2c seeder (it knows no tracker that could tell it of us), and
- * an aria2c leecher dials us (our dials are refused, so it is the only way).
+ * Message stream encryption against other clients, each told to speak only
+ * MSE with RC4 (or our side is): aria2c with `--bt-require-crypto=true` and
+ * `--bt-min-crypto-level=arc4`, and webtorrent@1.9.7 with `secure: true`
+ * against our `require`; so a transfer that completes was encrypted. Both
+ * directions of the handshake: we dial the seeder (it knows no tracker that
+ * could tell it of us), and the leecher dials us (our dials are refused, so it
+ * is the only way).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
+import * as Fs from "node:fs"
 import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import * as Encryption from "../../src/peer/Encryption.ts"
 import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import type { ManagerEvent } from "../../src/TorrentManager.ts"
@@ -16,7 +20,16 @@ import { trackerServer } from "../tracker/fixtures.ts"
 import * as EncryptedManager from "../util/EncryptedManager.ts"
 import { createWithMktorrent, sameBytes, tempDir, writeTree } from "../util/Files.ts"
 import { within } from "../util/Leecher.ts"
-import { aria2Leecher, aria2Seeder, exitOf, freePort, waitForSeeders } from "../util/Swarm.ts"
+import {
+  aria2Leecher,
+  aria2Seeder,
+  exitOf,
+  freePort,
+  spawnChild,
+  waitForSeeders,
+  waitUntil,
+  webtorrentSeeder
+} from "../util/Swarm.ts"
 
 const requireCrypto = ["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"]
 const size = 3_000_017
@@ -45,7 +58,7 @@ const record = Effect.gen(function*() {
   return { manager, events }
 })
 
-describe("message stream encryption with aria2c", () => {
+describe("message stream encryption with other clients", () => {
   it.live("we download from an aria2c seeder that requires RC4, dialling it (prefer)", () =>
     Effect.gen(function*() {
       const ws = yield* workspace("mse-download") // no tracker: the seeder cannot learn of us
@@ -97,4 +110,89 @@ describe("message stream encryption with aria2c", () => {
       assert.isAtLeast(seen.length, 1)
       assert.isTrue(seen.every((outgoing) => !outgoing), "every connection came in")
     }), 90_000)
+
+  it.live(
+    "we download from a webtorrent@1.9.7 seeder with secure: true, over MSE only (require)",
+    () =>
+      Effect.gen(function*() {
+        const ws = yield* workspace("mse-webtorrent")
+        const seeder = yield* webtorrentSeeder({ torrent: ws.file, dir: ws.src, trackers: false, secure: true })
+        const port = yield* freePort
+        yield* Effect.gen(function*() {
+          const { manager } = yield* record
+          const handle = yield* manager.add(ws.meta, { peers: [{ host: "127.0.0.1", port: seeder.port }] })
+          yield* handle.completed.pipe(within(60_000, "the encrypted download"))
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(
+            EncryptedManager.layer({ downloadDir: ws.dst, port, listenHost: "127.0.0.1" }, { policy: "require" })
+          )
+        )
+        assert.isTrue(sameBytes(join(ws.src, "data.bin"), join(ws.dst, "data.bin")))
+      }),
+    90_000
+  )
+
+  it.live(
+    "a webtorrent@1.9.7 leecher with secure: true downloads from us, dialling us (require)",
+    () =>
+      Effect.gen(function*() {
+        const tracker = yield* trackerServer
+        const ws = yield* workspace("mse-webtorrent-upload", tracker.http)
+        const port = yield* freePort
+        const events = yield* Effect.gen(function*() {
+          const { manager, events } = yield* record
+          yield* (yield* Encryption.Encryption).serve(InfoHash.toBytes(ws.meta.infoHash))
+          yield* manager.add(ws.meta, { seed: true, downloadDir: ws.src })
+          yield* waitForSeeders(tracker.http, ws.meta, 1)
+          yield* spawnChild("webtorrent leecher", process.execPath, [
+            fileURLToPath(new URL("../util/webtorrent-seeder.cjs", import.meta.url)),
+            JSON.stringify({ torrent: ws.file, dir: ws.dst, port: yield* freePort, trackers: true, secure: true })
+          ])
+          const target = join(ws.dst, "data.bin")
+          yield* waitUntil(
+            () =>
+              Fs.existsSync(target) && Fs.statSync(target).size === size && sameBytes(join(ws.src, "data.bin"), target),
+            { timeoutMillis: 60_000, intervalMillis: 250, message: () => "webtorrent did not get the data" }
+          )
+          return events
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(
+            EncryptedManager.layer(
+              { downloadDir: ws.src, port, listenHost: "127.0.0.1" },
+              { policy: "require", dial: false }
+            )
+          )
+        )
+        const seen = connections(events)
+        assert.isAtLeast(seen.length, 1)
+        assert.isTrue(seen.every((outgoing) => !outgoing), "every connection came in")
+      }),
+    90_000
+  )
+
+  it.live(
+    "prefer with a webtorrent@1.9.7 seeder without MSE: it hangs up on our key, we dial again plain",
+    () =>
+      Effect.gen(function*() {
+        const ws = yield* workspace("mse-fallback")
+        const seeder = yield* webtorrentSeeder({ torrent: ws.file, dir: ws.src, trackers: false })
+        const port = yield* freePort
+        const events = yield* Effect.gen(function*() {
+          const { manager, events } = yield* record
+          const handle = yield* manager.add(ws.meta, { peers: [{ host: "127.0.0.1", port: seeder.port }] })
+          yield* handle.completed.pipe(within(60_000, "the download"))
+          return events
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(
+            EncryptedManager.layer({ downloadDir: ws.dst, port, listenHost: "127.0.0.1" }, { policy: "prefer" })
+          )
+        )
+        assert.isTrue(sameBytes(join(ws.src, "data.bin"), join(ws.dst, "data.bin")))
+        assert.deepStrictEqual(connections(events), [true], "one connection, ours: the fallback is within the dial")
+      }),
+    90_000
+  )
 })

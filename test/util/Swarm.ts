@@ -253,6 +253,8 @@ export const webtorrentSeeder = (options: {
   readonly trackers: boolean
   readonly uploadLimit?: number
   readonly dhtBootstrap?: ReadonlyArray<string>
+  /** Message stream encryption on (webtorrent's `secure`). */
+  readonly secure?: boolean
 }) =>
   Effect.gen(function*() {
     const port = yield* freePort

@@ -3,7 +3,8 @@
 // Options: torrent (path of a .torrent), dir (folder holding its data), port,
 // trackers (announce to the torrent's trackers), uploadLimit (bytes/s, optional),
 // dhtBootstrap (["127.0.0.1:port", ...]: run a DHT node that starts from these
-// local nodes only, and announce there; optional).
+// local nodes only, and announce there; optional), secure (message stream
+// encryption: dial with it first, accept it; optional).
 // Prints one JSON line {"ready":true,...} once it has verified its data and
 // listens, then {"uploaded":n} whenever the bytes it uploaded changed (at most
 // every 100 ms); exits when stdin closes or on SIGTERM.
@@ -20,7 +21,8 @@ const client = new WebTorrent({
   webSeeds: false,
   tracker: options.trackers ? { wrtc: false } : false,
   torrentPort: options.port,
-  ...(options.uploadLimit !== undefined ? { uploadLimit: options.uploadLimit } : {})
+  ...(options.uploadLimit !== undefined ? { uploadLimit: options.uploadLimit } : {}),
+  ...(options.secure === true ? { secure: true } : {})
 })
 client.on("error", (error) => {
   process.stderr.write(`webtorrent error: ${error.message}\n`)
