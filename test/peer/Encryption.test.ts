@@ -5,7 +5,7 @@
  * deadline with the reason named.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Queue, type Scope } from "effect"
+import { Clock, Effect, Exit, Fiber, Queue, Random, type Scope } from "effect"
 import * as Socket from "effect/socket/Socket"
 import { TestClock } from "effect/testing"
 import { randomBytes } from "node:crypto"
@@ -105,8 +105,8 @@ const open = (socket: Socket.Socket): Effect.Effect<Raw, Socket.SocketError, Sco
   })
 
 /** Our encrypted listener on 10.0.0.1:6881 serving `infoHash`, and the client host's network (tapped). */
-const setup = Effect.fnUntraced(function*(serverPolicy: Encryption.Policy) {
-  const network = yield* MemoryNetwork.make()
+const setup = Effect.fnUntraced(function*(serverPolicy: Encryption.Policy, options?: MemoryNetwork.Options) {
+  const network = yield* MemoryNetwork.make(options)
   const ours = Encryption.make(yield* on(network, server.host), {
     policy: serverPolicy,
     stageTimeoutMillis: stageMillis
@@ -207,6 +207,31 @@ describe("Encryption", () => {
         yield* raw.write(concat([Mse.req1(s), Mse.xor(Mse.req2(infoHash), Mse.req3(s)), block, payload]))
         const opened = yield* Fiber.join(theirs)
         assert.deepStrictEqual(yield* opened.read(68 + 5), concat([ia, after]))
+      }))
+
+    it.effect("padding lengths come from Effect's Random: a seeded run's handshake takes the same simulated time", () =>
+      Effect.gen(function*() {
+        /** The simulated milliseconds of one handshake over a slow link, under `seed`. */
+        const handshakeMillis = (seed: string) =>
+          Effect.gen(function*() {
+            const { dialler, accept } = yield* setup("prefer", {
+              link: () => ({ latencyMillis: 5, bytesPerSecond: 20_000 })
+            })
+            const start = yield* Clock.currentTimeMillis
+            const socket = yield* dialler("prefer").connect(server, 1000, { infoHash })
+            const both = yield* Effect.forkScoped(Effect.all([open(socket), accept], { concurrency: 2 }))
+            for (let ms = 0; ms < 1000 && !isDone(both); ms++) {
+              yield* settle
+              if (!isDone(both)) yield* TestClock.adjust(1)
+            }
+            yield* Fiber.join(both)
+            return (yield* Clock.currentTimeMillis) - start
+          }).pipe(Effect.scoped, Random.withSeed(seed))
+        const first = yield* handshakeMillis("one")
+        assert.isAbove(first, 10, "the link's latency and rate count")
+        assert.strictEqual(yield* handshakeMillis("one"), first)
+        const others = [yield* handshakeMillis("two"), yield* handshakeMillis("three")]
+        assert.isTrue(others.some((millis) => millis !== first), "other seeds, other paddings")
       }))
 
     it.effect("prefer to a peer without MSE: it hangs up on our key, we dial again and speak plain", () =>
