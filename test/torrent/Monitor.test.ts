@@ -39,6 +39,8 @@ type Behaviour =
 interface Dial {
   readonly peer: PeerKey
   readonly at: number
+  /** The torrent the dial named (what an encrypted handshake is keyed with). */
+  readonly infoHash: Uint8Array | undefined
 }
 
 /**
@@ -53,10 +55,10 @@ const makeConnector = Effect.fnUntraced(function*(behaviour: (peer: PeerKey) => 
   let liveTotal = 0
   let maxLiveTotal = 0
   const remotes = new Map<PeerKey, FakePeer.FakePeer>()
-  const connector = MemorySocket.dialingNetwork((target) =>
+  const connector = MemorySocket.dialingNetwork((target, _timeoutMillis, options) =>
     Effect.gen(function*() {
       const peer = keyOf(target)
-      dials.push({ peer, at: yield* Clock.currentTimeMillis })
+      dials.push({ peer, at: yield* Clock.currentTimeMillis, infoHash: options?.infoHash })
       const kind = behaviour(peer)
       if (kind === "refuse") return MemorySocket.refused()
       const pair = yield* MemorySocket.makePair
@@ -199,6 +201,15 @@ describe("Monitor", () => {
       assert.strictEqual(connector.dialsTo(peer), 2)
       yield* TestClock.adjust("10 minutes")
       assert.strictEqual(connector.maxLivePerPeer(), 1)
+    }))
+
+  it.effect("names the torrent in each dial (message stream encryption keys its handshake with it)", () =>
+    Effect.gen(function*() {
+      const { monitor, connector } = yield* start(() => "handshake", {})
+      yield* monitor.add([address(1)])
+      yield* settle
+      assert.strictEqual(connector.dials.length, 1)
+      assert.deepStrictEqual(connector.dials[0]!.infoHash, infoHash)
     }))
 
   it.effect("keeps at most maxHalfOpen connections in flight", () =>
