@@ -162,12 +162,16 @@ const aria2Seeder = async (torrent: string, dir: string, extra: ReadonlyArray<st
   return { port, pid: child.pid! }
 }
 
-/** Our library in this process, on the Node network under `Encryption.layer(policy)`. */
+/**
+ * Our library on the Node network under `Encryption.layer(policy)` (the
+ * manager's own `encryption` setting `disable`, so that the layer is the one
+ * encrypting, never twice, whether or not the manager applies the setting).
+ */
 const manager = (downloadDir: string, port: number, policy: Encryption.Policy) =>
   TorrentManager.layer.pipe(
     Layer.provideMerge(Encryption.Encryption.layer({ policy }).pipe(Layer.provide(Network.layerNode))),
     Layer.provide(Layer.mergeAll(
-      TorrentConfig.layerWith({ downloadDir, port, listenHost: "127.0.0.1", encryption: policy }),
+      TorrentConfig.layerWith({ downloadDir, port, listenHost: "127.0.0.1", encryption: "disable" }),
       Layer.mergeAll(PieceWorker.layerDigest, Storage.layerNode).pipe(Layer.provide(PieceWorker.layer)),
       Tracker.Tracker.layer.pipe(Layer.provide(Layer.mergeAll(HttpTracker.layerNode, UdpTracker.layerNode)))
     )),

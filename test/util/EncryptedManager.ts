@@ -33,13 +33,18 @@ const noDialing = Layer.effect(
   )
 )
 
-/** TorrentManager (with Encryption beside it) on real TCP, files and trackers; logs at Warn and above. */
+/**
+ * TorrentManager (with Encryption beside it) on real TCP, files and trackers;
+ * logs at Warn and above. The manager's own `encryption` setting is
+ * `disable`, so that once the manager applies it this layer is still the one
+ * encrypting (never twice).
+ */
 export const layer = (settings: Partial<Settings>, options: Options) => {
   const tcp = options.dial === false ? noDialing.pipe(Layer.provide(Network.layerNode)) : Network.layerNode
   return TorrentManager.layer.pipe(
     Layer.provideMerge(Encryption.Encryption.layer({ policy: options.policy }).pipe(Layer.provide(tcp))),
     Layer.provide(Layer.mergeAll(
-      TorrentConfig.layerWith(settings),
+      TorrentConfig.layerWith({ ...settings, encryption: "disable" }),
       Layer.mergeAll(PieceWorker.layerDigest, Storage.layerNode).pipe(Layer.provide(PieceWorker.layer)),
       Tracker.Tracker.layer.pipe(Layer.provide(Layer.mergeAll(HttpTracker.layerNode, UdpTracker.layerNode)))
     )),
