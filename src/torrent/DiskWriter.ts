@@ -241,8 +241,10 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
         target.fill(0)
         continue
       }
-      const exists = yield* fs.exists(pathOf(s.file)).pipe(Effect.orElseSucceed(() => false))
-      if (!exists) return false
+      // A file not open yet may be missing (a piece never written): that is no error, the piece is not there.
+      if (!handles.has(s.file) && !(yield* fs.exists(pathOf(s.file)).pipe(Effect.orElseSucceed(() => false)))) {
+        return false
+      }
       const fd = yield* open(s.file, false)
       let done = 0
       while (done < s.length) {
@@ -256,23 +258,39 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
     return true
   }, lock.withPermits(1))
 
-  const flush = Effect.suspend(() =>
-    Effect.forEach(
-      [...handles.entries()].filter(([, h]) => h.writable),
-      ([index, h]) =>
-        SafeOpen.nodeFs((done) => NodeFs.fsync(h.fd, (e) => done(e, undefined))).pipe(
-          Effect.mapError((e) => fail(pathOf(index), e))
-        ),
-      { discard: true }
+  /**
+   * Syncs the files written to. Each is synced through a descriptor of its
+   * own, outside the lock: syncing a large file takes a while, and reads
+   * (uploads, file streams) and writes go on meanwhile; a descriptor of the
+   * cache could be closed under it.
+   */
+  const flush = Effect.gen(function*() {
+    const written = yield* Effect.sync(() => [...handles.entries()].filter(([, h]) => h.writable).map(([i]) => i)).pipe(
+      lock.withPermits(1)
     )
-  ).pipe(lock.withPermits(1))
+    if (written.length === 0) return
+    const folder = yield* openFolder // open already: files were written
+    yield* Effect.forEach(written, (index) =>
+      Effect.acquireUseRelease(
+        SafeOpen.openFile(folder, meta.files[index]!.path, false),
+        (fd) => SafeOpen.nodeFs((done) => NodeFs.fsync(fd, (e) => done(e, undefined))),
+        SafeOpen.close
+      ).pipe(
+        Effect.mapError((e) =>
+          e instanceof SafeOpen.UnsafePath
+            ? new DiskError({ reason: "UnsafePath", path: pathOf(index), detail: e.detail })
+            : fail(pathOf(index), e)
+        )
+      ), { discard: true })
+  })
 
   const cache = new Map<number, Uint8Array>() // insertion order = LRU order
   const cachePieces = Math.max(2, Math.floor(readCacheBytes / meta.pieceLength))
   const readBlock = Effect.fnUntraced(function*(index: number, begin: number, length: number) {
     let piece = cache.get(index)
     if (piece === undefined) {
-      piece = new Uint8Array(Metainfo.pieceSize(meta, index))
+      // Not zeroed: every byte is read over.
+      piece = Buffer.allocUnsafeSlow(Metainfo.pieceSize(meta, index))
       if (!(yield* read(index, piece))) {
         return yield* new DiskError({ reason: "Io", path: meta.name, detail: `piece ${index} is missing on disk` })
       }
