@@ -37,6 +37,7 @@ import * as InfoHash from "./protocol/InfoHash.ts"
 import * as Magnet from "./protocol/Magnet.ts"
 import type * as Metainfo from "./protocol/Metainfo.ts"
 import * as Admission from "./peer/Admission.ts"
+import * as Encryption from "./peer/Encryption.ts"
 import { type Connection, Network } from "./peer/Network.ts"
 import { keyOf } from "./peer/PeerEvent.ts"
 import * as PeerIo from "./peer/PeerIo.ts"
@@ -261,10 +262,19 @@ const applyLimits = (up: RateLimit.Bucket, down: RateLimit.Bucket) => (limits: R
   })
 
 export const make = Effect.gen(function*() {
-  const context = yield* Effect.context<
-    TorrentConfig | FileSystem.FileSystem | Path.Path | Digest.Digest | Storage | Network | Tracker.Tracker
-  >()
   const config = yield* TorrentConfig
+  // Every peer connection, both ways, speaks message stream encryption by the policy (torrents dial through `network`).
+  const { network, encryption } = Encryption.make(yield* Network, {
+    policy: config.encryption,
+    stageTimeoutMillis: config.handshakeTimeoutMillis
+  })
+  const context = Context.add(
+    yield* Effect.context<
+      TorrentConfig | FileSystem.FileSystem | Path.Path | Digest.Digest | Storage | Network | Tracker.Tracker
+    >(),
+    Network,
+    network
+  )
   const storage = yield* Storage
   const globalUpload = new RateLimit.Bucket(config.maxUploadRate)
   const globalDownload = new RateLimit.Bucket(config.maxDownloadRate)
@@ -279,7 +289,6 @@ export const make = Effect.gen(function*() {
   const accepting = new Map<InfoHash.InfoHash, PeerSession.Accept>()
 
   // Incoming connections: read the handshake, then hand over to the torrent it names.
-  const network = yield* Network
   const incoming = yield* Queue.unbounded<Connection>()
   const port = yield* network.listen(
     { port: config.port, host: config.listenHost, strict: config.strictPort },
@@ -319,7 +328,11 @@ export const make = Effect.gen(function*() {
   const accepts = (infoHash: InfoHash.InfoHash, accept: PeerSession.Accept) =>
     Effect.andThen(
       Effect.sync(() => accepting.set(infoHash, accept)),
-      Effect.addFinalizer(() => Effect.sync(() => accepting.delete(infoHash)))
+      Effect.andThen(
+        Effect.addFinalizer(() => Effect.sync(() => accepting.delete(infoHash))),
+        // Encrypted peers name the torrent by a hash of its info-hash: it must be known to be served.
+        encryption.serve(InfoHash.toBytes(infoHash))
+      )
     )
 
   /** The metadata: known, or fetched from peers (then kept). */

@@ -121,9 +121,9 @@ export const flags = {
   encryption: Flag.Literals("encryption", Encryption.policies).pipe(
     Flag.withMetavar("MODE"),
     Flag.withDescription(
-      "encrypt peer connections (MSE/PE): prefer (when the peer can), require, disable (default: prefer)"
+      "encrypt peer connections (MSE/PE): prefer (when the peer can), require, disable (default: disable)"
     ),
-    Flag.withDefault("prefer" as const)
+    Flag.withDefault("disable" as const)
   )
 }
 
@@ -147,7 +147,7 @@ export interface Options {
   readonly noDht: boolean
   readonly noLpd: boolean
   readonly dhtBootstrap: ReadonlyArray<string>
-  /** Message stream encryption (default: prefer). */
+  /** Message stream encryption (default: disable). */
   readonly encryption?: Encryption.Policy | undefined
   /** `seed`: the data must be under the folder already. */
   readonly dataRequired?: boolean
@@ -391,7 +391,7 @@ const download = Effect.fnUntraced(function*(options: Options) {
       dht: !options.noDht,
       dhtBootstrap: dhtBootstrap.length > 0 ? dhtBootstrap : undefined,
       localDiscovery: !options.noLpd,
-      encryption: options.encryption ?? "prefer"
+      encryption: options.encryption ?? "disable"
     })),
     Effect.onExit((exit) => finish(exit))
   )

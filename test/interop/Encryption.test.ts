@@ -12,8 +12,6 @@ import { Effect, Stream } from "effect"
 import * as Fs from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import * as Encryption from "../../src/peer/Encryption.ts"
-import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import type { ManagerEvent } from "../../src/TorrentManager.ts"
 import { TorrentManager } from "../../src/TorrentManager.ts"
 import { trackerServer } from "../tracker/fixtures.ts"
@@ -88,8 +86,6 @@ describe("message stream encryption with other clients", () => {
       const port = yield* freePort
       const events = yield* Effect.gen(function*() {
         const { manager, events } = yield* record
-        const encryption = yield* Encryption.Encryption
-        yield* encryption.serve(InfoHash.toBytes(ws.meta.infoHash))
         yield* manager.add(ws.meta, { seed: true, downloadDir: ws.src })
         yield* waitForSeeders(tracker.http, ws.meta, 1)
         const leecher = yield* aria2Leecher({ torrent: ws.file, dir: ws.dst, extraArgs: requireCrypto })
@@ -142,7 +138,6 @@ describe("message stream encryption with other clients", () => {
         const port = yield* freePort
         const events = yield* Effect.gen(function*() {
           const { manager, events } = yield* record
-          yield* (yield* Encryption.Encryption).serve(InfoHash.toBytes(ws.meta.infoHash))
           yield* manager.add(ws.meta, { seed: true, downloadDir: ws.src })
           yield* waitForSeeders(tracker.http, ws.meta, 1)
           yield* spawnChild("webtorrent leecher", process.execPath, [

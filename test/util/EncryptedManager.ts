@@ -1,13 +1,11 @@
 /**
- * A TorrentManager speaking message stream encryption, composed as
- * `TorrentManager.layerNode` is but with `Encryption.layer(policy)` over the
- * Node network in place of `Network.layerNode` (until the manager takes the
- * policy from its settings). The `Encryption` service is in the output:
- * incoming encrypted connections find a torrent only once it is `serve`d.
+ * A TorrentManager speaking message stream encryption by its own setting
+ * (`encryption`), composed as `TorrentManager.layerNode` is, optionally with
+ * every dial refused.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect, Layer, References } from "effect"
-import * as Encryption from "../../src/peer/Encryption.ts"
+import type * as Encryption from "../../src/peer/Encryption.ts"
 import * as MemorySocket from "../../src/peer/MemorySocket.ts"
 import { Network } from "../../src/peer/Network.ts"
 import { PieceWorker } from "../../src/torrent/PieceWorker.ts"
@@ -33,18 +31,13 @@ const noDialing = Layer.effect(
   )
 )
 
-/**
- * TorrentManager (with Encryption beside it) on real TCP, files and trackers;
- * logs at Warn and above. The manager's own `encryption` setting is
- * `disable`, so that once the manager applies it this layer is still the one
- * encrypting (never twice).
- */
+/** TorrentManager on real TCP, files and trackers, encrypting by `options.policy`; logs at Warn and above. */
 export const layer = (settings: Partial<Settings>, options: Options) => {
   const tcp = options.dial === false ? noDialing.pipe(Layer.provide(Network.layerNode)) : Network.layerNode
   return TorrentManager.layer.pipe(
-    Layer.provideMerge(Encryption.Encryption.layer({ policy: options.policy }).pipe(Layer.provide(tcp))),
     Layer.provide(Layer.mergeAll(
-      TorrentConfig.layerWith({ ...settings, encryption: "disable" }),
+      tcp,
+      TorrentConfig.layerWith({ ...settings, encryption: options.policy }),
       Layer.mergeAll(PieceWorker.layerDigest, Storage.layerNode).pipe(Layer.provide(PieceWorker.layer)),
       Tracker.Tracker.layer.pipe(Layer.provide(Layer.mergeAll(HttpTracker.layerNode, UdpTracker.layerNode)))
     )),
