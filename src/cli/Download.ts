@@ -163,10 +163,6 @@ export interface Options {
 /** The torrents running, for `onStart`. */
 export interface Started {
   readonly handles: ReadonlyArray<TorrentHandle>
-  /** The download folder, absolute. */
-  readonly dir: string
-  /** `--select`'s file indexes (undefined: every file). */
-  readonly selected: ReadonlyArray<number> | undefined
 }
 
 const logLevels = { error: "Error", warn: "Warn", info: "Info", debug: "Debug" } as const
@@ -345,7 +341,7 @@ const download = Effect.fnUntraced(function*(options: Options) {
           seedMillis: Option.getOrUndefined(Option.map(options.seedTime, (minutes) => minutes * 60_000))
         })
     )
-    if (options.onStart !== undefined) yield* options.onStart({ handles, dir, selected })
+    if (options.onStart !== undefined) yield* options.onStart({ handles })
     if (options.json) yield* Effect.forkScoped(Display.showJson(handles))
     else if (!options.quiet) yield* Effect.forkScoped(Display.show(handles))
     // Closing the scope stops the torrents first (finalizers run last-in first-out), so the display's last frame shows how they ended.
