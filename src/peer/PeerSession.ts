@@ -27,6 +27,7 @@ import * as WireMessage_ from "../protocol/WireMessage.ts"
 import type { WireMessage } from "../protocol/WireMessage.ts"
 import { type BlockRequest, blockSize } from "../protocol/Block.ts"
 import * as Coordinator from "./Coordinator.ts"
+import { encryptionErrorOf } from "./Encryption.ts"
 import { Extensions, type Received } from "./Extensions.ts"
 import * as FloodGuard from "./FloodGuard.ts"
 import type { Address } from "./Network.ts"
@@ -235,7 +236,9 @@ const classify = (cause: Cause.Cause<unknown>): Omit<Outcome, "handshaken"> => {
   if (Schema.is(Handshake.HandshakeError)(error) || Schema.is(WireMessage_.WireError)(error)) {
     return { reason: "ProtocolViolation", detail }
   }
-  return { reason: Socket.isSocketError(error) ? "Closed" : "Failed", detail }
+  if (!Socket.isSocketError(error)) return { reason: "Failed", detail }
+  // A dial whose encryption handshake failed says why (the socket error only says it did not open).
+  return { reason: "Closed", detail: encryptionErrorOf(error)?.message ?? detail }
 }
 
 /** What our handshake offers: the fast extension only once there are pieces to speak of. */

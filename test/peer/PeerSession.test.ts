@@ -3,6 +3,7 @@ import { Effect, Fiber, Layer, Queue, Result } from "effect"
 import { TestClock } from "effect/testing"
 import type { PeerCommand, PeerEvent } from "../../src/peer/PeerEvent.ts"
 import * as Coordinator from "../../src/peer/Coordinator.ts"
+import * as Encryption from "../../src/peer/Encryption.ts"
 import * as PeerSession from "../../src/peer/PeerSession.ts"
 import * as Extension from "../../src/protocol/Extension.ts"
 import * as Handshake from "../../src/protocol/Handshake.ts"
@@ -18,6 +19,7 @@ import * as PeerHost from "../../src/torrent/PeerHost.ts"
 import { TorrentConfig } from "../../src/torrent/TorrentConfig.ts"
 import * as FakePeer from "../util/FakePeer.ts"
 import * as MemorySocket from "../../src/peer/MemorySocket.ts"
+import type * as Socket from "effect/socket/Socket"
 
 const peer = "10.0.0.1:6881"
 const fixture = Fixtures.make([7 * Fixtures.pieceLength + 1000])
@@ -46,14 +48,18 @@ const settle = Effect.gen(function*() {
 const isDone = <A, E>(fiber: Fiber.Fiber<A, E>) => fiber.pollUnsafe() !== undefined
 
 /** Starts a session over an in-memory socket, with a scripted remote and a recording Orchestrator. */
-const start = Effect.fnUntraced(function*(overrides?: Partial<typeof settings>, have?: ReadonlyArray<number>) {
+const start = Effect.fnUntraced(function*(
+  overrides?: Partial<typeof settings>,
+  have?: ReadonlyArray<number>,
+  dialled?: Socket.Socket
+) {
   const pair = yield* MemorySocket.makePair
   const orchestrator = yield* FakePeer.makeOrchestrator(pieceCount, have !== undefined ? { have } : undefined)
   const remote = yield* FakePeer.make(pair.remote, { pieceCount })
   const disk = FakePeer.makeDisk(data, pieceLength)
   const fiber = yield* PeerSession.run({
     peer,
-    connection: { _tag: "Outgoing", socket: Effect.succeed(pair.local.socket) }
+    connection: { _tag: "Outgoing", socket: Effect.succeed(dialled ?? pair.local.socket) }
   }).pipe(
     Effect.provide(
       PeerHost.layer.pipe(Layer.provideMerge(Layer.mergeAll(
@@ -145,6 +151,14 @@ describe("PeerSession", () => {
         yield* settle
         assert.isTrue(remote.closed(), "the socket is closed")
         assert.deepStrictEqual(events, [], "no Connected, so no Disconnected either")
+      }))
+
+    it.effect("a dial whose encryption handshake failed ends with the reason, not only that it did not open", () =>
+      Effect.gen(function*() {
+        const failure = new Encryption.EncryptionError({ peer, reason: new Encryption.UnknownTorrent() })
+        const { fiber } = yield* start(undefined, undefined, MemorySocket.refused(failure))
+        const outcome = yield* Fiber.join(fiber)
+        assert.deepStrictEqual(outcome, { handshaken: false, reason: "Closed", detail: failure.message })
       }))
 
     it.effect("a handshake naming another torrent ends the session", () =>
