@@ -137,6 +137,18 @@ describe("the display in a terminal (tmux)", () => {
         ]
         const { capture, width } = yield* inPane(80, args, (tmux) =>
           Effect.gen(function*() {
+            // The tracker's warnings come first: a log line printed while the terminal reflows
+            // after a resize can leave a line behind (a race with the terminal, seen under load).
+            let shown = ""
+            yield* waitFor(
+              tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t").pipe(
+                Effect.map((text) => {
+                  shown = text
+                  return text.split("\n").filter((line) => / WARN (one|two)\.bin: /.test(line)).length === 2
+                })
+              ),
+              { timeoutMillis: 30_000, intervalMillis: 100, message: () => `no tracker warnings:\n${shown}` }
+            )
             const before = yield* tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t")
             for (const line of displayLines(before)) assert.isBelow(Format.width(line), 80, line)
             yield* tmux("resize-window", "-t", "t", "-x", "50")
