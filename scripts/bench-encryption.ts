@@ -20,8 +20,8 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect, Layer, Queue, References } from "effect"
 import * as Socket from "effect/socket/Socket"
 import { execFileSync, spawn, type ChildProcess } from "node:child_process"
-import { createHash, randomBytes } from "node:crypto"
-import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs"
+import { randomBytes } from "node:crypto"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -38,6 +38,7 @@ import { TorrentManager } from "../src/TorrentManager.ts"
 import * as HttpTracker from "../src/tracker/HttpTracker.ts"
 import * as Tracker from "../src/tracker/Tracker.ts"
 import * as UdpTracker from "../src/tracker/UdpTracker.ts"
+import { sha1File, writeData } from "./benchData.ts"
 
 const mib = Number(process.env.BENCH_MIB ?? 1024)
 const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
@@ -103,8 +104,6 @@ process.on("exit", () => {
   }
 })
 process.on("SIGINT", () => process.exit(130))
-
-const sha1File = (path: string) => createHash("sha1").update(readFileSync(path)).digest("hex")
 
 const freePort = () =>
   new Promise<number>((resolve, reject) => {
@@ -260,17 +259,7 @@ const main = async () => {
   console.log(`MSE handshakes:         ${rate.toFixed(0).padStart(5)} /s (both ends, in memory, one core)`)
 
   const seedDir = join(work, "seed")
-  execFileSync("mkdir", ["-p", seedDir])
-  const data = join(seedDir, "data.bin")
-  const fd = openSync(data, "w")
-  const chunk = randomBytes(1024 * 1024)
-  for (let i = 0; i < mib; i++) {
-    chunk.writeUInt32LE(i, 0) // distinct pieces
-    writeSync(fd, chunk)
-  }
-  fsyncSync(fd)
-  closeSync(fd)
-  const expected = sha1File(data)
+  const { path: data, sha1: expected } = writeData(seedDir, mib)
   const torrent = join(work, "data.torrent")
   execFileSync("mktorrent", ["-l", "20", "-o", torrent, data], { stdio: "ignore" })
   const meta = Metainfo.decode(readFileSync(torrent))

@@ -29,13 +29,13 @@
  * is bounded. Needs aria2c, mktorrent, curl and time (Debian packages).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process"
-import { createHash, randomBytes } from "node:crypto"
-import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from "node:fs"
+import { closeSync, mkdtempSync, openSync, readSync, rmSync } from "node:fs"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
+import { sha1File, writeData } from "./benchData.ts"
 
 const mib = Number(process.env.BENCH_MIB ?? 1024)
 const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
@@ -304,18 +304,7 @@ const main = async () => {
     `effect-torrent stream bench: ${mib} MiB file, ${pieceKiB} KiB pieces, one aria2c seeder on loopback (--peer) (work dir ${work})`
   )
   const seedDir = join(work, "seed")
-  execFileSync("mkdir", ["-p", seedDir])
-  const data = join(seedDir, "data.bin")
-  const fd = openSync(data, "w")
-  const chunk = randomBytes(1024 * 1024)
-  for (let i = 0; i < mib; i++) {
-    chunk.writeUInt32LE(i, 0) // distinct pieces
-    writeSync(fd, chunk)
-  }
-  // On disk before the first run: otherwise that run shares the machine with the writeback.
-  fsyncSync(fd)
-  closeSync(fd)
-  const expected = createHash("sha1").update(readFileSync(data)).digest("hex")
+  const { path: data, sha1: expected } = writeData(seedDir, mib)
   execFileSync("mktorrent", ["-l", String(Math.log2(pieceLength)), "-o", torrentPath(), data], { stdio: "ignore" })
 
   const seederPort = await freePort()
@@ -430,7 +419,7 @@ const main = async () => {
     const out = join(work, "out-plain")
     try {
       plain.push(await plainDownload(out, seederPort))
-      plainOk &&= createHash("sha1").update(readFileSync(join(out, "data.bin"))).digest("hex") === expected
+      plainOk &&= sha1File(join(out, "data.bin")) === expected
     } finally {
       rmSync(out, { recursive: true, force: true })
     }

@@ -16,10 +16,10 @@
  */
 import { Server } from "bittorrent-tracker"
 import { execFileSync, spawn, type ChildProcess } from "node:child_process"
-import { createHash, randomBytes } from "node:crypto"
-import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { sha1File, writeData } from "./benchData.ts"
 
 const mib = Number(process.env.BENCH_MIB ?? 1024)
 const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
@@ -121,23 +121,10 @@ const report = (label: string, client: string, measures: ReadonlyArray<Measure>,
 
 const torrentPath = () => join(work, "data.torrent")
 
-const sha1File = (path: string) => createHash("sha1").update(readFileSync(path)).digest("hex")
-
 const main = async () => {
   console.log(`effect-torrent bench: ${mib} MiB, 1 MiB pieces, loopback (work dir ${work})`)
   const seedDir = join(work, "seed")
-  execFileSync("mkdir", ["-p", seedDir])
-  const data = join(seedDir, "data.bin")
-  const fd = openSync(data, "w")
-  const chunk = randomBytes(1024 * 1024)
-  for (let i = 0; i < mib; i++) {
-    chunk.writeUInt32LE(i, 0) // distinct pieces
-    writeSync(fd, chunk)
-  }
-  // On disk before the first run: otherwise that run shares the machine with 1 GiB of writeback.
-  fsyncSync(fd)
-  closeSync(fd)
-  const expected = sha1File(data)
+  const { path: data, sha1: expected } = writeData(seedDir, mib)
   const torrent = torrentPath()
   execFileSync("mktorrent", ["-l", "20", "-a", `http://127.0.0.1:${trackerPort}/announce`, "-o", torrent, data], {
     stdio: "ignore"
