@@ -11,39 +11,12 @@ import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import { join } from "node:path"
+import * as Curl from "../util/Curl.ts"
 import { createWithMktorrent, tempDir, writeTree } from "../util/Files.ts"
 import { aria2Seeder, exitOf, freePort, ourCli, runCli, waitForLine } from "../util/Swarm.ts"
 
-interface Reply {
-  readonly status: number
-  readonly headers: Record<string, string>
-  readonly body: Buffer
-}
-
-/** curl with `args` (`--include`: the status line and headers come back too). */
-const curl = (args: ReadonlyArray<string>) =>
-  Effect.callback<Reply>((resume, signal) => {
-    execFile(
-      "curl",
-      ["--silent", "--show-error", "--include", "--max-time", "120", ...args],
-      { encoding: "buffer", maxBuffer: 64 * 1024 * 1024, signal },
-      (error, stdout, stderr) => {
-        if (error !== null) return resume(Effect.die(new Error(`curl ${args.join(" ")} failed: ${stderr}`)))
-        const end = stdout.indexOf("\r\n\r\n")
-        const head = stdout.subarray(0, end).toString("latin1").split("\r\n")
-        resume(Effect.succeed({
-          status: Number(head[0]!.split(" ")[1]),
-          headers: Object.fromEntries(
-            head.slice(1).map((line) => {
-              const colon = line.indexOf(":")
-              return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()]
-            })
-          ),
-          body: stdout.subarray(end + 4)
-        }))
-      }
-    )
-  })
+/** curl, as a player would fetch: a failed transfer fails the test. */
+const curl = (args: ReadonlyArray<string>) => Curl.curl(args, { maxTimeSeconds: 120 })
 
 /** `command args` run to completion (killed after `timeoutMillis`): its exit code and output. */
 const tool = (command: string, args: ReadonlyArray<string>, timeoutMillis: number) =>

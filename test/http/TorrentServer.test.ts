@@ -8,21 +8,12 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
-import { execFile } from "node:child_process"
 import * as Http from "node:http"
 import { TorrentServer } from "../../src/http/TorrentServer.ts"
 import { deterministicBytes } from "../util/Files.ts"
 import * as MemoryServed from "../util/MemoryServed.ts"
+import * as Curl from "../util/Curl.ts"
 import { waitUntil } from "../util/Swarm.ts"
-
-interface Reply {
-  readonly status: number
-  /** Header names in lower case. */
-  readonly headers: Record<string, string>
-  readonly body: Buffer
-  /** The connection ended before the whole body came. */
-  readonly aborted: boolean
-}
 
 /** One request with Node's client (sends the path as given, `..` included), on a connection of its own. */
 const request = (
@@ -30,7 +21,7 @@ const request = (
   path: string,
   options: { readonly method?: string; readonly headers?: Record<string, string> } = {}
 ) =>
-  Effect.callback<Reply>((resume) => {
+  Effect.callback<Curl.Reply>((resume) => {
     const req = Http.request(
       { host: "127.0.0.1", port, path, method: options.method ?? "GET", headers: options.headers, agent: false },
       (res) => {
@@ -59,31 +50,8 @@ const request = (
     return Effect.sync(() => req.destroy())
   }).pipe(Effect.timeoutOrElse({ duration: 20_000, orElse: () => Effect.die(new Error(`no answer to ${path}`)) }))
 
-/** curl (a real client) with `args`; its status line, headers and body (`-i`). */
-const curl = (args: ReadonlyArray<string>) =>
-  Effect.callback<Reply>((resume, signal) => {
-    execFile(
-      "curl",
-      ["--silent", "--show-error", "--include", "--max-time", "20", ...args],
-      { encoding: "buffer", maxBuffer: 64 * 1024 * 1024, signal },
-      (error, stdout, stderr) => {
-        if (error !== null && stdout.length === 0) return resume(Effect.die(new Error(`curl failed: ${stderr}`)))
-        const end = stdout.indexOf("\r\n\r\n")
-        const head = stdout.subarray(0, end).toString("latin1").split("\r\n")
-        resume(Effect.succeed({
-          status: Number(head[0]!.split(" ")[1]),
-          headers: Object.fromEntries(
-            head.slice(1).map((line) => {
-              const colon = line.indexOf(":")
-              return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()]
-            })
-          ),
-          body: stdout.subarray(end + 4),
-          aborted: error !== null
-        }))
-      }
-    )
-  })
+/** curl (a real client) with `args`; a transfer cut short is a reply too (`aborted`). */
+const curl = (args: ReadonlyArray<string>) => Curl.curl(args, { maxTimeSeconds: 20, partial: true })
 
 /** The server on 127.0.0.1 (any free port) for the test's scope, serving `served`. */
 const serve = (served: MemoryServed.MemoryServed) =>
