@@ -567,6 +567,9 @@ const connected = Effect.fnUntraced(function*(
             break
           case "Have":
             ours.set(command.index)
+            // A peer that has the piece needs no word of ours (a seed gets none):
+            // each write wakes the peer, and a download from seeds wrote one per piece.
+            if (theirs.has(command.index)) continue
             break
           case "Choke": {
             choking = true

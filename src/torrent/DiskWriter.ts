@@ -17,7 +17,7 @@ import { Context, Effect, FileSystem, Layer, Path, Schema, Semaphore } from "eff
 import * as NodeFs from "node:fs"
 import type { PlatformError } from "effect/PlatformError"
 import * as Metainfo from "../protocol/Metainfo.ts"
-import { PieceWorker, type WriteFailed } from "./PieceWorker.ts"
+import * as PieceWorker from "./PieceWorker.ts"
 import * as SafeOpen from "./SafeOpen.ts"
 
 export class DiskError extends Schema.TaggedError<DiskError>()("DiskError", {
@@ -77,7 +77,11 @@ export const segments = (meta: Metainfo.Metainfo, index: number): Array<Segment>
 export class DiskWriter extends Context.Service<DiskWriter, {
   /** Checks every path, creates folders and zero-length files. */
   readonly prepare: Effect.Effect<void, DiskError>
-  readonly write: (index: number, piece: Uint8Array) => Effect.Effect<void, DiskError>
+  /**
+   * Writes piece `index`; with `sha1`, only if that is the piece's SHA-1
+   * (false, and nothing written, if not), checked where it is written.
+   */
+  readonly write: (index: number, piece: Uint8Array, sha1?: Uint8Array) => Effect.Effect<boolean, DiskError>
   /** Reads piece `index` into `into`; false when some of its data is not on disk. */
   readonly read: (index: number, into: Uint8Array) => Effect.Effect<boolean, DiskError>
   /**
@@ -106,7 +110,7 @@ export interface Options {
 export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Options) {
   const fs = yield* FileSystem.FileSystem
   const path = yield* Path.Path
-  const worker = yield* PieceWorker
+  const worker = yield* PieceWorker.PieceWorker
   const maxOpen = options.maxOpenFiles ?? 32
   const root = path.resolve(options.downloadDir)
   const handles = new Map<number, Handle>() // insertion order = LRU order
@@ -115,7 +119,7 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
 
   const pathOf = (index: number) => path.join(root, ...meta.files[index]!.path)
 
-  const fail = (file: string, error: PlatformError | NodeJS.ErrnoException | WriteFailed | string) =>
+  const fail = (file: string, error: PlatformError | NodeJS.ErrnoException | PieceWorker.WriteFailed | string) =>
     new DiskError({
       reason: typeof error !== "string" && isNoSpace(error) ? "NoSpace" : "Io",
       path: file,
@@ -185,7 +189,8 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
     return handle === undefined ? Effect.void : SafeOpen.close(handle.fd)
   }
 
-  const open = Effect.fnUntraced(function*(index: number, writable: boolean) {
+  /** Opens file `index` (or takes it from the cache), closing the least recently used beyond `maxOpen` but none of `kept`. */
+  const open = Effect.fnUntraced(function*(index: number, writable: boolean, kept: ReadonlyArray<number> = []) {
     const cached = handles.get(index)
     if (cached !== undefined && (cached.writable || !writable)) {
       handles.delete(index)
@@ -193,7 +198,10 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
       return cached.fd
     }
     yield* close(index)
-    if (handles.size >= maxOpen) yield* close(handles.keys().next().value!)
+    if (handles.size >= maxOpen) {
+      const oldest = [...handles.keys()].find((file) => !kept.includes(file))
+      if (oldest !== undefined) yield* close(oldest)
+    }
     const file = pathOf(index)
     yield* checkFile(index)
     // Uninterruptible until the descriptor is in `handles`, which closes it.
@@ -224,14 +232,17 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
     }
   }, lock.withPermits(1))
 
-  const write = Effect.fnUntraced(function*(index: number, piece: Uint8Array) {
-    for (const s of segments(meta, index)) {
-      if (meta.files[s.file]!.padding) continue
-      const fd = yield* open(s.file, true)
-      yield* worker.write(fd, piece.subarray(s.offset, s.offset + s.length), s.position).pipe(
-        Effect.mapError((e) => fail(pathOf(s.file), e))
-      )
+  const write = Effect.fnUntraced(function*(index: number, piece: Uint8Array, sha1?: Uint8Array) {
+    const written = segments(meta, index).filter((s) => !meta.files[s.file]!.padding)
+    const files = written.map((s) => s.file)
+    const parts: Array<PieceWorker.Part> = []
+    // The piece's files stay open together until the worker has written them all.
+    for (const s of written) {
+      parts.push({ fd: yield* open(s.file, true, files), offset: s.offset, length: s.length, position: s.position })
     }
+    return yield* worker.write(piece, parts, sha1).pipe(
+      Effect.mapError((e) => fail(pathOf(written[e.part]?.file ?? written[0]!.file), e))
+    )
   }, lock.withPermits(1))
 
   const read = Effect.fnUntraced(function*(index: number, into: Uint8Array) {
@@ -305,7 +316,7 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
   return DiskWriter.of({ prepare: prepare(), write, read, readBlock, flush })
 })
 
-const isNoSpace = (error: PlatformError | NodeJS.ErrnoException | WriteFailed): boolean => {
+const isNoSpace = (error: PlatformError | NodeJS.ErrnoException | PieceWorker.WriteFailed): boolean => {
   if (!("_tag" in error) || error._tag === "WriteFailed") return error.code === "ENOSPC"
   const cause = (error.reason as { readonly cause?: unknown }).cause
   return typeof cause === "object" && cause !== null && (cause as { code?: unknown }).code === "ENOSPC"

@@ -20,7 +20,6 @@ import {
   type Stream,
   SubscriptionRef
 } from "effect"
-import { Digest } from "effect/crypto"
 import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
 import type { WireMessage } from "../protocol/WireMessage.ts"
@@ -182,7 +181,6 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
   const sync = yield* Synchronizer
   const disk = yield* DiskWriter
   const config = yield* TorrentConfig
-  const digest = yield* Digest.Digest
   const published = yield* TorrentEvents
   const random = yield* Random.Random
   const meta = sync.meta
@@ -560,17 +558,13 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
     for (const [peer, state] of peers) yield* setChoking(state, !round.unchoked.has(peer))
   })
 
-  /** Hash, then write: a piece is marked ours only once it is on disk. */
+  /** Hash, then write (the DiskWriter does both): a piece is marked ours only once it is on disk. */
   const verifier = Effect.gen(function*() {
     while (true) {
       const piece = yield* Queue.take(checks)
-      const hash = yield* digest.digest(Digest.sha1, piece.buffer)
-      const ok = Buffer.compare(hash, Metainfo.pieceHash(meta, piece.index)) === 0
-      if (ok) {
-        yield* disk.write(piece.index, piece.buffer).pipe(
-          Effect.tapError((error) => Deferred.fail(completed, error))
-        )
-      }
+      const ok = yield* disk.write(piece.index, piece.buffer, Metainfo.pieceHash(meta, piece.index)).pipe(
+        Effect.tapError((error) => Deferred.fail(completed, error))
+      )
       yield* Queue.offer(events, { _tag: "PieceChecked", piece, ok })
     }
   })

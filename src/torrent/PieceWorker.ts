@@ -31,16 +31,32 @@ export class WriteFailed extends Data.TaggedError("WriteFailed")<{
   /** The system error code, e.g. ENOSPC. */
   readonly code: string
   readonly message: string
+  /** Which of the parts failed. */
+  readonly part: number
 }> {}
+
+/** Bytes `offset` to `offset + length` of a piece, to be written at `position` of the open file `fd`. */
+export interface Part {
+  readonly fd: number
+  readonly offset: number
+  readonly length: number
+  readonly position: number
+}
 
 export class PieceWorker extends Context.Service<PieceWorker, {
   readonly sha1: (data: Uint8Array) => Effect.Effect<Uint8Array>
   /**
-   * Writes all of `data` at `position` of the open file `fd`. Not
-   * interruptible: once started it finishes, so `fd` is never closed (and its
+   * Writes each part of `data` to its file; with `sha1`, only if that is
+   * the SHA-1 of `data` (false, and nothing written, if not): one round trip
+   * to the thread per piece, where hashing and then writing took two. Not
+   * interruptible: once started it finishes, so no `fd` is closed (and its
    * number reused by another file) under a write.
    */
-  readonly write: (fd: number, data: Uint8Array, position: number) => Effect.Effect<void, WriteFailed>
+  readonly write: (
+    data: Uint8Array,
+    parts: ReadonlyArray<Part>,
+    sha1?: Uint8Array
+  ) => Effect.Effect<boolean, WriteFailed>
 }>()("effect-torrent/torrent/PieceWorker") {
   /** One worker thread, stopped when the layer's scope closes. */
   static readonly layer = Layer.effect(PieceWorker, Effect.suspend(() => make))
@@ -77,14 +93,19 @@ export const copyInto = (target: Uint8Array, source: Uint8Array, at: number): vo
 
 type Ask =
   | { readonly op: "sha1"; readonly data: Uint8Array }
-  | { readonly op: "write"; readonly data: Uint8Array; readonly fd: number; readonly position: number }
+  | {
+    readonly op: "write"
+    readonly data: Uint8Array
+    readonly parts: ReadonlyArray<Part>
+    readonly sha1: Uint8Array | undefined
+  }
 
 type Request = Ask & { readonly id: number }
 
 type Reply =
   | { readonly id: number; readonly hash: Uint8Array }
-  | { readonly id: number; readonly written: true }
-  | { readonly id: number; readonly error: { readonly code: string; readonly message: string } }
+  | { readonly id: number; readonly written: boolean }
+  | { readonly id: number; readonly error: { readonly code: string; readonly message: string; readonly part: number } }
 
 /**
  * The worker's whole program. It runs from its source text (`eval`), so it
@@ -98,21 +119,27 @@ function workerMain(
 ) {
   parentPort!.on("message", (request: Request) => {
     let reply: Reply
+    let part = 0
     try {
       if (request.op === "sha1") {
         reply = { id: request.id, hash: createHash("sha1").update(request.data).digest() }
+      } else if (request.sha1 !== undefined && !createHash("sha1").update(request.data).digest().equals(request.sha1)) {
+        reply = { id: request.id, written: false }
       } else {
-        const { data, fd, position } = request
-        for (let at = 0; at < data.length;) {
-          const written = writeSync(fd, data, at, Math.min(chunk, data.length - at), position + at)
-          if (written === 0) throw Object.assign(new Error("the file took no bytes"), { code: "EIO" })
-          at += written
+        const { data, parts } = request
+        for (; part < parts.length; part++) {
+          const { fd, length, offset, position } = parts[part]!
+          for (let at = 0; at < length;) {
+            const written = writeSync(fd, data, offset + at, Math.min(chunk, length - at), position + at)
+            if (written === 0) throw Object.assign(new Error("the file took no bytes"), { code: "EIO" })
+            at += written
+          }
         }
         reply = { id: request.id, written: true }
       }
     } catch (error) {
       const e = error as { readonly code?: unknown; readonly message?: unknown }
-      reply = { id: request.id, error: { code: String(e.code ?? "EIO"), message: String(e.message ?? error) } }
+      reply = { id: request.id, error: { code: String(e.code ?? "EIO"), message: String(e.message ?? error), part } }
     }
     parentPort!.postMessage(reply)
   })
@@ -143,7 +170,7 @@ const make = Effect.gen(function*() {
   // Should the thread die, whoever waits (and asks later) gets the reason.
   let dead: Reply | undefined
   const die = (message: string) => {
-    dead ??= { id: -1, error: { code: "EWORKER", message } }
+    dead ??= { id: -1, error: { code: "EWORKER", message, part: 0 } }
     for (const resume of waiting.values()) resume(dead)
     waiting.clear()
   }
@@ -169,11 +196,14 @@ const make = Effect.gen(function*() {
         "hash" in reply
           ? Effect.succeed(reply.hash)
           : Effect.die(new Error(`hashing failed: ${"error" in reply ? reply.error.message : "no hash"}`))),
-    write: (fd, data, position) =>
+    write: (data, parts, sha1) =>
       Effect.uninterruptible(
         Effect.flatMap(
-          call({ op: "write", data, fd, position }),
-          (reply) => "error" in reply ? Effect.fail(new WriteFailed(reply.error)) : Effect.void
+          call({ op: "write", data, parts, sha1 }),
+          (reply) =>
+            "error" in reply
+              ? Effect.fail(new WriteFailed(reply.error))
+              : Effect.succeed("written" in reply && reply.written)
         )
       )
   })

@@ -5,6 +5,7 @@
  * simulations: no files, no thread).
  */
 import { Context, Effect, type FileSystem, Layer, type Path, Scope } from "effect"
+import { createHash } from "node:crypto"
 import * as NodeFs from "node:fs/promises"
 import * as NodePath from "node:path"
 import * as Metainfo from "../protocol/Metainfo.ts"
@@ -97,10 +98,12 @@ const makeMemory = (meta: Metainfo.Metainfo, store: Map<string, Uint8Array>): Di
   }
   return DiskWriter.DiskWriter.of({
     prepare: Effect.void,
-    write: (index, piece) =>
+    write: (index, piece, sha1) =>
       Effect.sync(() => {
+        if (sha1 !== undefined && !createHash("sha1").update(piece).digest().equals(sha1)) return false
         range(index).set(piece)
         present[index] = 1
+        return true
       }),
     read: (index, into) =>
       Effect.sync(() => {

@@ -372,6 +372,19 @@ describe("PeerSession", () => {
         assert.isTrue(ofTag(events, "Tick").every((t) => t.released.length === 0))
       }))
 
+    it.effect("a Have goes only to a peer without the piece; it still lets the peer ask for it", () =>
+      Effect.gen(function*() {
+        const { remote, send } = yield* connected()
+        yield* remote.send([{ _tag: "Have", index: 2 }])
+        yield* send([{ _tag: "Unchoke" }, { _tag: "Have", index: 2 }, { _tag: "Have", index: 3 }])
+        const haves = remote.received.flatMap((m) => m._tag === "Have" ? [m.index] : [])
+        assert.deepStrictEqual(haves, [3])
+        // We have piece 3 now as far as the session knows: its request is served.
+        yield* remote.send([request(3, 0)])
+        yield* settle
+        assert.deepStrictEqual(tagsOf(remote.received).slice(-1), ["Piece"])
+      }))
+
     it.effect("a Disconnect command sends what precedes it and ends the session", () =>
       Effect.gen(function*() {
         const { remote, send, fiber, events } = yield* connected()

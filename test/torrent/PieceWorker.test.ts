@@ -34,23 +34,40 @@ describe("PieceWorker", () => {
       assert.deepStrictEqual(yield* digest.digest(Digest.sha1, small), sha1(small))
     }).pipe(Effect.scoped, Effect.provide(layer)))
 
-  it.live("writes all of a buffer at its position, in several writes", () =>
+  it.live("writes each part of a buffer at its position in its file, in several writes", () =>
     Effect.gen(function*() {
       const worker = yield* PieceWorker.PieceWorker
       const dir = yield* tempDir("piece-worker")
-      const file = join(dir, "data.bin")
-      const fd = Fs.openSync(file, "w+")
+      const [a, b] = ["a.bin", "b.bin"].map((name) => Fs.openSync(join(dir, name), "w+"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => [a!, b!].forEach((fd) => Fs.closeSync(fd))))
+      const data = PieceWorker.allocate(270_001)
+      data.set(randomBytes(data.length))
+      assert.isTrue(
+        yield* worker.write(data, [
+          { fd: a!, offset: 1, length: 200_000, position: 5 },
+          { fd: b!, offset: 200_001, length: 70_000, position: 0 }
+        ])
+      )
+      const first = Fs.readFileSync(join(dir, "a.bin"))
+      assert.strictEqual(first.length, 5 + 200_000)
+      assert.isTrue(first.subarray(0, 5).equals(Buffer.alloc(5)))
+      assert.isTrue(first.subarray(5).equals(data.subarray(1, 200_001)))
+      assert.isTrue(Fs.readFileSync(join(dir, "b.bin")).equals(data.subarray(200_001)))
+    }).pipe(Effect.scoped, Effect.provide(layer)))
+
+  it.live("with a SHA-1, writes only data that has it", () =>
+    Effect.gen(function*() {
+      const worker = yield* PieceWorker.PieceWorker
+      const dir = yield* tempDir("piece-worker")
+      const fd = Fs.openSync(join(dir, "data.bin"), "w+")
       yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(fd)))
-      const first = PieceWorker.allocate(200_001)
-      first.set(randomBytes(first.length))
-      const second = randomBytes(70_000)
-      yield* worker.write(fd, first.subarray(1), 5)
-      yield* worker.write(fd, second, 5 + 200_000)
-      const onDisk = Fs.readFileSync(file)
-      assert.strictEqual(onDisk.length, 5 + 200_000 + 70_000)
-      assert.isTrue(onDisk.subarray(0, 5).equals(Buffer.alloc(5)))
-      assert.isTrue(onDisk.subarray(5, 200_005).equals(first.subarray(1)))
-      assert.isTrue(onDisk.subarray(200_005).equals(second))
+      const data = PieceWorker.allocate(100_000)
+      data.set(randomBytes(data.length))
+      const part = { fd, offset: 0, length: data.length, position: 0 }
+      assert.isFalse(yield* worker.write(data, [part], sha1(randomBytes(10))))
+      assert.strictEqual(Fs.readFileSync(join(dir, "data.bin")).length, 0)
+      assert.isTrue(yield* worker.write(data, [part], sha1(data)))
+      assert.isTrue(Fs.readFileSync(join(dir, "data.bin")).equals(data))
     }).pipe(Effect.scoped, Effect.provide(layer)))
 
   it.live("a failed write is a WriteFailed with the system code, and the worker goes on", () =>
@@ -61,9 +78,15 @@ describe("PieceWorker", () => {
       Fs.writeFileSync(file, "x")
       const fd = Fs.openSync(file, "r")
       yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(fd)))
-      const error = yield* Effect.flip(worker.write(fd, randomBytes(10), 0))
+      const good = Fs.openSync(join(dir, "good.bin"), "w")
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(good)))
+      const error = yield* Effect.flip(worker.write(randomBytes(20), [
+        { fd: good, offset: 0, length: 10, position: 0 },
+        { fd, offset: 10, length: 10, position: 0 }
+      ]))
       assert.strictEqual(error._tag, "WriteFailed")
       assert.strictEqual(error.code, "EBADF")
+      assert.strictEqual(error.part, 1)
       const data = randomBytes(100_000)
       assert.deepStrictEqual(yield* worker.sha1(data), sha1(data))
     }).pipe(Effect.scoped, Effect.provide(layer)))

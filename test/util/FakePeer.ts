@@ -10,6 +10,7 @@
  * - `makeDisk(data)`: a DiskWriter over a byte array that records the blocks
  *   read for uploading.
  */
+import { createHash } from "node:crypto"
 import { Deferred, Effect, Layer, Result, type Scope, SubscriptionRef } from "effect"
 import type * as Socket from "effect/socket/Socket"
 import type { PeerEvent, PeerKey } from "../../src/peer/PeerEvent.ts"
@@ -148,7 +149,12 @@ export const makeDisk = (data: Uint8Array, pieceLength: number): RecordingDisk =
     data.subarray(index * pieceLength + begin, index * pieceLength + begin + length)
   const service = DiskWriter.of({
     prepare: Effect.void,
-    write: (index, piece) => Effect.sync(() => void written.set(index, piece.slice())),
+    write: (index, piece, sha1) =>
+      Effect.sync(() => {
+        if (sha1 !== undefined && !createHash("sha1").update(piece).digest().equals(sha1)) return false
+        written.set(index, piece.slice())
+        return true
+      }),
     read: (index, into) =>
       Effect.sync(() => {
         into.set(at(index, 0, into.length))
