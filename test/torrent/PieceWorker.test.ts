@@ -39,7 +39,10 @@ describe("PieceWorker", () => {
       const worker = yield* PieceWorker.PieceWorker
       const dir = yield* tempDir("piece-worker")
       const [a, b] = ["a.bin", "b.bin"].map((name) => Fs.openSync(join(dir, name), "w+"))
-      yield* Effect.addFinalizer(() => Effect.sync(() => [a!, b!].forEach((fd) => Fs.closeSync(fd))))
+      yield* Effect.addFinalizer(() => Effect.sync(() => {
+        Fs.closeSync(a!)
+        Fs.closeSync(b!)
+      }))
       const data = PieceWorker.allocate(270_001)
       data.set(randomBytes(data.length))
       assert.isTrue(
