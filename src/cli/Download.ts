@@ -11,11 +11,11 @@
  */
 import { Cause, Clock, Effect, Exit, FileSystem, Option, Path, References, type Scope } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import * as Encryption from "../peer/Encryption.ts"
+import type * as Encryption from "../peer/Encryption.ts"
 import type * as InfoHash from "../protocol/InfoHash.ts"
 import * as Magnet from "../protocol/Magnet.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
-import { type TorrentHandle, TorrentManager } from "../TorrentManager.ts"
+import type { TorrentHandle } from "../TorrentManager.ts"
 import * as Display from "./Display.ts"
 import * as Format from "./Format.ts"
 import * as Input from "./Input.ts"
@@ -118,7 +118,8 @@ export const flags = {
     Flag.withDescription("a DHT node to start from (repeatable; default: the well-known public routers)"),
     Flag.atLeast(0)
   ),
-  encryption: Flag.Literals("encryption", Encryption.policies).pipe(
+  // Listed here, not taken from Encryption: the engine loads only when a command runs (see `download`).
+  encryption: Flag.Literals("encryption", ["prefer", "require", "disable"] satisfies Array<Encryption.Policy>).pipe(
     Flag.withMetavar("MODE"),
     Flag.withDescription(
       "encrypt peer connections (MSE/PE): prefer (when the peer can), require, disable (default: disable)"
@@ -325,6 +326,9 @@ const download = Effect.fnUntraced(function*(options: Options) {
       if (options.seed) yield* handle.finished
     })
 
+  // The engine is loaded here, once a command runs: `info`, `create` and the
+  // help start without parsing (and holding) its code.
+  const { TorrentManager } = yield* Effect.promise(() => import("../TorrentManager.ts"))
   const torrents = Effect.gen(function*() {
     const manager = yield* TorrentManager
     if (options.port !== 0 && manager.port !== options.port) {

@@ -6,9 +6,6 @@
  */
 import { Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { Served } from "../http/Served.ts"
-import * as ServedTorrent from "../http/ServedTorrent.ts"
-import * as TorrentServer from "../http/TorrentServer.ts"
 import * as Download from "./Download.ts"
 import * as Input from "./Input.ts"
 import { Screen } from "./Screen.ts"
@@ -46,6 +43,10 @@ const flags = {
 /** The server for the torrent, in the torrents' scope; prints where it listens. */
 const serve = (host: string, port: number) => (started: Download.Started) =>
   Effect.gen(function*() {
+    // Loaded only by this command.
+    const [{ Served }, ServedTorrent, TorrentServer] = yield* Effect.promise(() =>
+      Promise.all([import("../http/Served.ts"), import("../http/ServedTorrent.ts"), import("../http/TorrentServer.ts")])
+    )
     const server = yield* TorrentServer.make({ host, port }).pipe(
       Effect.provideService(Served, ServedTorrent.make(started.handles[0]!)),
       Effect.mapError(({ cause }) =>

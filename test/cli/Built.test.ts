@@ -1,6 +1,6 @@
 /**
  * The CLI as users run it: bin/effect-torrent.js loading the bundled
- * dist/cli.js (built before the tests by test/globalSetup.ts). The other CLI tests
+ * dist/bundle/cli.js (built before the tests by test/globalSetup.ts). The other CLI tests
  * run the source under tsx, so only this one would catch a bundling mistake
  * (the PieceWorker thread's program is taken from the bundle's source text).
  */
@@ -14,7 +14,7 @@ import { aria2Seeder, exitOf, freePort, opentracker, spawnChild, trackerUrls, wa
 describe("the built CLI", () => {
   it.live("downloads from an aria2c seeder found through opentracker, byte-identical", () =>
     Effect.gen(function*() {
-      assert.isTrue(Fs.existsSync("dist/cli.js"), "dist/cli.js is missing: test/globalSetup.ts builds it")
+      assert.isTrue(Fs.existsSync("dist/bundle/cli.js"), "dist/bundle/cli.js is missing: test/globalSetup.ts builds it")
       const root = yield* tempDir("built-cli")
       const src = join(root, "src")
       yield* writeTree(src, [{ path: "data.bin", size: 5 * 1024 * 1024 + 4_321 }])
