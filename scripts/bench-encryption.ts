@@ -11,7 +11,9 @@
  *    TorrentManager with `Encryption.layer` over the Node network): once
  *    encrypted (aria2c with --bt-require-crypto=true and
  *    --bt-min-crypto-level=arc4, our policy `require`), once plain (another
- *    aria2c without them, our policy `disable`), BENCH_RUNS times each
+ *    aria2c without them, our policy `disable`), once from that aria2c under
+ *    `prefer`, the default (the MSE handshake, then plaintext: aria2c's
+ *    minimum crypto level is plain), BENCH_RUNS times each
  *    (default 3, taking turns). Each row: the median rate (every rate in
  *    brackets) and the median CPU seconds of this process (all its threads),
  *    the data verified by SHA-1. Needs aria2c and mktorrent.
@@ -272,13 +274,15 @@ const main = async () => {
       seeder: await aria2Seeder(torrent, seedDir, ["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"])
     },
     { label: "plain ← aria2c", policy: "disable", seeder: await aria2Seeder(torrent, seedDir, []) },
+    // The default: the MSE handshake, then plaintext (aria2c's minimum crypto level is plain by default).
+    { label: "prefer ← aria2c", policy: "prefer", seeder: await aria2Seeder(torrent, seedDir, []) },
     { label: "RC4 ← effect-torrent", policy: "require", seeder: await ourSeeder(torrent, seedDir, "require") },
     { label: "plain ← effect-torrent", policy: "disable", seeder: await ourSeeder(torrent, seedDir, "disable") }
   ] as const
   const measures = rows.map(() => [] as Array<Measure>)
   let ok = true
   for (let i = 0; i < runs; i++) {
-    for (const r of i % 2 === 0 ? [0, 1, 2, 3] : [3, 2, 1, 0]) {
+    for (const r of i % 2 === 0 ? [0, 1, 2, 3, 4] : [4, 3, 2, 1, 0]) {
       const out = join(work, "out")
       rmSync(out, { recursive: true, force: true })
       measures[r]!.push(await Effect.runPromise(download(meta.success, out, rows[r]!.seeder, rows[r]!.policy)))

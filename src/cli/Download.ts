@@ -122,9 +122,10 @@ export const flags = {
   encryption: Flag.Literals("encryption", ["prefer", "require", "disable"] satisfies Array<Encryption.Policy>).pipe(
     Flag.withMetavar("MODE"),
     Flag.withDescription(
-      "encrypt peer connections (MSE/PE): prefer (when the peer can), require, disable (default: disable)"
+      "encrypt peer connections (MSE/PE): prefer (handshake obfuscated; RC4 with peers that require it), " +
+        "require (RC4 always), disable (default: prefer)"
     ),
-    Flag.withDefault("disable" as const)
+    Flag.withDefault("prefer" as const)
   )
 }
 
@@ -148,7 +149,7 @@ export interface Options {
   readonly noDht: boolean
   readonly noLpd: boolean
   readonly dhtBootstrap: ReadonlyArray<string>
-  /** Message stream encryption (default: disable). */
+  /** Message stream encryption (default: prefer). */
   readonly encryption?: Encryption.Policy | undefined
   /** `seed`: the data must be under the folder already. */
   readonly dataRequired?: boolean
@@ -391,7 +392,7 @@ const download = Effect.fnUntraced(function*(options: Options) {
       dht: !options.noDht,
       dhtBootstrap: dhtBootstrap.length > 0 ? dhtBootstrap : undefined,
       localDiscovery: !options.noLpd,
-      encryption: options.encryption ?? "disable"
+      encryption: options.encryption ?? "prefer"
     })),
     Effect.onExit((exit) => finish(exit))
   )

@@ -7,7 +7,8 @@
  * provides a `Network` over it, with an `Encryption` service beside it:
  *
  * - **Outgoing** (`connect` with the torrent's `infoHash`): the MSE
- *   handshake as the initiator, offering RC4 (`prefer` and `require`). When
+ *   handshake as the initiator, offering RC4 and plaintext (`prefer`) or
+ *   RC4 alone (`require`); the peer picks. When
  *   it fails on a peer that was reached (it hung up, stalled or answered
  *   nonsense), `prefer` dials again and speaks plain BitTorrent; `require`
  *   fails. A dial that reaches nobody is not retried. Without an info-hash
@@ -16,9 +17,9 @@
  * - **Incoming**: the first bytes tell (`Mse.classify`): 19 and "BitTorrent
  *   protocol" is a plain connection, passed on as it came (`require` hangs
  *   up); anything else is a DH key, answered as the responder. The SKEY of an
- *   incoming handshake must be the info-hash of a torrent we `serve`. RC4 is
- *   selected when offered; plaintext only under `prefer`, when it is all the
- *   peer offers.
+ *   incoming handshake must be the info-hash of a torrent we `serve`. Under
+ *   `prefer` plaintext is selected when offered, else RC4; `require` selects
+ *   only RC4.
  * - `disable`: the Network as it is.
  *
  * Why `prefer` dials encrypted first, as Transmission's "preferred" and
@@ -32,9 +33,14 @@
  * round trip, on a minority of peers (libtorrent, Transmission, µTorrent,
  * Vuze, aria2, rTorrent and webtorrent all speak MSE). And a plain first
  * dial would show the info-hash in the clear on every connection, which is
- * what throttling middleboxes look for. RC4 is the only method we offer (as
- * Transmission): offering plaintext too would let libtorrent, which prefers
- * it by default, obfuscate only the handshake.
+ * what throttling middleboxes look for.
+ *
+ * Why `prefer` settles on plaintext after the handshake wherever the peer
+ * allows it (as libtorrent's defaults do: `pe_both` without `prefer_rc4`,
+ * and aria2c's `--bt-min-crypto-level=plain`): RC4 costs 2.6 CPU s per GiB
+ * here (`npm run bench:encryption`), which halved a download from one
+ * aria2c seeder, while a peer that insists on RC4 offers (or accepts) only
+ * RC4 and gets it. `require` is RC4 on every connection.
  *
  * The handshake happens when the socket's reader is acquired (for an
  * outgoing socket, after the dial), each stage within `stageTimeoutMillis`;
@@ -55,8 +61,9 @@ import { type Address, type ConnectOptions, Network } from "./Network.ts"
 
 /**
  * `prefer`: outgoing connections try MSE first and fall back to plain;
- * incoming ones may be either. `require`: MSE with RC4 both ways, nothing
- * else. `disable`: plain BitTorrent only.
+ * incoming ones may be either; after the handshake RC4 only with peers that
+ * want nothing else. `require`: MSE with RC4 both ways, nothing else.
+ * `disable`: plain BitTorrent only.
  */
 export type Policy = "prefer" | "require" | "disable"
 
@@ -413,7 +420,7 @@ const outgoing = (
     const result = yield* initiate(inner, {
       peer,
       infoHash,
-      provide: Mse.rc4,
+      provide: settings.policy === "require" ? Mse.rc4 : Mse.rc4 | Mse.plaintext,
       stageMillis: settings.stageMillis
     }).pipe(Effect.result)
     if (Result.isSuccess(result)) return result.success

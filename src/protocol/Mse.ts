@@ -117,10 +117,14 @@ export const ciphers = (s: Uint8Array, infoHash: Uint8Array, role: "A" | "B"): C
   return role === "A" ? { encrypt: keyA, decrypt: keyB } : { encrypt: keyB, decrypt: keyA }
 }
 
-/** The method B picks among those A provides: RC4 before plaintext, of those `accepted`; 0: none. */
+/**
+ * The method B picks among those A provides, of those `accepted`:
+ * plaintext before RC4 when both are accepted (RC4 costs CPU, and a peer
+ * that wants it offers nothing else); 0: none.
+ */
 export const select = (provided: number, accepted: number): number => {
   const common = provided & accepted
-  return (common & rc4) !== 0 ? rc4 : (common & plaintext) !== 0 ? plaintext : 0
+  return (common & plaintext) !== 0 ? plaintext : (common & rc4) !== 0 ? rc4 : 0
 }
 
 /**

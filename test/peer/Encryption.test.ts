@@ -170,25 +170,42 @@ const tagOf = (exit: Exit.Exit<unknown, unknown>) => {
 
 describe("Encryption", () => {
   describe("two of our ends", () => {
-    it.effect("prefer to prefer: RC4 both ways, and neither handshake is readable on the wire", () =>
+    it.effect("prefer to prefer: the MSE handshake, then plaintext (RC4 only for a peer that wants nothing else)", () =>
       Effect.gen(function*() {
         const { client, dialler, accept } = yield* setup("prefer")
         const socket = yield* dialler("prefer").connect(server, 1000, { infoHash })
         const [ours, theirs] = yield* Effect.all([open(socket), accept], { concurrency: 2 })
-        const hello = handshakeBytes(1)
-        const kept = hello.slice()
-        yield* ours.write(hello)
-        assert.deepStrictEqual(yield* theirs.read(68), kept)
-        assert.deepStrictEqual(hello, kept, "the caller's buffer is not encrypted in place")
-        const reply = concat([handshakeBytes(2), new Uint8Array(1000).fill(0x61)])
-        yield* theirs.write(reply)
-        assert.deepStrictEqual(yield* ours.read(reply.length), reply)
+        yield* ours.write(handshakeBytes(1))
+        assert.deepStrictEqual(yield* theirs.read(68), handshakeBytes(1))
         const wire = client.wire()
-        assert.isFalse(contains(wire, Mse.plainPrefix), "no plain handshake on the wire")
-        assert.isFalse(contains(wire, infoHash), "no info-hash on the wire")
-        assert.isAbove(wire.length, 96 + 20 + 20 + 16 + 68 - 1)
+        assert.isTrue(contains(wire, handshakeBytes(1)), "the payload went in the clear")
+        // Before it: a DH key and the rest of the MSE handshake (the two hashes, VC, crypto_provide, the lengths).
+        const at = Buffer.from(wire).indexOf(Buffer.from(handshakeBytes(1)))
+        assert.isAtLeast(at, 96 + 20 + 20 + 8 + 4 + 2 + 2, "after the MSE handshake")
         assert.strictEqual(client.dials(), 1)
       }))
+
+    for (const [dialling, listening] of [["require", "prefer"], ["prefer", "require"]] as const) {
+      it.effect(`${dialling} to ${listening}: RC4 both ways, and neither handshake is readable on the wire`, () =>
+        Effect.gen(function*() {
+          const { client, dialler, accept } = yield* setup(listening)
+          const socket = yield* dialler(dialling).connect(server, 1000, { infoHash })
+          const [ours, theirs] = yield* Effect.all([open(socket), accept], { concurrency: 2 })
+          const hello = handshakeBytes(1)
+          const kept = hello.slice()
+          yield* ours.write(hello)
+          assert.deepStrictEqual(yield* theirs.read(68), kept)
+          assert.deepStrictEqual(hello, kept, "the caller's buffer is not encrypted in place")
+          const reply = concat([handshakeBytes(2), new Uint8Array(1000).fill(0x61)])
+          yield* theirs.write(reply)
+          assert.deepStrictEqual(yield* ours.read(reply.length), reply)
+          const wire = client.wire()
+          assert.isFalse(contains(wire, Mse.plainPrefix), "no plain handshake on the wire")
+          assert.isFalse(contains(wire, infoHash), "no info-hash on the wire")
+          assert.isAbove(wire.length, 96 + 20 + 20 + 16 + 68 - 1)
+          assert.strictEqual(client.dials(), 1)
+        }))
+    }
 
     it.effect("an initiator's IA and the bytes after it in the same write come first from the reader, decrypted", () =>
       Effect.gen(function*() {
