@@ -77,9 +77,17 @@ export const stream = (
         )
       )
       const at = index * meta.pieceLength
+      const size = Metainfo.pieceSize(meta, index)
       const begin = Math.max(from, at) - at
-      const length = Math.min(to, at + Metainfo.pieceSize(meta, index)) - at - begin
-      return yield* disk.readBlock(index, begin, length).pipe(Effect.mapError((error) => fail("Io", error.message)))
+      const length = Math.min(to, at + size) - at - begin
+      // A buffer of its own, not the upload cache's (readBlock): it dies young,
+      // once written out. Cached ones live on into the old generation, and
+      // their bytes (external to the heap) forced a full collection every few
+      // dozen MiB streamed.
+      const piece = Buffer.allocUnsafeSlow(size)
+      const read = yield* disk.read(index, piece).pipe(Effect.mapError((error) => fail("Io", error.message)))
+      if (!read) return yield* fail("Io", `piece ${index} is missing on disk`)
+      return piece.subarray(begin, begin + length)
     })
   return Stream.range(first, last).pipe(
     Stream.mapEffect(piece),
