@@ -40,6 +40,24 @@ describe("DiskWriter", () => {
       }
     }).pipe(Effect.scoped, Effect.provide([NodeServices.layer, PieceWorker.layer])))
 
+  it.live("blocks read for uploads stay what they were while the cache reuses its buffers for other pieces", () =>
+    Effect.gen(function*() {
+      // 1 MiB pieces: the 8 MiB cache holds 8 of these 11, so reading them all reuses buffers.
+      const fixture = Fixture.make([10 * 1024 * 1024 + 5], { pieceLength: 1024 * 1024 })
+      const dir = yield* tempDir("disk-writer-cache")
+      const disk = yield* DiskWriter.make(fixture.meta, { downloadDir: dir })
+      for (let index = 0; index < fixture.meta.pieceCount; index++) yield* disk.write(index, fixture.piece(index))
+      const blocks: Array<{ readonly index: number; readonly begin: number; readonly bytes: Uint8Array }> = []
+      for (const index of [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 10]) {
+        const begin = index === 10 ? 1 : 4096 * index
+        const length = index === 10 ? 4 : 16 * 1024
+        blocks.push({ index, begin, bytes: yield* disk.readBlock(index, begin, length) })
+      }
+      for (const { begin, bytes, index } of blocks) {
+        assert.deepStrictEqual(bytes, fixture.piece(index).subarray(begin, begin + bytes.length), `piece ${index}`)
+      }
+    }).pipe(Effect.scoped, Effect.provide([NodeServices.layer, PieceWorker.layer])))
+
   // Linux: elsewhere (no /proc/self/fd) a symlink leading inside is followed.
   it.live.skipIf(process.platform !== "linux")(
     "refuses a symlink in the download folder even when it leads inside",
