@@ -114,6 +114,11 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
   const maxOpen = options.maxOpenFiles ?? 32
   const root = path.resolve(options.downloadDir)
   const handles = new Map<number, Handle>() // insertion order = LRU order
+  /**
+   * Files found missing, not asked about again (the first check of a fresh
+   * download read every piece, each asking): only we make them, by opening.
+   */
+  const absent = new Set<number>()
   const lock = yield* Semaphore.make(1)
   let folder: SafeOpen.Folder | undefined
 
@@ -206,7 +211,12 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
     yield* checkFile(index)
     // Uninterruptible until the descriptor is in `handles`, which closes it.
     return yield* SafeOpen.openFile(yield* openFolder, meta.files[index]!.path, writable).pipe(
-      Effect.tap((fd) => Effect.sync(() => handles.set(index, { fd, writable }))),
+      Effect.tap((fd) =>
+        Effect.sync(() => {
+          handles.set(index, { fd, writable })
+          absent.delete(index)
+        })
+      ),
       Effect.mapError((e) =>
         e instanceof SafeOpen.UnsafePath
           ? new DiskError({ reason: "UnsafePath", path: file, detail: e.detail })
@@ -253,7 +263,11 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
         continue
       }
       // A file not open yet may be missing (a piece never written): that is no error, the piece is not there.
-      if (!handles.has(s.file) && !(yield* fs.exists(pathOf(s.file)).pipe(Effect.orElseSucceed(() => false)))) {
+      if (
+        !handles.has(s.file) &&
+        (absent.has(s.file) || !(yield* fs.exists(pathOf(s.file)).pipe(Effect.orElseSucceed(() => false))))
+      ) {
+        absent.add(s.file)
         return false
       }
       const fd = yield* open(s.file, false)
