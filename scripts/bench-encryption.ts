@@ -21,11 +21,9 @@
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect, Layer, Queue, References } from "effect"
 import * as Socket from "effect/socket/Socket"
-import { execFileSync, spawn, type ChildProcess } from "node:child_process"
+import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
-import * as Net from "node:net"
-import { tmpdir } from "node:os"
+import { readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import * as Encryption from "../src/peer/Encryption.ts"
 import * as MemoryNetwork from "../src/peer/MemoryNetwork.ts"
@@ -41,10 +39,10 @@ import * as HttpTracker from "../src/tracker/HttpTracker.ts"
 import * as Tracker from "../src/tracker/Tracker.ts"
 import * as UdpTracker from "../src/tracker/UdpTracker.ts"
 import { sha1File, writeData } from "./benchData.ts"
+import { accepts, cpuOf, freePort, median, sleep, spawnGroup, within, workDir } from "./benchRun.ts"
 
 const mib = Number(process.env.BENCH_MIB ?? 1024)
 const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
-const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
 // ---------------------------------------------------------------------------
 // 1. RC4
@@ -95,54 +93,10 @@ const handshakesPerSecond = (count: number) =>
 // 3. Downloads
 // ---------------------------------------------------------------------------
 
-const children: Array<ChildProcess> = []
-process.on("exit", () => {
-  for (const child of children) {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL")
-    } catch {
-      // already gone
-    }
-  }
-})
-process.on("SIGINT", () => process.exit(130))
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as Net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
-
-const listening = async (port: number, deadline: number) => {
-  while (Date.now() < deadline) {
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = Net.connect({ host: "127.0.0.1", port })
-      socket.once("connect", () => {
-        socket.destroy()
-        resolve(true)
-      })
-      socket.once("error", () => resolve(false))
-    })
-    if (up) return
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  throw new Error(`aria2c did not listen on ${port}`)
-}
-
-/** CPU seconds a process has used so far (Linux: /proc/<pid>/stat, utime + stime in 1/100 s). */
-const cpuOf = (pid: number) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, "latin1").replace(/^.*\) /, "").split(" ")
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
-
 /** An aria2c seeder of the torrent (data not re-checked), once it listens: its port and pid. */
 const aria2Seeder = async (torrent: string, dir: string, extra: ReadonlyArray<string>) => {
   const port = await freePort()
-  const child = spawn("aria2c", [
+  const child = spawnGroup("aria2c", [
     "--bt-seed-unverified=true",
     "--check-integrity=false",
     `--dir=${dir}`,
@@ -157,9 +111,11 @@ const aria2Seeder = async (torrent: string, dir: string, extra: ReadonlyArray<st
     "--console-log-level=error",
     ...extra,
     torrent
-  ], { stdio: "ignore", detached: true })
-  children.push(child)
-  await listening(port, Date.now() + 15_000)
+  ])
+  const listening = async () => {
+    while (!(await accepts(port))) await sleep(100)
+  }
+  await within(listening(), 15_000, `the aria2c seeder on port ${port}`)
   return { port, pid: child.pid! }
 }
 
@@ -232,12 +188,11 @@ const seed = (torrentFile: string, dir: string, policy: Encryption.Policy) =>
 /** Our seeder in another process, once it has checked the data: its port and pid. */
 const ourSeeder = (torrent: string, dir: string, policy: Encryption.Policy) =>
   new Promise<{ readonly port: number; readonly pid: number }>((resolve, reject) => {
-    const child = spawn(
+    const child = spawnGroup(
       process.execPath,
       ["--import", "tsx", "scripts/bench-encryption.ts", "--seed", torrent, dir, policy],
-      { stdio: ["ignore", "pipe", "inherit"], detached: true }
+      { stdio: ["ignore", "pipe", "inherit"] }
     )
-    children.push(child)
     const timer = setTimeout(() => reject(new Error("our seeder was not ready within 5 minutes")), 300_000)
     let out = ""
     child.stdout!.setEncoding("utf8").on("data", (text: string) => {
@@ -252,8 +207,7 @@ const ourSeeder = (torrent: string, dir: string, policy: Encryption.Policy) =>
   })
 
 const main = async () => {
-  const work = mkdtempSync(join(tmpdir(), "et-bench-mse-"))
-  process.on("exit", () => rmSync(work, { recursive: true, force: true }))
+  const work = workDir("et-bench-mse-")
   console.log("effect-torrent encryption bench (loopback)")
   console.log(`RC4, one core:          ${rc4Rate(16 * 1024 * 1024, 2000).toFixed(0).padStart(5)} MiB/s (16 MiB buffer)`)
   console.log(`                        ${rc4Rate(16 * 1024, 2000).toFixed(0).padStart(5)} MiB/s (16 KiB chunks)`)

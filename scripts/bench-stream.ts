@@ -28,87 +28,34 @@
  * Every child leads its own process group and is killed with it; every wait
  * is bounded. Needs aria2c, mktorrent, curl and time (Debian packages).
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process"
-import { closeSync, mkdtempSync, openSync, readSync, rmSync } from "node:fs"
+import { type ChildProcess, execFileSync } from "node:child_process"
+import { closeSync, openSync, readSync, rmSync } from "node:fs"
 import * as Http from "node:http"
-import * as Net from "node:net"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { sha1File, writeData } from "./benchData.ts"
+import {
+  accepts,
+  each,
+  exited,
+  freePort,
+  killGroup,
+  type Measure,
+  median,
+  sleep,
+  spawnGroup,
+  stop,
+  timed,
+  within,
+  workDir
+} from "./benchRun.ts"
 
 const mib = Number(process.env.BENCH_MIB ?? 1024)
 const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
 const ttfbRuns = Math.max(1, Number(process.env.BENCH_TTFB_RUNS ?? 10))
 const pieceKiB = Number(process.env.BENCH_PIECE_KIB ?? 1024)
 const rangeBytes = 64 * 1024
-const work = mkdtempSync(join(tmpdir(), "et-bench-stream-"))
-const children: Array<ChildProcess> = []
-
-const killGroup = (child: ChildProcess) => {
-  try {
-    if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL")
-  } catch {
-    // already gone
-  }
-}
-
-const cleanup = () => {
-  // Each child leads its own process group (time and what it measures): kill the group.
-  for (const child of children) killGroup(child)
-  rmSync(work, { recursive: true, force: true })
-}
-process.on("exit", cleanup)
-process.on("SIGINT", () => process.exit(130))
-process.on("SIGTERM", () => process.exit(143))
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
-
-/** `promise`, or a failure naming `what` after `ms`. */
-const within = <A>(promise: Promise<A>, ms: number, what: string): Promise<A> => {
-  let timer: NodeJS.Timeout | undefined
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms)
-    })
-  ]).finally(() => clearTimeout(timer))
-}
-
-const exited = (child: ChildProcess) =>
-  new Promise<number | null>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode)
-    child.once("exit", (code) => resolve(code))
-  })
-
-/** Kills the child's group and waits (bounded) until it is gone. */
-const stop = async (child: ChildProcess) => {
-  killGroup(child)
-  await within(exited(child), 10_000, `stopping pid ${child.pid}`)
-  children.splice(children.indexOf(child), 1)
-}
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as Net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
-
-const accepts = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = Net.connect({ host: "127.0.0.1", port })
-    socket.once("connect", () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once("error", () => resolve(false))
-  })
+const work = workDir("et-bench-stream-")
 
 const torrentPath = () => join(work, "data.torrent")
 const cli = "bin/effect-torrent.js"
@@ -130,7 +77,7 @@ interface Serving {
 /** `effect-torrent serve` into `out` from the seeder, on any free HTTP port; once it has printed its address. */
 const startServe = async (out: string, seederPort: number): Promise<Serving> => {
   const spawnedAt = performance.now()
-  const child = spawn(process.execPath, [
+  const child = spawnGroup(process.execPath, [
     cli,
     "serve",
     torrentPath(),
@@ -140,8 +87,7 @@ const startServe = async (out: string, seederPort: number): Promise<Serving> => 
     "0",
     ...ourFlags(seederPort),
     "--quiet"
-  ], { stdio: ["ignore", "pipe", "pipe"], detached: true })
-  children.push(child)
+  ], { stdio: ["ignore", "pipe", "pipe"] })
   let stderr = ""
   child.stderr!.on("data", (d) => (stderr += d))
   const lines = createInterface({ input: child.stdout! })
@@ -164,42 +110,9 @@ const startServe = async (out: string, seederPort: number): Promise<Serving> => 
   return { child, url, spawnedAt, servingAt: performance.now() }
 }
 
-interface Measure {
-  readonly seconds: number
-  readonly cpu: number
-  readonly rssMiB: number
-}
-
 /** The plain download (`effect-torrent <torrent>`) under /usr/bin/time, to completion. */
-const plainDownload = (out: string, seederPort: number) => {
-  const child = spawn("/usr/bin/time", [
-    "-f",
-    "TIME %e %U %S %M",
-    process.execPath,
-    cli,
-    torrentPath(),
-    "-o",
-    out,
-    ...ourFlags(seederPort),
-    "--quiet"
-  ], { stdio: ["ignore", "ignore", "pipe"], detached: true })
-  children.push(child)
-  let stderr = ""
-  child.stderr.on("data", (d) => (stderr += d))
-  return within(
-    exited(child).then((code) => {
-      children.splice(children.indexOf(child), 1)
-      const m = /TIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+)/.exec(stderr)
-      if (code !== 0 || m === null) throw new Error(`the plain download failed (${code}): ${stderr.slice(-500)}`)
-      return { seconds: Number(m[1]), cpu: Number(m[2]) + Number(m[3]), rssMiB: Number(m[4]) / 1024 } as Measure
-    }),
-    600_000,
-    "the plain download"
-  ).catch((error) => {
-    killGroup(child)
-    throw error
-  })
-}
+const plainDownload = (out: string, seederPort: number) =>
+  timed(process.execPath, [cli, torrentPath(), "-o", out, ...ourFlags(seederPort), "--quiet"], 600_000)
 
 // ---------------------------------------------------------------------------
 // Clients
@@ -259,7 +172,7 @@ interface CurlResult {
 
 /** `curl -o /dev/null URL`, in its own process group, bounded by --max-time. */
 const curl = (url: string) => {
-  const child = spawn("curl", [
+  const child = spawnGroup("curl", [
     "--silent",
     "--show-error",
     "--max-time",
@@ -269,15 +182,13 @@ const curl = (url: string) => {
     "-w",
     "%{http_code} %{size_download} %{time_starttransfer} %{time_total}",
     url
-  ], { stdio: ["ignore", "pipe", "pipe"], detached: true })
-  children.push(child)
+  ], { stdio: ["ignore", "pipe", "pipe"] })
   let stdout = ""
   let stderr = ""
-  child.stdout.on("data", (d) => (stdout += d))
-  child.stderr.on("data", (d) => (stderr += d))
+  child.stdout!.on("data", (d) => (stdout += d))
+  child.stderr!.on("data", (d) => (stderr += d))
   return within(
     exited(child).then((code): CurlResult => {
-      children.splice(children.indexOf(child), 1)
       const m = /^(\d+) (\d+) ([\d.]+) ([\d.]+)$/.exec(stdout.trim())
       if (code !== 0 || m === null) throw new Error(`curl ${url} failed (${code}): ${stderr.slice(-500)}`)
       return { status: Number(m[1]), bytes: Number(m[2]), first: Number(m[3]), total: Number(m[4]) }
@@ -308,7 +219,7 @@ const main = async () => {
   execFileSync("mktorrent", ["-l", String(Math.log2(pieceLength)), "-o", torrentPath(), data], { stdio: "ignore" })
 
   const seederPort = await freePort()
-  const seeder = spawn("aria2c", [
+  const seeder = spawnGroup("aria2c", [
     "--bt-seed-unverified=true",
     "--check-integrity=false",
     "-d",
@@ -324,8 +235,7 @@ const main = async () => {
     "--summary-interval=0",
     "--console-log-level=error",
     torrentPath()
-  ], { stdio: "ignore", detached: true })
-  children.push(seeder)
+  ])
   const listening = async () => {
     while (!(await accepts(seederPort))) {
       if (seeder.exitCode !== null) throw new Error(`the aria2c seeder exited (${seeder.exitCode})`)
@@ -434,8 +344,6 @@ const main = async () => {
     }
   }
 
-  const each = (values: ReadonlyArray<number>, digits: number) =>
-    values.length > 1 ? `  (${values.map((v) => v.toFixed(digits)).join(" ")})` : ""
   const firstByte = median(ttfb.map((r) => r.first))
   const curlRates = streamed.map((s) => mib / s.curl.total)
   const spawnRates = streamed.map((s) => mib / s.fromSpawn)

@@ -15,78 +15,16 @@
  * (Debian packages; .ci/run installs them). BENCH_MIB sets the size.
  */
 import { Server } from "bittorrent-tracker"
-import { execFileSync, spawn, type ChildProcess } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { execFileSync } from "node:child_process"
+import { rmSync } from "node:fs"
 import { join } from "node:path"
 import { sha1File, writeData } from "./benchData.ts"
+import { each, type Measure, median, sleep, spawnGroup, startTimed, timed, workDir } from "./benchRun.ts"
 
 const mib = Number(process.env.BENCH_MIB ?? 1024)
 const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
-const work = mkdtempSync(join(tmpdir(), "et-bench-"))
+const work = workDir("et-bench-")
 const trackerPort = 20000 + Math.floor(Math.random() * 10000)
-const children: Array<ChildProcess> = []
-
-const cleanup = () => {
-  // Each child leads its own process group (time and what it measures): kill the group.
-  for (const child of children) {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL")
-    } catch {
-      // already gone
-    }
-  }
-  rmSync(work, { recursive: true, force: true })
-}
-process.on("exit", cleanup)
-process.on("SIGINT", () => process.exit(130))
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-const startDaemon = (command: string, args: ReadonlyArray<string>) => {
-  const child = spawn(command, args, { stdio: "ignore", detached: true })
-  children.push(child)
-  return child
-}
-
-interface Measure {
-  readonly seconds: number
-  readonly cpu: number
-  readonly rssMiB: number
-}
-
-/** Starts a command under /usr/bin/time; `result` settles when it exits (0, or by `stop()`). */
-const startTimed = (command: string, args: ReadonlyArray<string>, deadlineMs: number) => {
-  const child = spawn("/usr/bin/time", ["-f", "TIME %e %U %S %M", command, ...args], {
-    stdio: ["ignore", "ignore", "pipe"],
-    detached: true
-  })
-  children.push(child)
-  let stderr = ""
-  let stopped = false
-  child.stderr.on("data", (d) => (stderr += d))
-  const timer = setTimeout(() => process.kill(-child.pid!, "SIGKILL"), deadlineMs)
-  const result = new Promise<Measure>((resolve, reject) =>
-    child.on("exit", (code) => {
-      clearTimeout(timer)
-      const m = /TIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+)/.exec(stderr)
-      if ((code !== 0 && !stopped) || m === null) {
-        return reject(new Error(`${command} failed (${code}): ${stderr.slice(-500)}`))
-      }
-      resolve({ seconds: Number(m[1]), cpu: Number(m[2]) + Number(m[3]), rssMiB: Number(m[4]) / 1024 })
-    })
-  )
-  // SIGINT to the measured command (time's child): a clean stop, after which time reports.
-  const stop = () => {
-    stopped = true
-    execFileSync("pkill", ["-INT", "-P", String(child.pid)])
-    return result
-  }
-  return { result, stop }
-}
-
-const timed = (command: string, args: ReadonlyArray<string>, deadlineMs: number): Promise<Measure> =>
-  startTimed(command, args, deadlineMs).result
 
 const aria2Leecher = (out: string) =>
   timed("aria2c", [
@@ -103,18 +41,15 @@ const aria2Leecher = (out: string) =>
     torrentPath()
   ], 600_000)
 
-const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
-
 /** One row: the median rate and CPU of the runs (each rate in brackets when more than one), the highest RSS. */
 const report = (label: string, client: string, measures: ReadonlyArray<Measure>, ok: boolean) => {
   const rates = measures.map((m) => mib / m.seconds)
-  const each = rates.length > 1 ? `  (${rates.map((r) => r.toFixed(1)).join(" ")})` : ""
   console.log(
     `${label.padEnd(12)} ${client.padEnd(22)} ${median(rates).toFixed(1).padStart(7)} MiB/s  ${
       median(measures.map((m) => m.cpu)).toFixed(2).padStart(6)
     } CPU s  ${Math.max(...measures.map((m) => m.rssMiB)).toFixed(0).padStart(5)} MiB peak RSS  ${
       ok ? "data verified" : "DATA MISMATCH"
-    }${each}`
+    }${each(rates, 1)}`
   )
   if (!ok) process.exitCode = 1
 }
@@ -137,9 +72,9 @@ const main = async () => {
     tracker.listen(trackerPort, { http: "127.0.0.1", udp: "127.0.0.1", udp6: "::1" })
   })
 
-  const seeders: Array<ChildProcess> = []
+  const seeders: Array<ReturnType<typeof spawnGroup>> = []
   const startSeeder = (n: number) =>
-    seeders.push(startDaemon("aria2c", [
+    seeders.push(spawnGroup("aria2c", [
       "--bt-seed-unverified=true",
       "-d",
       seedDir,

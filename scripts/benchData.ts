@@ -10,10 +10,10 @@ import { join } from "node:path"
 
 export const sha1File = (path: string) => createHash("sha1").update(readFileSync(path)).digest("hex")
 
-/** Writes `dir`/data.bin; returns its path and SHA-1. */
-export const writeData = (dir: string, mib: number) => {
+/** Writes `dir`/`name` (data.bin by default); returns its path and SHA-1. */
+export const writeData = (dir: string, mib: number, name = "data.bin") => {
   mkdirSync(dir, { recursive: true })
-  const path = join(dir, "data.bin")
+  const path = join(dir, name)
   const fd = openSync(path, "w")
   const chunk = randomBytes(1024 * 1024)
   for (let i = 0; i < mib; i++) {
