@@ -39,7 +39,7 @@ import * as HttpTracker from "../src/tracker/HttpTracker.ts"
 import * as Tracker from "../src/tracker/Tracker.ts"
 import * as UdpTracker from "../src/tracker/UdpTracker.ts"
 import { sha1File, writeData } from "./benchData.ts"
-import { accepts, cpuOf, freePort, median, sleep, spawnGroup, within, workDir } from "./benchRun.ts"
+import { accepts, aria2Seeding, cpuOf, freePort, median, sleep, spawnGroup, within, workDir } from "./benchRun.ts"
 
 const mib = Number(process.env.BENCH_MIB ?? 1024)
 const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
@@ -96,22 +96,7 @@ const handshakesPerSecond = (count: number) =>
 /** An aria2c seeder of the torrent (data not re-checked), once it listens: its port and pid. */
 const aria2Seeder = async (torrent: string, dir: string, extra: ReadonlyArray<string>) => {
   const port = await freePort()
-  const child = spawnGroup("aria2c", [
-    "--bt-seed-unverified=true",
-    "--check-integrity=false",
-    `--dir=${dir}`,
-    `--listen-port=${port}`,
-    "--interface=127.0.0.1",
-    "--disable-ipv6=true",
-    "--enable-dht=false",
-    "--bt-enable-lpd=false",
-    "--enable-peer-exchange=false",
-    "--seed-ratio=0.0",
-    "--summary-interval=0",
-    "--console-log-level=error",
-    ...extra,
-    torrent
-  ])
+  const child = spawnGroup("aria2c", [...aria2Seeding(dir, port), ...extra, torrent])
   const listening = async () => {
     while (!(await accepts(port))) await sleep(100)
   }

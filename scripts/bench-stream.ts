@@ -36,6 +36,7 @@ import { createInterface } from "node:readline"
 import { sha1File, writeData } from "./benchData.ts"
 import {
   accepts,
+  aria2Seeding,
   each,
   exited,
   freePort,
@@ -219,23 +220,7 @@ const main = async () => {
   execFileSync("mktorrent", ["-l", String(Math.log2(pieceLength)), "-o", torrentPath(), data], { stdio: "ignore" })
 
   const seederPort = await freePort()
-  const seeder = spawnGroup("aria2c", [
-    "--bt-seed-unverified=true",
-    "--check-integrity=false",
-    "-d",
-    seedDir,
-    `--listen-port=${seederPort}`,
-    "--interface=127.0.0.1",
-    "--disable-ipv6=true",
-    "--enable-dht=false",
-    "--enable-dht6=false",
-    "--bt-enable-lpd=false",
-    "--enable-peer-exchange=false",
-    "--seed-ratio=0.0",
-    "--summary-interval=0",
-    "--console-log-level=error",
-    torrentPath()
-  ])
+  const seeder = spawnGroup("aria2c", [...aria2Seeding(seedDir, seederPort), torrentPath()])
   const listening = async () => {
     while (!(await accepts(seederPort))) {
       if (seeder.exitCode !== null) throw new Error(`the aria2c seeder exited (${seeder.exitCode})`)

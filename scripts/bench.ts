@@ -19,27 +19,25 @@ import { execFileSync } from "node:child_process"
 import { rmSync } from "node:fs"
 import { join } from "node:path"
 import { sha1File, writeData } from "./benchData.ts"
-import { each, type Measure, median, sleep, spawnGroup, startTimed, timed, workDir } from "./benchRun.ts"
+import {
+  aria2Leeching,
+  aria2Seeding,
+  each,
+  type Measure,
+  median,
+  sleep,
+  spawnGroup,
+  startTimed,
+  timed,
+  workDir
+} from "./benchRun.ts"
 
 const mib = Number(process.env.BENCH_MIB ?? 1024)
 const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
 const work = workDir("et-bench-")
 const trackerPort = 20000 + Math.floor(Math.random() * 10000)
 
-const aria2Leecher = (out: string) =>
-  timed("aria2c", [
-    "-d",
-    out,
-    "--listen-port=6998",
-    "--enable-dht=false",
-    "--bt-enable-lpd=false",
-    "--enable-peer-exchange=false",
-    "--seed-time=0",
-    "--summary-interval=0",
-    "--console-log-level=error",
-    "--file-allocation=none",
-    torrentPath()
-  ], 600_000)
+const aria2Leecher = (out: string) => timed("aria2c", [...aria2Leeching(out, 6998), torrentPath()], 600_000)
 
 /** One row: the median rate and CPU of the runs (each rate in brackets when more than one), the highest RSS. */
 const report = (label: string, client: string, measures: ReadonlyArray<Measure>, ok: boolean) => {
@@ -74,20 +72,7 @@ const main = async () => {
 
   const seeders: Array<ReturnType<typeof spawnGroup>> = []
   const startSeeder = (n: number) =>
-    seeders.push(spawnGroup("aria2c", [
-      "--bt-seed-unverified=true",
-      "-d",
-      seedDir,
-      `--listen-port=${30000 + n}`,
-      "--enable-dht=false",
-      "--bt-enable-lpd=false",
-      "--enable-peer-exchange=false",
-      "--seed-ratio=0.0",
-      "--summary-interval=0",
-      "--bt-tracker-interval=1",
-      "--console-log-level=error",
-      torrent
-    ]))
+    seeders.push(spawnGroup("aria2c", [...aria2Seeding(seedDir, 30000 + n), "--bt-tracker-interval=1", torrent]))
 
   const run = async (client: "effect-torrent" | "aria2c") => {
     const out = join(work, `out-${client}`)

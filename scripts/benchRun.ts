@@ -185,10 +185,46 @@ export const timed = (command: string, args: ReadonlyArray<string>, deadlineMs: 
 // Figures
 // ---------------------------------------------------------------------------
 
-export const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+export const median = (values: ReadonlyArray<number>) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
 /** Every run's value in brackets, when there is more than one. */
 export const each = (values: ReadonlyArray<number>, digits: number) =>
   values.length > 1 ? `  (${values.map((v) => v.toFixed(digits)).join(" ")})` : ""
 
 export const verdict = (met: boolean) => (met ? "met" : "MISSED")
+
+// ---------------------------------------------------------------------------
+// aria2c
+// ---------------------------------------------------------------------------
+
+/** No way to peers but a tracker or the ones given (no DHT, LPD or PEX), and quiet. */
+const aria2Alone = [
+  "--enable-dht=false",
+  "--enable-dht6=false",
+  "--bt-enable-lpd=false",
+  "--enable-peer-exchange=false",
+  "--summary-interval=0",
+  "--console-log-level=error"
+]
+
+/** An aria2c seeder's flags: the data under `dir` taken as it is (not checked), on 127.0.0.1:`port`, until stopped. */
+export const aria2Seeding = (dir: string, port: number) => [
+  "--bt-seed-unverified=true",
+  "--check-integrity=false",
+  `--dir=${dir}`,
+  `--listen-port=${port}`,
+  "--interface=127.0.0.1",
+  "--disable-ipv6=true",
+  "--seed-ratio=0.0",
+  ...aria2Alone
+]
+
+/** An aria2c leecher's flags: into `dir`, listening on `port`, exiting once complete. */
+export const aria2Leeching = (dir: string, port: number) => [
+  `--dir=${dir}`,
+  `--listen-port=${port}`,
+  "--seed-time=0",
+  "--file-allocation=none",
+  ...aria2Alone
+]
