@@ -39,10 +39,19 @@ import * as HttpTracker from "../src/tracker/HttpTracker.ts"
 import * as Tracker from "../src/tracker/Tracker.ts"
 import * as UdpTracker from "../src/tracker/UdpTracker.ts"
 import { sha1File, writeData } from "./benchData.ts"
-import { accepts, aria2Seeding, cpuOf, freePort, median, sleep, spawnGroup, within, workDir } from "./benchRun.ts"
-
-const mib = Number(process.env.BENCH_MIB ?? 1024)
-const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
+import {
+  accepts,
+  aria2Seeding,
+  cpuOf,
+  freePort,
+  median,
+  sleep,
+  spawnGroup,
+  within,
+  workDir,
+  mib,
+  runs
+} from "./benchRun.ts"
 
 // ---------------------------------------------------------------------------
 // 1. RC4

@@ -48,11 +48,11 @@ import {
   stop,
   timed,
   within,
-  workDir
+  workDir,
+  mib,
+  runs
 } from "./benchRun.ts"
 
-const mib = Number(process.env.BENCH_MIB ?? 1024)
-const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
 const ttfbRuns = Math.max(1, Number(process.env.BENCH_TTFB_RUNS ?? 10))
 const pieceKiB = Number(process.env.BENCH_PIECE_KIB ?? 1024)
 const rangeBytes = 64 * 1024

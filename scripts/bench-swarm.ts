@@ -54,11 +54,11 @@ import {
   type Timed,
   verdict,
   within,
-  workDir
+  workDir,
+  mib,
+  runs
 } from "./benchRun.ts"
 
-const mib = Number(process.env.BENCH_MIB ?? 1024)
-const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
 const piecesKiB = (process.env.BENCH_PIECES_KIB ?? "256,512,1024").split(",").map(Number)
 const torrentCount = Math.max(1, Number(process.env.BENCH_TORRENTS ?? 50))
 const torrentMib = Number(process.env.BENCH_TORRENT_MIB ?? 64)

@@ -29,11 +29,11 @@ import {
   spawnGroup,
   startTimed,
   timed,
-  workDir
+  workDir,
+  mib,
+  runs
 } from "./benchRun.ts"
 
-const mib = Number(process.env.BENCH_MIB ?? 1024)
-const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
 const work = workDir("et-bench-")
 const trackerPort = 20000 + Math.floor(Math.random() * 10000)
 

@@ -11,6 +11,10 @@ import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
+/** What every bench reads: the data's size in MiB (BENCH_MIB, default 1 GiB) and the runs of each download (BENCH_RUNS, default 3). */
+export const mib = Number(process.env.BENCH_MIB ?? 1024)
+export const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
+
 // ---------------------------------------------------------------------------
 // Children and the work folder
 // ---------------------------------------------------------------------------
