@@ -238,8 +238,14 @@ const startDht = (config: Settings, port: number) =>
     const start = (udpPort: number) =>
       Layer.build(Dht.layer({
         port: udpPort,
-        ...(config.listenHost === undefined || config.listenHost.includes(":") ? {} : { host: config.listenHost }),
+        // Both families on every address, or the one family of the address peers are taken on.
+        ...(config.listenHost === undefined
+          ? {}
+          : config.listenHost.includes(":")
+          ? { host: undefined, host6: config.listenHost }
+          : { host: config.listenHost, host6: undefined }),
         ...(config.dhtBootstrap === undefined ? {} : { bootstrap: config.dhtBootstrap }),
+        requireSecureIds: config.dhtRequireSecureIds,
         stateFile: path.join(config.downloadDir, ".effect-torrent", "dht.state")
       })).pipe(Effect.map((context) => Context.get(context, Dht)))
     return yield* start(port).pipe(

@@ -6,14 +6,18 @@
  * `decode` never throws: bytes that are not a KRPC message are a `KrpcError`
  * carrying the KRPC error code to answer with (203 for malformed messages
  * and bad arguments, 204 for unknown methods) and, when it could be read, the
- * transaction id to answer to. Keys we do not use (`v`, `ip`, `want`, …) are
- * ignored. Nodes and peers are IPv4 (26-byte compact node info, 6-byte
- * compact peers); IPv6 entries (BEP 32) are skipped.
+ * transaction id to answer to. Keys we do not use (`v`, …) are ignored.
+ *
+ * Both families (BEP 32): a response's `nodes` (26-byte compact node info,
+ * IPv4) and `nodes6` (38 bytes, IPv6) are read into one list, and written
+ * back split by family; `values` hold 6- or 18-byte peers; `want` (`n4`,
+ * `n6`) asks find_node and get_peers for the families wanted. A response's
+ * `ip` (BEP 42) is the querier's address as the responder saw it.
  */
 import { Result, Schema, SchemaTransformation } from "effect"
-import * as NetAddress from "effect/net/NetAddress"
 import * as Bencode from "../protocol/Bencode.ts"
-import * as Tracker from "../tracker/Tracker.ts"
+import * as CompactPeer from "../protocol/CompactPeer.ts"
+import type * as Tracker from "../tracker/Tracker.ts"
 
 /** The KRPC error codes we send (BEP 5): a malformed query, an unknown method. */
 export const PROTOCOL_ERROR = 203
@@ -43,10 +47,13 @@ export interface NodeInfo {
 
 export type PeerAddress = Tracker.PeerAddress
 
+/** The address families whose nodes a find_node or get_peers asks for (BEP 32); absent: the one it came over. */
+export type Want = ReadonlyArray<"n4" | "n6">
+
 export type Query =
   | { readonly _tag: "Ping"; readonly id: Uint8Array }
-  | { readonly _tag: "FindNode"; readonly id: Uint8Array; readonly target: Uint8Array }
-  | { readonly _tag: "GetPeers"; readonly id: Uint8Array; readonly infoHash: Uint8Array }
+  | { readonly _tag: "FindNode"; readonly id: Uint8Array; readonly target: Uint8Array; readonly want?: Want }
+  | { readonly _tag: "GetPeers"; readonly id: Uint8Array; readonly infoHash: Uint8Array; readonly want?: Want }
   | {
     readonly _tag: "AnnouncePeer"
     readonly id: Uint8Array
@@ -59,9 +66,12 @@ export type Query =
 
 export interface Response {
   readonly id: Uint8Array
+  /** IPv4 and IPv6 nodes (`nodes` and `nodes6` on the wire). */
   readonly nodes: ReadonlyArray<NodeInfo>
   readonly values: ReadonlyArray<PeerAddress>
   readonly token: Uint8Array | undefined
+  /** Our address as the responder saw it (BEP 42's `ip`). */
+  readonly requester?: PeerAddress
 }
 
 export type Message =
@@ -92,22 +102,27 @@ const Text = Schema.Uint8Array.pipe(Schema.decodeTo(
 
 export const ID_LENGTH = 20
 const Id = Schema.Uint8Array.check(Schema.isBetweenLength(ID_LENGTH, ID_LENGTH))
-const NODE_INFO_LENGTH = ID_LENGTH + 6
-const CompactNodes = Schema.Uint8Array.check(
-  Schema.makeFilter((b: Uint8Array) =>
-    b.length % NODE_INFO_LENGTH === 0 || `compact node info of ${b.length} bytes is not a multiple of 26`
+/** Compact node info: an id, then a compact address of 6 (IPv4) or 18 (IPv6) bytes. */
+type NodeInfoLength = 26 | 38
+const compactNodes = (size: NodeInfoLength) =>
+  Schema.Uint8Array.check(
+    Schema.makeFilter((b: Uint8Array) =>
+      b.length % size === 0 || `compact node info of ${b.length} bytes is not a multiple of ${size}`
+    )
   )
-)
 const Port = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))
 
 const Envelope = Schema.Struct({ t: Schema.Uint8Array, y: Text })
 const QueryEnvelope = Schema.Struct({ q: Text, a: Schema.Record(Schema.String, Schema.Unknown) })
 const ReadOnly = Schema.Struct({ ro: Schema.optionalKey(Schema.Int) })
 
+// Unknown `want` entries are ignored (BEP 32 leaves room for more families).
+const WantList = Schema.optionalKey(Schema.Array(Text))
+
 const queryArguments = {
   ping: Schema.Struct({ id: Id }),
-  find_node: Schema.Struct({ id: Id, target: Id }),
-  get_peers: Schema.Struct({ id: Id, info_hash: Id }),
+  find_node: Schema.Struct({ id: Id, target: Id, want: WantList }),
+  get_peers: Schema.Struct({ id: Id, info_hash: Id, want: WantList }),
   announce_peer: Schema.Struct({
     id: Id,
     info_hash: Id,
@@ -120,10 +135,12 @@ const queryArguments = {
 const ResponseBody = Schema.Struct({
   r: Schema.Struct({
     id: Id,
-    nodes: Schema.optionalKey(CompactNodes),
+    nodes: Schema.optionalKey(compactNodes(26)),
+    nodes6: Schema.optionalKey(compactNodes(38)),
     values: Schema.optionalKey(Schema.Array(Schema.Uint8Array)),
     token: Schema.optionalKey(Schema.Uint8Array)
-  })
+  }),
+  ip: Schema.optionalKey(Schema.Uint8Array)
 })
 
 const ErrorBody = Schema.Struct({ e: Schema.Tuple([Schema.Int, Text]) })
@@ -164,12 +181,14 @@ export const decode = (bytes: Uint8Array): Result.Result<Message, KrpcError> =>
       case "q":
         return yield* decodeQuery(value, t, invalid)
       case "r": {
-        const { r } = yield* responseBody(value, malformed)
+        const { ip, r } = yield* responseBody(value, malformed)
+        const [requester] = ip === undefined ? [] : decodePeer(ip)
         const response: Response = {
           id: r.id,
-          nodes: r.nodes === undefined ? [] : decodeNodes(r.nodes),
+          nodes: [...decodeNodes(r.nodes ?? empty), ...decodeNodes(r.nodes6 ?? empty, 38)],
           values: (r.values ?? []).flatMap(decodePeer),
-          token: r.token
+          token: r.token,
+          ...(requester === undefined ? {} : { requester })
         }
         return { _tag: "Response", transactionId: t, response } as const
       }
@@ -194,12 +213,12 @@ const decodeQuery = (value: unknown, t: Uint8Array, invalid: (problem: string) =
         return wrap({ _tag: "Ping", id })
       }
       case "find_node": {
-        const { id, target } = yield* args.find_node(a, bad)
-        return wrap({ _tag: "FindNode", id, target })
+        const { id, target, want } = yield* args.find_node(a, bad)
+        return wrap({ _tag: "FindNode", id, target, ...wantOf(want) })
       }
       case "get_peers": {
-        const { id, info_hash } = yield* args.get_peers(a, bad)
-        return wrap({ _tag: "GetPeers", id, infoHash: info_hash })
+        const { id, info_hash, want } = yield* args.get_peers(a, bad)
+        return wrap({ _tag: "GetPeers", id, infoHash: info_hash, ...wantOf(want) })
       }
       case "announce_peer": {
         const { id, implied_port, info_hash, port, token } = yield* args.announce_peer(a, bad)
@@ -212,19 +231,26 @@ const decodeQuery = (value: unknown, t: Uint8Array, invalid: (problem: string) =
     }
   })
 
-/** Compact node info: 20-byte id, 4-byte IPv4 address, 2-byte port; entries with port 0 are skipped. */
-export const decodeNodes = (bytes: Uint8Array): Array<NodeInfo> => {
+const empty = new Uint8Array(0)
+
+const wantOf = (want: ReadonlyArray<string> | undefined): { want?: Want } =>
+  want === undefined ? {} : { want: want.filter((family) => family === "n4" || family === "n6") }
+
+/** Compact node info: 20-byte id, then a 6-byte (IPv4, `nodes`) or 18-byte (IPv6, `nodes6`) address; entries with port 0 are skipped. */
+export const decodeNodes = (bytes: Uint8Array, size: NodeInfoLength = 26): Array<NodeInfo> => {
   const nodes: Array<NodeInfo> = []
-  for (let at = 0; at + NODE_INFO_LENGTH <= bytes.length; at += NODE_INFO_LENGTH) {
-    const [peer] = decodePeer(bytes.subarray(at + ID_LENGTH, at + NODE_INFO_LENGTH))
+  for (let at = 0; at + size <= bytes.length; at += size) {
+    const [peer] = decodePeer(bytes.subarray(at + ID_LENGTH, at + size))
     if (peer !== undefined) nodes.push({ id: bytes.slice(at, at + ID_LENGTH), ...peer })
   }
   return nodes
 }
 
-/** A 6-byte compact peer; anything else (IPv6 peers, port 0) is skipped. */
+/** A 6- or 18-byte compact peer; anything else, and port 0, is skipped. */
 const decodePeer = (bytes: Uint8Array): Array<PeerAddress> =>
-  bytes.length !== 6 ? [] : Result.getOrElse(Tracker.compactPeers(bytes, 6), () => []).filter((peer) => peer.port > 0)
+  bytes.length !== 6 && bytes.length !== 18
+    ? []
+    : Result.getOrElse(CompactPeer.decodeList(bytes, bytes.length), () => []).filter((peer) => peer.port > 0)
 
 // ---------------------------------------------------------------------------
 // Encoding
@@ -248,16 +274,21 @@ export const encode = (message: Message): Uint8Array => {
         a: { ...queryArgumentsOf(message.query), ...(message.readOnly ? { ro: 1 } : {}) }
       })
     case "Response": {
-      const { id, nodes, token, values } = message.response
+      const { id, nodes, requester, token, values } = message.response
+      const nodes4 = encodeNodes(nodes, "ipv4")
+      const nodes6 = encodeNodes(nodes, "ipv6")
+      const ip = requester === undefined ? undefined : CompactPeer.encode(requester)
       return Bencode.encode({
         t,
         y: "r",
         r: {
           id,
-          ...(nodes.length > 0 ? { nodes: encodeNodes(nodes) } : {}),
-          ...(values.length > 0 ? { values: values.flatMap((peer) => encodePeer(peer) ?? []) } : {}),
+          ...(nodes4.length > 0 ? { nodes: nodes4 } : {}),
+          ...(nodes6.length > 0 ? { nodes6 } : {}),
+          ...(values.length > 0 ? { values: values.flatMap((peer) => CompactPeer.encode(peer) ?? []) } : {}),
           ...(token === undefined ? {} : { token })
-        }
+        },
+        ...(ip === undefined ? {} : { ip })
       })
     }
     case "Error":
@@ -270,9 +301,9 @@ const queryArgumentsOf = (query: Query) => {
     case "Ping":
       return { id: query.id }
     case "FindNode":
-      return { id: query.id, target: query.target }
+      return { id: query.id, target: query.target, ...(query.want === undefined ? {} : { want: query.want }) }
     case "GetPeers":
-      return { id: query.id, info_hash: query.infoHash }
+      return { id: query.id, info_hash: query.infoHash, ...(query.want === undefined ? {} : { want: query.want }) }
     case "AnnouncePeer":
       return {
         id: query.id,
@@ -284,23 +315,17 @@ const queryArgumentsOf = (query: Query) => {
   }
 }
 
-/** Compact node info of the IPv4 nodes among `nodes`. */
-export const encodeNodes = (nodes: ReadonlyArray<NodeInfo>): Uint8Array => {
+/** Compact node info of the nodes of one family among `nodes` (`nodes` for IPv4, `nodes6` for IPv6). */
+export const encodeNodes = (nodes: ReadonlyArray<NodeInfo>, family: Family): Uint8Array => {
   const out: Array<Uint8Array> = []
   for (const node of nodes) {
-    const peer = encodePeer(node)
-    if (peer !== undefined) out.push(node.id, peer)
+    const peer = CompactPeer.encode(node)
+    if (peer !== undefined && familyOf(node.host) === family) out.push(node.id, peer)
   }
   return Buffer.concat(out)
 }
 
-/** The 6-byte compact form of an IPv4 peer; `undefined` for other addresses. */
-export const encodePeer = (peer: PeerAddress): Uint8Array | undefined => {
-  const ip = NetAddress.ipv4FromString(peer.host)
-  if (Result.isFailure(ip)) return undefined
-  const bytes = new Uint8Array(6)
-  bytes.set(NetAddress.ipv4ToOctets(ip.success))
-  bytes[4] = peer.port >> 8
-  bytes[5] = peer.port & 0xff
-  return bytes
-}
+export type Family = "ipv4" | "ipv6"
+
+/** The family of an IP address as text. */
+export const familyOf = (host: string): Family => host.includes(":") ? "ipv6" : "ipv4"

@@ -4,7 +4,8 @@
  * often than that), a torrent keeps its 100 newest peers, and the store its
  * 1000 most recently announced torrents. Pure, with the time passed in.
  */
-import type * as Krpc from "./Krpc.ts"
+import * as CompactPeer from "../protocol/CompactPeer.ts"
+import * as Krpc from "./Krpc.ts"
 
 export const PEER_LIFETIME_MILLIS = 30 * 60_000
 
@@ -31,7 +32,7 @@ export class PeerStore {
     const peers = this.torrents.get(key) ?? new Map()
     this.torrents.delete(key)
     this.torrents.set(key, peers)
-    const peerKey = `${peer.host}:${peer.port}`
+    const peerKey = CompactPeer.format(peer)
     peers.delete(peerKey)
     peers.set(peerKey, { peer, at: now })
     for (const oldest of peers.keys()) {
@@ -44,8 +45,8 @@ export class PeerStore {
     }
   }
 
-  /** The newest unexpired peers of `infoHash`, at most `max`. */
-  get(infoHash: Uint8Array, now: number, max: number = MAX_VALUES): Array<Krpc.PeerAddress> {
+  /** The newest unexpired peers of `infoHash` (of one family, if given), at most `max`. */
+  get(infoHash: Uint8Array, now: number, max: number = MAX_VALUES, family?: Krpc.Family): Array<Krpc.PeerAddress> {
     const peers = this.torrents.get(keyOf(infoHash))
     if (peers === undefined) return []
     for (const [peerKey, { at }] of peers) {
@@ -53,6 +54,8 @@ export class PeerStore {
       peers.delete(peerKey)
     }
     if (peers.size === 0) this.torrents.delete(keyOf(infoHash))
-    return Array.from(peers.values(), ({ peer }) => peer).slice(-max).reverse()
+    const all = Array.from(peers.values(), ({ peer }) => peer)
+    return (family === undefined ? all : all.filter((peer) => Krpc.familyOf(peer.host) === family)).slice(-max)
+      .reverse()
   }
 }

@@ -14,6 +14,10 @@
  * while the caller pings the questionable nodes, and takes the place of one
  * that turns bad. Each bucket records when its contents last changed, for
  * the 15-minute refresh.
+ *
+ * Node ids (BEP 42): a node whose id does not fit its address (`conforms`)
+ * gives way in a full bucket to a newcomer whose id does, and with
+ * `requireConforming` it never gets in at all.
  */
 import type * as Krpc from "./Krpc.ts"
 
@@ -73,11 +77,25 @@ const sameId = (a: Uint8Array, b: Uint8Array) => commonPrefixLength(a, b) === ID
 
 const bitAt = (id: Uint8Array, bit: number) => (id[bit >> 3]! >> (7 - (bit & 7))) & 1
 
+export interface Options {
+  readonly k?: number
+  /** Whether a node's id is acceptable for its address (BEP 42); all are when absent. */
+  readonly conforms?: (node: Krpc.NodeInfo) => boolean
+  /** Keep out nodes whose ids do not conform, instead of only preferring those that do. */
+  readonly requireConforming?: boolean
+}
+
 export class RoutingTable {
   private readonly buckets: Array<Bucket>
+  readonly k: number
+  private readonly conforms: (node: Krpc.NodeInfo) => boolean
+  private readonly requireConforming: boolean
 
-  constructor(readonly ownId: Uint8Array, now: number, readonly k: number = K) {
+  constructor(readonly ownId: Uint8Array, now: number, options: Options = {}) {
     this.buckets = [{ nodes: [], replacements: [], lastChanged: now }]
+    this.k = options.k ?? K
+    this.conforms = options.conforms ?? (() => true)
+    this.requireConforming = options.requireConforming ?? false
   }
 
   get bucketCount(): number {
@@ -96,6 +114,8 @@ export class RoutingTable {
   /** A node answered one of our queries. */
   responded(info: Krpc.NodeInfo, now: number): Insert {
     if (sameId(info.id, this.ownId)) return { _tag: "Ignored" }
+    const conforming = this.conforms(info)
+    if (!conforming && this.requireConforming) return { _tag: "Ignored" }
     const node: Node = { id: info.id, host: info.host, port: info.port, lastSeen: now, failures: 0 }
     while (true) {
       const bucket = this.buckets[this.bucketIndex(info.id)]!
@@ -116,13 +136,19 @@ export class RoutingTable {
         bucket.lastChanged = now
         return { _tag: "Added" }
       }
-      if (!this.split(bucket)) {
-        bucket.replacements = [...bucket.replacements.filter((n) => !sameId(n.id, info.id)), node].slice(-this.k)
-        const questionable = bucket.nodes.filter((n) => status(n, now) === "questionable")
-        return questionable.length === 0
-          ? { _tag: "Ignored" }
-          : { _tag: "Full", questionable: questionable.sort((a, b) => a.lastSeen - b.lastSeen) }
+      if (this.split(bucket)) continue
+      // With no room to make, a conforming newcomer takes the place of the least recently seen non-conforming node.
+      const other = conforming ? this.leastRecentNonConforming(bucket) : -1
+      if (other >= 0) {
+        bucket.nodes[other] = node
+        bucket.lastChanged = now
+        return { _tag: "Added" }
       }
+      bucket.replacements = [...bucket.replacements.filter((n) => !sameId(n.id, info.id)), node].slice(-this.k)
+      const questionable = bucket.nodes.filter((n) => status(n, now) === "questionable")
+      return questionable.length === 0
+        ? { _tag: "Ignored" }
+        : { _tag: "Full", questionable: questionable.sort((a, b) => a.lastSeen - b.lastSeen) }
     }
   }
 
@@ -136,12 +162,14 @@ export class RoutingTable {
   }
 
   /** Whether an unknown node would get in if it answered: room, a bad node to replace, or a split. */
-  wants(id: Uint8Array, now: number): boolean {
-    if (sameId(id, this.ownId) || this.find(id) !== undefined) return false
-    const index = this.bucketIndex(id)
+  wants(info: Krpc.NodeInfo, now: number): boolean {
+    if (sameId(info.id, this.ownId) || this.find(info.id) !== undefined) return false
+    const conforming = this.conforms(info)
+    if (!conforming && this.requireConforming) return false
+    const index = this.bucketIndex(info.id)
     const bucket = this.buckets[index]!
     return bucket.nodes.length < this.k || bucket.nodes.some((n) => status(n, now) === "bad") ||
-      this.splittable(index)
+      this.splittable(index) || (conforming && this.leastRecentNonConforming(bucket) >= 0)
   }
 
   /** A query to a node went unanswered; a node that turns bad gives way to the newest replacement. */
@@ -196,6 +224,14 @@ export class RoutingTable {
       id[bit >> 3] = want === 1 ? id[bit >> 3]! | mask : id[bit >> 3]! & ~mask
     }
     return id
+  }
+
+  private leastRecentNonConforming(bucket: Bucket): number {
+    let found = -1
+    bucket.nodes.forEach((node, i) => {
+      if (!this.conforms(node) && (found < 0 || node.lastSeen < bucket.nodes[found]!.lastSeen)) found = i
+    })
+    return found
   }
 
   private splittable(index: number): boolean {

@@ -18,6 +18,7 @@ import { type Cause, Clock, Context, Duration, Effect, Layer, Queue, Random, Res
 import * as NetAddress from "effect/net/NetAddress"
 import type * as DatagramSocket from "effect/socket/DatagramSocket"
 import { Network } from "../peer/Network.ts"
+import * as CompactPeer from "../protocol/CompactPeer.ts"
 import { PeerStore } from "../dht/PeerStore.ts"
 import * as LpdMessage from "./LpdMessage.ts"
 
@@ -28,7 +29,7 @@ export class LpdError extends Schema.TaggedError<LpdError>()("LpdError", {
 }) {
   override get message() {
     const detail = this.cause instanceof Error ? this.cause.message : String(this.cause)
-    return `cannot start Local Service Discovery on ${this.host}:${this.port}: ${detail}`
+    return `cannot start Local Service Discovery on ${CompactPeer.format(this)}: ${detail}`
   }
 }
 

@@ -55,6 +55,7 @@ import { Context, Deferred, Effect, Exit, Layer, Random, Result, Schema, Scope, 
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as Socket from "effect/socket/Socket"
 import { randomBytes } from "node:crypto"
+import * as CompactPeer from "../protocol/CompactPeer.ts"
 import * as Mse from "../protocol/Mse.ts"
 import type { Rc4 } from "../protocol/Rc4.ts"
 import { type Address, type ConnectOptions, Network } from "./Network.ts"
@@ -280,7 +281,7 @@ export const make = (inner: Network["Service"], options: Options) => {
         (connection) =>
           onConnection({
             ...connection,
-            socket: incoming(connection.socket, `${connection.host}:${connection.port}`, settings)
+            socket: incoming(connection.socket, CompactPeer.format(connection), settings)
           })
       ),
     datagram: inner.datagram
@@ -403,7 +404,7 @@ const outgoing = (
   options: ConnectOptions | undefined,
   settings: Settings
 ): Socket.Socket => {
-  const peer = `${address.host}:${address.port}`
+  const peer = CompactPeer.format(address)
   const infoHash = options?.infoHash
   const dial = network.connect(address, timeoutMillis, options)
   const dialPlain = Effect.flatMap(dial, openInner).pipe(Effect.map((inner) => plain(inner, new Uint8Array(0))))

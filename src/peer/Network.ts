@@ -55,6 +55,8 @@ export interface DatagramOptions {
   readonly bind?: Address | undefined
   readonly connect?: Address | undefined
   readonly reuseAddress?: boolean | undefined
+  /** An IPv6 socket that takes no IPv4 traffic, so an IPv4 socket can have the same port (the DHT's two nodes). */
+  readonly ipv6Only?: boolean | undefined
   /** Multicast (local discovery): the interface to send from, whether to hear ourselves. */
   readonly multicast?: {
     readonly interface?: NetAddress.MulticastInterface | undefined
@@ -93,6 +95,7 @@ export class Network extends Context.Service<Network, {
         const common = {
           bind: options.bind === undefined ? undefined : { address: options.bind.host, port: options.bind.port },
           reuseAddress: options.reuseAddress,
+          ipv6Only: options.ipv6Only,
           multicast: options.multicast
         }
         return NodeDatagramSocket.make(

@@ -3,6 +3,7 @@
  * Sessions share no state: these messages are the only link.
  */
 import type { Queue } from "effect"
+import * as CompactPeer from "../protocol/CompactPeer.ts"
 import type * as Extension from "../protocol/Extension.ts"
 import type * as Handshake from "../protocol/Handshake.ts"
 import type * as Metadata from "../protocol/Metadata.ts"
@@ -13,8 +14,7 @@ import type { BlockRequest } from "../protocol/Block.ts"
 /** `host:port` of the remote peer (IPv6 hosts in brackets). */
 export type PeerKey = string
 
-export const keyOf = (address: { readonly host: string; readonly port: number }): PeerKey =>
-  address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
+export const keyOf: (address: { readonly host: string; readonly port: number }) => PeerKey = CompactPeer.format
 
 /** The host of a peer key, without brackets. */
 export const hostOf = (peer: PeerKey): string => peer.slice(0, peer.lastIndexOf(":")).replace(/^\[|\]$/g, "")

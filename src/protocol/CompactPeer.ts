@@ -10,6 +10,10 @@ export interface Address {
   readonly port: number
 }
 
+/** An address as text: `host:port`, an IPv6 host in brackets (`[::1]:6881`). */
+export const format = (address: Address): string =>
+  address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
+
 /** The first `limit` entries of a list of 6-byte (IPv4) or 18-byte (IPv6) ones; fails with the problem if its length does not fit. */
 export const decodeList = (
   bytes: Uint8Array,

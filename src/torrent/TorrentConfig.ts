@@ -23,7 +23,7 @@ export interface Settings {
   readonly port: number
   /** Fail to start when `port` is taken, instead of taking another. */
   readonly strictPort: boolean
-  /** Address to listen on; default: every interface (IPv6 and IPv4). */
+  /** Address to listen on; default: every interface (IPv6 and IPv4). The DHT runs on its family alone. */
   readonly listenHost: string | undefined
   /** Our 20-byte peer id (Azureus style: -ET0100-…). */
   readonly peerId: Uint8Array
@@ -46,6 +46,11 @@ export interface Settings {
   readonly dht: boolean
   /** Where the DHT node starts; default: the well-known public routers. */
   readonly dhtBootstrap: ReadonlyArray<{ readonly host: string; readonly port: number }> | undefined
+  /**
+   * Keep DHT nodes whose ids do not fit their addresses (BEP 42) out of the
+   * routing tables; by default they are only given way to by those that fit.
+   */
+  readonly dhtRequireSecureIds: boolean
   /**
    * Whether to announce torrents on the local network and hear others (BEP 14
    * local service discovery; never for private torrents). Off by default in
@@ -95,6 +100,7 @@ export const defaults: Omit<Settings, "peerId"> = {
   maxPendingBytes: 8 * 1024 * 1024,
   dht: false,
   dhtBootstrap: undefined,
+  dhtRequireSecureIds: false,
   localDiscovery: false,
   localDiscoveryGroup: undefined,
   encryption: "disable"
@@ -145,6 +151,7 @@ export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("e
         dhtBootstrap: optional("DHT_BOOTSTRAP").pipe(
           Config.flatMap((list) => list === undefined ? Config.succeed(undefined) : addresses("DHT_BOOTSTRAP", list))
         ),
+        dhtRequireSecureIds: flag("DHT_REQUIRE_SECURE_IDS", defaults.dhtRequireSecureIds),
         localDiscovery: flag("LOCAL_DISCOVERY", defaults.localDiscovery),
         localDiscoveryGroup: optional("LOCAL_DISCOVERY_GROUP").pipe(
           Config.flatMap((group) =>

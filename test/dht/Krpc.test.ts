@@ -137,7 +137,7 @@ describe("Krpc", () => {
     assert.include(failure(bytes("l".repeat(20) + "e".repeat(20))).message, "nesting deeper than 8")
   })
 
-  it("skips IPv6 and port-0 entries in nodes and values", () => {
+  it("skips port-0 entries and odd-sized peers in nodes and values", () => {
     const node = (port: number) => Buffer.concat([id, Uint8Array.from([10, 0, 0, 1, port >> 8, port & 0xff])])
     const wire = Bencode.encode({
       t,
@@ -145,13 +145,55 @@ describe("Krpc", () => {
       r: {
         id,
         nodes: Buffer.concat([node(0), node(6881)]),
-        values: [new Uint8Array(18), Uint8Array.from([1, 2, 3, 4, 0, 80])]
+        values: [new Uint8Array(18), new Uint8Array(7), Uint8Array.from([1, 2, 3, 4, 0, 80])]
       }
     })
     const message = decoded(wire)
     assert(message._tag === "Response")
     assert.deepStrictEqual(message.response.nodes, [{ id, host: "10.0.0.1", port: 6881 }])
     assert.deepStrictEqual(message.response.values, [{ host: "1.2.3.4", port: 80 }])
+  })
+
+  it("reads and writes BEP 32's nodes6, IPv6 values and want, and BEP 42's ip", () => {
+    const v6 = Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, ...new Array<number>(11).fill(0), 1, 0x1a, 0xe1]) // [2001:db8::1]:6881
+    const wire = Bencode.encode({
+      t,
+      y: "r",
+      ip: v6,
+      r: {
+        id,
+        nodes: Buffer.concat([id, Uint8Array.from([10, 0, 0, 1, 0x1a, 0xe1])]),
+        nodes6: Buffer.concat([id, v6]),
+        values: [v6, Uint8Array.from([1, 2, 3, 4, 0, 80])]
+      }
+    })
+    const message = decoded(wire)
+    assert(message._tag === "Response")
+    assert.deepStrictEqual(message.response, {
+      id,
+      nodes: [{ id, host: "10.0.0.1", port: 6881 }, { id, host: "2001:db8::1", port: 6881 }],
+      values: [{ host: "2001:db8::1", port: 6881 }, { host: "1.2.3.4", port: 80 }],
+      token: undefined,
+      requester: { host: "2001:db8::1", port: 6881 }
+    })
+    // Written back, each family goes under its own key.
+    assert.deepStrictEqual(Bencode.decode(Krpc.encode(message)), Bencode.decode(wire))
+
+    const badNodes6 = failure(Bencode.encode({ t, y: "r", r: { id, nodes6: new Uint8Array(26) } }))
+    assert.include(badNodes6.message, "not a multiple of 38")
+
+    const query = decoded(
+      Bencode.encode({ t, y: "q", q: "get_peers", a: { id, info_hash: id, want: ["n6", "n4", "x9"] } })
+    )
+    assert(query._tag === "Query" && query.query._tag === "GetPeers")
+    assert.deepStrictEqual(query.query.want, ["n6", "n4"], "unknown families are left out")
+    const findNode: Krpc.Message = {
+      _tag: "Query",
+      transactionId: t,
+      query: { _tag: "FindNode", id, target: id, want: ["n6"] },
+      readOnly: false
+    }
+    assert.deepStrictEqual(decoded(Krpc.encode(findNode)), findNode)
   })
 
   it.prop("never throws on random bytes", [Schema.Uint8Array], ([random]) => {

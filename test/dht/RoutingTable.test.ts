@@ -73,13 +73,13 @@ describe("RoutingTable", () => {
     table.responded(node(idAt(3, 9)), 0) // split: bucket 0 is now the far, full one
     table.failed(idAt(0, 1), 1)
     table.failed(idAt(0, 1), 1)
-    assert.isTrue(table.wants(idAt(0, 10), 1), "room where a bad node is")
+    assert.isTrue(table.wants(node(idAt(0, 10)), 1), "room where a bad node is")
     assert.strictEqual(table.responded(node(idAt(0, 10)), 1)._tag, "Added")
     assert.isUndefined(table.find(idAt(0, 1)))
 
     // 15 minutes later the others are questionable; the stalest ones are to be pinged.
     table.responded(node(idAt(0, 2)), minutes(10))
-    assert.isFalse(table.wants(idAt(0, 11), minutes(16)))
+    assert.isFalse(table.wants(node(idAt(0, 11)), minutes(16)))
     const full = table.responded(node(idAt(0, 11)), minutes(16))
     assert(full._tag === "Full")
     assert.deepStrictEqual(full.questionable.map((n) => n.id[19]), [3, 4, 5, 6, 7, 8, 10])
@@ -89,6 +89,38 @@ describe("RoutingTable", () => {
     table.failed(idAt(0, 3), minutes(17))
     assert.isUndefined(table.find(idAt(0, 3)))
     assert.isDefined(table.find(idAt(0, 11)), "the waiting node took the bad one's place")
+  })
+
+  it("prefers nodes whose ids conform (BEP 42): a conforming newcomer takes a full bucket's stalest other node", () => {
+    // Here the nodes on 10.0.0.2 are the ones whose ids do not fit their address.
+    const conforms = (info: { readonly host: string }) => info.host !== "10.0.0.2"
+    const table = new RoutingTable.RoutingTable(ownId, 0, { conforms })
+    const other = (id: Uint8Array) => ({ ...node(id), host: "10.0.0.2" })
+    fill(table, 0, 6)
+    table.responded(other(idAt(0, 7)), minutes(2))
+    table.responded(other(idAt(0, 8)), minutes(1))
+    table.responded(node(idAt(3, 9)), minutes(3)) // split: bucket 0 is now the far, full one
+    assert.isFalse(table.wants(other(idAt(0, 10)), minutes(3)), "one more that does not conform waits")
+    assert.strictEqual(table.responded(other(idAt(0, 10)), minutes(3))._tag, "Ignored")
+    assert.isTrue(table.wants(node(idAt(0, 11)), minutes(3)))
+    assert.strictEqual(table.responded(node(idAt(0, 11)), minutes(3))._tag, "Added")
+    assert.isUndefined(table.find(idAt(0, 8)), "the least recently seen non-conforming node gave way")
+    assert.isDefined(table.find(idAt(0, 7)))
+    assert.strictEqual(table.responded(node(idAt(0, 12)), minutes(3))._tag, "Added")
+    assert.isUndefined(table.find(idAt(0, 7)))
+    // Now every node conforms: a newcomer only waits, as without BEP 42.
+    assert.isFalse(table.wants(node(idAt(0, 13)), minutes(3)))
+    assert.strictEqual(table.responded(node(idAt(0, 13)), minutes(3))._tag, "Ignored")
+  })
+
+  it("with requireConforming, lets no node in whose id does not conform", () => {
+    const conforms = (info: { readonly host: string }) => info.host !== "10.0.0.2"
+    const table = new RoutingTable.RoutingTable(ownId, 0, { conforms, requireConforming: true })
+    const other = { ...node(idAt(0, 1)), host: "10.0.0.2" }
+    assert.isFalse(table.wants(other, 0))
+    assert.strictEqual(table.responded(other, 0)._tag, "Ignored")
+    assert.strictEqual(table.nodes().length, 0)
+    assert.strictEqual(table.responded(node(idAt(0, 2)), 0)._tag, "Added")
   })
 
   it("gives the closest nodes by XOR distance, bad ones left out", () => {

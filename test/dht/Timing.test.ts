@@ -3,77 +3,13 @@
  * scripted remote nodes: query timeouts and transaction matching, the
  * bootstrap and the 15-minute bucket refresh.
  */
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Layer, Random, Result, Stream } from "effect"
+import { Clock, Effect, Fiber, Random, Stream } from "effect"
 import * as NetAddress from "effect/net/NetAddress"
 import { TestClock } from "effect/testing"
-import * as Dht from "../../src/dht/Dht.ts"
 import * as Krpc from "../../src/dht/Krpc.ts"
 import * as MemoryUdp from "../../src/peer/MemoryUdp.ts"
-
-const ourHost = "10.0.0.1"
-
-const memoryDht = (network: MemoryUdp.Network, settings: Partial<Dht.Settings> = {}) =>
-  Effect.gen(function*() {
-    const socket = yield* network.socket(ourHost, 6881)
-    const context = yield* Layer.build(
-      Dht.Dht.layerWithSocket({ bootstrap: [], ...settings }, socket).pipe(Layer.provide(NodeServices.layer))
-    )
-    return context.mapUnsafe.get(Dht.Dht.key) as Dht.Dht["Service"]
-  })
-
-interface Received {
-  readonly at: number
-  readonly message: Krpc.Message
-}
-
-/**
- * A scripted node at `host`: records what it receives (with the test time)
- * and sends back what `reply` returns, if anything.
- */
-const remoteNode = (
-  network: MemoryUdp.Network,
-  host: string,
-  reply: (message: Krpc.Message, id: Uint8Array) => Krpc.Message | undefined,
-  port = 6881
-) =>
-  Effect.gen(function*() {
-    const id = new Uint8Array(20).fill(0xee)
-    const socket = yield* network.socket(host, port)
-    const reader = yield* socket.reader
-    const writer = yield* socket.writer
-    const received: Array<Received> = []
-    yield* Effect.gen(function*() {
-      for (const { address, payload } of yield* reader.pull) {
-        const message = Result.getOrThrow(Krpc.decode(payload))
-        received.push({ at: yield* Clock.currentTimeMillis, message })
-        const answer = reply(message, id)
-        if (answer !== undefined) yield* writer.write({ payload: Krpc.encode(answer), address })
-      }
-    }).pipe(Effect.forever, Effect.forkScoped)
-    return { id, address: { host, port }, received, writer }
-  })
-
-/** Answers every query as a node that knows no other node. */
-const answering = (message: Krpc.Message, id: Uint8Array): Krpc.Message | undefined =>
-  message._tag === "Query"
-    ? {
-      _tag: "Response",
-      transactionId: message.transactionId,
-      response: { id, nodes: [], values: [], token: undefined }
-    }
-    : undefined
-
-const silent = () => undefined
-
-/** Lets the forked fibers run (no time passes on this network). */
-const settle = Effect.gen(function*() {
-  for (let i = 0; i < 50; i++) yield* Effect.yieldNow
-})
-
-const queriesOf = (received: ReadonlyArray<Received>) =>
-  received.flatMap(({ at, message }) => message._tag === "Query" ? [{ at, query: message.query }] : [])
+import { answering, memoryDht, ourHost, queriesOf, remoteNode, settle, silent } from "./memory.ts"
 
 describe("Dht timing", () => {
   it.effect("a query to a silent node fails after 2 seconds; the node is not added", () =>

@@ -37,7 +37,7 @@ export const connect = (dht: DHT, address: { readonly host: string; readonly por
 export const effectDht = (settings: Partial<Dht.Settings> = {}) =>
   Effect.gen(function*() {
     const context = yield* Layer.build(
-      Dht.Dht.layer({ host: localhost, bootstrap: [], ...settings }).pipe(
+      Dht.Dht.layer({ host: localhost, host6: undefined, bootstrap: [], ...settings }).pipe(
         Layer.provide([NodeServices.layer, Network.layerNode])
       )
     )

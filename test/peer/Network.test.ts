@@ -90,6 +90,23 @@ describe("Network.layerNode: listening", () => {
     20_000
   )
 
+  it.live("listens on ::1 and dials it: bytes both ways, the peer's host as IPv6", () =>
+    Effect.gen(function*() {
+      const network = yield* Effect.provide(Network, Network.layerNode)
+      const connections = yield* Queue.unbounded<Connection>()
+      const port = yield* network.listen({ port: 0, host: "::1" }, (c) => Queue.offerUnsafe(connections, c))
+      const dialled = yield* network.connect({ host: "::1", port }, 5_000)
+      yield* dialled.reader // dials
+      yield* (yield* dialled.writer).write("ping")
+      const accepted = yield* Queue.take(connections)
+      assert.strictEqual(accepted.host, "::1")
+      const reader = yield* accepted.socket.reader
+      assert.strictEqual(new TextDecoder().decode((yield* reader.pull)[0] as Uint8Array), "ping")
+    }).pipe(
+      Effect.scoped,
+      Effect.timeoutOrElse({ duration: 10_000, orElse: () => Effect.die(new Error("timed out")) })
+    ), 20_000)
+
   it.live(
     "a dial nobody answers fails when the connection's PeerIo opens, before anything is written",
     () =>

@@ -21,6 +21,7 @@ describe("TorrentConfig.layer", () => {
         TORRENT_MAX_PENDING_BYTES: "1048576",
         TORRENT_DHT: "true",
         TORRENT_DHT_BOOTSTRAP: "127.0.0.1:6881,[::1]:6882",
+        TORRENT_DHT_REQUIRE_SECURE_IDS: "true",
         TORRENT_LOCAL_DISCOVERY: "true",
         TORRENT_LOCAL_DISCOVERY_GROUP: "239.192.152.143:6771",
         TORRENT_ENCRYPTION: "require"
@@ -35,6 +36,7 @@ describe("TorrentConfig.layer", () => {
       assert.strictEqual(config.maxPendingBytes, 1048576)
       assert.isTrue(config.dht)
       assert.deepStrictEqual(config.dhtBootstrap, [{ host: "127.0.0.1", port: 6881 }, { host: "::1", port: 6882 }])
+      assert.isTrue(config.dhtRequireSecureIds)
       assert.isTrue(config.localDiscovery)
       assert.deepStrictEqual(config.localDiscoveryGroup, { host: "239.192.152.143", port: 6771 })
       assert.strictEqual(config.encryption, "require")

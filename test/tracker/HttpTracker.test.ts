@@ -6,7 +6,7 @@ import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as HttpTracker from "../../src/tracker/HttpTracker.ts"
 import * as Tracker from "../../src/tracker/Tracker.ts"
 import * as UdpTracker from "../../src/tracker/UdpTracker.ts"
-import { httpServer, infoHash, peerId, request, trackerServer } from "./fixtures.ts"
+import { httpServer, infoHash, peerId, request, trackerServer, trackerServerOn } from "./fixtures.ts"
 
 const live = Tracker.Tracker.layer.pipe(Layer.provide([HttpTracker.layerNode, UdpTracker.layerNode]))
 
@@ -49,6 +49,18 @@ describe("HttpTracker", () => {
       const after = yield* announce(http, { peerId: peerId(2), port: 7002, event: "none" })
       assert.notDeepInclude(after.peers, { host: "127.0.0.1", port: 7001 })
       assert.strictEqual(after.incomplete, 1)
+    }))
+
+  it.live("over IPv6 ([::1]): peers that announced from ::1 come back in peers6 (bittorrent-tracker)", () =>
+    Effect.gen(function*() {
+      const { http } = yield* trackerServerOn("ipv6")
+      assert.match(http, /^http:\/\/\[::1\]:\d+\/announce$/)
+      yield* announce(http, { peerId: peerId(1), port: 7001 })
+      const second = yield* announce(http, { peerId: peerId(2), port: 7002 })
+      // (bittorrent-tracker lists the announcer too in peers6)
+      assert.deepInclude(second.peers, { host: "::1", port: 7001 })
+      assert.isTrue(second.peers.every((peer) => peer.host === "::1"))
+      assert.strictEqual(second.incomplete, 2)
     }))
 
   it.live("reads dictionary peers, peers6, min interval, tracker id and warning", () =>

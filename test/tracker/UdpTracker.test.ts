@@ -6,7 +6,7 @@ import { TestClock } from "effect/testing"
 import * as HttpTracker from "../../src/tracker/HttpTracker.ts"
 import * as Tracker from "../../src/tracker/Tracker.ts"
 import * as UdpTracker from "../../src/tracker/UdpTracker.ts"
-import { peerId, request, trackerServer, udpServer } from "./fixtures.ts"
+import { peerId, request, trackerServer, trackerServerOn, udpServer } from "./fixtures.ts"
 
 import { Network } from "../../src/peer/Network.ts"
 const layer = (options: UdpTracker.Options = {}) =>
@@ -189,6 +189,28 @@ describe("UdpTracker", () => {
       )
       const error = yield* Effect.flip(announce("udp://silent.test:6969", {}, { open: refusing.open }))
       assert.strictEqual(error.message, "tracker udp://silent.test:6969 refused the announce: torrent not registered")
+    }))
+
+  it.live("over a real socket on ::1: the IPv6 form of the answer, 18-byte peers (BEP 15)", () =>
+    Effect.gen(function*() {
+      const peers6 = Buffer.from("000000000000000000000000000000011ae1" + "20010db800000000000000000000000100ff", "hex")
+      const url = yield* udpServer((request, reply) => reply(answer(request, peers6)), "::1")
+      const response = yield* announce(url)
+      assert.deepStrictEqual(response.peers, [{ host: "::1", port: 6881 }, { host: "2001:db8::1", port: 255 }])
+    }))
+
+  it.live("over IPv6 ([::1]): the announce reaches bittorrent-tracker, which gives our address to other peers", () =>
+    Effect.gen(function*() {
+      const { http, udp } = yield* trackerServerOn("ipv6")
+      assert.match(udp, /^udp:\/\/\[::1\]:\d+$/)
+      const first = yield* announce(udp, { peerId: peerId(1), port: 7001 })
+      assert.deepStrictEqual(first.peers, [])
+      assert.strictEqual(first.incomplete, 1)
+      // An HTTP announce (over ::1 too) gets the peer the UDP announce registered, at its IPv6 address.
+      const second = yield* Tracker.Tracker.use((tracker) =>
+        tracker.announce(http, request({ peerId: peerId(2), port: 7002 }))
+      ).pipe(Effect.provide(layer()))
+      assert.deepInclude(second.peers, { host: "::1", port: 7001 })
     }))
 
   it.effect("a udp:// URL without a port is unsupported", () =>

@@ -62,28 +62,38 @@ const listening = (sockets: ReadonlyArray<Listener>, listen: () => void) =>
     listen()
   })
 
+/**
+ * A bittorrent-tracker with HTTP and UDP on 127.0.0.1 (`on: "ipv4"`), or on
+ * ::1 (`on: "ipv6"`: HTTP and its IPv6 UDP socket there, its IPv4 one on
+ * 127.0.0.1); returns both announce URLs and the server.
+ */
+export const trackerServerOn = (on: "ipv4" | "ipv6") =>
+  Effect.acquireRelease(
+    Effect.gen(function*() {
+      const server = new Server({ udp: true, http: true, ws: false, stats: false })
+      server.on("error", () => {}) // on IPv4 its IPv6 UDP socket may not bind; it is not used then
+      server.on("warning", () => {})
+      yield* listening(
+        [server.http, on === "ipv4" ? server.udp4 : server.udp6],
+        () => server.listen(0, { http: on === "ipv4" ? "127.0.0.1" : "::1", udp: "127.0.0.1", udp6: "::1" })
+      )
+      return server
+    }),
+    (server) =>
+      Effect.callback<void>((resume) => {
+        server.http.closeAllConnections()
+        server.close(() => resume(Effect.void))
+      })
+  ).pipe(Effect.map((server) => ({
+    server,
+    http: on === "ipv4"
+      ? `http://127.0.0.1:${(server.http.address() as AddressInfo).port}/announce`
+      : `http://[::1]:${(server.http.address() as AddressInfo).port}/announce`,
+    udp: on === "ipv4" ? `udp://127.0.0.1:${server.udp4.address().port}` : `udp://[::1]:${server.udp6.address().port}`
+  })))
+
 /** A bittorrent-tracker on 127.0.0.1 with HTTP and UDP; returns both announce URLs and the server. */
-export const trackerServer = Effect.acquireRelease(
-  Effect.gen(function*() {
-    const server = new Server({ udp: true, http: true, ws: false, stats: false })
-    server.on("error", () => {}) // its IPv6 UDP socket may not bind; we only use IPv4
-    server.on("warning", () => {})
-    yield* listening(
-      [server.http, server.udp4],
-      () => server.listen(0, { http: "127.0.0.1", udp: "127.0.0.1", udp6: "::1" })
-    )
-    return server
-  }),
-  (server) =>
-    Effect.callback<void>((resume) => {
-      server.http.closeAllConnections()
-      server.close(() => resume(Effect.void))
-    })
-).pipe(Effect.map((server) => ({
-  server,
-  http: `http://127.0.0.1:${(server.http.address() as AddressInfo).port}/announce`,
-  udp: `udp://127.0.0.1:${server.udp4.address().port}`
-})))
+export const trackerServer = trackerServerOn("ipv4")
 
 /** An HTTP server on 127.0.0.1 answering with `handler`; returns its base URL. */
 export const httpServer = (handler: Http.RequestListener) =>
@@ -100,14 +110,17 @@ export const httpServer = (handler: Http.RequestListener) =>
       })
   ).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`))
 
-/** A UDP server on 127.0.0.1 calling `handler` with each datagram and a reply function; returns its URL. */
-export const udpServer = (handler: (packet: Buffer, reply: (bytes: Uint8Array) => void) => void) =>
+/** A UDP server on 127.0.0.1 (or `host`) calling `handler` with each datagram and a reply function; returns its URL. */
+export const udpServer = (
+  handler: (packet: Buffer, reply: (bytes: Uint8Array) => void) => void,
+  host: "127.0.0.1" | "::1" = "127.0.0.1"
+) =>
   Effect.acquireRelease(
     Effect.gen(function*() {
-      const socket = Dgram.createSocket("udp4")
+      const socket = Dgram.createSocket(host === "::1" ? "udp6" : "udp4")
       socket.on("message", (packet, from) => handler(packet, (bytes) => socket.send(bytes, from.port, from.address)))
-      yield* listening([socket], () => socket.bind(0, "127.0.0.1"))
+      yield* listening([socket], () => socket.bind(0, host))
       return socket
     }),
     (socket) => Effect.sync(() => socket.close())
-  ).pipe(Effect.map((socket) => `udp://127.0.0.1:${socket.address().port}`))
+  ).pipe(Effect.map((socket) => `udp://${host === "::1" ? "[::1]" : host}:${socket.address().port}`))

@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url"
 import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import type * as Metainfo from "../../src/protocol/Metainfo.ts"
+import { tempDir } from "./Files.ts"
 
 export const projectRoot = fileURLToPath(new URL("../..", import.meta.url))
 
@@ -47,11 +48,11 @@ export const freePort: Effect.Effect<number> = Effect.callback<number>((resume) 
   })
 })
 
-/** Whether something accepts TCP connections on 127.0.0.1:port (resolves once our socket is closed). */
-const accepts = (port: number) =>
+/** Whether something accepts TCP connections on host:port (resolves once our socket is closed). */
+const accepts = (port: number, host: string) =>
   new Promise<boolean>((resolve) => {
     let connected = false
-    const socket = Net.connect({ host: "127.0.0.1", port })
+    const socket = Net.connect({ host, port })
     socket.once("connect", () => {
       connected = true
       socket.destroy()
@@ -213,11 +214,11 @@ export const waitForLine = <A>(child: Child, match: (line: string) => A | undefi
     })
   )
 
-/** Waits until the child accepts TCP connections on `port`, or dies. */
-export const waitForPort = (child: Child, port: number, timeoutMillis: number) =>
+/** Waits until the child accepts TCP connections on `port` (of 127.0.0.1, or `host`), or dies. */
+export const waitForPort = (child: Child, port: number, timeoutMillis: number, host = "127.0.0.1") =>
   waitUntil(async () => {
     if (child.process.exitCode !== null || child.process.signalCode !== null) return true
-    return accepts(port)
+    return accepts(port, host)
   }, {
     timeoutMillis,
     intervalMillis: 100,
@@ -314,21 +315,35 @@ export const aria2Seeder = (
     readonly torrent: string
     readonly dir: string
     readonly uploadLimit?: number
+    /** On ::1 instead of 127.0.0.1 (peers and trackers over IPv6). */
+    readonly ipv6?: boolean
+    /** An IPv6 DHT node (on ::1) to join with aria2c's own, which then announces the torrent there (implies `ipv6`). */
+    readonly dht6EntryPoint?: { readonly host: string; readonly port: number }
     /** More aria2c options (e.g. --bt-require-crypto=true). */
     readonly extraArgs?: ReadonlyArray<string>
   }
 ) =>
   Effect.gen(function*() {
     const port = yield* freePort
-    const child = yield* spawnChild(`aria2c seeder :${port}`, "aria2c", [
+    const entry = options.dht6EntryPoint
+    const host = options.ipv6 === true || entry !== undefined ? "::1" : "127.0.0.1"
+    const dht6Port = entry === undefined ? undefined : yield* freePort
+    const dht6 = entry === undefined ? ["--enable-dht6=false"] : [
+      "--enable-dht6=true",
+      "--dht-listen-addr6=::1",
+      `--dht-listen-port=${dht6Port}`,
+      `--dht-file-path6=${join(yield* tempDir("aria2c-dht6"), "dht6.dat")}`,
+      `--dht-entry-point6=[${entry.host}]:${entry.port}`
+    ]
+    const child = yield* spawnChild(`aria2c seeder ${host === "::1" ? "[::1]" : ""}:${port}`, "aria2c", [
       "--bt-seed-unverified=true",
       "--check-integrity=false",
       `--dir=${options.dir}`,
       `--listen-port=${port}`,
-      "--interface=127.0.0.1",
-      "--disable-ipv6=true",
+      `--interface=${host}`,
+      `--disable-ipv6=${host === "127.0.0.1"}`,
       "--enable-dht=false",
-      "--enable-dht6=false",
+      ...dht6,
       "--bt-enable-lpd=false",
       "--enable-peer-exchange=false",
       "--seed-ratio=0.0",
@@ -342,14 +357,14 @@ export const aria2Seeder = (
       ...(options.extraArgs ?? []),
       options.torrent
     ])
-    yield* waitForPort(child, port, 15_000)
+    yield* waitForPort(child, port, 15_000, host)
     // Its once-a-second summary shows "UL:<rate>(<total>)".
     let uploaded = 0
     child.onLine((line) => {
       const total = /UL:[^(]*\(([\d.]+)(B|KiB|MiB|GiB)\)/.exec(line)
       if (total !== null) uploaded = Number(total[1]) * 1024 ** ["B", "KiB", "MiB", "GiB"].indexOf(total[2]!)
     })
-    return { child, port, uploaded: () => uploaded } satisfies Seeder
+    return { child, port, uploaded: () => uploaded, dht6Port } satisfies Seeder & { dht6Port: number | undefined }
   })
 
 // ---------------------------------------------------------------------------
