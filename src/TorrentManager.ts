@@ -203,7 +203,9 @@ export class TorrentManager extends Context.Service<TorrentManager, {
       Layer.provide(Layer.mergeAll(
         TorrentConfig.layerWith(settings),
         Network.layerNode,
-        Layer.mergeAll(PieceWorker.layerDigest, Storage.layerNode).pipe(Layer.provide(PieceWorker.layer)),
+        Layer.mergeAll(PieceWorker.layerDigest, PieceWorker.layerMerkle, Storage.layerNode).pipe(
+          Layer.provide(PieceWorker.layer)
+        ),
         Tracker.Tracker.layer.pipe(Layer.provide(Layer.mergeAll(HttpTracker.layerNode, UdpTracker.layerNode)))
       )),
       Layer.provideMerge(NodeServices.layer)

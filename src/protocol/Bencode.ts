@@ -179,6 +179,17 @@ class Parser {
     return dict
   }
 
+  /** A dictionary's entries with their keys as the bytes they are (binary keys, e.g. v2 piece roots, do not survive text). */
+  entries(): Array<readonly [Uint8Array, BValue]> {
+    const out: Array<readonly [Uint8Array, BValue]> = []
+    this.pos++
+    while (this.bytes[this.pos] !== E) {
+      const key = this.string(true)
+      out.push([key, this.value(1)])
+    }
+    return out
+  }
+
   digitsAt(from: number, to: number, what: string): string {
     if (to - from > 20) this.fail(from, `${what} has too many digits`)
     let s = ""
@@ -195,6 +206,17 @@ class Parser {
 
 export const isDict = (value: BValue): value is BDict =>
   typeof value === "object" && !(value instanceof Uint8Array) && !Array.isArray(value)
+
+/**
+ * The entries of a decoded dictionary with their keys as bytes, read again
+ * from its source (which `decode` checked already).
+ */
+export const entries = (dict: BDict): ReadonlyArray<readonly [Uint8Array, BValue]> => {
+  const bytes = sourceBytes(dict)
+  return bytes === undefined
+    ? Object.entries(dict).map(([key, value]) => [new TextEncoder().encode(key), value] as const)
+    : new Parser(bytes, defaultLimits, true).entries()
+}
 
 /** Decodes a byte string as UTF-8 text. */
 export const text = (bytes: Uint8Array): string => utf8.decode(bytes)

@@ -26,6 +26,7 @@ import type { WireMessage } from "../protocol/WireMessage.ts"
 import type { PeerCommand, PeerEvent, PeerKey } from "../peer/PeerEvent.ts"
 import { Bans } from "./Bans.ts"
 import * as Choker from "./Choker.ts"
+import * as PieceCheck from "./PieceCheck.ts"
 import { DiskWriter, type DiskError } from "./DiskWriter.ts"
 import * as SmartBan from "./SmartBan.ts"
 import { blockKey, type BlockRequest } from "../protocol/Block.ts"
@@ -181,6 +182,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
   const sync = yield* Synchronizer
   const disk = yield* DiskWriter
   const config = yield* TorrentConfig
+  const checkV2 = yield* PieceCheck.makeV2(() => meta)
   const published = yield* TorrentEvents
   const random = yield* Random.Random
   const meta = sync.meta
@@ -562,9 +564,13 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
   const verifier = Effect.gen(function*() {
     while (true) {
       const piece = yield* Queue.take(checks)
-      const ok = yield* disk.write(piece.index, piece.buffer, Metainfo.pieceHash(meta, piece.index)).pipe(
-        Effect.tapError((error) => Deferred.fail(completed, error))
-      )
+      // The v2 tree first (hybrid, v2); the SHA-1 (v1, hybrid) is checked by the write, on the thread.
+      const ok = (yield* checkV2(piece.index, piece.buffer)) &&
+        (yield* disk.write(
+          piece.index,
+          piece.buffer,
+          meta.pieces.length > 0 ? Metainfo.pieceHash(meta, piece.index) : undefined
+        ).pipe(Effect.tapError((error) => Deferred.fail(completed, error))))
       yield* Queue.offer(events, { _tag: "PieceChecked", piece, ok })
     }
   })

@@ -7,7 +7,7 @@
  * to hashing the data:
  * - the file holds the record and its SHA-1: a record with flipped bytes is
  *   ignored, not read;
- * - the record names the info-hash, piece length and piece count it
+ * - the record names the info-hash (a v2 torrent's whole SHA-256), piece length and piece count it
  *   describes, and each file's size and mtime: another torrent's record, or
  *   files changed since the save, are ignored;
  * - a recorded piece is trusted only if every file it lies in exists and
@@ -17,12 +17,12 @@
  * between saves costs some hashing, never a verified piece.
  */
 import { Effect, FileSystem, Option, Path, Result } from "effect"
-import { Digest } from "effect/crypto"
 import * as NodeCrypto from "node:crypto"
 import * as Bencode from "../protocol/Bencode.ts"
 import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
 import { DiskWriter, segments } from "./DiskWriter.ts"
+import * as PieceCheck from "./PieceCheck.ts"
 import * as PieceWorker from "./PieceWorker.ts"
 import type * as Synchronizer from "./Synchronizer.ts"
 import { warning } from "./TorrentEvents.ts"
@@ -123,7 +123,7 @@ export const save = Effect.fnUntraced(function*(sync: Synchronizer.State, downlo
   const pieces = sync.bitfield()
   const files = yield* fileStamps(meta, downloadDir)
   const bytes = encode({
-    infoHash: meta.infoHash,
+    infoHash: boundHash(meta),
     pieceLength: meta.pieceLength,
     pieceCount: meta.pieceCount,
     files,
@@ -133,6 +133,9 @@ export const save = Effect.fnUntraced(function*(sync: Synchronizer.State, downlo
   yield* fs.writeFile(`${target}.tmp`, bytes)
   yield* fs.rename(`${target}.tmp`, target)
 }, Effect.catch((error) => warning(`could not save resume data: ${error.message}`)))
+
+/** The hash a record names: a v2 torrent's whole SHA-256, not the 20 bytes that stand for it on the wire. */
+const boundHash = (meta: Metainfo.Metainfo): string => meta.infoHashV2 ?? meta.infoHash
 
 /** Whether every recorded stamp matches and each file holds the bytes of `index` (sparse holes aside). */
 const onDisk = (meta: Metainfo.Metainfo, stamps: ReadonlyArray<Stamp>, index: number) =>
@@ -150,7 +153,7 @@ const trusted = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, downloadDir
     return undefined
   }
   if (
-    record.infoHash !== meta.infoHash || record.pieceLength !== meta.pieceLength ||
+    record.infoHash !== boundHash(meta) || record.pieceLength !== meta.pieceLength ||
     record.pieceCount !== meta.pieceCount
   ) {
     yield* warning("the resume data is for another torrent: checking every piece")
@@ -175,8 +178,8 @@ export interface Found {
  */
 export const check = Effect.fnUntraced(function*(sync: Synchronizer.State, downloadDir: string) {
   const disk = yield* DiskWriter
-  const digest = yield* Digest.Digest
   const meta = sync.meta
+  const check = yield* PieceCheck.make(() => meta)
   const known = yield* trusted(meta, downloadDir)
   const buffer = PieceWorker.allocate(meta.pieceLength)
   let hashed = 0
@@ -188,8 +191,7 @@ export const check = Effect.fnUntraced(function*(sync: Synchronizer.State, downl
     const piece = buffer.subarray(0, Metainfo.pieceSize(meta, i))
     if (!(yield* disk.read(i, piece))) continue
     hashed++
-    const hash = yield* digest.digest(Digest.sha1, piece)
-    if (Buffer.compare(hash, Metainfo.pieceHash(meta, i)) === 0) sync.markHave(i)
+    if (yield* check(i, piece)) sync.markHave(i)
   }
   return { pieces: sync.haveCount, hashed } satisfies Found
 })

@@ -1,0 +1,84 @@
+"""libtorrent (Debian's python3-libtorrent, for /usr/bin/python3) for the v2 interop tests.
+
+  create <path> <out.torrent> v2|hybrid <piece length>   make a torrent of a file or folder
+  seed <file.torrent> <dir>                               seed it; prints {"port": N} once listening
+  download <file.torrent> <dir> <host:port>               fetch it from that peer; prints {"done": true}
+                                                          once every piece is verified
+
+Loopback only: listens on 127.0.0.1, no DHT, LSD, UPnP or NAT-PMP. Every wait is bounded (60 s).
+"""
+import json
+import os
+import sys
+import time
+
+import libtorrent as lt
+
+
+def session():
+    return lt.session({
+        "listen_interfaces": "127.0.0.1:0",
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "allow_multiple_connections_per_ip": True,
+        "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
+        "in_enc_policy": 2,
+        "out_enc_policy": 2,
+    })
+
+
+def say(value):
+    print(json.dumps(value), flush=True)
+
+
+def create(path, out, kind, piece_length):
+    fs = lt.file_storage()
+    lt.add_files(fs, path)
+    flags = lt.create_torrent.v2_only if kind == "v2" else 0
+    t = lt.create_torrent(fs, int(piece_length), flags=flags)
+    lt.set_piece_hashes(t, os.path.dirname(os.path.abspath(path)))
+    with open(out, "wb") as f:
+        f.write(lt.bencode(t.generate()))
+
+
+def add(ses, torrent, directory):
+    params = lt.add_torrent_params()
+    params.ti = lt.torrent_info(torrent)
+    params.save_path = directory
+    return ses.add_torrent(params)
+
+
+def seed(torrent, directory):
+    ses = session()
+    handle = add(ses, torrent, directory)
+    deadline = time.time() + 60
+    while not handle.status().is_seeding:
+        if time.time() > deadline:
+            sys.exit("libtorrent did not verify its data in 60 s")
+        time.sleep(0.05)
+    say({"port": ses.listen_port()})
+    # Seeds until killed.
+    while True:
+        time.sleep(1)
+
+
+def download(torrent, directory, peer):
+    ses = session()
+    handle = add(ses, torrent, directory)
+    host, port = peer.rsplit(":", 1)
+    deadline = time.time() + 60
+    handle.connect_peer((host, int(port)))
+    while not handle.status().is_seeding:
+        if time.time() > deadline:
+            say({"done": False, "progress": handle.status().progress})
+            sys.exit(1)
+        for alert in ses.pop_alerts():
+            print(alert.message(), file=sys.stderr, flush=True)
+        time.sleep(0.05)
+    say({"done": True})
+
+
+if __name__ == "__main__":
+    {"create": create, "seed": seed, "download": download}[sys.argv[1]](*sys.argv[2:])
