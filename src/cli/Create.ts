@@ -13,6 +13,7 @@ import * as Create from "../protocol/Create.ts"
 import * as Magnet from "../protocol/Magnet.ts"
 import * as CreateTorrent from "../torrent/CreateTorrent.ts"
 import * as Format from "./Format.ts"
+import * as Usage from "./Usage.ts"
 
 const error = (problem: Create.CreateProblem, detail: string) => new Create.CreateError({ problem, detail })
 
@@ -79,6 +80,14 @@ export const command = Command.make(
       ),
       Flag.optional
     ),
+    v2: Flag.Boolean("v2").pipe(
+      Flag.withDescription("make a BitTorrent v2-only torrent (BEP 52: SHA-256 Merkle trees; v2 clients only)"),
+      Flag.withDefault(false)
+    ),
+    hybrid: Flag.Boolean("hybrid").pipe(
+      Flag.withDescription("make a hybrid torrent (BEP 52: v1 and v2 hashes, for every client)"),
+      Flag.withDefault(false)
+    ),
     private: Flag.Boolean("private").pipe(
       Flag.withDescription("mark the torrent private (BEP 27: trackers only, no DHT or PEX)"),
       Flag.withDefault(false)
@@ -101,6 +110,12 @@ export const command = Command.make(
       ? yield* Effect.fromResult(Create.parsePieceLength(input.pieceLength.value))
       : undefined
     yield* Effect.fromResult(Create.checkUrls(input.tracker, input.webSeed))
+    if (input.v2 && input.hybrid) {
+      return yield* new Usage.UsageError({
+        detail: "--v2 and --hybrid: give one (--hybrid already holds the v2 hashes)",
+        command: "effect-torrent create"
+      })
+    }
 
     const output = Option.getOrElse(input.output, () => `${path.basename(path.resolve(input.path))}.torrent`)
     const exists = () => error("OutputExists", `${output} already exists; not overwriting it`)
@@ -110,6 +125,7 @@ export const command = Command.make(
       pieceLength: given,
       trackers: input.tracker,
       webSeeds: input.webSeed,
+      version: input.v2 ? "v2" : input.hybrid ? "hybrid" : "v1",
       private: input.private,
       comment: Option.getOrUndefined(input.comment),
       onProgress: progress.report,
@@ -121,15 +137,15 @@ export const command = Command.make(
         e.reason._tag === "AlreadyExists" ? exists() : error("Write", `cannot write ${output}: ${Format.failure(e)}`)
       )
     )
+    const files = meta.files.filter((file) => !file.padding)
+    const size = files.reduce((n, file) => n + file.length, 0)
     yield* Console.log(Format.printableLines([
       `created:     ${output}`,
       `name:        ${meta.name}`,
-      `info-hash:   ${meta.infoHash}`,
-      `size:        ${Format.bytes(meta.length)} (${meta.length} bytes) in ${meta.files.length} file${
-        meta.files.length === 1 ? "" : "s"
-      }`,
+      ...Format.infoHashLines(meta),
+      `size:        ${Format.bytes(size)} (${size} bytes) in ${files.length} file${files.length === 1 ? "" : "s"}`,
       `pieces:      ${meta.pieceCount} × ${Format.bytes(meta.pieceLength)}`,
       `magnet:      ${Magnet.format(Magnet.fromMetainfo(meta))}`
     ]))
   })
-).pipe(Command.withDescription("Make a .torrent (BitTorrent v1) of a file or folder"))
+).pipe(Command.withDescription("Make a .torrent (BitTorrent v1, v2 or hybrid) of a file or folder"))

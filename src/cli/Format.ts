@@ -96,6 +96,16 @@ export const width = (
 ): number => (/^[\x20-\x7e↓↑…]*$/.test(text) ? text.length : CliOutput.displayWidth(text))
 
 /** Lines of text for humans, each made printable (so the line breaks between them stay). */
+/** A torrent's info-hashes as `info` and `create` print them: v1 (or a v2-only torrent's 20 bytes), then v2. */
+export const infoHashLines = (
+  hashes: { readonly infoHash: string; readonly infoHashV2?: string | undefined }
+): Array<string> =>
+  hashes.infoHashV2 === undefined
+    ? [`info-hash:   ${hashes.infoHash}`]
+    : hashes.infoHashV2.startsWith(hashes.infoHash)
+    ? [`info-hash:   ${hashes.infoHashV2} (v2; ${hashes.infoHash} truncated)`]
+    : [`info-hash:   ${hashes.infoHash} (v1)`, `info-hash v2: ${hashes.infoHashV2}`]
+
 export const printableLines = (lines: ReadonlyArray<string>): string => lines.map((line) => printable(line)).join("\n")
 
 /** A torrent, file, tracker or path name inserted into a message: printable and at most 120 characters. */

@@ -9,6 +9,8 @@ import * as Input from "./Input.ts"
 const describeTorrent = (meta: Metainfo.Metainfo) => ({
   name: meta.name,
   infoHash: meta.infoHash,
+  ...(meta.infoHashV2 !== undefined ? { infoHashV2: meta.infoHashV2 } : {}),
+  version: meta.infoHashV2 === undefined ? "v1" : meta.pieces.length > 0 ? "hybrid" : "v2",
   length: meta.length,
   pieceLength: meta.pieceLength,
   pieceCount: meta.pieceCount,
@@ -26,7 +28,7 @@ const textOfTorrent = (meta: Metainfo.Metainfo): string => {
   const d = describeTorrent(meta)
   const lines = [
     `name:        ${d.name}`,
-    `info-hash:   ${d.infoHash}`,
+    ...Format.infoHashLines(meta),
     `size:        ${Format.bytes(d.length)} (${d.length} bytes)`,
     `pieces:      ${d.pieceCount} × ${Format.bytes(d.pieceLength)}`,
     `private:     ${d.private ? "yes" : "no"}`
@@ -49,7 +51,7 @@ const textOfTorrent = (meta: Metainfo.Metainfo): string => {
 const textOfMagnet = (magnet: Magnet.Magnet): string =>
   Format.printableLines([
     `name:        ${magnet.name ?? "(unknown until the metadata is fetched)"}`,
-    `info-hash:   ${magnet.infoHash}`,
+    ...Format.infoHashLines(magnet),
     ...magnet.trackers.map((tr) => `tracker:     ${tr}`),
     ...magnet.webSeeds.map((ws) => `web seed:    ${ws}`),
     ...magnet.peers.map((pe) => `peer:        ${pe}`),

@@ -87,6 +87,20 @@ export const decodePrefix = (
 
 export const encode = (value: unknown): Uint8Array => bencode.encode(value)
 
+/**
+ * A dictionary from its entries' keys (text or bytes) and encoded values, the
+ * keys in byte order as BEP 3 wants: bencode@4 sorts keys as JS strings,
+ * which is another order past ASCII and loses binary keys (v2's piece roots).
+ */
+export const encodeDict = (entries: ReadonlyArray<readonly [string | Uint8Array, Uint8Array]>): Uint8Array => {
+  const keyed = entries.map(([key, value]) => [typeof key === "string" ? Buffer.from(key) : key, value] as const)
+  keyed.sort(([a], [b]) => Buffer.compare(a, b))
+  const parts: Array<Uint8Array> = [Buffer.from("d")]
+  for (const [key, value] of keyed) parts.push(Buffer.from(`${key.length}:`), key, value)
+  parts.push(Buffer.from("e"))
+  return Buffer.concat(parts)
+}
+
 const noBytes = new Uint8Array(0)
 
 class Parser {

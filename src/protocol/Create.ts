@@ -1,6 +1,7 @@
 /**
- * Making a BitTorrent v1 metainfo (BEP 3, BEP 12 tiers, BEP 19 web seeds,
- * BEP 27 private): the pure parts of making a torrent. Reading the files is
+ * Making a metainfo (BEP 3, BEP 12 tiers, BEP 19 web seeds, BEP 27 private;
+ * BEP 52 v2-only and hybrid, with BEP 47 padding in the hybrid's v1 part):
+ * the pure parts of making a torrent. Reading the files is
  * `CreateTorrent.create`'s job (src/torrent/CreateTorrent.ts, which the CLI's
  * `create` uses); here are the piece-length rule, the file order, an
  * incremental piece hasher and the encoder, which decodes its own output with
@@ -9,6 +10,7 @@
 import { createHash, type Hash } from "node:crypto"
 import { Result, Schema } from "effect"
 import * as Bencode from "./Bencode.ts"
+import * as Merkle from "./Merkle.ts"
 import * as Metainfo from "./Metainfo.ts"
 
 export const CreateProblem = Schema.Literals([
@@ -180,6 +182,70 @@ export class PieceHasher {
   }
 }
 
+/** Which hashes a torrent carries: v1's SHA-1 pieces, v2's Merkle trees (BEP 52), or both. */
+export type Version = "v1" | "v2" | "hybrid"
+
+/** A file's v2 hashes: none for an empty file, no piece layer for a file of one piece. */
+export interface FileHashes {
+  readonly piecesRoot?: Uint8Array | undefined
+  readonly pieceLayer?: Uint8Array | undefined
+}
+
+/**
+ * BEP 52: each file's pieces root and piece layer, fed the files' bytes in
+ * order (`startFile` before each) in chunks of any size within the file.
+ * Holds one hash state and the current file's block hashes.
+ */
+export class FileTreeHasher {
+  readonly files: Array<FileHashes> = []
+  private hash: Hash = createHash("sha256")
+  private blocks: Array<Uint8Array> = []
+  private inBlock = 0
+  private left = 0
+
+  constructor(readonly pieceLength: number) {}
+
+  startFile(length: number): void {
+    if (this.left !== 0) throw new RangeError("FileTreeHasher: the previous file is not complete")
+    this.left = length
+    this.blocks = []
+    if (length === 0) this.files.push({})
+  }
+
+  update(chunk: Uint8Array): void {
+    if (chunk.length > this.left) throw new RangeError("FileTreeHasher: more data than the file's length")
+    let at = 0
+    while (at < chunk.length) {
+      const take = Math.min(chunk.length - at, Merkle.blockSize - this.inBlock)
+      this.hash.update(chunk.subarray(at, at + take))
+      at += take
+      this.inBlock += take
+      this.left -= take
+      if (this.inBlock === Merkle.blockSize || this.left === 0) {
+        this.blocks.push(this.hash.digest())
+        this.hash = createHash("sha256")
+        this.inBlock = 0
+      }
+    }
+    if (this.left === 0 && chunk.length > 0) this.endFile()
+  }
+
+  private endFile() {
+    const leaves = Buffer.concat(this.blocks)
+    const count = this.blocks.length
+    const piecesRoot = Merkle.rootOf(leaves, 0, count)
+    const layer = Merkle.pieceLayer(this.pieceLength)
+    this.files.push(
+      count * Merkle.blockSize > this.pieceLength
+        ? { piecesRoot, pieceLayer: Merkle.layerAbove(leaves, 0, layer) }
+        : { piecesRoot }
+    )
+  }
+}
+
+/** The zeros a hybrid torrent pads `length` bytes of a file with, to the next piece boundary. */
+export const padding = (length: number, pieceLength: number): number => (pieceLength - (length % pieceLength)) % pieceLength
+
 export interface Options {
   readonly name: string
   /** False for a single file: then `files` holds that one file, with an empty path. */
@@ -187,7 +253,10 @@ export interface Options {
   /** In torrent order (see `sortFiles`). */
   readonly files: ReadonlyArray<SourceFile>
   readonly pieceLength: number
+  /** v1 and hybrid: the SHA-1 piece hashes (for a hybrid, over the files padded to piece boundaries but the last). */
   readonly pieces: Uint8Array
+  /** v2 and hybrid: each file's hashes, in the order of `files`. */
+  readonly v2?: ReadonlyArray<FileHashes> | undefined
   /** One tier each, in order: the first is `announce`; `announce-list` when there are several. */
   readonly trackers: ReadonlyArray<string>
   readonly webSeeds: ReadonlyArray<string>
@@ -208,37 +277,99 @@ export interface Created {
 /** Encodes a metainfo and reads it back; fails rather than return a torrent `Metainfo.decode` refuses or reads differently. */
 export const encode = (options: Options): Result.Result<Created, CreateError> => {
   const totalLength = options.files.reduce((n, file) => n + file.length, 0)
-  const info: Record<string, unknown> = {
-    name: options.name,
-    "piece length": options.pieceLength,
-    pieces: options.pieces
+  const v1 = options.pieces.length > 0
+  const hybrid = v1 && options.v2 !== undefined
+  const info: Array<readonly [string, Uint8Array]> = [
+    ["name", Bencode.encode(options.name)],
+    ["piece length", Bencode.encode(options.pieceLength)]
+  ]
+  if (v1) {
+    info.push(["pieces", Bencode.encode(options.pieces)])
+    if (!options.multiFile) info.push(["length", Bencode.encode(totalLength)])
+    else {
+      // A hybrid's files start on piece boundaries, as in its v2 part: padding files (BEP 47) between them.
+      const files = options.files.flatMap((file, i) => {
+        const pad = hybrid && i < options.files.length - 1 ? padding(file.length, options.pieceLength) : 0
+        const entry = { length: file.length, path: file.path }
+        return pad === 0 ? [entry] : [entry, { attr: "p", length: pad, path: [".pad", String(pad)] }]
+      })
+      info.push(["files", Bencode.encode(files)])
+    }
   }
-  if (options.multiFile) info["files"] = options.files.map((file) => ({ length: file.length, path: file.path }))
-  else info["length"] = totalLength
-  if (options.private) info["private"] = 1
-
-  const root: Record<string, unknown> = {
-    info,
-    "created by": options.createdBy,
-    "creation date": options.creationDate
+  if (options.v2 !== undefined) {
+    info.push(["meta version", Bencode.encode(2)])
+    info.push(["file tree", fileTree(options)])
   }
-  if (options.trackers.length > 0) root["announce"] = options.trackers[0]
-  if (options.trackers.length > 1) root["announce-list"] = options.trackers.map((url) => [url])
-  if (options.webSeeds.length > 0) root["url-list"] = options.webSeeds
-  if (options.comment !== undefined && options.comment !== "") root["comment"] = options.comment
+  if (options.private) info.push(["private", Bencode.encode(1)])
 
-  const bytes = Bencode.encode(root)
+  const root: Array<readonly [string | Uint8Array, Uint8Array]> = [
+    ["info", Bencode.encodeDict(info)],
+    ["created by", Bencode.encode(options.createdBy)],
+    ["creation date", Bencode.encode(options.creationDate)]
+  ]
+  if (options.trackers.length > 0) root.push(["announce", Bencode.encode(options.trackers[0])])
+  if (options.trackers.length > 1) root.push(["announce-list", Bencode.encode(options.trackers.map((url) => [url]))])
+  if (options.webSeeds.length > 0) root.push(["url-list", Bencode.encode(options.webSeeds)])
+  if (options.comment !== undefined && options.comment !== "") root.push(["comment", Bencode.encode(options.comment)])
+  const layers = (options.v2 ?? []).flatMap((file) =>
+    file.piecesRoot !== undefined && file.pieceLayer !== undefined
+      ? [[file.piecesRoot, Bencode.encode(file.pieceLayer)] as const]
+      : []
+  )
+  if (layers.length > 0) root.push(["piece layers", Bencode.encodeDict(layers)])
+
+  const bytes = Bencode.encodeDict(root)
   const decoded = Metainfo.decode(bytes)
   if (Result.isFailure(decoded)) {
     return fail("SelfCheck", `refusing to write a torrent we could not read back: ${decoded.failure.message}`)
   }
   const meta = decoded.success
-  const pieceCount = Math.ceil(totalLength / options.pieceLength)
-  if (meta.length !== totalLength || meta.pieceCount !== pieceCount || meta.files.length !== options.files.length) {
+  const pieceCount = Math.ceil(
+    options.files.reduce(
+      (n, file, i) =>
+        n + file.length + (options.v2 !== undefined && i < options.files.length - 1
+          ? padding(file.length, options.pieceLength)
+          : 0),
+      0
+    ) / options.pieceLength
+  )
+  const files = meta.files.filter((file) => !file.padding)
+  const length = files.reduce((n, file) => n + file.length, 0)
+  if (length !== totalLength || meta.pieceCount !== pieceCount || files.length !== options.files.length) {
     return fail(
       "SelfCheck",
-      `refusing to write a torrent that reads back differently: ${meta.length} bytes in ${meta.pieceCount} pieces and ${meta.files.length} files, not ${totalLength} bytes in ${pieceCount} pieces and ${options.files.length} files`
+      `refusing to write a torrent that reads back differently: ${length} bytes in ${meta.pieceCount} pieces and ${files.length} files, not ${totalLength} bytes in ${pieceCount} pieces and ${options.files.length} files`
     )
   }
   return Result.succeed({ bytes, meta })
+}
+
+/** BEP 52's `file tree`: a dictionary per folder, a file's entry under the key "". */
+const fileTree = (options: Options): Uint8Array => {
+  interface Folder {
+    readonly folders: Map<string, Folder>
+    readonly files: Map<string, Uint8Array>
+  }
+  const top: Folder = { folders: new Map(), files: new Map() }
+  options.files.forEach((file, i) => {
+    const path = options.multiFile ? file.path : [options.name]
+    let folder = top
+    for (const component of path.slice(0, -1)) {
+      const next = folder.folders.get(component) ?? { folders: new Map(), files: new Map() }
+      folder.folders.set(component, next)
+      folder = next
+    }
+    const hashes = options.v2![i]!
+    const entry = Bencode.encodeDict([
+      ["length", Bencode.encode(file.length)],
+      ...(hashes.piecesRoot !== undefined ? [["pieces root", Bencode.encode(hashes.piecesRoot)] as const] : [])
+    ])
+    folder.files.set(path[path.length - 1]!, Bencode.encodeDict([["", entry]]))
+  })
+  const encodeFolder = (folder: Folder): Uint8Array =>
+    Bencode.encodeDict([
+      ...[...folder.folders].map(([name, inner]) => [name, encodeFolder(inner)] as const),
+      ...folder.files
+    ])
+  return encodeFolder(top)
 }

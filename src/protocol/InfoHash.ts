@@ -28,3 +28,7 @@ export const ofInfoV2 = (info: Uint8Array): InfoHashV2 =>
 
 /** The 20 bytes of a v2 info-hash that stand for it in the handshake, on trackers and in the DHT. */
 export const truncate = (hash: InfoHashV2): InfoHash => hash.slice(0, 40) as InfoHash
+
+/** Whether `info` is the info dictionary `hash` names: by its SHA-1, or by its SHA-256 truncated (a v2 torrent's). */
+export const names = (hash: InfoHash, info: Uint8Array): boolean =>
+  ofInfo(info) === hash || truncate(ofInfoV2(info)) === hash

@@ -1,6 +1,7 @@
 /**
  * Magnet links (BEP 9): `xt=urn:btih:` with a 40-hex or 32-base32 info-hash,
- * `dn`, repeated `tr`, `x.pe` peer addresses and `ws` web seeds. Other
+ * and BEP 52's `xt=urn:btmh:1220` with a v2 info-hash (a SHA-256 multihash;
+ * both in a hybrid torrent's link), `dn`, repeated `tr`, `x.pe` peer addresses and `ws` web seeds. Other
  * parameters (`xl`, `as`, `kt`, …) carry nothing we use and are ignored, as
  * other clients do.
  */
@@ -17,7 +18,10 @@ export class MagnetError extends Schema.TaggedError<MagnetError>()("MagnetError"
 }
 
 export const Magnet = Schema.Struct({
+  /** The v1 info-hash; for a v2-only link its v2 info-hash truncated to 20 bytes. */
   infoHash: InfoHash.InfoHash,
+  /** The v2 info-hash (`urn:btmh:`), if the link has one. */
+  infoHashV2: Schema.optionalKey(InfoHash.InfoHashV2),
   name: Schema.optionalKey(Schema.String),
   trackers: Schema.Array(Schema.String),
   /** `x.pe` peers as `host:port` (IPv6 hosts in brackets). */
@@ -40,17 +44,19 @@ export const parse = (uri: string): Result.Result<Magnet, MagnetError> => {
   }
   const topics = params.getAll("xt")
   const btih = topics.filter((xt) => xt.toLowerCase().startsWith("urn:btih:"))
-  if (btih.length === 0) {
-    return topics.some((xt) => xt.toLowerCase().startsWith("urn:btmh:"))
-      ? fail("BitTorrent v2-only magnet links (urn:btmh) are not supported yet")
-      : fail("it has no xt=urn:btih: info-hash")
-  }
+  const btmh = topics.filter((xt) => xt.toLowerCase().startsWith("urn:btmh:"))
+  if (btih.length === 0 && btmh.length === 0) return fail("it has no xt=urn:btih: or xt=urn:btmh: info-hash")
   const decoded = btih.map((xt) => decodeHash(xt.slice("urn:btih:".length)))
   const bad = decoded.indexOf(undefined)
   if (bad >= 0) return fail(`the info-hash in ${JSON.stringify(btih[bad])} is neither 40 hex nor 32 base32 characters`)
-  const hashes = new Set(decoded)
-  if (hashes.size > 1) return fail("it names more than one info-hash")
-  const infoHash = decoded[0]!
+  const decodedV2 = btmh.map((xt) => /^1220([0-9a-f]{64})$/i.exec(xt.slice("urn:btmh:".length))?.[1]?.toLowerCase())
+  const badV2 = decodedV2.indexOf(undefined)
+  if (badV2 >= 0) {
+    return fail(`the info-hash in ${JSON.stringify(btmh[badV2])} is not 1220 and 64 hex characters (a SHA-256 multihash)`)
+  }
+  if (new Set(decoded).size > 1 || new Set(decodedV2).size > 1) return fail("it names more than one info-hash")
+  const infoHashV2 = decodedV2[0] as InfoHash.InfoHashV2 | undefined
+  const infoHash = decoded[0] ?? InfoHash.truncate(infoHashV2!)
   const peers = params.getAll("x.pe")
   const badPeer = peers.find((peer) => parsePeer(peer) === undefined)
   if (badPeer !== undefined) return fail(`x.pe ${JSON.stringify(badPeer)} is not a host:port address`)
@@ -60,6 +66,7 @@ export const parse = (uri: string): Result.Result<Magnet, MagnetError> => {
   const name = params.get("dn")
   return Result.succeed({
     infoHash,
+    ...(infoHashV2 !== undefined ? { infoHashV2 } : {}),
     ...(name !== null && name !== "" ? { name } : {}),
     trackers,
     peers: unique(peers),
@@ -67,9 +74,14 @@ export const parse = (uri: string): Result.Result<Magnet, MagnetError> => {
   })
 }
 
-/** The canonical magnet string: hex info-hash first, then dn, tr, ws, x.pe in that order. */
+/** Whether the link names a v2-only torrent (no v1 info-hash). */
+export const isV2Only = (magnet: Magnet): boolean =>
+  magnet.infoHashV2 !== undefined && InfoHash.truncate(magnet.infoHashV2) === magnet.infoHash
+
+/** The canonical magnet string: hex info-hashes first (v1, then v2), then dn, tr, ws, x.pe in that order. */
 export const format = (magnet: Magnet): string => {
-  const parts = [`xt=urn:btih:${magnet.infoHash}`]
+  const parts = isV2Only(magnet) ? [] : [`xt=urn:btih:${magnet.infoHash}`]
+  if (magnet.infoHashV2 !== undefined) parts.push(`xt=urn:btmh:1220${magnet.infoHashV2}`)
   if (magnet.name !== undefined) parts.push(`dn=${encodeURIComponent(magnet.name)}`)
   for (const tr of magnet.trackers) parts.push(`tr=${encodeURIComponent(tr)}`)
   for (const ws of magnet.webSeeds) parts.push(`ws=${encodeURIComponent(ws)}`)
@@ -79,6 +91,7 @@ export const format = (magnet: Magnet): string => {
 
 export const fromMetainfo = (meta: Metainfo): Magnet => ({
   infoHash: meta.infoHash,
+  ...(meta.infoHashV2 !== undefined ? { infoHashV2: meta.infoHashV2 } : {}),
   name: meta.name,
   trackers: unique(meta.announce.flat()),
   peers: [],

@@ -5,8 +5,7 @@
  *
  * A v2 torrent's files each start on a piece boundary. It is laid out as a
  * hybrid one is: its files one after the other with a padding file after each
- * but the last to fill its last piece, so pieces map to files (and to disk)
- * as in v1. A v2 piece is checked against its file's piece layer (`Merkle`);
+ * to fill its last piece, so pieces map to files (and to disk) as in v1. A v2 piece is checked against its file's piece layer (`Merkle`);
  * a hybrid piece against that and its SHA-1.
  *
  * Every file path is checked here, once, so nothing downstream can be led out
@@ -334,12 +333,22 @@ const fromV2 = (info: Bencode.BDict) => {
     if (!Number.isSafeInteger(offset)) return fail("Malformed", "the total length is too large")
   }
   if (offset === 0) return fail("Malformed", "the torrent holds no data (total length 0)")
+  // The last file is padded too, as libtorrent lays v2 torrents out: its
+  // peers ask for whole blocks of the last piece.
+  if (offset % pieceLength !== 0) {
+    const size = pieceLength - (offset % pieceLength)
+    files.push({ path: [name, ".pad", String(size)], length: size, offset, padding: true })
+    offset += size
+  }
   const collision = findCollision(files)
   if (collision !== undefined) return fail("PathCollision", collision)
   return Result.succeed({ files, length: offset, name, pieceLength, private: r.private === 1 })
 }
 
-const isMultiFile = (files: ReadonlyArray<FileEntry>) => files.length > 1 || files[0]!.path.length > 1
+const isMultiFile = (files: ReadonlyArray<FileEntry>) => {
+  const data = files.filter((file) => !file.padding)
+  return data.length > 1 || data[0]!.path.length > 1
+}
 
 /**
  * Attaches a v2 torrent's `piece layers` to its files, each checked against
@@ -448,7 +457,7 @@ export const pieceHash = (meta: Metainfo, index: number): Uint8Array =>
 export const pieceSize = (meta: Metainfo, index: number): number =>
   index === meta.pieceCount - 1 ? meta.length - index * meta.pieceLength : meta.pieceLength
 
-/** Re-assembles a .torrent file around the original info bytes (e.g. metadata fetched over ut_metadata). */
+/** Re-assembles a .torrent file around the original info bytes (e.g. metadata fetched over ut_metadata), with the v2 piece layers known. */
 export const encode = (meta: Metainfo): Uint8Array => {
   const fields: Record<string, unknown> = {
     ...(meta.announce[0]?.[0] !== undefined ? { announce: meta.announce[0][0] } : {}),
@@ -458,12 +467,16 @@ export const encode = (meta: Metainfo): Uint8Array => {
     ...(meta.createdBy !== undefined ? { "created by": meta.createdBy } : {}),
     ...(meta.creationDate !== undefined ? { "creation date": meta.creationDate } : {})
   }
-  const parts: Array<Uint8Array> = [Buffer.from("d")]
-  for (const key of [...Object.keys(fields), "info"].sort()) {
-    parts.push(Bencode.encode(key), key === "info" ? meta.info : Bencode.encode(fields[key]))
-  }
-  parts.push(Buffer.from("e"))
-  return Buffer.concat(parts)
+  const layers = meta.files.flatMap((file) =>
+    file.piecesRoot !== undefined && file.pieceLayer !== undefined
+      ? [[file.piecesRoot, Bencode.encode(file.pieceLayer)] as const]
+      : []
+  )
+  return Bencode.encodeDict([
+    ...Object.entries(fields).map(([key, value]) => [key, Bencode.encode(value)] as const),
+    ["info", meta.info],
+    ...(layers.length > 0 ? [["piece layers", Bencode.encodeDict(layers)] as const] : [])
+  ])
 }
 
 /** What a v2 piece is checked against: a node of its file's tree, over the piece's bytes that are the file's. */

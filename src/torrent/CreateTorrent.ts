@@ -1,6 +1,6 @@
 /**
- * CreateTorrent: makes a BitTorrent v1 torrent of a file or a folder on disk,
- * as an Effect. The CLI's `effect-torrent create` is this plus argument
+ * CreateTorrent: makes a torrent of a file or a folder on disk, as an
+ * Effect: BitTorrent v1 by default, v2-only or hybrid (BEP 52) on request. The CLI's `effect-torrent create` is this plus argument
  * parsing, a progress line and writing the .torrent file.
  *
  * ```ts
@@ -65,6 +65,11 @@ export interface Options<E = never, R = never> {
   readonly trackers?: ReadonlyArray<string> | undefined
   /** Web seed URLs (BEP 19, http or https). */
   readonly webSeeds?: ReadonlyArray<string> | undefined
+  /**
+   * `v1` (default): SHA-1 pieces; `v2`: BEP 52's per-file Merkle trees only
+   * (readable by v2 clients alone); `hybrid`: both, for every client.
+   */
+  readonly version?: Create.Version | undefined
   /** Marks the torrent private (BEP 27: trackers only, no DHT or PEX). */
   readonly private?: boolean | undefined
   readonly comment?: string | undefined
@@ -106,7 +111,7 @@ export const create = Effect.fn("CreateTorrent.create")(
 
     const source = yield* list(path, options.onSkip)
     const pieceLength = options.pieceLength ?? Create.autoPieceLength(source.totalLength)
-    const pieces = yield* hashPieces(path, source, pieceLength, options.onProgress)
+    const { pieces, v2 } = yield* hashPieces(path, source, pieceLength, options.version ?? "v1", options.onProgress)
     const creationDate = options.creationDate ?? Math.floor((yield* Clock.currentTimeMillis) / 1000)
     const created = yield* Effect.fromResult(Create.encode({
       name: source.name,
@@ -114,6 +119,7 @@ export const create = Effect.fn("CreateTorrent.create")(
       files: source.files,
       pieceLength,
       pieces,
+      v2,
       trackers,
       webSeeds,
       private: options.private ?? false,
@@ -240,16 +246,35 @@ const list = Effect.fn("CreateTorrent.list")(
   }
 )
 
-/** The concatenated piece hashes of the files, read in 4 MiB chunks into one buffer. */
+/**
+ * The concatenated v1 piece hashes of the files and their v2 hashes, as
+ * `version` asks, read in 4 MiB chunks into one buffer. A hybrid's v1 pieces
+ * see each file but the last padded with zeros to a piece boundary.
+ */
 const hashPieces = Effect.fn("CreateTorrent.hashPieces")(
-  function*<E, R>(input: string, source: Source, pieceLength: number, onProgress: Options<E, R>["onProgress"]) {
+  function*<E, R>(
+    input: string,
+    source: Source,
+    pieceLength: number,
+    version: Create.Version,
+    onProgress: Options<E, R>["onProgress"]
+  ) {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
-    const hasher = new Create.PieceHasher(pieceLength, source.totalLength)
+    const last = source.files.length - 1
+    const pads = source.files.map((file, i) =>
+      version === "hybrid" && i < last ? Create.padding(file.length, pieceLength) : 0
+    )
+    const hasher = version === "v2"
+      ? undefined
+      : new Create.PieceHasher(pieceLength, source.totalLength + pads.reduce((n, pad) => n + pad, 0))
+    const tree = version === "v1" ? undefined : new Create.FileTreeHasher(pieceLength)
+    const zeros = new Uint8Array(Math.max(...pads))
     const buffer = new Uint8Array(Math.min(readSize, source.totalLength))
+    let bytesHashed = 0
     const report = onProgress === undefined
       ? Effect.void
-      : Effect.suspend(() => onProgress({ bytesHashed: hasher.bytesHashed, totalLength: source.totalLength }))
+      : Effect.suspend(() => onProgress({ bytesHashed, totalLength: source.totalLength }))
     const hashFile = (file: Entry) => {
       const shown = JSON.stringify(file.path.length === 0 ? input : path.join(input, ...file.path))
       const unreadable = (e: PlatformError.PlatformError) => error("Unreadable", `${shown}: ${failure(e)}`)
@@ -265,7 +290,9 @@ const hashPieces = Effect.fn("CreateTorrent.hashPieces")(
             Effect.mapError(unreadable)
           )
           if (n === 0) return yield* changed
-          hasher.update(buffer.subarray(0, n))
+          hasher?.update(buffer.subarray(0, n))
+          tree?.update(buffer.subarray(0, n))
+          bytesHashed += n
           left -= n
           yield* report
         }
@@ -274,9 +301,12 @@ const hashPieces = Effect.fn("CreateTorrent.hashPieces")(
       }).pipe(Effect.scoped)
     }
     yield* report
-    yield* Effect.forEach(source.files, (file) => (file.length === 0 ? Effect.void : hashFile(file)), {
-      discard: true
-    })
-    return hasher.finish()
+    yield* Effect.forEach(source.files, (file, i) =>
+      Effect.gen(function*() {
+        tree?.startFile(file.length)
+        if (file.length > 0) yield* hashFile(file)
+        hasher?.update(zeros.subarray(0, pads[i]))
+      }), { discard: true })
+    return { pieces: hasher?.finish() ?? new Uint8Array(0), v2: tree?.files }
   }
 )

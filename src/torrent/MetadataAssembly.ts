@@ -122,7 +122,7 @@ export class MetadataAssembly {
     const blocks = attempt.blocks.filter((b) => b !== undefined)
     if (blocks.length < attempt.blocks.length) return { _tag: "Ok" }
     const info = Buffer.concat(blocks.map((b) => b.bytes))
-    if (InfoHash.ofInfo(info) === this.infoHash) return { _tag: "Done", info }
+    if (InfoHash.names(this.infoHash, info)) return { _tag: "Done", info }
     const culprit = blocks.every((b) => b.from === peer) ? peer : undefined
     this.attempt = undefined
     this.singleSource = true

@@ -78,6 +78,17 @@ export const run = (magnet: Magnet.Magnet, options: Options) =>
         new TorrentError({ name: magnet.name ?? magnet.infoHash, detail: `the fetched metadata: ${error.message}` })
       )
     )
+    // A v1 dictionary whose truncated SHA-256 is the hash, or a v2 one not
+    // matching the link's whole v2 hash, is not the torrent asked for.
+    if (
+      meta.infoHash !== magnet.infoHash ||
+      (magnet.infoHashV2 !== undefined && meta.infoHashV2 !== magnet.infoHashV2)
+    ) {
+      return yield* new TorrentError({
+        name: magnet.name ?? magnet.infoHash,
+        detail: "the fetched metadata is another torrent's (its v1 and v2 hashes disagree with the link)"
+      })
+    }
     yield* Effect.logInfo(`metadata of ${meta.name} fetched (${info.length} bytes)`)
     return { ...meta, announce: magnet.trackers.map((url) => [url]), urlList: [...magnet.webSeeds] }
   }).pipe(Effect.scoped, Effect.annotateLogs({ infoHash: magnet.infoHash }))

@@ -23,7 +23,7 @@ def session():
         "enable_upnp": False,
         "enable_natpmp": False,
         "allow_multiple_connections_per_ip": True,
-        "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
+        "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification | (lt.alert.category_t.peer_log_notification if os.environ.get("LT_DEBUG") else 0),
         "in_enc_policy": 2,
         "out_enc_policy": 2,
     })
