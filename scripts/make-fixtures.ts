@@ -7,7 +7,7 @@
  * writes dictionary keys in the order given (to build unsorted or duplicate
  * keys) and any integer, so hostile files can say exactly what we want.
  * `manifest.json` records the SHA-1 of each valid fixture's info bytes as
- * written, so the tests check our info-hash against bytes we never decoded.
+ * written (and for v2 ones their SHA-256), so the tests check our info-hash against bytes we never decoded.
  */
 import { createHash } from "node:crypto"
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
@@ -165,41 +165,86 @@ addValid(
   ])
 )
 
-// BEP 52 hybrid: a v2 file tree plus the v1 files and pieces, with pad files.
-{
-  const sizes = [["one.bin", 20000], ["two.bin", 16000], ["three.bin", 100]] as const
+// BEP 52: with 16 KiB pieces a piece is one block, so a file's piece layer is
+// its block hashes and its pieces root their tree's root.
+
+/** The root of a tree over 32-byte leaves padded with zero hashes to a power of two (apart from src/protocol/Merkle.ts). */
+const merkleRoot = (leaves: ReadonlyArray<Uint8Array>): Buffer => {
+  let width = 1
+  while (width < leaves.length) width *= 2
+  let layer = [...leaves, ...Array.from({ length: width - leaves.length }, () => Buffer.alloc(32))]
+  while (layer.length > 1) {
+    const up: Array<Uint8Array> = []
+    for (let i = 0; i < layer.length; i += 2) up.push(sha256(Buffer.concat([layer[i]!, layer[i + 1]!])))
+    layer = up
+  }
+  return Buffer.from(layer[0]!)
+}
+
+/** A v2 file: its file-tree entry and, past one piece, its piece layer keyed by its root. */
+const v2File = (data: Uint8Array) => {
+  const blocks: Array<Buffer> = []
+  for (let at = 0; at < data.length; at += PIECE) blocks.push(sha256(data.subarray(at, at + PIECE)))
+  const root = merkleRoot(blocks)
+  return {
+    entry: dict({ "": dict({ length: data.length, "pieces root": root }) }),
+    layer: data.length > PIECE ? [root, Buffer.concat(blocks)] as const : undefined
+  }
+}
+
+// BEP 52 hybrid: a v2 file tree plus the v1 files (in the tree's byte order)
+// and pieces, with pad files; the last file of three pieces, so its tree has
+// a padded leaf.
+const hybridSizes = [["one.bin", 20000], ["three.bin", 100], ["two.bin", 40000]] as const
+const hybridInfo = (v1Order: ReadonlyArray<number>) => {
   const v1: Array<FileSpec> = []
-  const tree: Array<[string, Raw]> = []
-  const layers: Array<[Uint8Array, Raw]> = []
-  sizes.forEach(([name, length], i) => {
-    const data = content(length, i)
-    const blocks: Array<Buffer> = []
-    for (let at = 0; at < length; at += PIECE) blocks.push(sha256(data.subarray(at, at + PIECE)))
-    const root = sha256(Buffer.concat(blocks))
-    tree.push([name, dict({ "": dict({ length, "pieces root": root }) })])
-    if (length > PIECE) layers.push([root, Buffer.concat(blocks)])
+  const data: Array<Uint8Array> = []
+  v1Order.forEach((index, i) => {
+    const [name, length] = hybridSizes[index]!
     v1.push({ path: [name], length })
+    data.push(content(length, index))
     const pad = (PIECE - (length % PIECE)) % PIECE
-    if (pad > 0 && i < sizes.length - 1) v1.push({ path: [".pad", String(pad)], length: pad, extra: { attr: "p" } })
+    if (pad > 0 && i < v1Order.length - 1) {
+      v1.push({ path: [".pad", String(pad)], length: pad, extra: { attr: "p" } })
+      data.push(Buffer.alloc(pad))
+    }
   })
-  // v1 data: each pad is zeros, so build it by hand rather than via multiInfo.
-  const data = Buffer.concat(
-    v1.map((
-      f
-    ) => (f.extra?.["attr"] === "p"
-      ? Buffer.alloc(f.length)
-      : content(f.length, sizes.findIndex(([n]) => n === f.path[0])))
-    )
-  )
-  const info = dict({
-    name: "hybrid",
-    "piece length": PIECE,
-    "meta version": 2,
-    "file tree": dict(Object.fromEntries(tree)),
-    pieces: pieceHashes(data, PIECE),
-    files: v1.map((f) => dict({ length: f.length, path: f.path, ...f.extra }))
-  })
-  addValid("hybrid.torrent", info, { "piece layers": rawDict(...layers) })
+  const files = hybridSizes.map(([, length], i) => v2File(content(length, i)))
+  return {
+    info: dict({
+      name: "hybrid",
+      "piece length": PIECE,
+      "meta version": 2,
+      "file tree": dict(Object.fromEntries(hybridSizes.map(([name], i) => [name, files[i]!.entry]))),
+      pieces: pieceHashes(Buffer.concat(data), PIECE),
+      files: v1.map((f) => dict({ length: f.length, path: f.path, ...f.extra }))
+    }),
+    layers: rawDict(...files.flatMap((file) => (file.layer === undefined ? [] : [file.layer])))
+  }
+}
+{
+  const { info, layers } = hybridInfo([0, 1, 2])
+  addValid("hybrid.torrent", info, { "piece layers": layers })
+}
+
+// BEP 52 v2-only: a file tree (a file of one block, a folder with a file of
+// three pieces), its piece layer, no v1 pieces.
+const v2Only = (layer: (layer: Uint8Array) => Uint8Array) => {
+  const a = v2File(content(100, 0))
+  const b = v2File(content(40000, 1))
+  return {
+    info: dict({
+      name: "v2",
+      "piece length": PIECE,
+      "meta version": 2,
+      "file tree": dict({ "a.bin": a.entry, sub: dict({ "b.bin": b.entry }) })
+    }),
+    layers: rawDict([b.layer![0], layer(b.layer![1])])
+  }
+}
+{
+  const { info, layers } = v2Only((layer) => layer)
+  addValid("v2-only.torrent", info, { "piece layers": layers })
 }
 
 // -------------------------------------------------------------- hostile files
@@ -305,13 +350,40 @@ hostile.set(
   })))
 )
 
-// BEP 52 v2-only: a file tree and no v1 pieces.
+// BEP 52: a piece layer with one hash changed, which no longer leads to its pieces root.
+{
+  const { info, layers } = v2Only((layer) => {
+    const bad = Buffer.from(layer)
+    bad[40]! ^= 1
+    return bad
+  })
+  hostile.set("v2-bad-piece-layer.torrent", encode(torrent(info, { "piece layers": layers })))
+}
+
+// BEP 52 hybrid whose v1 files come in another order than its file tree's.
+{
+  const { info, layers } = hybridInfo([0, 2, 1])
+  hostile.set("hybrid-mismatch.torrent", encode(torrent(info, { "piece layers": layers })))
+}
+
+// BEP 52: a file of data without its pieces root.
 hostile.set(
-  "v2-only.torrent",
+  "v2-no-pieces-root.torrent",
   encode(torrent(dict({
     name: "v2",
     "piece length": PIECE,
     "meta version": 2,
+    "file tree": dict({ "a.bin": dict({ "": dict({ length: 100 }) }) })
+  })))
+)
+
+// A meta version we do not know.
+hostile.set(
+  "meta-version-3.torrent",
+  encode(torrent(dict({
+    name: "v3",
+    "piece length": PIECE,
+    "meta version": 3,
     "file tree": dict({ "a.bin": dict({ "": dict({ length: 100, "pieces root": sha256(content(100, 0)) }) }) })
   })))
 )
@@ -321,10 +393,15 @@ hostile.set(
 const dir = join(import.meta.dirname, "..", "test", "fixtures", "metainfo")
 rmSync(dir, { recursive: true, force: true })
 mkdirSync(dir, { recursive: true })
-const manifest: Record<string, { readonly infoHash: string }> = {}
+const manifest: Record<string, { readonly infoHash: string; readonly infoHashV2?: string }> = {}
 for (const [name, { file, info }] of valid) {
   writeFileSync(join(dir, name), file)
-  manifest[name] = { infoHash: sha1(info).toString("hex") }
+  // v2 (BEP 52): the SHA-256 too; a v2-only torrent's info-hash is its first 20 bytes.
+  const v2 = name.startsWith("v2") || name.startsWith("hybrid") ? sha256(info).toString("hex") : undefined
+  manifest[name] = {
+    infoHash: name.startsWith("v2") ? v2!.slice(0, 40) : sha1(info).toString("hex"),
+    ...(v2 !== undefined ? { infoHashV2: v2 } : {})
+  }
 }
 for (const [name, file] of hostile) writeFileSync(join(dir, name), file)
 writeFileSync(

@@ -108,9 +108,22 @@ describe("Magnet", () => {
       assert.deepStrictEqual(m, { infoHash: HASH, trackers: [], peers: [], webSeeds: [] })
     })
 
-    it("a hybrid magnet (btih and btmh) uses its btih", () => {
-      const m = ok(`magnet:?xt=urn:btmh:1220${"ab".repeat(32)}&xt=urn:btih:${HASH}`)
+    it("a hybrid magnet (btih and btmh) uses its btih, keeps its v2 hash, and formats both", () => {
+      const m = ok(`magnet:?xt=urn:btmh:1220${"AB".repeat(32)}&xt=urn:btih:${HASH}`)
       assert.strictEqual(m.infoHash, HASH)
+      assert.strictEqual(m.infoHashV2, "ab".repeat(32))
+      assert.isFalse(Magnet.isV2Only(m))
+      assert.strictEqual(Magnet.format(m), `magnet:?xt=urn:btih:${HASH}&xt=urn:btmh:1220${"ab".repeat(32)}`)
+    })
+
+    it("a v2-only magnet (urn:btmh, BEP 52): its v2 hash, truncated to 20 bytes as the info-hash", () => {
+      const v2 = "0123456789abcdef".repeat(4)
+      const m = ok(`magnet:?xt=urn:btmh:1220${v2}&dn=v2`)
+      assert.strictEqual(m.infoHashV2, v2)
+      assert.strictEqual(m.infoHash, v2.slice(0, 40))
+      assert.isTrue(Magnet.isV2Only(m))
+      assert.strictEqual(Magnet.format(m), `magnet:?xt=urn:btmh:1220${v2}&dn=v2`)
+      assert.deepStrictEqual(ok(Magnet.format(m)), m)
     })
   })
 
@@ -121,16 +134,23 @@ describe("Magnet", () => {
       }
     })
 
-    it("no btih topic", () => {
-      assert.strictEqual(err("magnet:?dn=x"), "it has no xt=urn:btih: info-hash")
-      assert.strictEqual(err(`magnet:?xt=urn:sha1:${HASH}`), "it has no xt=urn:btih: info-hash")
-      assert.strictEqual(err(`magnet:?xt=${HASH}`), "it has no xt=urn:btih: info-hash")
+    it("no btih or btmh topic", () => {
+      const none = "it has no xt=urn:btih: or xt=urn:btmh: info-hash"
+      assert.strictEqual(err("magnet:?dn=x"), none)
+      assert.strictEqual(err(`magnet:?xt=urn:sha1:${HASH}`), none)
+      assert.strictEqual(err(`magnet:?xt=${HASH}`), none)
     })
 
-    it("a v2-only (urn:btmh) magnet is not supported yet", () => {
+    it("a btmh that is not a SHA-256 multihash, or two different ones", () => {
+      for (const bad of [`1114${"ab".repeat(32)}`, `1220${"ab".repeat(31)}`, "ab".repeat(32)]) {
+        assert.strictEqual(
+          err(`magnet:?xt=urn:btmh:${bad}`),
+          `the info-hash in "urn:btmh:${bad}" is not 1220 and 64 hex characters (a SHA-256 multihash)`
+        )
+      }
       assert.strictEqual(
-        err(`magnet:?xt=urn:btmh:1220${"ab".repeat(32)}&dn=v2`),
-        "BitTorrent v2-only magnet links (urn:btmh) are not supported yet"
+        err(`magnet:?xt=urn:btmh:1220${"ab".repeat(32)}&xt=urn:btmh:1220${"cd".repeat(32)}`),
+        "it names more than one info-hash"
       )
     })
 

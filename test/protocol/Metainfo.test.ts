@@ -10,11 +10,12 @@ import * as Metainfo from "../../src/protocol/Metainfo.ts"
 const dir = new URL("../fixtures/metainfo/", import.meta.url)
 const fixture = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(name, dir)))
 const manifest = JSON.parse(readFileSync(new URL("manifest.json", dir), "utf8")) as {
-  readonly valid: Record<string, { readonly infoHash: string }>
+  readonly valid: Record<string, { readonly infoHash: string; readonly infoHashV2?: string }>
   readonly hostile: ReadonlyArray<string>
 }
 
 const sha1 = (bytes: Uint8Array) => createHash("sha1").update(bytes).digest("hex")
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex")
 
 const ok = (bytes: Uint8Array): Metainfo.Metainfo => {
   const result = Metainfo.decode(bytes)
@@ -80,7 +81,10 @@ const hostile: Record<string, Expectation> = {
   "no-length-no-files.torrent": ["Malformed", "info has neither length nor files"],
   "empty-file-list.torrent": ["Malformed", "info has an empty file list"],
   "total-length-overflow.torrent": ["Malformed", "the total length is too large"],
-  "v2-only.torrent": ["Unsupported", "v2-only torrents (BEP 52) are not supported"],
+  "v2-bad-piece-layer.torrent": ["PieceLayers", `the piece layer of "v2/sub/b.bin" does not lead to its pieces root`],
+  "hybrid-mismatch.torrent": ["Malformed", "the v1 and v2 parts of this hybrid torrent describe different files"],
+  "v2-no-pieces-root.torrent": ["PieceLayers", `file "a.bin" has no 32-byte pieces root`],
+  "meta-version-3.torrent": ["Unsupported", "meta version 3 is not one we know"],
   ...Object.fromEntries(unsafeForms.flatMap(([label, component, reason]): Array<[string, Expectation]> => {
     const name: Expectation = ["UnsafePath", `the torrent name ${JSON.stringify(component)} ${reason}`]
     const path: Expectation = ["UnsafePath", `file 1 (${JSON.stringify(`sub/${component}`)}) ${reason}`]
@@ -114,11 +118,12 @@ describe("Metainfo", () => {
       })
     }
 
-    for (const [name, { infoHash }] of Object.entries(manifest.valid)) {
-      it(`${name}: the info-hash is the SHA-1 of the info bytes as written, and encode round-trips`, () => {
+    for (const [name, { infoHash, infoHashV2 }] of Object.entries(manifest.valid)) {
+      it(`${name}: the info-hash is the SHA-1 (v2: SHA-256) of the info bytes as written, and encode round-trips`, () => {
         const meta = okFixture(name)
         assert.strictEqual(meta.infoHash, infoHash)
-        assert.strictEqual(sha1(meta.info), infoHash)
+        assert.strictEqual(meta.infoHashV2, infoHashV2)
+        if (meta.pieces.length > 0) assert.strictEqual(sha1(meta.info), infoHash)
         const again = ok(Metainfo.encode(meta))
         assert.deepStrictEqual(again, meta)
         assert.strictEqual(again.infoHash, infoHash)
@@ -223,23 +228,47 @@ describe("Metainfo", () => {
       assert.strictEqual(meta.pieceCount, 3)
     })
 
-    it("a hybrid v1+v2 torrent is read through its v1 part; its hash covers the whole info dict", () => {
+    it("a hybrid v1+v2 torrent: its v1 files with their pads, each with its pieces root and piece layer", () => {
       const meta = okFixture("hybrid.torrent")
       assert.deepStrictEqual(
-        meta.files.map((f) => [f.path.join("/"), f.length, f.padding]),
+        meta.files.map((f) => [f.path.join("/"), f.length, f.padding, f.piecesRoot?.length, f.pieceLayer?.length]),
         [
-          ["hybrid/one.bin", 20000, false],
-          ["hybrid/.pad/12768", 12768, true],
-          ["hybrid/two.bin", 16000, false],
-          ["hybrid/.pad/384", 384, true],
-          ["hybrid/three.bin", 100, false]
+          ["hybrid/one.bin", 20000, false, 32, 64],
+          ["hybrid/.pad/12768", 12768, true, undefined, undefined],
+          ["hybrid/three.bin", 100, false, 32, undefined],
+          ["hybrid/.pad/16284", 16284, true, undefined, undefined],
+          ["hybrid/two.bin", 40000, false, 32, 96]
         ]
       )
-      assert.strictEqual(meta.length, 49252)
+      assert.strictEqual(meta.length, 89152)
+      assert.strictEqual(meta.pieceCount, 6)
+      assert.strictEqual(meta.infoHashV2, sha256(meta.info))
+      // Each piece's v2 target: its file's piece hash, or the root of a file of one piece.
+      const target = (i: number) => Metainfo.pieceTarget(meta, i)!
+      assert.deepStrictEqual(target(1).hash, meta.files[0]!.pieceLayer!.subarray(32, 64))
+      assert.strictEqual(target(1).length, 20000 - 16384)
+      assert.deepStrictEqual(target(2).hash, meta.files[2]!.piecesRoot)
+      assert.deepStrictEqual([target(2).length, target(2).leaves], [100, 1])
+      assert.deepStrictEqual([target(5).length, target(5).leaves], [40000 - 2 * 16384, 1])
+    })
+
+    it("a v2-only torrent: piece-aligned files (a pad after each), the truncated SHA-256 as its info-hash", () => {
+      const meta = okFixture("v2-only.torrent")
+      assert.deepStrictEqual(
+        meta.files.map((f) => [f.path.join("/"), f.offset, f.length, f.padding]),
+        [
+          ["v2/a.bin", 0, 100, false],
+          ["v2/.pad/16284", 100, 16284, true],
+          ["v2/sub/b.bin", 16384, 40000, false],
+          ["v2/.pad/9152", 56384, 9152, true]
+        ]
+      )
+      assert.strictEqual(meta.pieces.length, 0)
       assert.strictEqual(meta.pieceCount, 4)
-      const info = Result.getOrThrow(Bencode.decode(meta.info)) as Bencode.BDict
-      assert.strictEqual(info["meta version"], 2)
-      assert.isDefined(info["file tree"])
+      assert.isTrue(meta.multiFile)
+      assert.strictEqual(meta.infoHashV2, sha256(meta.info))
+      assert.strictEqual(meta.infoHash, sha256(meta.info).slice(0, 40))
+      assert.strictEqual(Metainfo.pieceHash(meta, 0).length, 0)
     })
 
     it("keeps its own copies of info and pieces, even when decoded from a Node Buffer", () => {
