@@ -21,6 +21,7 @@ import * as AllowedFast from "../protocol/AllowedFast.ts"
 import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Frame from "../protocol/Frame.ts"
 import * as Handshake from "../protocol/Handshake.ts"
+import type * as Hashes from "../protocol/Hashes.ts"
 import * as Metadata from "../protocol/Metadata.ts"
 import * as Pex from "../protocol/Pex.ts"
 import * as WireMessage_ from "../protocol/WireMessage.ts"
@@ -95,6 +96,8 @@ export interface Pieces {
   readonly size: (index: number) => number
   /** The info dictionary, served to peers that ask for it (BEP 9). */
   readonly metadata: Uint8Array
+  /** v2 (BEP 52): our answer to a hash request (its nodes and uncles), or undefined to reject it. */
+  readonly hashes?: ((range: Hashes.HashRange) => Uint8Array | undefined) | undefined
 }
 
 /**
@@ -452,6 +455,13 @@ const connected = Effect.fnUntraced(function*(
           const received = extensions.receive(m.id, m.payload)
           if (Result.isFailure(received)) return yield* violation(received.failure.message)
           yield* onExtension(received.success, replies, now)
+          continue
+        }
+        case "HashRequest": {
+          if (!flood.spend()) return yield* flooded(m)
+          const { _tag, ...range } = m
+          const hashes = pieces!.hashes?.(range)
+          replies.push(hashes === undefined ? { ...range, _tag: "HashReject" } : { ...range, _tag: "Hashes", hashes })
           continue
         }
         case "Cancel": {

@@ -1,6 +1,6 @@
 /**
  * Peer wire messages (BEP 3, fast extension BEP 6, extension protocol BEP 10,
- * DHT port BEP 5) and their binary form: a 4-byte big-endian length, a 1-byte
+ * DHT port BEP 5, v2 hash messages BEP 52) and their binary form: a 4-byte big-endian length, a 1-byte
  * id, the payload. A zero length is a keep-alive.
  *
  * The Schema describes the shapes (types, `WireMessage.match`, guards,
@@ -54,6 +54,18 @@ export class WireError extends Schema.TaggedError<WireError>()("WireError", {
 const Uint32 = Schema.Number.check(Schema.isUint32())
 /** The fields naming a block: Request, Cancel, RejectRequest. */
 const BlockRange = { index: Uint32, begin: Uint32, length: Uint32 }
+/**
+ * The fields naming hashes of a v2 file's Merkle tree (BEP 52): HashRequest,
+ * Hashes, HashReject. `length` nodes of layer `baseLayer` (0: the blocks')
+ * from `index`, and the uncle hashes proving them up `proofLayers` layers.
+ */
+const HashRange = {
+  piecesRoot: Schema.Uint8Array.check(Schema.isBetweenLength(32, 32)),
+  baseLayer: Uint32,
+  index: Uint32,
+  length: Uint32,
+  proofLayers: Uint32
+}
 
 export const WireMessage = Schema.TaggedUnion({
   KeepAlive: {},
@@ -72,6 +84,10 @@ export const WireMessage = Schema.TaggedUnion({
   Suggest: { index: Uint32 },
   RejectRequest: BlockRange,
   AllowedFast: { index: Uint32 },
+  HashRequest: HashRange,
+  /** `hashes`: the nodes, then the uncles, 32 bytes each. */
+  Hashes: { ...HashRange, hashes: Schema.Uint8Array },
+  HashReject: HashRange,
   Extended: { id: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 0xff })), payload: Schema.Uint8Array }
 })
 export type WireMessage = typeof WireMessage.Type
@@ -93,7 +109,10 @@ export const ids = {
   HaveNone: 15,
   RejectRequest: 16,
   AllowedFast: 17,
-  Extended: 20
+  Extended: 20,
+  HashRequest: 21,
+  Hashes: 22,
+  HashReject: 23
 } as const satisfies Record<Exclude<WireMessage["_tag"], "KeepAlive">, number>
 
 const names: Record<number, string> = Object.fromEntries(Object.entries(ids).map(([name, id]) => [id, name]))
@@ -126,6 +145,11 @@ export const encodedLength = (msg: WireMessage): number => {
       return 13 + msg.block.length
     case "Extended":
       return 6 + msg.payload.length
+    case "HashRequest":
+    case "HashReject":
+      return 53
+    case "Hashes":
+      return 53 + msg.hashes.length
   }
 }
 
@@ -183,6 +207,16 @@ const write = (msg: WireMessage, buf: Uint8Array, view: DataView, offset: number
     case "Extended":
       buf[at] = msg.id
       buf.set(msg.payload, at + 1)
+      break
+    case "HashRequest":
+    case "Hashes":
+    case "HashReject":
+      buf.set(msg.piecesRoot, at)
+      view.setUint32(at + 32, msg.baseLayer)
+      view.setUint32(at + 36, msg.index)
+      view.setUint32(at + 40, msg.length)
+      view.setUint32(at + 44, msg.proofLayers)
+      if (msg._tag === "Hashes") buf.set(msg.hashes, at + 48)
       break
   }
   return end
@@ -251,5 +285,19 @@ const specs: Record<number, Spec | undefined> = {
     length: v.getUint32(8)
   })),
   [ids.AllowedFast]: exactly(4, (_, v) => ({ _tag: "AllowedFast", index: v.getUint32(0) })),
-  [ids.Extended]: atLeast(1, (p) => ({ _tag: "Extended", id: p[0]!, payload: p.subarray(1) }))
+  [ids.Extended]: atLeast(1, (p) => ({ _tag: "Extended", id: p[0]!, payload: p.subarray(1) })),
+  [ids.HashRequest]: exactly(48, (p, v) => ({ _tag: "HashRequest", ...hashRange(p, v) })),
+  [ids.Hashes]: atLeast(48, (p, v) => ({ _tag: "Hashes", ...hashRange(p, v), hashes: p.subarray(48) })),
+  [ids.HashReject]: exactly(48, (p, v) => ({ _tag: "HashReject", ...hashRange(p, v) }))
+}
+
+/** The fields of a hash message; the root is copied (it outlives the read). */
+function hashRange(p: Uint8Array, v: DataView) {
+  return {
+    piecesRoot: p.slice(0, 32),
+    baseLayer: v.getUint32(32),
+    index: v.getUint32(36),
+    length: v.getUint32(40),
+    proofLayers: v.getUint32(44)
+  }
 }

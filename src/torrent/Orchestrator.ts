@@ -27,6 +27,7 @@ import type { PeerCommand, PeerEvent, PeerKey } from "../peer/PeerEvent.ts"
 import { Bans } from "./Bans.ts"
 import * as Choker from "./Choker.ts"
 import * as PieceCheck from "./PieceCheck.ts"
+import * as PieceLayerFetch from "./PieceLayerFetch.ts"
 import { DiskWriter, type DiskError } from "./DiskWriter.ts"
 import * as SmartBan from "./SmartBan.ts"
 import { blockKey, type BlockRequest } from "../protocol/Block.ts"
@@ -185,7 +186,11 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
   const checkV2 = yield* PieceCheck.makeV2(() => meta)
   const published = yield* TorrentEvents
   const random = yield* Random.Random
-  const meta = sync.meta
+  /** Replaced as piece layers come in from peers (a v2 magnet link's). */
+  let meta = sync.meta
+  /** A v2-only torrent's missing piece layers, asked of peers; its files' pieces held back meanwhile. */
+  const layers = meta.pieces.length === 0 ? PieceLayerFetch.make(meta) : undefined
+  for (const file of layers?.files() ?? []) sync.holdFile(file, true)
   const events = yield* Queue.unbounded<Event>()
   const checks = yield* Queue.unbounded<OpenPiece>()
   const completed = yield* Deferred.make<void, DiskError>()
@@ -254,6 +259,25 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
 
   const send = (state: PeerState, messages: ReadonlyArray<PeerCommand>) =>
     messages.length === 0 ? Effect.void : Queue.offerAll(state.outbox, messages)
+
+  /** Asks the peer for the missing piece layers' runs nobody is asked for. */
+  const askLayers = Effect.fnUntraced(function*(peer: PeerKey, state: PeerState) {
+    if (layers === undefined || layers.done()) return
+    const ranges = layers.ask(peer, yield* Clock.currentTimeMillis)
+    yield* send(state, ranges.map((range): WireMessage => ({ _tag: "HashRequest", ...range })))
+  })
+  const askLayersOfAll = Effect.fnUntraced(function*() {
+    for (const [peer, state] of peers) yield* askLayers(peer, state)
+  })
+
+  /** A piece layer is in and proven: its file's pieces can be checked, so asked for. */
+  const learnLayer = Effect.fnUntraced(function*(file: number, layer: Uint8Array) {
+    meta = { ...meta, files: meta.files.map((f, i) => (i === file ? { ...f, pieceLayer: layer } : f)) }
+    sync.holdFile(file, false)
+    returned = true
+    for (const state of peers.values()) yield* updateInterest(state)
+    yield* Effect.logInfo(`the piece layer of ${meta.files[file]!.path.join("/")} is in`)
+  })
 
   /** Interested exactly while the peer has a piece we need. */
   const updateInterest = (state: PeerState) => {
@@ -354,6 +378,24 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
           case "NotInterested":
             state.peerInterested = false
             break
+          case "Hashes": {
+            const { _tag, hashes, ...range } = m
+            const received = layers?.receive(peer, range, hashes)
+            if (received?._tag === "Bad") {
+              yield* warn(published, `${peer} sent piece hashes that do not check out: ${received.error.message}`)
+              yield* send(state, [{ _tag: "Disconnect", reason: "ProtocolViolation", detail: received.error.message }])
+              yield* askLayersOfAll()
+            } else if (received?._tag === "Kept" && received.layer !== undefined) {
+              yield* learnLayer(received.file!, received.layer)
+            }
+            break
+          }
+          case "HashReject": {
+            const { _tag, ...range } = m
+            layers?.rejected(peer, range)
+            yield* askLayersOfAll()
+            break
+          }
         }
       }
       if (haveChanged) yield* updateInterest(state)
@@ -396,7 +438,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
           hashStrikes: 0
         })
         yield* published.publish({ _tag: "PeerConnected", peer: event.peer, outgoing: event.outgoing })
-        return
+        return yield* askLayers(event.peer, peers.get(event.peer)!)
       }
       case "Messages": {
         const state = peers.get(event.peer)
@@ -431,6 +473,10 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
         uploaded += event.uploaded
         uploadedThisSecond += event.uploaded
         yield* Effect.logDebug(`disconnected: ${event.detail}`).pipe(Effect.annotateLogs({ peer: event.peer }))
+        if (layers !== undefined && !layers.done()) {
+          layers.expire(yield* Clock.currentTimeMillis, event.peer)
+          yield* askLayersOfAll()
+        }
         yield* published.publish({
           _tag: "PeerDisconnected",
           peer: event.peer,
@@ -470,6 +516,10 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
         uploadRate = uploadRate * 0.5 + uploadedThisSecond * 0.5
         uploadedThisSecond = 0
         lastDownloaded = now
+        if (layers !== undefined && !layers.done()) {
+          layers.expire(yield* Clock.currentTimeMillis)
+          yield* askLayersOfAll()
+        }
         torrentState = isDone() ? "complete" : loneSeconds >= stalledAfterSeconds ? "stalled" : "downloading"
         yield* SubscriptionRef.set(progress, snapshot(torrentState))
         return

@@ -6,6 +6,7 @@
 import { Effect, Layer, Option } from "effect"
 import { Dht } from "../dht/Dht.ts"
 import * as InfoHash from "../protocol/InfoHash.ts"
+import * as Hashes from "../protocol/Hashes.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
 import * as PeerSession from "../peer/PeerSession.ts"
 import { DiskWriter } from "./DiskWriter.ts"
@@ -41,7 +42,12 @@ export const layer = Layer.effect(
     const dht = Option.getOrUndefined(yield* Effect.serviceOption(Dht))
     return PeerSession.Host.of({
       infoHash: InfoHash.toBytes(meta.infoHash),
-      pieces: { count: meta.pieceCount, size: (index) => Metainfo.pieceSize(meta, index), metadata: meta.info },
+      pieces: {
+        count: meta.pieceCount,
+        size: (index) => Metainfo.pieceSize(meta, index),
+        metadata: meta.info,
+        hashes: (range) => Hashes.answer(meta, range)
+      },
       refuses: orchestrator.isBanned,
       ...fromConfig(config),
       offer: orchestrator.offer,

@@ -141,7 +141,10 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
     forFilesOf(index, (file, bytes) => (fileBytes[file]! += bytes))
   }
 
-  const needs = (index: number) => wanted[index] === 1 && have[index] === 0 && !pending.has(index)
+  /** 1 for each piece that cannot be checked yet (a v2 file whose piece layer is being fetched): never asked for. */
+  const held = new Uint8Array(count)
+  const needs = (index: number) =>
+    wanted[index] === 1 && have[index] === 0 && !pending.has(index) && held[index] === 0
 
   const openPiece = (index: number): OpenPiece => {
     const size = Metainfo.pieceSize(meta, index)
@@ -273,6 +276,13 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
     },
     blocksIn,
     setWantedFiles,
+    /** Holds back (or releases) the pieces of `file`: none is requested while its hashes are unknown. */
+    holdFile: (file: number, hold: boolean) => {
+      const { length, offset } = meta.files[file]!
+      if (length === 0) return
+      const last = Math.floor((offset + length - 1) / meta.pieceLength)
+      for (let p = Math.floor(offset / meta.pieceLength); p <= last; p++) held[p] = hold ? 1 : 0
+    },
     /** Files' priorities ("skip" deselects; the others order the pieces); one per file. */
     setFilePriorities: (priorities: ReadonlyArray<FilePriority>) => {
       setWantedFiles(priorities.map((p) => p !== "skip"))
