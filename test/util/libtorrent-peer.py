@@ -2,8 +2,10 @@
 
   create <path> <out.torrent> v2|hybrid <piece length>   make a torrent of a file or folder
   seed <file.torrent> <dir>                               seed it; prints {"port": N} once listening
-  download <file.torrent> <dir> <host:port>               fetch it from that peer; prints {"done": true}
-                                                          once every piece is verified
+  download <file.torrent|magnet> <dir> <host:port>        fetch it from that peer; prints {"done": true,
+                                                          "hashes": N, "rejects": N} once every piece is
+                                                          verified, with the hashes and hash reject
+                                                          messages it received
 
 Loopback only: listens on 127.0.0.1, no DHT, LSD, UPnP or NAT-PMP. Every wait is bounded (60 s).
 """
@@ -15,7 +17,7 @@ import time
 import libtorrent as lt
 
 
-def session():
+def session(peer_log=False):
     return lt.session({
         "listen_interfaces": "127.0.0.1:0",
         "enable_dht": False,
@@ -23,7 +25,8 @@ def session():
         "enable_upnp": False,
         "enable_natpmp": False,
         "allow_multiple_connections_per_ip": True,
-        "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification | (lt.alert.category_t.peer_log_notification if os.environ.get("LT_DEBUG") else 0),
+        "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification
+        | (lt.alert.category_t.peer_log_notification if peer_log else 0),
         "in_enc_policy": 2,
         "out_enc_policy": 2,
     })
@@ -44,8 +47,11 @@ def create(path, out, kind, piece_length):
 
 
 def add(ses, torrent, directory):
-    params = lt.add_torrent_params()
-    params.ti = lt.torrent_info(torrent)
+    if torrent.startswith("magnet:"):
+        params = lt.parse_magnet_uri(torrent)
+    else:
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(torrent)
     params.save_path = directory
     return ses.add_torrent(params)
 
@@ -65,19 +71,31 @@ def seed(torrent, directory):
 
 
 def download(torrent, directory, peer):
-    ses = session()
+    ses = session(peer_log=True)
     handle = add(ses, torrent, directory)
     host, port = peer.rsplit(":", 1)
     deadline = time.time() + 60
     handle.connect_peer((host, int(port)))
+    counts = {"hashes": 0, "rejects": 0}
+
+    def drain():
+        for alert in ses.pop_alerts():
+            message = alert.message()
+            if "<== HASHES " in message:
+                counts["hashes"] += 1
+            elif "<== HASH_REJECT " in message:
+                counts["rejects"] += 1
+            if os.environ.get("LT_DEBUG") or not isinstance(alert, lt.peer_log_alert):
+                print(message, file=sys.stderr, flush=True)
+
     while not handle.status().is_seeding:
         if time.time() > deadline:
-            say({"done": False, "progress": handle.status().progress})
+            say({"done": False, "progress": handle.status().progress, **counts})
             sys.exit(1)
-        for alert in ses.pop_alerts():
-            print(alert.message(), file=sys.stderr, flush=True)
+        drain()
         time.sleep(0.05)
-    say({"done": True})
+    drain()
+    say({"done": True, **counts})
 
 
 if __name__ == "__main__":
