@@ -88,7 +88,9 @@ describe("WireMessage", () => {
       HaveAll: 0,
       HaveNone: 0,
       RejectRequest: 12,
-      AllowedFast: 4
+      AllowedFast: 4,
+      HashRequest: 48,
+      HashReject: 48
     } as const
     for (const [name, size] of Object.entries(sizes)) {
       const id = WireMessage.ids[name as keyof typeof sizes]
@@ -105,6 +107,24 @@ describe("WireMessage", () => {
       failure(WireMessage.parse(4, new Uint8Array(5))).message,
       "peer sent a Have message (id 4) with a 5-byte payload; expected exactly 4"
     )
+  })
+
+  it("writes BEP 52's hash messages: the pieces root, then base layer, index, length and proof layers", () => {
+    const range = { piecesRoot: new Uint8Array(32).fill(0xab), baseLayer: 2, index: 512, length: 256, proofLayers: 7 }
+    const header = [...range.piecesRoot, 0, 0, 0, 2, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 7]
+    assert.deepStrictEqual(
+      WireMessage.encode({ _tag: "HashRequest", ...range }),
+      new Uint8Array([0, 0, 0, 49, 21, ...header])
+    )
+    assert.deepStrictEqual(
+      WireMessage.encode({ _tag: "Hashes", ...range, hashes: new Uint8Array([1, 2]) }),
+      new Uint8Array([0, 0, 0, 51, 22, ...header, 1, 2])
+    )
+    assert.deepStrictEqual(
+      WireMessage.encode({ _tag: "HashReject", ...range }),
+      new Uint8Array([0, 0, 0, 49, 23, ...header])
+    )
+    assert.strictEqual(failure(WireMessage.parse(22, new Uint8Array(47))).reason._tag, "InvalidLength")
   })
 
   it("rejects a Piece under 8 bytes and an empty Extended", () => {
@@ -125,8 +145,8 @@ describe("WireMessage", () => {
       assert.deepStrictEqual(error.reason, new WireMessage.UnknownMessage({ id, length: 3 }))
     }
     assert.strictEqual(
-      failure(WireMessage.parse(21, new Uint8Array(3))).message,
-      "peer sent a message with unknown id 21 (3-byte payload)"
+      failure(WireMessage.parse(24, new Uint8Array(3))).message,
+      "peer sent a message with unknown id 24 (3-byte payload)"
     )
   })
 

@@ -19,5 +19,16 @@ export const everyMessage: ReadonlyArray<WireMessage> = [
   { _tag: "RejectRequest", index: 4, begin: 0, length: 0x4000 },
   { _tag: "AllowedFast", index: 5 },
   { _tag: "Extended", id: 0, payload: new TextEncoder().encode("d1:md11:ut_metadatai1eee") },
+  { _tag: "HashRequest", piecesRoot: new Uint8Array(32).fill(7), baseLayer: 1, index: 0, length: 4, proofLayers: 2 },
+  {
+    _tag: "Hashes",
+    piecesRoot: new Uint8Array(32).fill(7),
+    baseLayer: 1,
+    index: 0,
+    length: 1,
+    proofLayers: 0,
+    hashes: Uint8Array.from({ length: 64 }, (_, i) => i)
+  },
+  { _tag: "HashReject", piecesRoot: new Uint8Array(32).fill(7), baseLayer: 1, index: 0, length: 4, proofLayers: 2 },
   { _tag: "KeepAlive" }
 ]
