@@ -32,7 +32,8 @@ const files: ReadonlyArray<FileSpec> = [
 
 const name = "payload"
 
-const python = "/usr/bin/python3"
+/** Debian's python3-libtorrent is for the system Python, not another on the PATH. */
+const python = process.env["LIBTORRENT_PYTHON"] ?? "/usr/bin/python3"
 const helper = "test/util/libtorrent-peer.py"
 
 /** The files under `root/payload` missing or different from the source's. */
