@@ -244,7 +244,8 @@ export class FileTreeHasher {
 }
 
 /** The zeros a hybrid torrent pads `length` bytes of a file with, to the next piece boundary. */
-export const padding = (length: number, pieceLength: number): number => (pieceLength - (length % pieceLength)) % pieceLength
+export const padding = (length: number, pieceLength: number): number =>
+  (pieceLength - (length % pieceLength)) % pieceLength
 
 export interface Options {
   readonly name: string

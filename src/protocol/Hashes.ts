@@ -35,7 +35,9 @@ export class HashesError extends Schema.TaggedError<HashesError>()("HashesError"
 
 /** The tree a request is about: the file, its height and the number of nodes in the layer asked for. */
 const treeOf = (meta: Metainfo.Metainfo, range: HashRange) => {
-  const file = meta.files.find((f) => f.piecesRoot !== undefined && Buffer.compare(f.piecesRoot, range.piecesRoot) === 0)
+  const file = meta.files.find((f) =>
+    f.piecesRoot !== undefined && Buffer.compare(f.piecesRoot, range.piecesRoot) === 0
+  )
   if (file === undefined) return undefined
   const height = Merkle.height(Merkle.blocksIn(file.length))
   return { file, height, width: 2 ** (height - range.baseLayer) }

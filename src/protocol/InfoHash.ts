@@ -23,8 +23,7 @@ export const toBytes = (hash: InfoHash): Uint8Array => Buffer.from(hash, "hex")
 
 export const ofInfo = (info: Uint8Array): InfoHash => createHash("sha1").update(info).digest("hex") as InfoHash
 
-export const ofInfoV2 = (info: Uint8Array): InfoHashV2 =>
-  createHash("sha256").update(info).digest("hex") as InfoHashV2
+export const ofInfoV2 = (info: Uint8Array): InfoHashV2 => createHash("sha256").update(info).digest("hex") as InfoHashV2
 
 /** The 20 bytes of a v2 info-hash that stand for it in the handshake, on trackers and in the DHT. */
 export const truncate = (hash: InfoHashV2): InfoHash => hash.slice(0, 40) as InfoHash

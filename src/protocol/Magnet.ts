@@ -52,7 +52,9 @@ export const parse = (uri: string): Result.Result<Magnet, MagnetError> => {
   const decodedV2 = btmh.map((xt) => /^1220([0-9a-f]{64})$/i.exec(xt.slice("urn:btmh:".length))?.[1]?.toLowerCase())
   const badV2 = decodedV2.indexOf(undefined)
   if (badV2 >= 0) {
-    return fail(`the info-hash in ${JSON.stringify(btmh[badV2])} is not 1220 and 64 hex characters (a SHA-256 multihash)`)
+    return fail(
+      `the info-hash in ${JSON.stringify(btmh[badV2])} is not 1220 and 64 hex characters (a SHA-256 multihash)`
+    )
   }
   if (new Set(decoded).size > 1 || new Set(decodedV2).size > 1) return fail("it names more than one info-hash")
   const infoHashV2 = decodedV2[0] as InfoHash.InfoHashV2 | undefined

@@ -115,7 +115,9 @@ export const uncles = (layer: Uint8Array, base: number, index: number, count: nu
   let at = index / count
   for (let l = base + Math.log2(count); l <= base + proofLayers; l++) {
     const sibling = at ^ 1
-    out.push(sibling * hashSize < hashes.length ? hashes.slice(sibling * hashSize, (sibling + 1) * hashSize) : padHash(l))
+    out.push(
+      sibling * hashSize < hashes.length ? hashes.slice(sibling * hashSize, (sibling + 1) * hashSize) : padHash(l)
+    )
     hashes = up(hashes, l)
     at >>= 1
   }

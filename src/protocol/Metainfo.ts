@@ -525,4 +525,6 @@ export const fileAt = (meta: Metainfo, offset: number): FileEntry | undefined =>
 
 /** v2: the files whose piece layer is needed and not known yet (a magnet link's). */
 export const missingPieceLayers = (meta: Metainfo): ReadonlyArray<FileEntry> =>
-  meta.files.filter((file) => file.piecesRoot !== undefined && file.length > meta.pieceLength && file.pieceLayer === undefined)
+  meta.files.filter((file) =>
+    file.piecesRoot !== undefined && file.length > meta.pieceLength && file.pieceLayer === undefined
+  )

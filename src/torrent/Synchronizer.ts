@@ -143,8 +143,7 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
 
   /** 1 for each piece that cannot be checked yet (a v2 file whose piece layer is being fetched): never asked for. */
   const held = new Uint8Array(count)
-  const needs = (index: number) =>
-    wanted[index] === 1 && have[index] === 0 && !pending.has(index) && held[index] === 0
+  const needs = (index: number) => wanted[index] === 1 && have[index] === 0 && !pending.has(index) && held[index] === 0
 
   const openPiece = (index: number): OpenPiece => {
     const size = Metainfo.pieceSize(meta, index)

@@ -62,7 +62,14 @@ const workspace = (label: string) =>
 /** A torrent of `source` made by libtorrent. */
 const libtorrentCreate = (source: string, out: string, kind: "v2" | "hybrid") =>
   Effect.gen(function*() {
-    const child = yield* spawnChild("libtorrent create", python, [helper, "create", source, out, kind, `${pieceLength}`])
+    const child = yield* spawnChild("libtorrent create", python, [
+      helper,
+      "create",
+      source,
+      out,
+      kind,
+      `${pieceLength}`
+    ])
     assert.strictEqual(yield* exitOf(child, 30_000), 0, child.output())
     return decode(out)
   })
@@ -115,7 +122,13 @@ const seed = (kind: "v2" | "hybrid", magnet = false) =>
     yield* seeder.completed.pipe(within(30_000, "our seeder's check of its data"))
     const out = join(root, "libtorrent")
     const given = magnet ? Magnet.format(Magnet.fromMetainfo(meta)) : torrent
-    const leecher = yield* spawnChild("libtorrent leecher", python, [helper, "download", given, out, `127.0.0.1:${port}`])
+    const leecher = yield* spawnChild("libtorrent leecher", python, [
+      helper,
+      "download",
+      given,
+      out,
+      `127.0.0.1:${port}`
+    ])
     const done = yield* waitForLine(leecher, (line) => {
       try {
         return JSON.parse(line) as { done: boolean; hashes: number; rejects: number }
@@ -130,27 +143,31 @@ const seed = (kind: "v2" | "hybrid", magnet = false) =>
   })
 
 describe("BitTorrent v2 with libtorrent", () => {
-  it.live("we download a v2-only magnet link from libtorrent: metadata by ut_metadata, piece layers by hash requests", () =>
-    Effect.gen(function*() {
-      const { root, seedDir, source } = yield* workspace("v2-magnet-from-libtorrent")
-      const torrent = join(root, "v2.torrent")
-      const meta = yield* libtorrentCreate(source, torrent, "v2")
-      const seeder = yield* spawnChild("libtorrent seeder", python, [helper, "seed", torrent, seedDir])
-      const { port } = yield* waitForLine(seeder, (line) => {
-        try {
-          return JSON.parse(line) as { port: number }
-        } catch {
-          return undefined
-        }
-      }, 30_000)
-      const magnet = Magnet.format({ ...Magnet.fromMetainfo(meta), peers: [`127.0.0.1:${port}`] })
-      assert.match(magnet, /^magnet:\?xt=urn:btmh:1220[0-9a-f]{64}&/)
-      const out = join(root, "ours")
-      const { manager: ours } = yield* manager(out)
-      const handle = yield* ours.add(magnet)
-      yield* handle.completed.pipe(within(60_000, "the v2 magnet download from libtorrent"))
-      assert.deepStrictEqual(mismatches(source, out), [], "files missing or different")
-    }), 90_000)
+  it.live(
+    "we download a v2-only magnet link from libtorrent: metadata by ut_metadata, piece layers by hash requests",
+    () =>
+      Effect.gen(function*() {
+        const { root, seedDir, source } = yield* workspace("v2-magnet-from-libtorrent")
+        const torrent = join(root, "v2.torrent")
+        const meta = yield* libtorrentCreate(source, torrent, "v2")
+        const seeder = yield* spawnChild("libtorrent seeder", python, [helper, "seed", torrent, seedDir])
+        const { port } = yield* waitForLine(seeder, (line) => {
+          try {
+            return JSON.parse(line) as { port: number }
+          } catch {
+            return undefined
+          }
+        }, 30_000)
+        const magnet = Magnet.format({ ...Magnet.fromMetainfo(meta), peers: [`127.0.0.1:${port}`] })
+        assert.match(magnet, /^magnet:\?xt=urn:btmh:1220[0-9a-f]{64}&/)
+        const out = join(root, "ours")
+        const { manager: ours } = yield* manager(out)
+        const handle = yield* ours.add(magnet)
+        yield* handle.completed.pipe(within(60_000, "the v2 magnet download from libtorrent"))
+        assert.deepStrictEqual(mismatches(source, out), [], "files missing or different")
+      }),
+    90_000
+  )
 
   it.live("libtorrent downloads a v2-only torrent made and seeded by us", () => seed("v2"), 90_000)
   it.live("libtorrent downloads a hybrid torrent made and seeded by us", () => seed("hybrid"), 90_000)
@@ -159,22 +176,26 @@ describe("BitTorrent v2 with libtorrent", () => {
     () => seed("v2", true),
     90_000
   )
-  it.live("our v2 torrent of the same files is libtorrent's, byte for byte: the same trees and info-hash", () =>
-    Effect.gen(function*() {
-      const { root, source } = yield* workspace("v2-same-as-libtorrent")
-      const theirs = yield* libtorrentCreate(source, join(root, "theirs.torrent"), "v2")
-      const ours = yield* CreateTorrent.create(source, { pieceLength, version: "v2" }).pipe(
-        Effect.provide(NodeServices.layer)
-      )
-      const roots = (meta: Metainfo.Metainfo) =>
-        meta.files.map((file) => [file.path.join("/"), Buffer.from(file.piecesRoot ?? []).toString("hex")])
-      assert.deepStrictEqual(roots(ours.meta), roots(theirs))
-      assert.strictEqual(ours.meta.infoHashV2, theirs.infoHashV2)
-      assert.deepStrictEqual(
-        ours.meta.files.map((file) => file.pieceLayer),
-        theirs.files.map((file) => file.pieceLayer)
-      )
-    }), 60_000)
+  it.live(
+    "our v2 torrent of the same files is libtorrent's, byte for byte: the same trees and info-hash",
+    () =>
+      Effect.gen(function*() {
+        const { root, source } = yield* workspace("v2-same-as-libtorrent")
+        const theirs = yield* libtorrentCreate(source, join(root, "theirs.torrent"), "v2")
+        const ours = yield* CreateTorrent.create(source, { pieceLength, version: "v2" }).pipe(
+          Effect.provide(NodeServices.layer)
+        )
+        const roots = (meta: Metainfo.Metainfo) =>
+          meta.files.map((file) => [file.path.join("/"), Buffer.from(file.piecesRoot ?? []).toString("hex")])
+        assert.deepStrictEqual(roots(ours.meta), roots(theirs))
+        assert.strictEqual(ours.meta.infoHashV2, theirs.infoHashV2)
+        assert.deepStrictEqual(
+          ours.meta.files.map((file) => file.pieceLayer),
+          theirs.files.map((file) => file.pieceLayer)
+        )
+      }),
+    60_000
+  )
 
   it.live("we download a v2-only torrent made and seeded by libtorrent", () => download("v2"), 90_000)
   it.live("we download a hybrid torrent made and seeded by libtorrent", () => download("hybrid"), 90_000)

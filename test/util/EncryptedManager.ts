@@ -39,8 +39,8 @@ export const layer = (settings: Partial<Settings>, options: Options) => {
       tcp,
       TorrentConfig.layerWith({ ...settings, encryption: options.policy }),
       Layer.mergeAll(PieceWorker.layerDigest, PieceWorker.layerMerkle, Storage.layerNode).pipe(
-          Layer.provide(PieceWorker.layer)
-        ),
+        Layer.provide(PieceWorker.layer)
+      ),
       Tracker.Tracker.layer.pipe(Layer.provide(Layer.mergeAll(HttpTracker.layerNode, UdpTracker.layerNode)))
     )),
     Layer.provideMerge(NodeServices.layer),
