@@ -135,50 +135,74 @@ export const sortFiles = <F extends SourceFile>(files: ReadonlyArray<F>): Array<
   [...files].sort((a, b) => comparePaths(a.path, b.path))
 
 /**
- * SHA-1 of each piece of the concatenated file data, fed in chunks of any
- * size that may straddle pieces (and files). Holds one hash state and the
- * 20-byte digests, never the data: `update` hashes a view without copying it.
+ * The digest of each `unit`-byte run of a stream of `total` bytes (the last
+ * run may be short), fed in chunks of any size that may straddle runs. Holds
+ * one hash state, never the data: `update` hashes a view without copying it.
  */
-export class PieceHasher {
-  readonly pieces: Uint8Array
-  private hash: Hash = createHash("sha1")
-  private inPiece = 0
-  private piece = 0
-  private fed = 0
+class RunHasher {
+  private hash: Hash
+  private inRun = 0
+  fed = 0
 
-  constructor(readonly pieceLength: number, readonly totalLength: number) {
-    this.pieces = new Uint8Array(20 * Math.ceil(totalLength / pieceLength))
-  }
-
-  get bytesHashed(): number {
-    return this.fed
+  constructor(
+    readonly algorithm: string,
+    readonly unit: number,
+    readonly total: number,
+    readonly onDigest: (digest: Buffer) => void
+  ) {
+    this.hash = createHash(algorithm)
   }
 
   update(chunk: Uint8Array): void {
-    if (this.fed + chunk.length > this.totalLength) throw new RangeError("PieceHasher: more data than the total length")
     let at = 0
     while (at < chunk.length) {
-      const take = Math.min(chunk.length - at, this.pieceLength - this.inPiece)
+      const take = Math.min(chunk.length - at, this.unit - this.inRun)
       this.hash.update(chunk.subarray(at, at + take))
       at += take
-      this.inPiece += take
+      this.inRun += take
       this.fed += take
-      if (this.inPiece === this.pieceLength || this.fed === this.totalLength) this.endPiece()
+      if (this.inRun === this.unit || this.fed === this.total) {
+        this.onDigest(this.hash.digest())
+        this.hash = createHash(this.algorithm)
+        this.inRun = 0
+      }
     }
+  }
+}
+
+/**
+ * SHA-1 of each piece of the concatenated file data, fed in chunks of any
+ * size that may straddle pieces (and files). Holds one hash state and the
+ * 20-byte digests, never the data.
+ */
+export class PieceHasher {
+  readonly pieces: Uint8Array
+  private readonly runs: RunHasher
+
+  constructor(readonly pieceLength: number, readonly totalLength: number) {
+    const pieces = new Uint8Array(20 * Math.ceil(totalLength / pieceLength))
+    let piece = 0
+    this.pieces = pieces
+    this.runs = new RunHasher("sha1", pieceLength, totalLength, (digest) => pieces.set(digest, 20 * piece++))
+  }
+
+  get bytesHashed(): number {
+    return this.runs.fed
+  }
+
+  update(chunk: Uint8Array): void {
+    if (this.runs.fed + chunk.length > this.totalLength) {
+      throw new RangeError("PieceHasher: more data than the total length")
+    }
+    this.runs.update(chunk)
   }
 
   /** The concatenated piece hashes, once every byte has been fed. */
   finish(): Uint8Array {
-    if (this.fed !== this.totalLength) {
-      throw new RangeError(`PieceHasher: ${this.fed} of ${this.totalLength} bytes were fed`)
+    if (this.runs.fed !== this.totalLength) {
+      throw new RangeError(`PieceHasher: ${this.runs.fed} of ${this.totalLength} bytes were fed`)
     }
     return this.pieces
-  }
-
-  private endPiece() {
-    this.pieces.set(this.hash.digest(), 20 * this.piece++)
-    this.hash = createHash("sha1")
-    this.inPiece = 0
   }
 }
 
@@ -198,36 +222,28 @@ export interface FileHashes {
  */
 export class FileTreeHasher {
   readonly files: Array<FileHashes> = []
-  private hash: Hash = createHash("sha256")
   private blocks: Array<Uint8Array> = []
-  private inBlock = 0
-  private left = 0
+  private runs: RunHasher | undefined
 
   constructor(readonly pieceLength: number) {}
 
   startFile(length: number): void {
-    if (this.left !== 0) throw new RangeError("FileTreeHasher: the previous file is not complete")
-    this.left = length
-    this.blocks = []
+    if (this.runs !== undefined && this.runs.fed !== this.runs.total) {
+      throw new RangeError("FileTreeHasher: the previous file is not complete")
+    }
+    const blocks: Array<Uint8Array> = []
+    this.blocks = blocks
+    this.runs = new RunHasher("sha256", Merkle.blockSize, length, (digest) => blocks.push(digest))
     if (length === 0) this.files.push({})
   }
 
   update(chunk: Uint8Array): void {
-    if (chunk.length > this.left) throw new RangeError("FileTreeHasher: more data than the file's length")
-    let at = 0
-    while (at < chunk.length) {
-      const take = Math.min(chunk.length - at, Merkle.blockSize - this.inBlock)
-      this.hash.update(chunk.subarray(at, at + take))
-      at += take
-      this.inBlock += take
-      this.left -= take
-      if (this.inBlock === Merkle.blockSize || this.left === 0) {
-        this.blocks.push(this.hash.digest())
-        this.hash = createHash("sha256")
-        this.inBlock = 0
-      }
+    const runs = this.runs
+    if (runs === undefined || runs.fed + chunk.length > runs.total) {
+      throw new RangeError("FileTreeHasher: more data than the file's length")
     }
-    if (this.left === 0 && chunk.length > 0) this.endFile()
+    runs.update(chunk)
+    if (runs.fed === runs.total && chunk.length > 0) this.endFile()
   }
 
   private endFile() {

@@ -74,6 +74,22 @@ const libtorrentCreate = (source: string, out: string, kind: "v2" | "hybrid") =>
     return decode(out)
   })
 
+/** A JSON line a child printed (others are not). */
+const jsonLine = <A>(line: string): A | undefined => {
+  try {
+    return JSON.parse(line) as A
+  } catch {
+    return undefined
+  }
+}
+
+/** libtorrent seeding `torrent` from `dir`, in the test's scope: its port once it has checked the data. */
+const libtorrentSeeder = (torrent: string, dir: string) =>
+  Effect.gen(function*() {
+    const seeder = yield* spawnChild("libtorrent seeder", python, [helper, "seed", torrent, dir])
+    return (yield* waitForLine(seeder, jsonLine<{ port: number }>, 30_000)).port
+  })
+
 /** Our manager, on loopback. */
 const manager = (downloadDir: string) =>
   Effect.gen(function*() {
@@ -93,14 +109,7 @@ const download = (kind: "v2" | "hybrid") =>
     const meta = yield* libtorrentCreate(source, torrent, kind)
     assert.isDefined(meta.infoHashV2)
     assert.strictEqual(meta.pieces.length > 0, kind === "hybrid")
-    const seeder = yield* spawnChild("libtorrent seeder", python, [helper, "seed", torrent, seedDir])
-    const { port } = yield* waitForLine(seeder, (line) => {
-      try {
-        return JSON.parse(line) as { port: number }
-      } catch {
-        return undefined
-      }
-    }, 30_000)
+    const port = yield* libtorrentSeeder(torrent, seedDir)
     const out = join(root, "ours")
     const { manager: ours } = yield* manager(out)
     const handle = yield* ours.add(meta, { peers: [{ host: "127.0.0.1", port }] })
@@ -129,13 +138,7 @@ const seed = (kind: "v2" | "hybrid", magnet = false) =>
       out,
       `127.0.0.1:${port}`
     ])
-    const done = yield* waitForLine(leecher, (line) => {
-      try {
-        return JSON.parse(line) as { done: boolean; hashes: number; rejects: number }
-      } catch {
-        return undefined
-      }
-    }, 70_000)
+    const done = yield* waitForLine(leecher, jsonLine<{ done: boolean; hashes: number; rejects: number }>, 70_000)
     assert.isTrue(done.done, leecher.output())
     // From a magnet link it asks for the piece layers: we answer every request.
     if (magnet) assert.deepStrictEqual([done.hashes > 0, done.rejects], [true, 0], leecher.output())
@@ -150,14 +153,7 @@ describe("BitTorrent v2 with libtorrent", () => {
         const { root, seedDir, source } = yield* workspace("v2-magnet-from-libtorrent")
         const torrent = join(root, "v2.torrent")
         const meta = yield* libtorrentCreate(source, torrent, "v2")
-        const seeder = yield* spawnChild("libtorrent seeder", python, [helper, "seed", torrent, seedDir])
-        const { port } = yield* waitForLine(seeder, (line) => {
-          try {
-            return JSON.parse(line) as { port: number }
-          } catch {
-            return undefined
-          }
-        }, 30_000)
+        const port = yield* libtorrentSeeder(torrent, seedDir)
         const magnet = Magnet.format({ ...Magnet.fromMetainfo(meta), peers: [`127.0.0.1:${port}`] })
         assert.match(magnet, /^magnet:\?xt=urn:btmh:1220[0-9a-f]{64}&/)
         const out = join(root, "ours")

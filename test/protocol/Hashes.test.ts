@@ -1,30 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Result } from "effect"
-import { randomBytes } from "node:crypto"
-import * as Create from "../../src/protocol/Create.ts"
 import * as Hashes from "../../src/protocol/Hashes.ts"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
+import { v2Torrent } from "./v2Torrents.ts"
 
-/** A v2-only torrent of one file of `size` random bytes, with its piece layer. */
-const torrentOf = (size: number, pieceLength: number) => {
-  const tree = new Create.FileTreeHasher(pieceLength)
-  tree.startFile(size)
-  tree.update(randomBytes(size))
-  const created = Create.encode({
-    name: "f.bin",
-    multiFile: false,
-    files: [{ path: [], length: size }],
-    pieceLength,
-    pieces: new Uint8Array(0),
-    v2: tree.files,
-    trackers: [],
-    webSeeds: [],
-    private: false,
-    createdBy: "test",
-    creationDate: 0
-  })
-  return Result.getOrThrow(created).meta
-}
+const torrentOf = (size: number, pieceLength: number) => v2Torrent([size], pieceLength).full
 
 /** The torrent as a magnet link's metadata leaves it: no piece layers. */
 const withoutLayers = (meta: Metainfo.Metainfo) => Result.getOrThrow(Metainfo.fromInfoBytes(meta.info, 1 << 20))

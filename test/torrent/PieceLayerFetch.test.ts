@@ -1,35 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Result } from "effect"
-import { randomBytes } from "node:crypto"
-import * as Create from "../../src/protocol/Create.ts"
 import * as Hashes from "../../src/protocol/Hashes.ts"
-import * as Metainfo from "../../src/protocol/Metainfo.ts"
 import * as PieceLayerFetch from "../../src/torrent/PieceLayerFetch.ts"
+import { v2Torrent } from "../protocol/v2Torrents.ts"
 
-/** A v2-only torrent of two files of 600 and 3 pieces and one of a piece, and the same as a magnet link's metadata. */
-const torrents = () => {
-  const pieceLength = 16384
-  const sizes = [600 * pieceLength - 9, 3 * pieceLength, 100]
-  const tree = new Create.FileTreeHasher(pieceLength)
-  for (const size of sizes) {
-    tree.startFile(size)
-    tree.update(randomBytes(size))
-  }
-  const { meta } = Result.getOrThrow(Create.encode({
-    name: "d",
-    multiFile: true,
-    files: sizes.map((length, i) => ({ path: [`${i}.bin`], length })),
-    pieceLength,
-    pieces: new Uint8Array(0),
-    v2: tree.files,
-    trackers: [],
-    webSeeds: [],
-    private: false,
-    createdBy: "test",
-    creationDate: 0
-  }))
-  return { full: meta, bare: Result.getOrThrow(Metainfo.fromInfoBytes(meta.info, 1 << 20)) }
-}
+/** Files of 600 and 3 pieces and one of a piece. */
+const torrents = () => v2Torrent([600 * 16384 - 9, 3 * 16384, 100], 16384)
 
 describe("PieceLayerFetch", () => {
   it("asks each run once, keeps proven replies, and gives each file's whole layer", () => {
