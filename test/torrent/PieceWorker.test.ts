@@ -1,14 +1,17 @@
 /**
- * PieceWorker on its real thread: SHA-1 of shared and ordinary buffers,
- * positional writes larger than one write chunk, and a failed write as a
- * typed error naming the system code.
+ * PieceWorker on its real thread: SHA-1 and v2 Merkle roots of shared and
+ * ordinary buffers (also as tsx compiles the module, as our CLI runs from
+ * source), positional writes larger than one write chunk, and a failed write
+ * as a typed error naming the system code.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { Digest } from "effect/crypto"
+import { execFileSync } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import { join } from "node:path"
+import * as Merkle from "../../src/protocol/Merkle.ts"
 import * as PieceWorker from "../../src/torrent/PieceWorker.ts"
 import { tempDir } from "../util/Files.ts"
 
@@ -33,6 +36,43 @@ describe("PieceWorker", () => {
       const small = randomBytes(100)
       assert.deepStrictEqual(yield* digest.digest(Digest.sha1, small), sha1(small))
     }).pipe(Effect.scoped, Effect.provide(layer)))
+
+  it.live("computes v2 Merkle roots as in place, and MerkleHasher uses it", () =>
+    Effect.gen(function*() {
+      const worker = yield* PieceWorker.PieceWorker
+      const shared = PieceWorker.allocate(5 * Merkle.blockSize + 7)
+      shared.set(randomBytes(shared.length))
+      for (
+        const [data, leaves] of [
+          [shared, 8],
+          [shared.subarray(0, 4 * Merkle.blockSize), 4],
+          [randomBytes(70_000), 8]
+        ] as const
+      ) {
+        assert.deepStrictEqual(yield* worker.merkleRoot(data, leaves), Merkle.blocksRoot(Merkle.sha256, data, leaves))
+      }
+      const hasher = yield* PieceWorker.MerkleHasher.pipe(Effect.provide(PieceWorker.PieceWorker.layerMerkle))
+      assert.deepStrictEqual(yield* hasher.root(shared, 8), Merkle.blocksRoot(Merkle.sha256, shared, 8))
+    }).pipe(Effect.scoped, Effect.provide(layer)))
+
+  it("runs its thread's program as tsx compiles it (esbuild's keepNames adds helpers the thread lacks)", () => {
+    const program = [
+      `import { Effect } from "effect"`,
+      `import * as PieceWorker from "./src/torrent/PieceWorker.ts"`,
+      `const data = new Uint8Array(100000).fill(7)`,
+      `const worker = Effect.gen(function*() { return yield* PieceWorker.PieceWorker })`,
+      `const root = await Effect.runPromise(worker.pipe(`,
+      `  Effect.flatMap((w) => Effect.zip(w.merkleRoot(data, 8), w.sha1(data))),`,
+      `  Effect.scoped, Effect.provide(PieceWorker.PieceWorker.layer)))`,
+      `console.log(Buffer.from(root[0]).toString("hex"))`
+    ].join("\n")
+    const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", program], {
+      encoding: "utf8",
+      timeout: 60_000
+    })
+    const data = new Uint8Array(100000).fill(7)
+    assert.strictEqual(out.trim(), Buffer.from(Merkle.blocksRoot(Merkle.sha256, data, 8)).toString("hex"))
+  }, 60_000)
 
   it.live("writes each part of a buffer at its position in its file, in several writes", () =>
     Effect.gen(function*() {
