@@ -29,6 +29,7 @@ import {
   SubscriptionRef
 } from "effect"
 import type { Digest } from "effect/crypto"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Dht } from "./dht/Dht.ts"
 import { Lpd } from "./lpd/Lpd.ts"
@@ -194,7 +195,7 @@ export class TorrentManager extends Context.Service<TorrentManager, {
   /** The same, subscribed at once: nothing published after this returns is missed while the scope is open. */
   readonly subscribe: Effect.Effect<Stream.Stream<ManagerEvent>, never, Scope.Scope>
 }>()("effect-torrent/TorrentManager") {
-  /** Needs TorrentConfig, FileSystem, Path, Digest, Storage, Network and Tracker. */
+  /** Needs TorrentConfig, FileSystem, Path, Digest, Storage, Network and Tracker; with an HttpClient, torrents use their web seeds. */
   static readonly layer = Layer.effect(TorrentManager, Effect.suspend(() => make))
 
   /** Everything on Node: TCP peers, HTTP/UDP trackers, files, SHA-1 and writes on a worker thread. */
@@ -204,7 +205,8 @@ export class TorrentManager extends Context.Service<TorrentManager, {
         TorrentConfig.layerWith(settings),
         Network.layerNode,
         Layer.mergeAll(PieceWorker.layerDigest, Storage.layerNode).pipe(Layer.provide(PieceWorker.layer)),
-        Tracker.Tracker.layer.pipe(Layer.provide(Layer.mergeAll(HttpTracker.layerNode, UdpTracker.layerNode)))
+        Tracker.Tracker.layer.pipe(Layer.provide(Layer.mergeAll(HttpTracker.layerNode, UdpTracker.layerNode))),
+        NodeHttpClient.layerNodeHttp
       )),
       Layer.provideMerge(NodeServices.layer)
     )
