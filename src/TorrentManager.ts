@@ -360,9 +360,16 @@ export const make = Effect.gen(function*() {
             )
           )
       })
-      entry.meta = meta
-      yield* Deferred.succeed(entry.fetched, meta)
-      return meta
+      // The magnet's files (BEP 53 `so`), unless the caller chose; its web seeds beside the torrent's.
+      const selected = Magnet.selectedFiles(entry.magnet!, meta.files.length)
+      if (selected !== undefined && entry.options.selected === undefined && entry.options.priorities === undefined) {
+        entry.options = { ...entry.options, selected }
+      }
+      entry.meta = entry.magnet!.webSeeds.length === 0
+        ? meta
+        : { ...meta, urlList: [...new Set([...meta.urlList, ...entry.magnet!.webSeeds])] }
+      yield* Deferred.succeed(entry.fetched, entry.meta)
+      return entry.meta
     })
 
   /**
