@@ -4,13 +4,10 @@
  */
 import { Console, Effect, Layer } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { Network } from "../peer/Network.ts"
 import * as InfoHash from "../protocol/InfoHash.ts"
 import * as Magnet from "../protocol/Magnet.ts"
 import type * as Metainfo from "../protocol/Metainfo.ts"
-import * as HttpTracker from "../tracker/HttpTracker.ts"
-import * as Tracker from "../tracker/Tracker.ts"
-import * as UdpTracker from "../tracker/UdpTracker.ts"
+import type * as Tracker from "../tracker/Tracker.ts"
 import * as Format from "./Format.ts"
 import * as Input from "./Input.ts"
 
@@ -71,24 +68,37 @@ type Scraped =
 
 /**
  * Every tracker scraped at once; a UDP tracker is given 15 s (one try), as
- * an HTTP one is: the command should not wait for BEP 15's two hours.
+ * an HTTP one is: the command should not wait for BEP 15's two hours. The
+ * trackers' code loads only here: `info` alone starts without it.
  */
 const scrapeAll = (urls: ReadonlyArray<string>, infoHash: InfoHash.InfoHash) =>
-  Effect.flatMap(Effect.service(Tracker.Tracker), (tracker) =>
-    Effect.forEach(
-      urls,
-      (url): Effect.Effect<Scraped> =>
-        tracker.scrape(url, InfoHash.toBytes(infoHash)).pipe(
-          Effect.map((counts) => ({ url, ...counts })),
-          Effect.catch((error) => Effect.succeed({ url, error: { reason: error.reason._tag, message: error.message } }))
-        ),
-      { concurrency: "unbounded" }
-    )).pipe(
-      Effect.provide(Tracker.Tracker.layer.pipe(Layer.provide([
-        HttpTracker.layerNode,
-        UdpTracker.layerWith({ maxRetransmits: 0 }).pipe(Layer.provide(Network.layerNode))
-      ])))
+  Effect.gen(function*() {
+    const [{ Network }, HttpTracker, Tracker, UdpTracker] = yield* Effect.promise(() =>
+      Promise.all([
+        import("../peer/Network.ts"),
+        import("../tracker/HttpTracker.ts"),
+        import("../tracker/Tracker.ts"),
+        import("../tracker/UdpTracker.ts")
+      ])
     )
+    return yield* Effect.flatMap(Effect.service(Tracker.Tracker), (tracker) =>
+      Effect.forEach(
+        urls,
+        (url): Effect.Effect<Scraped> =>
+          tracker.scrape(url, InfoHash.toBytes(infoHash)).pipe(
+            Effect.map((counts) => ({ url, ...counts })),
+            Effect.catch((error) =>
+              Effect.succeed({ url, error: { reason: error.reason._tag, message: error.message } })
+            )
+          ),
+        { concurrency: "unbounded" }
+      )).pipe(
+        Effect.provide(Tracker.Tracker.layer.pipe(Layer.provide([
+          HttpTracker.layerNode,
+          UdpTracker.layerWith({ maxRetransmits: 0 }).pipe(Layer.provide(Network.layerNode))
+        ])))
+      )
+  })
 
 const textOfScrape = (scraped: ReadonlyArray<Scraped>): string =>
   Format.printableLines([

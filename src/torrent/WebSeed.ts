@@ -137,7 +137,7 @@ export const runAll = (urls: ReadonlyArray<string>) =>
 export const run = Effect.fnUntraced(function*(url: string) {
   const orchestrator = yield* Orchestrator
   const events = yield* TorrentEvents
-  const session = yield* makeSession(url)
+  const { session } = yield* makeSession(url)
   let failures = 0
   while (true) {
     if (orchestrator.isBanned(url, yield* Clock.currentTimeMillis)) return
@@ -285,5 +285,5 @@ const makeSession = Effect.fnUntraced(function*(url: string) {
       fatal: "error" in exit ? isFatal(exit.error.reason) : true
     }
   })
-  return session
+  return { session }
 })
