@@ -30,6 +30,16 @@ const workspace = (label: string, files: ReadonlyArray<FileSpec>) =>
     return { root, src, dst: join(root, "dst") }
   })
 
+/** A workspace whose `input` (a file or folder under src) nginx serves too, from a folder of its own. */
+const served = (label: string, files: ReadonlyArray<FileSpec>, input: string) =>
+  Effect.gen(function*() {
+    const root = yield* tempDir("webseed-root")
+    const server = yield* nginx(root)
+    const ws = yield* workspace(label, files)
+    Fs.cpSync(join(ws.src, input), join(root, input), { recursive: true })
+    return { ...ws, server }
+  })
+
 /** A torrent of `input` in 32 KiB pieces with these web seeds, and its .torrent file. */
 const torrentOf = (input: string, webSeeds: ReadonlyArray<string>) =>
   Effect.gen(function*() {
@@ -71,10 +81,8 @@ describe("web seeds over real HTTP", () => {
   it.live("a single-file torrent from nginx alone, in ranged GETs", () =>
     Effect.gen(function*() {
       const files = [{ path: "odd.bin", size: 1_000_003 }]
-      const root = yield* tempDir("webseed-root")
-      const server = yield* nginx(root)
-      const ws = yield* workspace("webseed-single", files)
-      Fs.copyFileSync(join(ws.src, "odd.bin"), join(root, "odd.bin"))
+      const ws = yield* served("webseed-single", files, "odd.bin")
+      const server = ws.server
       const { meta } = yield* torrentOf(join(ws.src, "odd.bin"), [`${server.url}odd.bin`])
 
       const observed = yield* download(meta, { downloadDir: ws.dst })
@@ -96,18 +104,15 @@ describe("web seeds over real HTTP", () => {
           { path: "set/what?.bin", size: 300_000 },
           { path: "set/b.bin", size: 200_003 }
         ]
-        const root = yield* tempDir("webseed-root")
-        const server = yield* nginx(root)
+        const ws = yield* served("webseed-multi", files, "set")
         // The folder holding the torrent's folder, as BEP 19 has it; without its trailing slash.
-        const ws = yield* workspace("webseed-multi", files)
-        Fs.cpSync(join(ws.src, "set"), join(root, "set"), { recursive: true })
-        const { meta } = yield* torrentOf(join(ws.src, "set"), [server.url.replace(/\/$/, "")])
+        const { meta } = yield* torrentOf(join(ws.src, "set"), [ws.server.url.replace(/\/$/, "")])
 
         const observed = yield* download(meta, { downloadDir: ws.dst })
 
         assertSameFiles(meta, ws.src, ws.dst)
         assert.strictEqual(observed.last().hashFailures, 0)
-        const paths = new Set(server.requests().map((line) => line.split(" ")[2]))
+        const paths = new Set(ws.server.requests().map((line) => line.split(" ")[2]))
         assert.deepStrictEqual(
           [...paths].sort(),
           ["/set/100%25.bin", "/set/a%20dir/%C3%BC%20file%20%231.bin", "/set/b.bin", "/set/what%3F.bin"]
@@ -119,10 +124,8 @@ describe("web seeds over real HTTP", () => {
   it.live("beside an aria2c seeder: both give pieces", () =>
     Effect.gen(function*() {
       const files = [{ path: "big.bin", size: 4 * 1024 * 1024 + 5 }]
-      const root = yield* tempDir("webseed-root")
-      const server = yield* nginx(root)
-      const ws = yield* workspace("webseed-aria2", files)
-      Fs.copyFileSync(join(ws.src, "big.bin"), join(root, "big.bin"))
+      const ws = yield* served("webseed-aria2", files, "big.bin")
+      const server = ws.server
       const torrent = yield* torrentOf(join(ws.src, "big.bin"), [`${server.url}big.bin`])
       const seeder = yield* aria2Seeder({ torrent: torrent.file, dir: ws.src, uploadLimit: 1024 * 1024 })
 
@@ -146,10 +149,8 @@ describe("web seeds over real HTTP", () => {
       Effect.gen(function*() {
         // More than every seed's share of requests (512 KiB each), so that each is asked.
         const files = [{ path: "data.bin", size: 4 * 1024 * 1024 + 1 }]
-        const root = yield* tempDir("webseed-root")
-        const good = yield* nginx(root)
-        const ws = yield* workspace("webseed-bad", files)
-        Fs.copyFileSync(join(ws.src, "data.bin"), join(root, "data.bin"))
+        const ws = yield* served("webseed-bad", files, "data.bin")
+        const good = ws.server
         const data = Fs.readFileSync(join(ws.src, "data.bin"))
         const whole = yield* server((_, response) => {
           response.writeHead(200, { "Content-Length": data.length })
