@@ -11,7 +11,7 @@
       devShells = forAll (pkgs: {
         default = pkgs.mkShell {
           # Node >= 22, plus the other BitTorrent implementations the interop tests talk to.
-          packages = with pkgs; [ nodejs_22 aria2 transmission_4 mktorrent opentracker tmux curl ffmpeg ];
+          packages = with pkgs; [ nodejs_22 aria2 transmission_4 mktorrent opentracker tmux curl ffmpeg nginx ];
         };
       });
     };

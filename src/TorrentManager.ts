@@ -29,6 +29,7 @@ import {
   SubscriptionRef
 } from "effect"
 import type { Digest } from "effect/crypto"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Dht } from "./dht/Dht.ts"
 import { Lpd } from "./lpd/Lpd.ts"
@@ -194,7 +195,7 @@ export class TorrentManager extends Context.Service<TorrentManager, {
   /** The same, subscribed at once: nothing published after this returns is missed while the scope is open. */
   readonly subscribe: Effect.Effect<Stream.Stream<ManagerEvent>, never, Scope.Scope>
 }>()("effect-torrent/TorrentManager") {
-  /** Needs TorrentConfig, FileSystem, Path, Digest, Storage, Network and Tracker. */
+  /** Needs TorrentConfig, FileSystem, Path, Digest, Storage, Network and Tracker; with an HttpClient, torrents use their web seeds. */
   static readonly layer = Layer.effect(TorrentManager, Effect.suspend(() => make))
 
   /** Everything on Node: TCP peers, HTTP/UDP trackers, files, SHA-1 and writes on a worker thread. */
@@ -206,7 +207,8 @@ export class TorrentManager extends Context.Service<TorrentManager, {
         Layer.mergeAll(PieceWorker.layerDigest, PieceWorker.layerMerkle, Storage.layerNode).pipe(
           Layer.provide(PieceWorker.layer)
         ),
-        Tracker.Tracker.layer.pipe(Layer.provide(Layer.mergeAll(HttpTracker.layerNode, UdpTracker.layerNode)))
+        Tracker.Tracker.layer.pipe(Layer.provide(Layer.mergeAll(HttpTracker.layerNode, UdpTracker.layerNode))),
+        NodeHttpClient.layerNodeHttp
       )),
       Layer.provideMerge(NodeServices.layer)
     )
@@ -360,9 +362,16 @@ export const make = Effect.gen(function*() {
             )
           )
       })
-      entry.meta = meta
-      yield* Deferred.succeed(entry.fetched, meta)
-      return meta
+      // The magnet's files (BEP 53 `so`), unless the caller chose; its web seeds beside the torrent's.
+      const selected = Magnet.selectedFiles(entry.magnet!, meta.files.length)
+      if (selected !== undefined && entry.options.selected === undefined && entry.options.priorities === undefined) {
+        entry.options = { ...entry.options, selected }
+      }
+      entry.meta = entry.magnet!.webSeeds.length === 0
+        ? meta
+        : { ...meta, urlList: [...new Set([...meta.urlList, ...entry.magnet!.webSeeds])] }
+      yield* Deferred.succeed(entry.fetched, entry.meta)
+      return entry.meta
     })
 
   /**

@@ -38,8 +38,8 @@ export class Extensions {
 
   constructor(readonly options: Options) {}
 
-  /** Our extended handshake. */
-  handshake(): WireMessage {
+  /** Our extended handshake; `uploadOnly` (BEP 21) once we download nothing more, and in a later handshake that says so. */
+  handshake(uploadOnly?: boolean): WireMessage {
     return {
       _tag: "Extended",
       id: 0,
@@ -48,7 +48,8 @@ export class Extensions {
         port: this.options.port,
         reqq: this.options.reqq,
         peerHost: this.options.peerHost,
-        metadataSize: this.options.metadata?.length
+        metadataSize: this.options.metadata?.length,
+        uploadOnly
       })
     }
   }

@@ -31,6 +31,8 @@ export type PeerCommand =
   /** Asks the peer for a piece of the info dictionary (BEP 9), if it speaks ut_metadata. */
   | { readonly _tag: "RequestMetadata"; readonly piece: number }
   | { readonly _tag: "Disconnect"; readonly reason: PeerErrorReason; readonly detail: string }
+  /** Tells the peer (BEP 21) whether we download nothing more, and lets the session flag itself so (PEX). */
+  | { readonly _tag: "UploadOnly"; readonly on: boolean }
 
 export type PeerEvent =
   | {
@@ -69,6 +71,8 @@ export type PeerEvent =
    */
   | { readonly _tag: "ExtensionHandshake"; readonly peer: PeerKey; readonly handshake: Extension.PeerHandshake }
   | { readonly _tag: "MetadataMessage"; readonly peer: PeerKey; readonly message: Metadata.MetadataMessage }
+  /** The peer says (BEP 21) whether it downloads nothing more. */
+  | { readonly _tag: "PeerUploadOnly"; readonly peer: PeerKey; readonly on: boolean }
   | {
     readonly _tag: "Disconnected"
     readonly peer: PeerKey

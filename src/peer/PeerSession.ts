@@ -340,10 +340,25 @@ const connected = Effect.fnUntraced(function*(
     outbox,
     outgoing
   })
-  // A peer we dialled listens where we reached it: others may be told of it.
-  if (exchange !== undefined && outgoing) {
-    yield* exchange.connected(peer, { address: addressOf(peer), flags: Pex.flags.reachable })
+  /** Where the peer listens, once known: a peer we dialled listens where we reached it; others say so. */
+  let listening: Address | undefined = outgoing ? addressOf(peer) : undefined
+  /** The peer has every piece or downloads nothing more (BEP 21): told as a seed in PEX. */
+  let peerSeeds = false
+  /** We download nothing more (the host says when): seeds others tell us of are not for us. */
+  let uploadOnly = false
+  /** Tells the exchange where the peer listens, and what it is (BEP 11 flags). */
+  const advertise = () =>
+    exchange === undefined || listening === undefined ? Effect.void : exchange.connected(peer, {
+      address: listening,
+      flags: (outgoing ? Pex.flags.reachable : 0) | (peerSeeds ? Pex.flags.seed : 0)
+    })
+  /** Notes that the peer seeds, once. */
+  const seeds = () => {
+    if (peerSeeds) return Effect.void
+    peerSeeds = true
+    return advertise()
   }
+  yield* advertise()
   if (exchange !== undefined) yield* Effect.addFinalizer(() => exchange.disconnected(peer))
 
   let lastHeard = yield* Clock.currentTimeMillis
@@ -391,9 +406,13 @@ const connected = Effect.fnUntraced(function*(
         if (r.handshake.reqq !== undefined) coordinator.setMaxDepth(Math.min(r.handshake.reqq, 2000))
         if (r.handshake.ids.ut_pex !== undefined) Deferred.doneUnsafe(speaksPex, Exit.void)
         if (pieces === undefined) return host.offer({ _tag: "ExtensionHandshake", peer, handshake: r.handshake })
-        return exchange !== undefined && !outgoing && r.handshake.port !== undefined
-          ? exchange.connected(peer, { address: { host: hostOf(peer), port: r.handshake.port }, flags: 0 })
-          : Effect.void
+        if (!outgoing && r.handshake.port !== undefined) listening = { host: hostOf(peer), port: r.handshake.port }
+        return Effect.andThen(
+          r.handshake.uploadOnly === true ? seeds() : advertise(),
+          r.handshake.uploadOnly === undefined
+            ? Effect.void
+            : host.offer({ _tag: "PeerUploadOnly", peer, on: r.handshake.uploadOnly })
+        )
       case "Metadata":
         if (r.message._tag === "Request") {
           replies.push(...extensions.answer(r.message.piece, !metadataAnswers.spend()))
@@ -404,7 +423,10 @@ const connected = Effect.fnUntraced(function*(
         // BEP 11: one message a minute; more often, the extra ones are ignored.
         if (exchange === undefined || now - lastPexAt < PexRound.minReceivedMillis) return Effect.void
         lastPexAt = now
-        return exchange.found(r.message.added.filter(({ port }) => port > 0).map(({ host, port }) => ({ host, port })))
+        return exchange.found(
+          r.message.added.filter(({ flags, port }) => port > 0 && !(uploadOnly && (flags & Pex.flags.seed) !== 0))
+            .map(({ host, port }) => ({ host, port }))
+        )
       }
       case "Ignored":
         return Effect.void
@@ -479,6 +501,7 @@ const connected = Effect.fnUntraced(function*(
             continue
           }
           theirs.set(m.index)
+          if (theirs.isComplete()) yield* seeds()
           break
         case "Bitfield":
         case "HaveAll":
@@ -495,6 +518,7 @@ const connected = Effect.fnUntraced(function*(
           }
           const first = !announced
           announced = true
+          if (next.success.isComplete()) yield* seeds()
           if (first && theirs.count() === 0) {
             theirs = next.success
             break
@@ -563,6 +587,10 @@ const connected = Effect.fnUntraced(function*(
           case "Disconnect":
             yield* io.send(messages)
             return yield* fail(command.reason, command.detail)
+          case "UploadOnly":
+            uploadOnly = command.on
+            if (Handshake.supports(handshake, "extensions")) messages.push(extensions.handshake(command.on))
+            continue
           case "RequestMetadata": {
             const request = extensions.metadataMessage({ _tag: "Request", piece: command.piece })
             if (request !== undefined) messages.push(request)

@@ -3,7 +3,8 @@
  * send an extended handshake (`Extended` message id 0) listing in `m` the
  * extensions they speak and the message id each should arrive on, with a few
  * facts about themselves (`v` client, `p` listening port, `reqq` request
- * queue, `yourip`, BEP 9 `metadata_size`).
+ * queue, `yourip`, BEP 9 `metadata_size`, BEP 21 `upload_only`: it will
+ * download nothing more, a seed or a partial seed).
  *
  * Each side picks the ids it receives on: `ours` are the ids peers send us;
  * a peer's `m` gives the ids we send it. Extensions we do not speak are
@@ -46,7 +47,8 @@ export const ExtensionHandshake = Schema.Struct({
   p: Schema.optionalKey(Schema.Int),
   reqq: Schema.optionalKey(Schema.Int),
   yourip: Schema.optionalKey(Schema.Uint8Array),
-  metadata_size: Schema.optionalKey(Schema.Int)
+  metadata_size: Schema.optionalKey(Schema.Int),
+  upload_only: Schema.optionalKey(Schema.Int)
 })
 export type ExtensionHandshake = typeof ExtensionHandshake.Type
 
@@ -65,6 +67,8 @@ export interface PeerHandshake {
   readonly yourip?: string
   /** The size of the info dictionary (BEP 9), unchecked: the metadata fetcher judges it. */
   readonly metadataSize?: number
+  /** BEP 21: the peer downloads nothing more (absent: not said, so no). */
+  readonly uploadOnly?: boolean
 }
 
 const decodeWire = Schema.decodeUnknownResult(ExtensionHandshake)
@@ -99,7 +103,8 @@ export const decodeHandshake = (payload: Uint8Array): Result.Result<PeerHandshak
     ...(h.p !== undefined && h.p > 0 && h.p < 65536 ? { port: h.p } : {}),
     ...(h.reqq !== undefined && h.reqq > 0 ? { reqq: h.reqq } : {}),
     ...(yourip !== undefined ? { yourip } : {}),
-    ...(h.metadata_size !== undefined ? { metadataSize: h.metadata_size } : {})
+    ...(h.metadata_size !== undefined ? { metadataSize: h.metadata_size } : {}),
+    ...(h.upload_only !== undefined ? { uploadOnly: h.upload_only !== 0 } : {})
   })
 }
 
@@ -122,6 +127,8 @@ export const encodeHandshake = (options: {
   /** The peer's address, echoed as `yourip` when it is an IP. */
   readonly peerHost?: string | undefined
   readonly metadataSize?: number | undefined
+  /** BEP 21: we download nothing more. */
+  readonly uploadOnly?: boolean | undefined
 }): Uint8Array => {
   const yourip = options.peerHost === undefined ? undefined : ipBytes(options.peerHost)
   return Bencode.encode({
@@ -130,6 +137,7 @@ export const encodeHandshake = (options: {
     p: options.port,
     reqq: options.reqq,
     ...(yourip !== undefined ? { yourip } : {}),
-    ...(options.metadataSize !== undefined ? { metadata_size: options.metadataSize } : {})
+    ...(options.metadataSize !== undefined ? { metadata_size: options.metadataSize } : {}),
+    ...(options.uploadOnly !== undefined ? { upload_only: options.uploadOnly ? 1 : 0 } : {})
   })
 }

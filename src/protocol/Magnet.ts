@@ -1,7 +1,8 @@
 /**
  * Magnet links (BEP 9): `xt=urn:btih:` with a 40-hex or 32-base32 info-hash,
  * and BEP 52's `xt=urn:btmh:1220` with a v2 info-hash (a SHA-256 multihash;
- * both in a hybrid torrent's link), `dn`, repeated `tr`, `x.pe` peer addresses and `ws` web seeds. Other
+ * both in a hybrid torrent's link), `dn`, repeated `tr`, `x.pe` peer addresses, `ws` web seeds and
+ * `so`, the files to download (BEP 53: indexes and ranges, `0,2,4-6`). Other
  * parameters (`xl`, `as`, `kt`, …) carry nothing we use and are ignored, as
  * other clients do.
  */
@@ -26,9 +27,27 @@ export const Magnet = Schema.Struct({
   trackers: Schema.Array(Schema.String),
   /** `x.pe` peers as `host:port` (IPv6 hosts in brackets). */
   peers: Schema.Array(Schema.String),
-  webSeeds: Schema.Array(Schema.String)
+  webSeeds: Schema.Array(Schema.String),
+  /** `so` (BEP 53): the files to download, as ranges of indexes (both ends included); absent: every file. */
+  selectOnly: Schema.optionalKey(Schema.Array(Schema.Struct({ from: Schema.Int, to: Schema.Int })))
 })
 export type Magnet = typeof Magnet.Type
+
+/** The indexes `so` selects among a torrent's `files` files (those beyond it are left out). */
+export const selectedFiles = (magnet: Magnet, files: number): Array<number> | undefined => {
+  if (magnet.selectOnly === undefined) return undefined
+  const chosen = new Set<number>()
+  for (const { from, to } of magnet.selectOnly) for (let i = from; i <= Math.min(to, files - 1); i++) chosen.add(i)
+  return [...chosen].sort((a, b) => a - b)
+}
+
+/** `so`'s value: indexes and ranges separated by commas. */
+const parseSelectOnly = (value: string): Array<{ readonly from: number; readonly to: number }> | undefined => {
+  const ranges = value.split(",").map((part) => /^(\d{1,9})(?:-(\d{1,9}))?$/.exec(part.trim()))
+  if (ranges.some((match) => match === null)) return undefined
+  const out = ranges.map((match) => ({ from: Number(match![1]), to: Number(match![2] ?? match![1]) }))
+  return out.every(({ from, to }) => from <= to) ? out : undefined
+}
 
 const fail = (detail: string) => Result.fail(new MagnetError({ detail }))
 
@@ -66,13 +85,19 @@ export const parse = (uri: string): Result.Result<Magnet, MagnetError> => {
   const badTracker = trackers.find((url) => !/^(https?|udp|wss?):\/\/[^/]/i.test(url))
   if (badTracker !== undefined) return fail(`tr ${JSON.stringify(badTracker)} is not a tracker URL`)
   const name = params.get("dn")
+  const so = params.get("so")
+  const selectOnly = so === null ? undefined : parseSelectOnly(so)
+  if (so !== null && selectOnly === undefined) {
+    return fail(`so ${JSON.stringify(so)} is not a list of file indexes and ranges (like 0,2,4-6)`)
+  }
   return Result.succeed({
     infoHash,
     ...(infoHashV2 !== undefined ? { infoHashV2 } : {}),
     ...(name !== null && name !== "" ? { name } : {}),
     trackers,
     peers: unique(peers),
-    webSeeds: unique(params.getAll("ws"))
+    webSeeds: unique(params.getAll("ws")),
+    ...(selectOnly === undefined ? {} : { selectOnly })
   })
 }
 
@@ -80,7 +105,7 @@ export const parse = (uri: string): Result.Result<Magnet, MagnetError> => {
 export const isV2Only = (magnet: Magnet): boolean =>
   magnet.infoHashV2 !== undefined && InfoHash.truncate(magnet.infoHashV2) === magnet.infoHash
 
-/** The canonical magnet string: hex info-hashes first (v1, then v2), then dn, tr, ws, x.pe in that order. */
+/** The canonical magnet string: hex info-hashes first (v1, then v2), then dn, tr, ws, x.pe, so in that order. */
 export const format = (magnet: Magnet): string => {
   const parts = isV2Only(magnet) ? [] : [`xt=urn:btih:${magnet.infoHash}`]
   if (magnet.infoHashV2 !== undefined) parts.push(`xt=urn:btmh:1220${magnet.infoHashV2}`)
@@ -88,6 +113,9 @@ export const format = (magnet: Magnet): string => {
   for (const tr of magnet.trackers) parts.push(`tr=${encodeURIComponent(tr)}`)
   for (const ws of magnet.webSeeds) parts.push(`ws=${encodeURIComponent(ws)}`)
   for (const pe of magnet.peers) parts.push(`x.pe=${encodeURIComponent(pe)}`)
+  if (magnet.selectOnly !== undefined) {
+    parts.push(`so=${magnet.selectOnly.map(({ from, to }) => (from === to ? `${from}` : `${from}-${to}`)).join(",")}`)
+  }
   return `magnet:?${parts.join("&")}`
 }
 

@@ -91,6 +91,8 @@ const noTrackers = Layer.succeed(
   Tracker,
   Tracker.of({
     announce: (url) =>
+      Effect.fail(new TrackerError({ url, reason: new UnsupportedUrl({ problem: "a swarm has no trackers" }) })),
+    scrape: (url) =>
       Effect.fail(new TrackerError({ url, reason: new UnsupportedUrl({ problem: "a swarm has no trackers" }) }))
   })
 )

@@ -52,9 +52,12 @@ export interface Segment {
 }
 
 /** The parts of the files that piece `index` covers (padding files included). */
-export const segments = (meta: Metainfo.Metainfo, index: number): Array<Segment> => {
-  const start = index * meta.pieceLength
-  const end = start + Metainfo.pieceSize(meta, index)
+export const segments = (meta: Metainfo.Metainfo, index: number): Array<Segment> =>
+  rangeSegments(meta, index * meta.pieceLength, Metainfo.pieceSize(meta, index))
+
+/** The parts of the files that `length` bytes of the torrent's data from `start` cover (`offset`: in those bytes). */
+export const rangeSegments = (meta: Metainfo.Metainfo, start: number, length: number): Array<Segment> => {
+  const end = start + length
   const out: Array<Segment> = []
   // Binary search for the first file that ends after `start`.
   let lo = 0, hi = meta.files.length - 1

@@ -125,6 +125,8 @@ interface PeerState {
   snubbing: boolean
   readonly connectedAt: number
   hashStrikes: number
+  /** It downloads nothing more (BEP 21). */
+  uploadOnly: boolean
 }
 
 /**
@@ -435,8 +437,10 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
           uploadRate: 0,
           snubbing: false,
           connectedAt: yield* Clock.currentTimeMillis,
-          hashStrikes: 0
+          hashStrikes: 0,
+          uploadOnly: false
         })
+        if (uploadOnly) yield* Queue.offer(event.outbox, { _tag: "UploadOnly", on: true })
         yield* published.publish({ _tag: "PeerConnected", peer: event.peer, outgoing: event.outgoing })
         return yield* askLayers(event.peer, peers.get(event.peer)!)
       }
@@ -485,6 +489,12 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
         })
         return
       }
+      case "PeerUploadOnly": {
+        const state = peers.get(event.peer)
+        if (state === undefined) return
+        state.uploadOnly = event.on
+        return uploadOnly && event.on ? yield* send(state, [neitherDownloads]) : undefined
+      }
       case "PieceChecked":
         return yield* onPieceChecked(event.piece, event.ok)
       case "Rechoke":
@@ -531,6 +541,28 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
     const state = peers.get(peer)
     bans.ban(peer, state?.id, yield* Clock.currentTimeMillis)
     if (state !== undefined) yield* send(state, [{ _tag: "Disconnect", reason: "Banned", detail: "sent corrupt data" }])
+  })
+
+  /**
+   * Whether we download nothing more (BEP 21: every selected piece is ours),
+   * as the peers were told. A peer that says so too is of no use to us, nor
+   * we to it: the connection goes.
+   */
+  let uploadOnly = false
+  const neitherDownloads: PeerCommand = {
+    _tag: "Disconnect",
+    reason: "Unhelpful",
+    detail: "neither of us downloads anything more (both upload only)"
+  }
+  const announceUploadOnly = Effect.gen(function*() {
+    if (isDone() === uploadOnly) return
+    uploadOnly = isDone()
+    for (const state of peers.values()) {
+      yield* send(state, [
+        { _tag: "UploadOnly", on: uploadOnly },
+        ...(uploadOnly && state.uploadOnly ? [neitherDownloads] : [])
+      ])
+    }
   })
 
   /** Once every selected piece is verified, the data is flushed and the download complete. */
@@ -641,6 +673,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
         yield* onEvent(event)
         if ("peer" in event) touched.add(event.peer)
       }
+      yield* announceUploadOnly
       const everyone = returned || sync.pendingCount !== pendingBefore || sync.haveCount !== haveBefore
       for (const [peer, state] of peers) if (everyone || touched.has(peer)) yield* refill(peer, state)
       if (

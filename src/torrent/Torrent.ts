@@ -15,6 +15,7 @@ import {
   Deferred,
   Effect,
   Layer,
+  Option,
   Schedule,
   type FileSystem,
   type Path,
@@ -23,6 +24,7 @@ import {
   Stream
 } from "effect"
 import type { Digest } from "effect/crypto"
+import { HttpClient } from "effect/http"
 import * as InfoHash from "../protocol/InfoHash.ts"
 import type * as Metainfo from "../protocol/Metainfo.ts"
 import type { Address } from "../peer/Network.ts"
@@ -43,6 +45,7 @@ import { Storage } from "./Storage.ts"
 import { type FilePriority, Synchronizer } from "./Synchronizer.ts"
 import { TorrentConfig } from "./TorrentConfig.ts"
 import { TorrentEvents } from "./TorrentEvents.ts"
+import * as WebSeed from "./WebSeed.ts"
 
 export class TorrentError extends Schema.TaggedError<TorrentError>()("TorrentError", {
   name: Schema.String,
@@ -264,6 +267,14 @@ const body = Effect.fnUntraced(function*(
     Stream.runForEachArray((addresses) => monitor.add(addresses)),
     Effect.forkScoped
   )
+  // Web seeds (BEP 19) when an HTTP client is at hand (TorrentManager.layerNode gives one).
+  const http = yield* Effect.serviceOption(HttpClient.HttpClient)
+  if (Option.isSome(http) && meta.urlList.length > 0) {
+    yield* WebSeed.runAll(meta.urlList).pipe(
+      Effect.provideService(HttpClient.HttpClient, http.value),
+      Effect.forkScoped
+    )
+  }
   yield* Effect.forkScoped(
     Effect.repeat(saveResume, { schedule: Schedule.spaced(resumeEveryMillis) })
   )

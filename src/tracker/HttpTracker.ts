@@ -1,8 +1,9 @@
 /**
  * BEP 3 HTTP announce over Effect's HttpClient, asking for compact peers
- * (BEP 23) and reading `peers6` (BEP 7) and dictionary peer lists too.
+ * (BEP 23) and reading `peers6` (BEP 7) and dictionary peer lists too; and
+ * BEP 48 scrape of one torrent.
  *
- * Limits: 15 s per announce (redirects included), 4 MiB of response body,
+ * Limits: 15 s per announce or scrape (redirects included), 4 MiB of response body,
  * 5 redirects.
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
@@ -19,24 +20,44 @@ const maxRedirects = 5
 export const make = Effect.gen(function*() {
   const client = (yield* HttpClient.HttpClient).pipe(HttpClient.followRedirects(maxRedirects))
 
+  /** The status and body of a GET, within the limits. */
+  const get = (url: string) =>
+    client.get(url).pipe(
+      Effect.flatMap((response) =>
+        Effect.map(readBody(response.stream), (body) => ({ body, status: response.status }))
+      ),
+      Effect.catchTag("HttpClientError", (cause) => Effect.fail(new Tracker.Network({ cause }))),
+      Effect.timeoutOrElse({
+        duration: timeout,
+        orElse: () => Effect.fail(new Tracker.Timeout({ seconds: Duration.toSeconds(timeout) }))
+      })
+    )
+
   const announce = Effect.fn("HttpTracker.announce")(
     function*(url: URL, request: Tracker.AnnounceRequest) {
-      const { body, status } = yield* client.get(announceUrl(url, request)).pipe(
-        Effect.flatMap((response) =>
-          Effect.map(readBody(response.stream), (body) => ({ body, status: response.status }))
-        ),
-        Effect.catchTag("HttpClientError", (cause) => Effect.fail(new Tracker.Network({ cause }))),
-        Effect.timeoutOrElse({
-          duration: timeout,
-          orElse: () => Effect.fail(new Tracker.Timeout({ seconds: Duration.toSeconds(timeout) }))
-        })
-      )
+      const { body, status } = yield* get(announceUrl(url, request))
       return yield* Effect.fromResult(parse(status, body))
     },
     Tracker.withUrl
   )
 
-  return Tracker.HttpTransport.of({ announce })
+  const scrape = Effect.fn("HttpTracker.scrape")(
+    function*(url: URL, infoHash: Uint8Array) {
+      const target = scrapeUrl(url)
+      if (target === undefined) {
+        return yield* new Tracker.UnsupportedUrl({
+          problem: "it has no scrape URL (BEP 48: the announce URL's last segment must start with \"announce\")"
+        })
+      }
+      const { body, status } = yield* get(
+        `${target}${target.includes("?") ? "&" : "?"}info_hash=${percentEncode(infoHash)}`
+      )
+      return yield* Effect.fromResult(parseScrape(status, body, infoHash))
+    },
+    Tracker.withUrl
+  )
+
+  return Tracker.HttpTransport.of({ announce, scrape })
 })
 
 /** Needs an `HttpClient` that does not follow redirects itself (we bound them). */
@@ -61,6 +82,20 @@ export const announceUrl = (url: URL, request: Tracker.AnnounceRequest): string 
   if (request.trackerId !== undefined) params.push(`trackerid=${encodeURIComponent(request.trackerId)}`)
   const base = url.href.replace(/#.*$/, "")
   return `${base}${url.search === "" ? "?" : "&"}${params.join("&")}`
+}
+
+/**
+ * The scrape URL of an announce URL (BEP 48): "announce" at the start of
+ * its last path segment becomes "scrape", the query kept; none when the
+ * segment does not start with "announce".
+ */
+export const scrapeUrl = (url: URL): string | undefined => {
+  const slash = url.pathname.lastIndexOf("/")
+  const last = url.pathname.slice(slash + 1)
+  if (!last.startsWith("announce")) return undefined
+  const scrape = new URL(url.href.replace(/#.*$/, ""))
+  scrape.pathname = `${url.pathname.slice(0, slash + 1)}scrape${last.slice("announce".length)}`
+  return scrape.href
 }
 
 /** Escapes every byte that is not unreserved (RFC 3986), as trackers expect for raw 20-byte values. */
@@ -105,8 +140,8 @@ const Wire = Schema.Struct({
 
 const bad = (problem: string) => new Tracker.BadResponse({ problem })
 
-/** The response: bytes and HTTP status in, announce response or the reason it is not one out. */
-export const parse = (status: number, body: Uint8Array) => Result.gen(function*() {
+/** A tracker's answer decoded: its refusal, a status other than 200 and bad bencode are failures. */
+const decodeAnswer = (status: number, body: Uint8Array) => Result.gen(function*() {
   const decoded = Bencode.decode(body)
   // Trackers send "failure reason" with 200 and with error statuses alike.
   const refusal = Result.isSuccess(decoded) ? Schema.decodeUnknownOption(Refusal)(decoded.success) : Option.none()
@@ -114,7 +149,42 @@ export const parse = (status: number, body: Uint8Array) => Result.gen(function*(
     return yield* Result.fail(new Tracker.Failure({ text: Bencode.text(refusal.value["failure reason"]) }))
   }
   if (status !== 200) return yield* Result.fail(bad(`HTTP status ${status}`))
-  const value = yield* Result.mapError(decoded, (error) => bad(error.message))
+  return yield* Result.mapError(decoded, (error) => bad(error.message))
+})
+
+const ScrapeWire = Schema.Struct({
+  files: Schema.Record(
+    Schema.String,
+    Schema.Struct({
+      complete: Schema.Natural,
+      incomplete: Schema.Natural,
+      downloaded: Schema.optionalKey(Schema.Natural)
+    })
+  )
+})
+
+/**
+ * A scrape answer for one torrent. Its `files` are keyed by raw info-hashes,
+ * which our bencode reads as UTF-8 text: the torrent's entry is the key its
+ * hash reads as (or the only entry).
+ */
+export const parseScrape = (status: number, body: Uint8Array, infoHash: Uint8Array) => Result.gen(function*() {
+  const value = yield* decodeAnswer(status, body)
+  const wire = yield* Result.mapError(Schema.decodeUnknownResult(ScrapeWire)(value), (error) => bad(error.message))
+  const entries = Object.values(wire.files)
+  const entry = wire.files[Bencode.text(infoHash)] ?? (entries.length === 1 ? entries[0] : undefined)
+  if (entry === undefined) return yield* Result.fail(bad("no entry for the torrent (the tracker does not know it)"))
+  const response: Tracker.ScrapeResponse = {
+    seeders: entry.complete,
+    leechers: entry.incomplete,
+    downloaded: entry.downloaded ?? 0
+  }
+  return response
+})
+
+/** The response: bytes and HTTP status in, announce response or the reason it is not one out. */
+export const parse = (status: number, body: Uint8Array) => Result.gen(function*() {
+  const value = yield* decodeAnswer(status, body)
   const wire = yield* Result.mapError(Schema.decodeUnknownResult(Wire)(value), (error) => bad(error.message))
   const peers = wire.peers === undefined
     ? []

@@ -56,6 +56,15 @@ export const AnnounceResponse = Schema.Struct({
 })
 export type AnnounceResponse = typeof AnnounceResponse.Type
 
+/** What a tracker counts for one torrent (BEP 48 scrape; BEP 15 for UDP). */
+export const ScrapeResponse = Schema.Struct({
+  seeders: Schema.Natural,
+  leechers: Schema.Natural,
+  /** Completed downloads it has seen. */
+  downloaded: Schema.Natural
+})
+export type ScrapeResponse = typeof ScrapeResponse.Type
+
 // ---------------------------------------------------------------------------
 // Errors: one `TrackerError` whose `reason` says what went wrong. Each reason's
 // message is a verb phrase that follows "tracker <url> ".
@@ -114,9 +123,11 @@ export class TrackerError extends Schema.TaggedError<TrackerError>()("TrackerErr
 // Services
 // ---------------------------------------------------------------------------
 
-/** One announce over one protocol. */
+/** One announce, or one scrape of one torrent, over one protocol. */
 export interface Transport {
   readonly announce: (url: URL, request: AnnounceRequest) => Effect.Effect<AnnounceResponse, TrackerError>
+  /** `url` is the announce URL (an HTTP transport derives the scrape URL from it). */
+  readonly scrape: (url: URL, infoHash: Uint8Array) => Effect.Effect<ScrapeResponse, TrackerError>
 }
 
 /** http:// and https:// trackers; `HttpTracker.layer` provides it. */
@@ -129,27 +140,39 @@ export class UdpTransport extends Context.Service<UdpTransport, Transport>()("ef
 
 export class Tracker extends Context.Service<Tracker, {
   readonly announce: (url: string, request: AnnounceRequest) => Effect.Effect<AnnounceResponse, TrackerError>
+  /** What the tracker at announce URL `url` counts for the torrent (BEP 48). */
+  readonly scrape: (url: string, infoHash: Uint8Array) => Effect.Effect<ScrapeResponse, TrackerError>
 }>()("effect-torrent/tracker/Tracker") {
   static readonly layer = Layer.effect(
     Tracker,
     Effect.gen(function*() {
       const http = yield* HttpTransport
       const udp = yield* UdpTransport
-      const announce = Effect.fn("Tracker.announce")(function*(url: string, request: AnnounceRequest) {
-        const unsupported = (problem: string) => new TrackerError({ url, reason: new UnsupportedUrl({ problem }) })
+      /** The transport for the URL's scheme. */
+      const transportOf = (url: string): Result.Result<readonly [Transport, URL], TrackerError> => {
+        const unsupported = (problem: string) =>
+          Result.fail(new TrackerError({ url, reason: new UnsupportedUrl({ problem }) }))
         const parsed = URL.canParse(url) ? new URL(url) : undefined
-        if (parsed === undefined) return yield* unsupported("it is not a URL")
+        if (parsed === undefined) return unsupported("it is not a URL")
         switch (parsed.protocol) {
           case "http:":
           case "https:":
-            return yield* http.announce(parsed, request)
+            return Result.succeed([http, parsed])
           case "udp:":
-            return yield* udp.announce(parsed, request)
+            return Result.succeed([udp, parsed])
           default:
-            return yield* unsupported(`the scheme ${parsed.protocol} is not supported`)
+            return unsupported(`the scheme ${parsed.protocol} is not supported`)
         }
+      }
+      const announce = Effect.fn("Tracker.announce")(function*(url: string, request: AnnounceRequest) {
+        const [transport, parsed] = yield* Effect.fromResult(transportOf(url))
+        return yield* transport.announce(parsed, request)
       })
-      return Tracker.of({ announce })
+      const scrape = Effect.fn("Tracker.scrape")(function*(url: string, infoHash: Uint8Array) {
+        const [transport, parsed] = yield* Effect.fromResult(transportOf(url))
+        return yield* transport.scrape(parsed, infoHash)
+      })
+      return Tracker.of({ announce, scrape })
     })
   )
 }

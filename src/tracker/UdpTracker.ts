@@ -1,5 +1,5 @@
 /**
- * BEP 15 UDP announce: a connect exchange yields a connection id (reused for
+ * BEP 15 UDP announce and scrape (of one torrent): a connect exchange yields a connection id (reused for
  * 60 s), then the announce. A request not answered within 15·2ⁿ seconds is
  * sent again with n + 1, up to `maxRetransmits`; then the announce fails with
  * `Timeout`. Answers with another transaction id (late answers, spoofs) are
@@ -26,6 +26,7 @@ export interface Options {
 const protocolId = 0x41727101980n
 const CONNECT = 0
 const ANNOUNCE = 1
+const SCRAPE = 2
 const ERROR = 3
 const eventCodes = { none: 0, completed: 1, started: 2, stopped: 3 } as const
 const connectionLifetimeMillis = 60_000
@@ -38,8 +39,17 @@ export const make = (options: Options = {}) =>
     // connection ids by URL host ("host:port"), with the time they stop being valid
     const connections = new Map<string, { readonly id: Uint8Array; readonly expires: number }>()
 
-    const announce = Effect.fn("UdpTracker.announce")(
-      function*(url: URL, request: Tracker.AnnounceRequest) {
+    /**
+     * One request to the tracker at `url` (`packet` given the connection id
+     * and a transaction id) until an answer with `action` comes, connecting
+     * first when no connection id is valid; retransmitted as BEP 15 says.
+     */
+    const transact = (
+      url: URL,
+      packet: (connectionId: Uint8Array) => (transactionId: number) => Uint8Array,
+      action: number
+    ) =>
+      Effect.gen(function*() {
         if (url.port === "") return yield* new Tracker.UnsupportedUrl({ problem: "a udp:// URL needs a port" })
         const host = url.hostname.replace(/^\[(.*)\]$/, "$1") // IPv6 literals come bracketed
         const socket = yield* open(host, Number(url.port))
@@ -67,7 +77,6 @@ export const make = (options: Options = {}) =>
           )
 
         const key = url.host
-        const ipv6 = NetAddress.isInetAddressV6(reader.address)
         for (let n = 0;; n++) {
           const seconds = 15 * 2 ** n
           const cached = connections.get(key)
@@ -83,17 +92,30 @@ export const make = (options: Options = {}) =>
             }
           }
           if (id !== undefined) {
-            const answer = yield* exchange(announcePacket(id, request), ANNOUNCE, seconds)
-            if (answer !== undefined) return yield* Effect.fromResult(parseAnnounce(answer, ipv6))
+            const answer = yield* exchange(packet(id), action, seconds)
+            if (answer !== undefined) return { answer, ipv6: NetAddress.isInetAddressV6(reader.address) }
           }
           if (n >= maxRetransmits) return yield* new Tracker.Timeout({ seconds: 15 * (2 ** (n + 1) - 1) })
         }
+      }).pipe(Effect.scoped)
+
+    const announce = Effect.fn("UdpTracker.announce")(
+      function*(url: URL, request: Tracker.AnnounceRequest) {
+        const { answer, ipv6 } = yield* transact(url, (id) => announcePacket(id, request), ANNOUNCE)
+        return yield* Effect.fromResult(parseAnnounce(answer, ipv6))
       },
-      Effect.scoped,
       Tracker.withUrl
     )
 
-    return Tracker.UdpTransport.of({ announce })
+    const scrape = Effect.fn("UdpTracker.scrape")(
+      function*(url: URL, infoHash: Uint8Array) {
+        const { answer } = yield* transact(url, (id) => scrapePacket(id, infoHash), SCRAPE)
+        return yield* Effect.fromResult(parseScrape(answer))
+      },
+      Tracker.withUrl
+    )
+
+    return Tracker.UdpTransport.of({ announce, scrape })
   })
 
 export const layerWith = (options: Options = {}) => Layer.effect(Tracker.UdpTransport, make(options))
@@ -127,6 +149,25 @@ const announcePacket = (connectionId: Uint8Array, request: Tracker.AnnounceReque
   packet.setUint16(96, request.port)
   return bytes
 }
+
+const scrapePacket = (connectionId: Uint8Array, infoHash: Uint8Array) => (transactionId: number) => {
+  const bytes = new Uint8Array(36)
+  bytes.set(connectionId, 0)
+  view(bytes).setUint32(8, SCRAPE)
+  view(bytes).setUint32(12, transactionId)
+  bytes.set(infoHash, 16)
+  return bytes
+}
+
+/** A scrape answer (action 2) for one torrent: seeders, completed, leechers. */
+export const parseScrape = (answer: Uint8Array) =>
+  answer.length < 20
+    ? Result.fail(new Tracker.BadResponse({ problem: `scrape answer of ${answer.length} bytes` }))
+    : Result.succeed<Tracker.ScrapeResponse>({
+      seeders: view(answer).getUint32(8),
+      downloaded: view(answer).getUint32(12),
+      leechers: view(answer).getUint32(16)
+    })
 
 /** An announce answer (action 1), already matched to our transaction id. */
 export const parseAnnounce = (answer: Uint8Array, ipv6: boolean) => {

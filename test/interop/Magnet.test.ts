@@ -2,10 +2,12 @@
  * Magnet links end to end through the library: the metadata is fetched over
  * ut_metadata (BEP 9) from real peers found through a local tracker (the
  * magnet's `tr`), then the data is downloaded and checked byte for byte.
- * Seeders: aria2c and webtorrent@1.9.7.
+ * Seeders: aria2c and webtorrent@1.9.7. A magnet's `so` (BEP 53) selects
+ * the files once the metadata is in.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as Fs from "node:fs"
 import { join } from "node:path"
 import * as Magnet from "../../src/protocol/Magnet.ts"
 import { trackerServer } from "../tracker/fixtures.ts"
@@ -74,5 +76,30 @@ describe("magnet links", () => {
       assert.strictEqual(observed.history[0]!.state, "fetching metadata")
       assert.deepStrictEqual(observed.meta.info, meta.info)
       assert.isTrue(sameBytes(ws.file, join(ws.dst, "data.bin")), "the file is correct")
+    }), 90_000)
+
+  it.live("so=0,2-3 downloads those files only, from an aria2c seeder given by x.pe", () =>
+    Effect.gen(function*() {
+      const root = yield* tempDir("magnet-so")
+      const src = join(root, "src")
+      // Whole pieces each, so that no piece is shared with the file left out.
+      const sizes = [64 * 1024, 96 * 1024, 32 * 1024, 50_001]
+      yield* writeTree(src, sizes.map((size, i) => ({ path: `set/f${i}.bin`, size })))
+      const torrentFile = join(root, "set.torrent")
+      const { meta } = yield* createWithMktorrent(join(src, "set"), torrentFile, {
+        pieceLength: 32 * 1024,
+        announce: []
+      })
+      const seeder = yield* aria2Seeder({ torrent: torrentFile, dir: src })
+      const magnet = `${
+        Magnet.format({ infoHash: meta.infoHash, trackers: [], peers: [`127.0.0.1:${seeder.port}`], webSeeds: [] })
+      }&so=0,2-3`
+      const dst = join(root, "dst")
+
+      const observed = yield* download(magnet, { downloadDir: dst })
+
+      assert.strictEqual(observed.last().wanted, sizes[0]! + sizes[2]! + sizes[3]!)
+      for (const i of [0, 2, 3]) assert.isTrue(sameBytes(join(src, "set", `f${i}.bin`), join(dst, "set", `f${i}.bin`)))
+      assert.isFalse(Fs.existsSync(join(dst, "set", "f1.bin")), "the file left out was written")
     }), 90_000)
 })

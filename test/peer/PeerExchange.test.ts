@@ -3,13 +3,15 @@
  * socket: what we send (at most 50 peers a message, never two messages within
  * the interval, the rest and the dropped ones in the next), what we take from
  * a peer's messages (at most 50), and nothing at all for a private torrent;
- * a peer connected to us twice is not told of itself.
+ * a peer connected to us twice is not told of itself; the seed flag, both
+ * ways.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Result, Stream } from "effect"
+import { Effect, Fiber, Layer, Queue, Result, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as PeerSession from "../../src/peer/PeerSession.ts"
 import * as Bencode from "../../src/protocol/Bencode.ts"
+import * as Bitfield from "../../src/protocol/Bitfield.ts"
 import * as Extension from "../../src/protocol/Extension.ts"
 import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import * as Pex from "../../src/protocol/Pex.ts"
@@ -79,7 +81,7 @@ const start = Effect.fnUntraced(function*(options: { readonly enabled: boolean; 
         m._tag === "Extended" && m.id === theirPex
       )
       .map((m) => Result.getOrThrow(Pex.parse(m.payload)))
-  return { exchange, remote, fiber, sent }
+  return { exchange, remote, fiber, sent, orchestrator }
 })
 
 describe("peer exchange", () => {
@@ -163,6 +165,39 @@ describe("peer exchange", () => {
       assert.deepStrictEqual(found, [])
       assert.deepStrictEqual(sent(), [])
       assert.isUndefined(fiber.pollUnsafe(), "the message was ignored, not an error")
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("a peer with every piece is told of as a seed (0x02); once we upload only (BEP 21), we say so and take no seeds from PEX", () =>
+    Effect.gen(function*() {
+      const { exchange, fiber, orchestrator, remote } = yield* start({ enabled: true, others: 0 })
+      assert.strictEqual((yield* exchange.swarm).get(peer)?.flags, Pex.flags.reachable)
+      yield* remote.send([{ _tag: "Bitfield", bytes: Bitfield.full(pieceCount).toBytes() }])
+      yield* settle
+      assert.strictEqual((yield* exchange.swarm).get(peer)?.flags, Pex.flags.reachable | Pex.flags.seed)
+
+      const connected = orchestrator.events.find((e) => e._tag === "Connected")!
+      yield* Queue.offer(connected._tag === "Connected" ? connected.outbox : undefined!, {
+        _tag: "UploadOnly",
+        on: true
+      })
+      yield* settle
+      const handshakes = remote.received.filter((m) => m._tag === "Extended" && m.id === 0)
+      const last = Result.getOrThrow(Extension.decodeHandshake((handshakes.at(-1) as { payload: Uint8Array }).payload))
+      assert.strictEqual(last.uploadOnly, true)
+
+      const found: Array<unknown> = []
+      yield* Stream.runForEach(exchange.discovered, (a) => Effect.sync(() => found.push(a))).pipe(Effect.forkChild)
+      yield* remote.send([{
+        _tag: "Extended",
+        id: Extension.ours.ut_pex,
+        payload: Pex.encode({
+          added: [{ ...address(7), flags: Pex.flags.seed }, { ...address(8), flags: 0 }],
+          dropped: []
+        })
+      }])
+      yield* settle
+      assert.deepStrictEqual(found, [address(8)])
       yield* Fiber.interrupt(fiber)
     }))
 })

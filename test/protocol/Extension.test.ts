@@ -37,6 +37,21 @@ describe("extended handshake", () => {
     })
   })
 
+  it("upload_only (BEP 21): ours when we download nothing more, and the peer's, read as a flag", () => {
+    const ours = (uploadOnly?: boolean) =>
+      Result.getOrThrow(
+        Extension.decodeHandshake(Extension.encodeHandshake({ extensions: [], port: 1, reqq: 1, uploadOnly }))
+      )
+        .uploadOnly
+    assert.strictEqual(ours(true), true)
+    assert.strictEqual(ours(false), false)
+    assert.strictEqual(ours(undefined), undefined)
+    const theirs = (value: number) =>
+      Result.getOrThrow(Extension.decodeHandshake(Bencode.encode({ m: {}, upload_only: value }))).uploadOnly
+    assert.strictEqual(theirs(2), true)
+    assert.strictEqual(theirs(0), false)
+  })
+
   it.prop("keeps the ids of the extensions we speak, whatever else is listed", [Octet, Octet], ([metadata, pex]) => {
     const payload = Bencode.encode({ m: { ut_metadata: metadata, lt_donthave: 7, ut_pex: pex, "x-unknown": 3 }, e: 1 })
     const h = Result.getOrThrow(Extension.decodeHandshake(payload))

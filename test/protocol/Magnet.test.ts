@@ -127,6 +127,39 @@ describe("Magnet", () => {
     })
   })
 
+  describe("so (BEP 53)", () => {
+    it("reads indexes and ranges, and selects among the torrent's files those that exist", () => {
+      const m = ok(`magnet:?xt=urn:btih:${HASH}&so=0,2,4-6,9`)
+      assert.deepStrictEqual(m.selectOnly, [
+        { from: 0, to: 0 },
+        { from: 2, to: 2 },
+        { from: 4, to: 6 },
+        { from: 9, to: 9 }
+      ])
+      assert.deepStrictEqual(Magnet.selectedFiles(m, 6), [0, 2, 4, 5])
+      assert.deepStrictEqual(Magnet.selectedFiles(m, 100), [0, 2, 4, 5, 6, 9])
+      assert.strictEqual(Magnet.selectedFiles(ok(`magnet:?xt=urn:btih:${HASH}`), 3), undefined)
+    })
+
+    it("a huge range costs nothing beyond the files there are", () => {
+      assert.deepStrictEqual(Magnet.selectedFiles(ok(`magnet:?xt=urn:btih:${HASH}&so=1-999999999`), 3), [1, 2])
+    })
+
+    it("round-trips through format", () => {
+      const link = `magnet:?xt=urn:btih:${HASH}&so=0,2,4-6`
+      assert.strictEqual(Magnet.format(ok(link)), link)
+    })
+
+    it("anything but indexes and ranges is refused, naming the value", () => {
+      for (const so of ["", "a", "1,,2", "3-1", "-1", "1-", "1.5"]) {
+        assert.strictEqual(
+          err(`magnet:?xt=urn:btih:${HASH}&so=${so}`),
+          `so ${JSON.stringify(so)} is not a list of file indexes and ranges (like 0,2,4-6)`
+        )
+      }
+    })
+  })
+
   describe("errors", () => {
     it("not a magnet", () => {
       for (const input of ["http://example.com/?xt=urn:btih:" + HASH, "magnet:xt=urn:btih:" + HASH, ""]) {

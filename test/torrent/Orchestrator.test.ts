@@ -178,6 +178,25 @@ describe("Orchestrator", () => {
       assert.deepStrictEqual(new Set([...first, ...next].map((r) => r.index)).size, 8)
     }))
 
+  it.effect("upload only (BEP 21): told to peers once complete; a peer saying so too is dropped then, not before", () =>
+    Effect.gen(function*() {
+      const { connect } = yield* start
+      const a = yield* connect("10.0.0.1:6881")
+      const partial = yield* connect("10.0.0.2:6881")
+      yield* partial.says([{ _tag: "HaveNone" }])
+      yield* partial.offer({ _tag: "PeerUploadOnly", peer: "10.0.0.2:6881", on: true })
+      yield* a.says([{ _tag: "HaveAll" }, { _tag: "Unchoke" }])
+      assert.notInclude(tagsOf(yield* partial.drain), "Disconnect", "dropped while we still download")
+      yield* a.says(requestsIn(yield* a.drain).map((r) => blockOf(r)))
+      const toPartial = yield* partial.drain
+      assert.includeDeepMembers(toPartial, [{ _tag: "UploadOnly", on: true }])
+      assert.strictEqual(toPartial.find((c) => c._tag === "Disconnect")?._tag, "Disconnect")
+      assert.notInclude(tagsOf(yield* a.drain), "Disconnect")
+      // A peer connecting now hears it at once.
+      const late = yield* connect("10.0.0.3:6881")
+      assert.deepStrictEqual(yield* late.drain, [{ _tag: "UploadOnly", on: true }])
+    }))
+
   it.effect("verified pieces go to disk, are announced, and end our interest; completion is signalled", () =>
     Effect.gen(function*() {
       const { connect, disk, orchestrator, sync } = yield* start
@@ -200,7 +219,7 @@ describe("Orchestrator", () => {
         [0, 1, 2]
       )
       assert.strictEqual(toA.filter((c) => c._tag === "NotInterested").length, 1)
-      assert.deepStrictEqual(tagsOf(yield* b.drain), ["Have", "Have", "Have"])
+      assert.deepStrictEqual(tagsOf(yield* b.drain), ["Have", "Have", "Have", "UploadOnly"])
       assert.isTrue(yield* Deferred.isDone(orchestrator.completed))
       const progress = yield* orchestrator.progress.get
       assert.strictEqual(progress.state, "complete")

@@ -24,7 +24,8 @@ const fakeTrackers = (
         calls.push({ at: yield* Clock.currentTimeMillis, url: url.href, request })
         const response = yield* answer(url.href, calls.length)
         return { interval: 1800, peers: [], ...response }
-      }).pipe((effect) => Tracker.withUrl(effect, url))
+      }).pipe((effect) => Tracker.withUrl(effect, url)),
+    scrape: (url) => Tracker.withUrl(Effect.fail(new Tracker.UnsupportedUrl({ problem: "not scraped here" })), url)
   })
   const layer = Tracker.Tracker.layer.pipe(
     Layer.provide([Layer.succeed(Tracker.HttpTransport, transport), Layer.succeed(Tracker.UdpTransport, transport)])
