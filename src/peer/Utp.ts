@@ -1,0 +1,388 @@
+/**
+ * Utp: peer connections over uTP (BEP 29), as ordinary `Socket.Socket`s, so
+ * that PeerSession, Encryption and the Monitor run over them unchanged.
+ *
+ * An `Endpoint` owns one UDP socket: it reads batches of datagrams, gives
+ * uTP packets to their `UtpConnection` (by connection id and address) and
+ * everything else (the DHT's KRPC, bencoded: 'd') to a `DatagramSocket` of
+ * its own, so the DHT shares the port as libtorrent does; a SYN opens an
+ * incoming connection; a packet for no connection is answered with RESET.
+ * After each batch every connection sends the ack it owes (one per batch,
+ * not per packet), and the packets of the batch go out in one `writeAll`.
+ * A timer every `tickMillis` resends what timed out.
+ *
+ * `make(network, options)` decorates a `Network`: `listen` listens on TCP
+ * as before and opens the endpoint on the same UDP port (without uTP when
+ * that port is taken: a warning); `datagram` bound to that port is the
+ * endpoint's non-uTP side; `connect` dials by `policy`:
+ *
+ * - `prefer`: uTP first, and TCP when the uTP dial gets no answer within
+ *   `preferTimeoutMillis` (3 s, libtorrent's `utp_connect_timeout`) or is
+ *   reset, as libtorrent does: a peer reached over uTP is cheaper to the
+ *   network (it yields to TCP traffic) and passes NATs TCP does not.
+ * - `only`: uTP only.
+ * - `disable`: TCP only, no endpoint (the DHT has the port to itself).
+ *
+ * Incoming connections are accepted over both whatever the policy, and
+ * handed to the same `onConnection`: the manager routes them by info-hash.
+ * Connection ids are 16-bit and keyed with the address, so a clash is two
+ * peers picking the same id, refused with RESET (1 in 65536).
+ */
+import { Clock, Deferred, Effect, Equal, Exit, Queue, Result, Schema, Scope } from "effect"
+import type { NonEmptyReadonlyArray } from "effect/Array"
+import * as NetAddress from "effect/net/NetAddress"
+import * as DatagramSocket from "effect/socket/DatagramSocket"
+import * as Socket from "effect/socket/Socket"
+import * as Utp from "../protocol/Utp.ts"
+import { type Address, type Connection, Network } from "./Network.ts"
+import { UtpConnection } from "./UtpConnection.ts"
+
+/** `prefer`: uTP, then TCP; `only`: uTP; `disable`: TCP. */
+export type Policy = "prefer" | "only" | "disable"
+
+export const policies: ReadonlyArray<Policy> = ["prefer", "only", "disable"]
+
+export const preferTimeoutMillis = 3000
+const tickMillis = 50
+
+export class UtpError extends Schema.TaggedError<UtpError>()("UtpError", {
+  peer: Schema.String,
+  reason: Schema.Literals(["Timeout", "Refused", "Reset", "NoEndpoint"])
+}) {
+  override get message() {
+    return `uTP peer ${this.peer} ${reasons[this.reason]}`
+  }
+}
+
+const reasons: Record<UtpError["reason"], string> = {
+  Timeout: "did not answer",
+  Refused: "refused the connection (RESET)",
+  Reset: "reset the connection",
+  NoEndpoint: "cannot be dialled: no uTP socket is open (its UDP port was taken)"
+}
+
+/** What a connection's congestion control is at (tests, diagnostics). */
+export interface Stats {
+  readonly peer: string
+  readonly window: number
+  /** Queueing delay of the last ack (µs). */
+  readonly delay: number
+  readonly rtt: number
+}
+
+export interface Endpoint {
+  /** The UDP port bound. */
+  readonly port: number
+  /** A uTP connection to `address`, dialled when its reader is acquired (failing after `timeoutMillis`). */
+  readonly connect: (address: Address, timeoutMillis: number) => Socket.Socket
+  /** Incoming connections go to `onConnection` while the scope is open (refused with RESET otherwise). */
+  readonly accept: (onConnection: (connection: Connection) => void) => Effect.Effect<void, never, Scope.Scope>
+  /** The datagrams that are not uTP, and the same socket to send on (the DHT's). */
+  readonly datagram: DatagramSocket.DatagramSocket
+  readonly stats: () => ReadonlyArray<Stats>
+}
+
+/** `inner` with uTP by `policy` (see the module's comment). */
+export const make = (inner: Network["Service"], policy: Policy): Network["Service"] => {
+  if (policy === "disable") return inner
+  let endpoint: Endpoint | undefined
+  return Network.of({
+    connect: (address, timeoutMillis, options) =>
+      Effect.sync(() => {
+        if (policy === "only") {
+          return endpoint === undefined ? noEndpoint(address) : endpoint.connect(address, timeoutMillis)
+        }
+        const tcp = inner.connect(address, timeoutMillis, options)
+        return endpoint === undefined
+          ? Socket.make({ reader: Effect.flatMap(tcp, (s) => s.reader), writer: Effect.flatMap(tcp, (s) => s.writer) })
+          : fallback(endpoint.connect(address, Math.min(timeoutMillis, preferTimeoutMillis)), tcp)
+      }),
+    listen: (options, onConnection) =>
+      Effect.gen(function*() {
+        const port = yield* inner.listen(options, onConnection)
+        // IPv4, as the DHT: every interface unless one IPv4 address was given.
+        const host = options.host === undefined || options.host.includes(":") ? "0.0.0.0" : options.host
+        const opened = yield* inner.datagram({ bind: { host, port } }).pipe(
+          Effect.flatMap(makeEndpoint),
+          Effect.result
+        )
+        if (Result.isFailure(opened)) {
+          yield* Effect.logWarning(`no uTP: cannot open UDP port ${port}: ${opened.failure.message}`)
+          return port
+        }
+        endpoint = opened.success
+        yield* Effect.addFinalizer(() => Effect.sync(() => (endpoint = undefined)))
+        yield* endpoint.accept(onConnection)
+        return port
+      }),
+    datagram: (options) =>
+      endpoint !== undefined && options.connect === undefined && options.bind?.port === endpoint.port
+        ? Effect.succeed(endpoint.datagram)
+        : inner.datagram(options)
+  })
+}
+
+const noEndpoint = (address: Address) =>
+  Socket.make({
+    reader: Effect.fail(
+      new Socket.SocketError({
+        reason: new Socket.SocketOpenError({
+          kind: "Unknown",
+          cause: new UtpError({ peer: `${address.host}:${address.port}`, reason: "NoEndpoint" })
+        })
+      })
+    ),
+    writer: Effect.succeed({ write: () => Effect.fail(hungUp()), writeAll: () => Effect.fail(hungUp()) })
+  })
+
+const hungUp = () => new Socket.SocketError({ reason: new Socket.SocketCloseError({ code: 1006 }) })
+
+/** `first`, or when it cannot be opened, `second`: the socket whose reader was acquired is the one written to. */
+const fallback = (first: Socket.Socket, second: Effect.Effect<Socket.Socket>): Socket.Socket => {
+  const chosen = Deferred.makeUnsafe<Socket.Writer, Socket.SocketError>()
+  const reader = Effect.gen(function*() {
+    // The first attempt in a scope of its own: closed at once if it fails, else with the connection.
+    const attempt = yield* Scope.fork(yield* Effect.scope)
+    const opened = yield* first.reader.pipe(Scope.provide(attempt), Effect.result)
+    if (Result.isSuccess(opened)) {
+      yield* Deferred.succeed(chosen, yield* Scope.provide(first.writer, attempt))
+      return opened.success
+    }
+    yield* Scope.close(attempt, Exit.void)
+    yield* Effect.logDebug(`uTP: ${opened.failure.message}; dialling TCP`)
+    const socket = yield* second
+    const read = yield* socket.reader.pipe(Effect.onError(() => Deferred.fail(chosen, hungUp())))
+    yield* Deferred.succeed(chosen, yield* socket.writer)
+    return read
+  })
+  return Socket.make({
+    reader,
+    writer: Effect.succeed({
+      write: (chunk) => Effect.flatMap(Deferred.await(chosen), (writer) => writer.write(chunk)),
+      writeAll: (chunks) => Effect.flatMap(Deferred.await(chosen), (writer) => writer.writeAll(chunks))
+    })
+  })
+}
+
+interface Entry {
+  readonly connection: UtpConnection
+  readonly remote: NetAddress.InetAddress
+}
+
+/** An endpoint on `socket`, open while the scope is. */
+export const makeEndpoint = Effect.fnUntraced(function*(socket: DatagramSocket.DatagramSocket) {
+  const reader = yield* socket.reader
+  const writer = yield* socket.writer
+  const clock = yield* Clock.Clock
+  const now = () => clock.currentTimeMillisUnsafe()
+  const entries = new Map<number, Entry>()
+  const others = yield* Queue.unbounded<DatagramSocket.Datagram>()
+  let outbox: Array<DatagramSocket.OutgoingDatagram> = []
+  let onIncoming: ((connection: Connection) => void) | undefined
+  const header = Utp.emptyHeader()
+
+  const flush = Effect.suspend(() => {
+    if (outbox.length === 0) return Effect.void
+    const batch = outbox as unknown as NonEmptyReadonlyArray<DatagramSocket.OutgoingDatagram>
+    outbox = []
+    // Lost like any datagram: the connections resend.
+    return Effect.ignore(writer.writeAll(batch))
+  })
+
+  /** Connections that ended are forgotten; the others send the acks they owe. */
+  const settle = () => {
+    for (const [id, entry] of entries) {
+      if (entry.connection.finished) entries.delete(id)
+      else entry.connection.ackIfNeeded()
+    }
+  }
+
+  const open = (recvId: number, sendId: number, remote: NetAddress.InetAddress, syn?: Utp.Header) => {
+    const send = (payload: Uint8Array) => outbox.push({ payload, address: remote })
+    const firstSeq = syn === undefined ? 1 : Math.floor(Math.random() * 0x10000)
+    const connection = new UtpConnection(recvId, sendId, firstSeq, send, now, syn)
+    entries.set(recvId, { connection, remote })
+    return connection
+  }
+
+  const reset = (remote: NetAddress.InetAddress, h: Utp.Header) => {
+    const packet = new Uint8Array(Utp.baseHeaderLength)
+    Utp.write(packet, Utp.Type.Reset, h.connectionId, (now() * 1000) % 4294967296, 0, 0, 0, h.seq, 0)
+    outbox.push({ payload: packet, address: remote })
+  }
+
+  const receive = (datagram: DatagramSocket.Datagram) => {
+    const bytes = datagram.payload
+    if (!Utp.isUtp(bytes)) return Queue.offerUnsafe(others, datagram)
+    if (Utp.read(bytes, header) !== undefined) return // not a packet we can read: as if lost
+    const remote = datagram.address
+    if (header.type === Utp.Type.Syn) {
+      const recvId = (header.connectionId + 1) & Utp.seqMask
+      const known = entries.get(recvId)
+      if (known !== undefined) return Equal.equals(known.remote, remote) ? known.connection.receive(bytes, header) : reset(remote, header)
+      if (onIncoming === undefined) return reset(remote, header)
+      const connection = open(recvId, header.connectionId, remote, header)
+      return onIncoming({ socket: socketOf({ connection }, Effect.void), ...hostAndPort(remote) })
+    }
+    const entry = entries.get(header.connectionId)
+    if (entry !== undefined && Equal.equals(entry.remote, remote)) return entry.connection.receive(bytes, header)
+    if (header.type !== Utp.Type.Reset) reset(remote, header)
+  }
+
+  yield* reader.pull.pipe(
+    Effect.flatMap((datagrams) =>
+      Effect.suspend(() => {
+        for (const datagram of datagrams) receive(datagram)
+        settle()
+        return flush
+      })
+    ),
+    Effect.forever,
+    Effect.forkScoped
+  )
+  yield* Effect.sleep(tickMillis).pipe(
+    Effect.andThen(Effect.suspend(() => {
+      for (const entry of entries.values()) entry.connection.tick()
+      settle()
+      return flush
+    })),
+    Effect.forever,
+    Effect.forkScoped
+  )
+  // Whatever is still open when the endpoint closes is reset, so peers need not time out.
+  yield* Effect.addFinalizer(() =>
+    Effect.suspend(() => {
+      for (const entry of entries.values()) entry.connection.reset()
+      entries.clear()
+      return flush
+    })
+  )
+
+  /**
+   * A connection as a socket: its reader runs `opening` (the dial, which sets
+   * `link.connection`) and closes the connection (FIN) when released.
+   */
+  const socketOf = (
+    link: { connection: UtpConnection | undefined },
+    opening: Effect.Effect<void, Socket.SocketError>
+  ): Socket.Socket => {
+    const closed = () =>
+      new Socket.SocketError({
+        reason: new Socket.SocketCloseError({ code: link.connection?.failure === undefined ? 1000 : 1006 })
+      })
+    const pull: Effect.Effect<NonEmptyReadonlyArray<Uint8Array>, Socket.SocketError> = Effect.suspend(() => {
+      const connection = link.connection!
+      const chunks = connection.read()
+      if (chunks.length > 0) {
+        connection.ackIfNeeded() // owed when much of the window reopened
+        return Effect.as(flush, chunks as unknown as NonEmptyReadonlyArray<Uint8Array>)
+      }
+      if (connection.isEnded) return Effect.fail(closed())
+      return Effect.andThen(
+        Effect.callback<void>((resume) => {
+          connection.onReadable = () => {
+            connection.onReadable = undefined
+            resume(Effect.void)
+          }
+          return Effect.sync(() => (connection.onReadable = undefined))
+        }),
+        pull
+      )
+    })
+    const writable = (connection: UtpConnection) =>
+      Effect.callback<void>((resume) => {
+        connection.onWritable = () => {
+          connection.onWritable = undefined
+          resume(Effect.void)
+        }
+        return Effect.sync(() => (connection.onWritable = undefined))
+      })
+    const encoder = new TextEncoder()
+    const writeAll = (chunks: ReadonlyArray<Uint8Array | string>): Effect.Effect<void, Socket.SocketError> =>
+      Effect.suspend(() => {
+        const connection = link.connection
+        if (connection === undefined || connection.state !== "Connected") return Effect.fail(closed())
+        for (const chunk of chunks) connection.write(typeof chunk === "string" ? encoder.encode(chunk) : chunk)
+        return connection.full ? Effect.andThen(flush, writable(connection)) : flush
+      })
+    const close = (released: boolean) =>
+      Effect.suspend(() => {
+        link.connection?.close(released)
+        return flush
+      })
+    const writer: Socket.Writer = {
+      write: (chunk) => Socket.isCloseEvent(chunk) ? close(false) : writeAll([chunk]),
+      writeAll
+    }
+    return Socket.make({
+      reader: Effect.acquireRelease(
+        Effect.as(opening, { pull, upgrade: Socket.SocketUpgradeError.unsupported } satisfies Socket.Reader),
+        () => close(true)
+      ),
+      writer: Effect.succeed(writer)
+    })
+  }
+
+  const connect = (address: Address, timeoutMillis: number): Socket.Socket => {
+    const peer = `${address.host}:${address.port}`
+    const failed = (reason: UtpError["reason"]) =>
+      new Socket.SocketError({
+        reason: new Socket.SocketOpenError({
+          kind: reason === "Timeout" ? "Timeout" : "Unknown",
+          cause: new UtpError({ peer, reason })
+        })
+      })
+    const link: { connection: UtpConnection | undefined } = { connection: undefined }
+    const dial = Effect.gen(function*() {
+      const remote = NetAddress.inetAddressFromIpString(address.host, address.port)
+      if (remote._tag === "Failure") return yield* Effect.fail(failed("Refused"))
+      let recvId = Math.floor(Math.random() * 0x10000)
+      while (entries.has(recvId) || entries.has((recvId + 1) & Utp.seqMask)) recvId = (recvId + 1) & Utp.seqMask
+      const connection = open(recvId, (recvId + 1) & Utp.seqMask, remote.success)
+      const connected = yield* Deferred.make<void>()
+      connection.onConnect = () => Deferred.doneUnsafe(connected, Effect.void)
+      yield* flush
+      const answered = yield* Deferred.await(connected).pipe(Effect.timeoutOption(timeoutMillis))
+      if (answered._tag === "None") {
+        connection.reset()
+        return yield* Effect.fail(failed("Timeout"))
+      }
+      if (connection.state !== "Connected") {
+        return yield* Effect.fail(failed(connection.failure === "Refused" ? "Refused" : "Timeout"))
+      }
+      link.connection = connection
+    })
+    return socketOf(link, dial)
+  }
+
+  return {
+    port: reader.address.port,
+    connect,
+    accept: (onConnection) =>
+      Effect.acquireRelease(
+        Effect.sync(() => (onIncoming = onConnection)),
+        () => Effect.sync(() => (onIncoming = undefined))
+      ).pipe(Effect.asVoid),
+    datagram: DatagramSocket.make({
+      reader: Effect.succeed({
+        pull: Queue.takeAll(others) as unknown as Effect.Effect<NonEmptyReadonlyArray<DatagramSocket.Datagram>>,
+        address: reader.address,
+        dropped: () => 0,
+        joinMulticast: () => Effect.die("the uTP endpoint's socket joins no multicast group")
+      }),
+      writer: Effect.succeed(writer)
+    }),
+    stats: () =>
+      [...entries.values()].map(({ connection, remote }) => ({
+        peer: `${hostAndPort(remote).host}:${remote.port}`,
+        window: connection.ledbat.window,
+        delay: connection.ledbat.delay,
+        rtt: connection.ledbat.rtt
+      }))
+  } satisfies Endpoint
+})
+
+const hostAndPort = (address: NetAddress.InetAddress) => ({
+  host: NetAddress.formatIp(address.address).replace(/^::ffff:/, ""),
+  port: address.port
+})
