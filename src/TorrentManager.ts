@@ -40,6 +40,7 @@ import type * as Metainfo from "./protocol/Metainfo.ts"
 import * as Admission from "./peer/Admission.ts"
 import * as Encryption from "./peer/Encryption.ts"
 import { type Connection, Network } from "./peer/Network.ts"
+import * as Utp from "./peer/Utp.ts"
 import { keyOf } from "./peer/PeerEvent.ts"
 import * as PeerIo from "./peer/PeerIo.ts"
 import * as PeerSession from "./peer/PeerSession.ts"
@@ -273,8 +274,10 @@ const applyLimits = (up: RateLimit.Bucket, down: RateLimit.Bucket) => (limits: R
 
 export const make = Effect.gen(function*() {
   const config = yield* TorrentConfig
-  // Every peer connection, both ways, speaks message stream encryption by the policy (torrents dial through `network`).
-  const { network, encryption } = Encryption.make(yield* Network, {
+  // Peers over TCP and uTP by the policy (the DHT shares uTP's UDP port), and
+  // every peer connection, both ways, speaks message stream encryption by the policy (torrents dial through `network`).
+  const transports = Utp.make(yield* Network, config.utp)
+  const { network, encryption } = Encryption.make(transports, {
     policy: config.encryption,
     stageTimeoutMillis: config.handshakeTimeoutMillis
   })
@@ -305,7 +308,7 @@ export const make = Effect.gen(function*() {
     (c) => Queue.offerUnsafe(incoming, c)
   )
   const admission = Admission.make(config)
-  const dht = config.dht ? yield* startDht(config, port) : undefined
+  const dht = config.dht ? yield* Effect.provideService(startDht(config, port), Network, transports) : undefined
   const lpd = config.localDiscovery ? yield* startLpd(config) : undefined
   const route = (connection: Connection) =>
     Effect.gen(function*() {

@@ -12,6 +12,7 @@
 import { Cause, Clock, Effect, Exit, FileSystem, Option, Path, References, type Scope } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import type * as Encryption from "../peer/Encryption.ts"
+import type * as Utp from "../peer/Utp.ts"
 import type * as InfoHash from "../protocol/InfoHash.ts"
 import * as Magnet from "../protocol/Magnet.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
@@ -126,6 +127,14 @@ export const flags = {
         "require (RC4 always), disable (default: prefer)"
     ),
     Flag.withDefault("prefer" as const)
+  ),
+  // Listed here too, not taken from Utp.
+  utp: Flag.Literals("utp", ["prefer", "only", "disable"] satisfies Array<Utp.Policy>).pipe(
+    Flag.withMetavar("MODE"),
+    Flag.withDescription(
+      "peers over uTP on the UDP port of --port: prefer (then TCP), only, disable (default: disable)"
+    ),
+    Flag.withDefault("disable" as const)
   )
 }
 
@@ -151,6 +160,8 @@ export interface Options {
   readonly dhtBootstrap: ReadonlyArray<string>
   /** Message stream encryption (default: prefer). */
   readonly encryption?: Encryption.Policy | undefined
+  /** uTP (default: disable). */
+  readonly utp?: Utp.Policy | undefined
   /** `seed`: the data must be under the folder already. */
   readonly dataRequired?: boolean
   /**
@@ -392,7 +403,8 @@ const download = Effect.fnUntraced(function*(options: Options) {
       dht: !options.noDht,
       dhtBootstrap: dhtBootstrap.length > 0 ? dhtBootstrap : undefined,
       localDiscovery: !options.noLpd,
-      encryption: options.encryption ?? "prefer"
+      encryption: options.encryption ?? "prefer",
+      utp: options.utp ?? "disable"
     })),
     Effect.onExit((exit) => finish(exit))
   )
@@ -441,7 +453,8 @@ export const seedCommand = Command.make(
     noDht: flags.noDht,
     noLpd: flags.noLpd,
     dhtBootstrap: flags.dhtBootstrap,
-    encryption: flags.encryption
+    encryption: flags.encryption,
+    utp: flags.utp
   },
   (input) =>
     run({

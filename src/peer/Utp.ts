@@ -28,7 +28,7 @@
  * Connection ids are 16-bit and keyed with the address, so a clash is two
  * peers picking the same id, refused with RESET (1 in 65536).
  */
-import { Clock, Deferred, Effect, Equal, Exit, Queue, Result, Schema, Scope } from "effect"
+import { Clock, Deferred, Effect, Equal, Exit, Queue, Random, Result, Schema, Scope } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as NetAddress from "effect/net/NetAddress"
 import * as DatagramSocket from "effect/socket/DatagramSocket"
@@ -174,9 +174,13 @@ export const makeEndpoint = Effect.fnUntraced(function*(socket: DatagramSocket.D
   const reader = yield* socket.reader
   const writer = yield* socket.writer
   const clock = yield* Clock.Clock
+  // Ids and sequence numbers from Effect's Random, resolved once: a seeded run is the same run.
+  const random = yield* Random.Random
+  const random16 = () => Math.floor(random.nextDoubleUnsafe() * 0x10000)
   const now = () => clock.currentTimeMillisUnsafe()
   const entries = new Map<number, Entry>()
-  const others = yield* Queue.unbounded<DatagramSocket.Datagram>()
+  // Bounded: with no DHT reading them, stray datagrams must not pile up.
+  const others = yield* Queue.dropping<DatagramSocket.Datagram>(1024)
   let outbox: Array<DatagramSocket.OutgoingDatagram> = []
   let onIncoming: ((connection: Connection) => void) | undefined
   const header = Utp.emptyHeader()
@@ -199,7 +203,7 @@ export const makeEndpoint = Effect.fnUntraced(function*(socket: DatagramSocket.D
 
   const open = (recvId: number, sendId: number, remote: NetAddress.InetAddress, syn?: Utp.Header) => {
     const send = (payload: Uint8Array) => outbox.push({ payload, address: remote })
-    const firstSeq = syn === undefined ? 1 : Math.floor(Math.random() * 0x10000)
+    const firstSeq = syn === undefined ? 1 : random16()
     const connection = new UtpConnection(recvId, sendId, firstSeq, send, now, syn)
     entries.set(recvId, { connection, remote })
     return connection
@@ -336,7 +340,7 @@ export const makeEndpoint = Effect.fnUntraced(function*(socket: DatagramSocket.D
     const dial = Effect.gen(function*() {
       const remote = NetAddress.inetAddressFromIpString(address.host, address.port)
       if (remote._tag === "Failure") return yield* Effect.fail(failed("Refused"))
-      let recvId = Math.floor(Math.random() * 0x10000)
+      let recvId = random16()
       while (entries.has(recvId) || entries.has((recvId + 1) & Utp.seqMask)) recvId = (recvId + 1) & Utp.seqMask
       const connection = open(recvId, (recvId + 1) & Utp.seqMask, remote.success)
       const connected = yield* Deferred.make<void>()

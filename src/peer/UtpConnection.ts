@@ -222,7 +222,7 @@ export class UtpConnection {
     const now = this.now()
     const first = (this.acked + 1) & Utp.seqMask
     const oldest = this.sent[first & ringMask]
-    if (oldest === undefined || this.resend[first & ringMask] === 1) return
+    if (oldest === undefined) return
     if (now - this.sentAt[first & ringMask]! < this.ledbat.timeout) return
     if (++this.timeouts > maxTimeouts) return this.end("Timeout")
     this.ledbat.onTimeout()
@@ -330,16 +330,21 @@ export class UtpConnection {
     if (this.finished) this.end(undefined)
   }
 
-  /** `s` was lost: resent now; the window halves once per window of data. */
+  /**
+   * `s` was lost: resent at once, whatever the window (it is what the peer
+   * waits for, and what it replaces is no longer in flight); the window
+   * halves once per window of data.
+   */
   private lost(s: number) {
     const slot = s & ringMask
-    if (this.sent[slot] === undefined || this.resend[slot] === 1) return
+    const packet = this.sent[slot]
+    if (packet === undefined || this.resend[slot] === 1) return
     if (!Utp.seqLess(s, this.lossSeq)) {
       this.ledbat.onLoss()
       this.lossSeq = this.seq
     }
-    this.inFlight -= this.sent[slot]!.length
-    this.resend[slot] = 1
+    this.inFlight -= packet.length
+    this.transmit(slot, packet)
   }
 
   /** A DATA or FIN packet: delivered in order, kept when early, dropped when old. */

@@ -5,6 +5,7 @@
 import { Config, ConfigProvider, Context, Effect, Layer, Option, Random } from "effect"
 import type { Settings as LpdSettings } from "../lpd/Lpd.ts"
 import * as Encryption from "../peer/Encryption.ts"
+import * as Utp from "../peer/Utp.ts"
 
 export interface Settings {
   /** Folder that downloads are written under. */
@@ -66,6 +67,14 @@ export interface Settings {
    * per GiB and halves the rate from an aria2c seeder, see `npm run bench`).
    */
   readonly encryption: Encryption.Policy
+  /**
+   * uTP (BEP 29), on the UDP port of `port` (shared with the DHT): `prefer`
+   * (dial uTP, then TCP when it gets no answer in 3 s; accept both), `only`
+   * (dial uTP only; accept both) or `disable` (TCP only, the default for
+   * now: a peer without uTP, as aria2c, costs each dial 3 s, and uTP costs
+   * more CPU than TCP, see `npm run bench`).
+   */
+  readonly utp: Utp.Policy
 }
 
 /** A new peer id: "-ET0100-" and 12 bytes from Effect's `Random` (a seeded run gets the same id). */
@@ -103,7 +112,8 @@ export const defaults: Omit<Settings, "peerId"> = {
   dhtRequireSecureIds: false,
   localDiscovery: false,
   localDiscoveryGroup: undefined,
-  encryption: "disable"
+  encryption: "disable",
+  utp: "disable"
 }
 
 export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("effect-torrent/torrent/TorrentConfig") {
@@ -160,7 +170,8 @@ export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("e
               : Config.map(addresses("LOCAL_DISCOVERY_GROUP", group), ([address]) => address)
           )
         ),
-        encryption: Config.Literals(Encryption.policies, "ENCRYPTION").pipe(Config.withDefault(defaults.encryption))
+        encryption: Config.Literals(Encryption.policies, "ENCRYPTION").pipe(Config.withDefault(defaults.encryption)),
+        utp: Config.Literals(Utp.policies, "UTP").pipe(Config.withDefault(defaults.utp))
       }).pipe(Config.nested("TORRENT"))
       return TorrentConfig.of({ ...defaults, ...read, peerId: yield* makePeerId })
     })

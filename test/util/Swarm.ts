@@ -256,6 +256,8 @@ export const webtorrentSeeder = (options: {
   readonly dhtBootstrap?: ReadonlyArray<string>
   /** Message stream encryption on (webtorrent's `secure`). */
   readonly secure?: boolean
+  /** uTP on (utp-native, on the TCP port's number). */
+  readonly utp?: boolean
 }) =>
   Effect.gen(function*() {
     const port = yield* freePort
@@ -272,11 +274,15 @@ export const webtorrentSeeder = (options: {
     }, 30_000)
     if (!ready.ready) return yield* die(`webtorrent has only ${ready.progress} of the data:\n${child.output()}`)
     let uploaded = 0
+    let types: ReadonlyArray<string> = []
     child.onLine((line) => {
       const report = /^\{"uploaded":(\d+)\}$/.exec(line)
       if (report !== null) uploaded = Number(report[1])
+      if (line.startsWith('{"types":')) types = (JSON.parse(line) as { types: ReadonlyArray<string> }).types
     })
-    return { child, port, uploaded: () => uploaded } satisfies Seeder
+    const seeder: Seeder = { child, port, uploaded: () => uploaded }
+    /** `types`: the kinds of its connections now ("tcpIncoming", "utpIncoming"…). */
+    return { ...seeder, types: () => types }
   })
 
 /**

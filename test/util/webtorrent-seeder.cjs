@@ -4,10 +4,12 @@
 // trackers (announce to the torrent's trackers), uploadLimit (bytes/s, optional),
 // dhtBootstrap (["127.0.0.1:port", ...]: run a DHT node that starts from these
 // local nodes only, and announce there; optional), secure (message stream
-// encryption: dial with it first, accept it; optional).
+// encryption: dial with it first, accept it; optional), utp (uTP on the
+// same port as TCP, dialled first; optional).
 // Prints one JSON line {"ready":true,...} once it has verified its data and
 // listens, then {"uploaded":n} whenever the bytes it uploaded changed (at most
-// every 100 ms); exits when stdin closes or on SIGTERM.
+// every 100 ms), and {"types":[...]} whenever the kinds of its connections
+// changed ("tcpIncoming", "utpIncoming"…); exits when stdin closes or on SIGTERM.
 "use strict"
 const fs = require("node:fs")
 const WebTorrent = require("./webtorrent-loopback.cjs")
@@ -17,7 +19,7 @@ const client = new WebTorrent({
   dht: options.dhtBootstrap ? { bootstrap: options.dhtBootstrap } : false,
   lsd: false,
   utPex: false,
-  utp: false,
+  utp: options.utp === true,
   webSeeds: false,
   tracker: options.trackers ? { wrtc: false } : false,
   torrentPort: options.port,
@@ -35,7 +37,10 @@ const report = () => {
   process.stdout.write(`${JSON.stringify({ ready, infoHash: torrent.infoHash, port: client.torrentPort, progress: torrent.progress })}\n`)
   if (!ready) process.exit(3)
   let uploaded = 0
+  let types = ""
   setInterval(() => {
+    const now = JSON.stringify(torrent.wires.map((wire) => wire.type).sort())
+    if (now !== types) process.stdout.write(`{"types":${(types = now)}}\n`)
     if (torrent.uploaded === uploaded) return
     uploaded = torrent.uploaded
     process.stdout.write(`${JSON.stringify({ uploaded })}\n`)

@@ -1,0 +1,142 @@
+/**
+ * uTP (BEP 29) with real peers on 127.0.0.1: webtorrent@1.9.7 (utp-native,
+ * libutp) seeding to us and leeching from us, and two effect-torrent
+ * processes (the built CLI). Which transport carried the data is checked,
+ * not assumed: webtorrent reports each connection's kind (utpIncoming,
+ * utpOutgoing, tcp…), and under `--utp only` our dials never use TCP.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Stream } from "effect"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import type { ManagerEvent } from "../../src/TorrentManager.ts"
+import { TorrentManager } from "../../src/TorrentManager.ts"
+import { createWithMktorrent, sameBytes, tempDir, writeTree } from "../util/Files.ts"
+import { within } from "../util/Leecher.ts"
+import { type Child, exitOf, freePort, spawnChild, waitForLine, webtorrentSeeder } from "../util/Swarm.ts"
+
+const size = 4_000_037
+
+/** Data under `<root>/src` and its torrent (no tracker: peers are given). */
+const workspace = (label: string) =>
+  Effect.gen(function*() {
+    const root = yield* tempDir(label)
+    const src = join(root, "src")
+    yield* writeTree(src, [{ path: "data.bin", size }])
+    const torrent = yield* createWithMktorrent(join(src, "data.bin"), join(root, "data.torrent"), {
+      pieceLength: 64 * 1024,
+      announce: []
+    })
+    return { root, src, dst: join(root, "dst"), ...torrent }
+  })
+
+/** The first JSON line of `child` holding `key`. */
+const line = <A>(child: Child, key: string, accept: (value: A) => boolean = () => true) =>
+  waitForLine(child, (text) => {
+    try {
+      const value = JSON.parse(text) as Record<string, A>
+      return key in value && accept(value[key]!) ? value[key]! : undefined
+    } catch {
+      return undefined
+    }
+  }, 60_000)
+
+describe("uTP with other clients", () => {
+  it.live(
+    "we download from a webtorrent@1.9.7 seeder over uTP only; it sees a utpIncoming connection",
+    () =>
+      Effect.gen(function*() {
+        const ws = yield* workspace("utp-webtorrent-download")
+        const seeder = yield* webtorrentSeeder({ torrent: ws.file, dir: ws.src, trackers: false, utp: true })
+        const port = yield* freePort
+        let types: ReadonlyArray<string> = []
+        yield* Effect.gen(function*() {
+          const manager = yield* TorrentManager
+          const handle = yield* manager.add(ws.meta, { peers: [{ host: "127.0.0.1", port: seeder.port }] })
+          yield* handle.completed.pipe(within(60_000, "the download over uTP"))
+          types = seeder.types()
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(
+            TorrentManager.layerNode({ downloadDir: ws.dst, port, listenHost: "127.0.0.1", utp: "only" })
+          )
+        )
+        assert.isTrue(sameBytes(join(ws.src, "data.bin"), join(ws.dst, "data.bin")))
+        assert.deepStrictEqual(types, ["utpIncoming"])
+      }),
+    90_000
+  )
+
+  it.live(
+    "a webtorrent@1.9.7 leecher downloads from us, dialling us over uTP (utpOutgoing)",
+    () =>
+      Effect.gen(function*() {
+        const ws = yield* workspace("utp-webtorrent-upload")
+        const port = yield* freePort
+        const events: Array<ManagerEvent> = []
+        const types = yield* Effect.gen(function*() {
+          const manager = yield* TorrentManager
+          yield* Stream.runForEach(yield* manager.subscribe, (e) => Effect.sync(() => events.push(e))).pipe(
+            Effect.forkScoped
+          )
+          yield* manager.add(ws.meta, { seed: true, downloadDir: ws.src })
+          const child = yield* spawnChild("webtorrent leecher", process.execPath, [
+            fileURLToPath(new URL("../util/webtorrent-leecher.cjs", import.meta.url)),
+            JSON.stringify({
+              torrent: ws.file,
+              dir: ws.dst,
+              port: yield* freePort,
+              peers: [`127.0.0.1:${manager.port}`],
+              utp: true
+            })
+          ])
+          const connected = yield* line<ReadonlyArray<string>>(child, "types", (types) => types.length > 0)
+          yield* line(child, "done")
+          return connected
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(TorrentManager.layerNode({ downloadDir: ws.src, port, listenHost: "127.0.0.1", utp: "prefer" }))
+        )
+        assert.isTrue(sameBytes(join(ws.src, "data.bin"), join(ws.dst, "data.bin")))
+        assert.deepStrictEqual(types, ["utpOutgoing"])
+        const ours = events.flatMap(({ event }) => event._tag === "PeerConnected" ? [event.outgoing] : [])
+        assert.deepStrictEqual(ours, [false], "one connection, webtorrent's: the first uTP dial lasted")
+      }),
+    90_000
+  )
+
+  it.live(
+    "two effect-torrent processes over uTP only on 127.0.0.1",
+    () =>
+      Effect.gen(function*() {
+        const ws = yield* workspace("utp-processes")
+        const cli = fileURLToPath(new URL("../../dist/cli.js", import.meta.url))
+        const seedPort = yield* freePort
+        const common = ["--utp", "only", "--no-dht", "--no-lpd", "--quiet"]
+        yield* spawnChild("effect-torrent seeder", process.execPath, [
+          cli,
+          "seed",
+          ws.file,
+          "-o",
+          ws.src,
+          "--port",
+          String(seedPort),
+          ...common
+        ])
+        const leecher = yield* spawnChild("effect-torrent leecher", process.execPath, [
+          cli,
+          ws.file,
+          "-o",
+          ws.dst,
+          "--port",
+          String(yield* freePort),
+          "--peer",
+          `127.0.0.1:${seedPort}`,
+          ...common
+        ])
+        assert.strictEqual(yield* exitOf(leecher, 60_000), 0, leecher.output())
+        assert.isTrue(sameBytes(join(ws.src, "data.bin"), join(ws.dst, "data.bin")))
+      }),
+    90_000
+  )
+})
