@@ -284,6 +284,8 @@ export const makeEndpoint = Effect.fnUntraced(function*(socket: DatagramSocket.D
       if (connection.isEnded) return Effect.fail(closed())
       return Effect.andThen(
         Effect.callback<void>((resume) => {
+          // Checked again here: what came between the check above and now would be no wake-up.
+          if (connection.readable) return resume(Effect.void)
           connection.onReadable = () => {
             connection.onReadable = undefined
             resume(Effect.void)
@@ -295,6 +297,8 @@ export const makeEndpoint = Effect.fnUntraced(function*(socket: DatagramSocket.D
     })
     const writable = (connection: UtpConnection) =>
       Effect.callback<void>((resume) => {
+        // Acks read while the packets were flushed may have made room already.
+        if (!connection.full) return resume(Effect.void)
         connection.onWritable = () => {
           connection.onWritable = undefined
           resume(Effect.void)

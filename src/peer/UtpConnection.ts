@@ -125,9 +125,14 @@ export class UtpConnection {
   // The application's side
   // ---------------------------------------------------------------------------
 
-  /** Whether writes must wait (the send buffer is full). */
+  /** Whether writes must wait (the send buffer is full, and the connection open). */
   get full() {
-    return this.pendingBytes >= sendBuffer
+    return this.pendingBytes >= sendBuffer && this.state !== "Closed"
+  }
+
+  /** Whether `read` has bytes, or the stream ended. */
+  get readable() {
+    return this.delivered.length > 0 || this.ended
   }
 
   /** Whether nothing more will be read. */
