@@ -223,13 +223,13 @@ export const makeEndpoint = Effect.fnUntraced(function*(socket: DatagramSocket.D
     if (header.type === Utp.Type.Syn) {
       const recvId = (header.connectionId + 1) & Utp.seqMask
       const known = entries.get(recvId)
-      if (known !== undefined) return Equal.equals(known.remote, remote) ? known.connection.receive(bytes, header) : reset(remote, header)
+      if (known !== undefined) return sameAddress(known.remote, remote) ? known.connection.receive(bytes, header) : reset(remote, header)
       if (onIncoming === undefined) return reset(remote, header)
       const connection = open(recvId, header.connectionId, remote, header)
       return onIncoming({ socket: socketOf({ connection }, Effect.void), ...hostAndPort(remote) })
     }
     const entry = entries.get(header.connectionId)
-    if (entry !== undefined && Equal.equals(entry.remote, remote)) return entry.connection.receive(bytes, header)
+    if (entry !== undefined && sameAddress(entry.remote, remote)) return entry.connection.receive(bytes, header)
     if (header.type !== Utp.Type.Reset) reset(remote, header)
   }
 
@@ -389,6 +389,10 @@ export const makeEndpoint = Effect.fnUntraced(function*(socket: DatagramSocket.D
       }))
   } satisfies Endpoint
 })
+
+/** Per packet: the addresses' own comparison (`Equal.equals` would hash both first). */
+const sameAddress = (a: NetAddress.InetAddress, b: NetAddress.InetAddress) =>
+  a.port === b.port && a.address[Equal.symbol](b.address)
 
 const hostAndPort = (address: NetAddress.InetAddress) => ({
   host: NetAddress.formatIp(address.address).replace(/^::ffff:/, ""),
