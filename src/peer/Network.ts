@@ -57,6 +57,8 @@ export interface DatagramOptions {
   readonly reuseAddress?: boolean | undefined
   /** An IPv6 socket that takes no IPv4 traffic, so an IPv4 socket can have the same port (the DHT's two nodes). */
   readonly ipv6Only?: boolean | undefined
+  /** Room for bursts (uTP): the kernel's send and receive buffers in bytes, and datagrams queued unread. */
+  readonly buffers?: { readonly kernelBytes: number; readonly datagrams: number } | undefined
   /** Multicast (local discovery): the interface to send from, whether to hear ourselves. */
   readonly multicast?: {
     readonly interface?: NetAddress.MulticastInterface | undefined
@@ -96,7 +98,12 @@ export class Network extends Context.Service<Network, {
           bind: options.bind === undefined ? undefined : { address: options.bind.host, port: options.bind.port },
           reuseAddress: options.reuseAddress,
           ipv6Only: options.ipv6Only,
-          multicast: options.multicast
+          multicast: options.multicast,
+          ...(options.buffers === undefined ? {} : {
+            kernelReceiveBufferSize: options.buffers.kernelBytes,
+            kernelSendBufferSize: options.buffers.kernelBytes,
+            receiveBuffer: { capacity: options.buffers.datagrams }
+          })
         }
         return NodeDatagramSocket.make(
           options.connect === undefined

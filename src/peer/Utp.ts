@@ -43,6 +43,11 @@ export type Policy = "prefer" | "only" | "disable"
 export const policies: ReadonlyArray<Policy> = ["prefer", "only", "disable"]
 
 export const preferTimeoutMillis = 3000
+/**
+ * A few windows of bursts, as libtorrent sizes its socket's buffers: lost
+ * to a full buffer, a packet costs a retransmission and halves the window.
+ */
+const socketBuffers = { kernelBytes: 4 * 1024 * 1024, datagrams: 4096 }
 const tickMillis = 50
 
 export class UtpError extends Schema.TaggedError<UtpError>()("UtpError", {
@@ -102,7 +107,7 @@ export const make = (inner: Network["Service"], policy: Policy): Network["Servic
         const port = yield* inner.listen(options, onConnection)
         // IPv4, as the DHT: every interface unless one IPv4 address was given.
         const host = options.host === undefined || options.host.includes(":") ? "0.0.0.0" : options.host
-        const opened = yield* inner.datagram({ bind: { host, port } }).pipe(
+        const opened = yield* inner.datagram({ bind: { host, port }, buffers: socketBuffers }).pipe(
           Effect.flatMap(makeEndpoint),
           Effect.result
         )
@@ -276,10 +281,10 @@ export const makeEndpoint = Effect.fnUntraced(function*(socket: DatagramSocket.D
       })
     const pull: Effect.Effect<NonEmptyReadonlyArray<Uint8Array>, Socket.SocketError> = Effect.suspend(() => {
       const connection = link.connection!
-      const chunks = connection.read()
-      if (chunks.length > 0) {
+      const bytes = connection.read()
+      if (bytes !== undefined) {
         connection.ackIfNeeded() // owed when much of the window reopened
-        return Effect.as(flush, chunks as unknown as NonEmptyReadonlyArray<Uint8Array>)
+        return Effect.as(flush, [bytes] as const)
       }
       if (connection.isEnded) return Effect.fail(closed())
       return Effect.andThen(

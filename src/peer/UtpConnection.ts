@@ -11,8 +11,9 @@
  *   payload, each copied once into the buffer that is sent and kept for
  *   retransmission (in a ring indexed by seq). At most the congestion
  *   window (`Ledbat`), and the peer's advertised window, is in flight; a
- *   partial packet waits while others are in flight (Nagle), so a burst of
- *   small messages shares packets.
+ *   partial packet waits while another partial one is unacked (Nagle, as
+ *   Minshall's variant), so a burst of small messages shares packets and
+ *   the end of a batch of blocks does not wait for the whole window's acks.
  * - **Acks**: cumulative ack_nr, and the selective ack bitmask for packets
  *   past a hole. Three duplicate acks, or three packets selectively acked
  *   past an unacked one, resend it at once (fast retransmit) and halve the
@@ -71,6 +72,8 @@ export class UtpConnection {
   private pendingOffset = 0
   private pendingBytes = 0
   private duplicateAcks = 0
+  /** The partial data packet in flight, if any (-1: none). */
+  private partialSeq = -1
   /** Losses before this seq were counted in the last halving. */
   private lossSeq: number
   private timeouts = 0
@@ -148,17 +151,30 @@ export class UtpConnection {
     this.fill()
   }
 
-  /** What was received in order since the last call (empty when nothing was). */
-  read(): Array<Uint8Array> {
+  /**
+   * What was received in order since the last call, as one buffer (empty
+   * when nothing was): one copy per read rather than a chunk per packet for
+   * the frame decoder, which would copy every frame straddling packets anyway.
+   */
+  read(): Uint8Array | undefined {
     const chunks = this.delivered
-    if (chunks.length === 0) return chunks
+    if (chunks.length === 0) return undefined
+    let bytes = chunks[0]!
+    if (chunks.length > 1) {
+      bytes = new Uint8Array(this.deliveredBytes)
+      let at = 0
+      for (const chunk of chunks) {
+        bytes.set(chunk, at)
+        at += chunk.length
+      }
+    }
     this.delivered = []
     // Much of the window reopens: tell the peer, which may be waiting on it.
     if (this.deliveredBytes + this.reorderedBytes > receiveWindow / 2 && this.state === "Connected") {
       this.ackPending = true
     }
     this.deliveredBytes = 0
-    return chunks
+    return bytes
   }
 
   /**
@@ -297,6 +313,7 @@ export class UtpConnection {
       if (this.transmissions[slot] === 1) this.ledbat.onRtt(now - this.sentAt[slot]!)
       if (this.resend[slot] === 0) this.inFlight -= packet.length
       ackedBytes += packet.length
+      if (s === this.partialSeq) this.partialSeq = -1
       this.sent[slot] = undefined
       this.resend[slot] = 0
     }
@@ -408,10 +425,11 @@ export class UtpConnection {
     }
     while (this.pendingBytes > 0) {
       const size = Math.min(mss, this.pendingBytes)
-      // Nagle: a partial packet waits for the ones in flight.
-      if (size < mss && this.inFlight > 0) break
+      // Nagle, as Minshall's variant: a partial packet waits while another partial one is unacked.
+      if (size < mss && this.partialSeq !== -1) break
       if (this.inFlight > 0 && this.inFlight + size + Utp.baseHeaderLength > window) break
       if (this.ringFull()) break
+      if (size < mss) this.partialSeq = this.seq
       this.queuePacket(Utp.Type.Data, size)
       if (this.pendingBytes < sendBuffer && this.pendingBytes + size >= sendBuffer) this.onWritable?.()
     }
