@@ -7,7 +7,8 @@
  * a connected pair of MemorySockets (the listener gets the other end, from
  * the dialler's host and a port of its own), to any other address a refused
  * socket. A `link` gives each connection a latency and a rate (see
- * MemorySocket). UDP: MemoryUdp, each socket bound on its host.
+ * MemorySocket). UDP: MemoryUdp, each socket bound on its host, over
+ * `udpLink` (loss, duplication, jitter).
  * Nothing here reads the wall clock: under TestClock the network is
  * deterministic.
  */
@@ -19,6 +20,8 @@ import * as MemoryUdp from "./MemoryUdp.ts"
 export interface Options {
   /** How bytes travel from host `from` to host `to` (default: at once). */
   readonly link?: ((from: string, to: string) => MemorySocket.Link) | undefined
+  /** How datagrams travel from host `from` to host `to`: delay, jitter, loss, duplication (default: at once, all). */
+  readonly udpLink?: ((from: string, to: string) => MemoryUdp.Link) | undefined
 }
 
 export interface MemoryNetwork {
@@ -31,7 +34,7 @@ const firstEphemeralPort = 49152
 
 export const make = (options: Options = {}): Effect.Effect<MemoryNetwork> =>
   Effect.gen(function*() {
-    const udp = yield* MemoryUdp.makeNetwork
+    const udp = yield* MemoryUdp.makeNetworkWith({ link: options.udpLink })
     const listeners = new Map<string, (connection: Connection) => void>()
     let nextPort = firstEphemeralPort
     const link = options.link ?? (() => ({}))

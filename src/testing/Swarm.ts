@@ -27,6 +27,7 @@ import {
 import * as TestClock from "effect/testing/TestClock"
 import type * as MemorySocket from "../peer/MemorySocket.ts"
 import * as MemoryNetwork from "../peer/MemoryNetwork.ts"
+import type * as MemoryUdp from "../peer/MemoryUdp.ts"
 import type { ListenError } from "../peer/Network.ts"
 import * as Create from "../protocol/Create.ts"
 import type * as Magnet from "../protocol/Magnet.ts"
@@ -145,6 +146,8 @@ export interface Options {
   readonly leechers: number
   /** How bytes travel between two hosts (see MemorySocket.Link); default: at once. */
   readonly link?: MemorySocket.Link | ((from: string, to: string) => MemorySocket.Link) | undefined
+  /** How datagrams travel between two hosts (uTP; see MemoryUdp.Link); default: at once, all of them. */
+  readonly udpLink?: ((from: string, to: string) => MemoryUdp.Link) | undefined
   /** Seeds each manager's `Random` (with its number added); default 0. */
   readonly seed?: number | undefined
   /** Settings for every manager (the peer id, DHT and local discovery are the swarm's). */
@@ -196,7 +199,10 @@ export const run = (
   return Effect.gen(function*() {
     const { meta, data } = options.torrent
     const link = options.link
-    const network = yield* MemoryNetwork.make({ link: typeof link === "function" ? link : () => link ?? {} })
+    const network = yield* MemoryNetwork.make({
+      link: typeof link === "function" ? link : () => link ?? {},
+      udpLink: options.udpLink
+    })
     const count = options.seeders + options.leechers
     const stores = Array.from(
       { length: count },

@@ -4,7 +4,9 @@
  * reordering and delay arrive byte for byte; LEDBAT keeps the queueing
  * delay of a rate-limited path near its target and shrinks the window when
  * delay is added; dials to nobody time out, to a closed port are refused;
- * the DHT's datagrams share the socket.
+ * the DHT's datagrams share the socket. And whole managers (the testing
+ * Swarm) under `utp: "only"` over a lossy network: PeerSession, the Monitor
+ * and the torrent run over uTP unchanged, the same run every time.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Queue, Random, Result } from "effect"
@@ -15,6 +17,7 @@ import * as MemoryUdp from "../../src/peer/MemoryUdp.ts"
 import type { Connection } from "../../src/peer/Network.ts"
 import * as Utp from "../../src/peer/Utp.ts"
 import * as UtpPacket from "../../src/protocol/Utp.ts"
+import { Swarm } from "../../src/testing.ts"
 
 describe("Utp packets", () => {
   it("round-trips a header with a selective ack, and tells uTP from KRPC by the first byte", () => {
@@ -208,4 +211,25 @@ describe("Utp endpoints (TestClock, in-memory UDP)", () => {
       const [back] = yield* otherReader.pull
       assert.strictEqual(back.address.port, 6881)
     }))
+})
+
+describe("a swarm over uTP (TestClock, in-memory network)", () => {
+  it.live("a seeder and three leechers dialling only uTP, through 3 % loss, duplication and jitter: the same run twice", () =>
+    Effect.gen(function*() {
+      const torrent = yield* Swarm.torrent({ size: 1024 * 1024 + 4321, pieceLength: 32 * 1024 })
+      const options = {
+        torrent,
+        seeders: 1,
+        leechers: 3,
+        settings: { utp: "only" as const },
+        udpLink: () => ({ latencyMillis: 15, jitterMillis: 10, loss: 0.03, duplicate: 0.02 })
+      }
+      const runs = [yield* Swarm.run(options), yield* Swarm.run(options)]
+      for (const run of runs) {
+        for (const data of run.data) assert.isTrue(Buffer.from(data).equals(torrent.data))
+        assert.deepStrictEqual(run.events, runs[0]!.events)
+      }
+      const connected = runs[0]!.events.filter((e) => e.event._tag === "PeerConnected")
+      assert.isAtLeast(connected.length, 3)
+    }), 120_000)
 })
