@@ -81,11 +81,12 @@ const spawnUntil = <A>(args: ReadonlyArray<string>, match: (line: string) => A |
   })
 
 /** Runs `effect` with our library (uTP by `utp`), logging only errors. */
-const manager = (downloadDir: string, port: number, utp: Utp.Policy) => <A, E>(effect: Effect.Effect<A, E, TorrentManager>) =>
-  effect.pipe(
-    Effect.provide(TorrentManager.layerNode({ downloadDir, port, listenHost: "127.0.0.1", utp })),
-    Effect.provideService(References.MinimumLogLevel, "Error")
-  )
+const manager =
+  (downloadDir: string, port: number, utp: Utp.Policy) => <A, E>(effect: Effect.Effect<A, E, TorrentManager>) =>
+    effect.pipe(
+      Effect.provide(TorrentManager.layerNode({ downloadDir, port, listenHost: "127.0.0.1", utp })),
+      Effect.provideService(References.MinimumLogLevel, "Error")
+    )
 
 interface Measure {
   readonly seconds: number
@@ -189,32 +190,34 @@ const main = async () => {
 
   // Ours seeding to a webtorrent leecher that dials us over uTP.
   const leecherDir = join(work, "webtorrent")
-  const uploaded = await Effect.runPromise(Effect.gen(function*() {
-    const torrents = yield* TorrentManager
-    const handle = yield* torrents.add(meta, { seed: true })
-    yield* handle.completed
-    const cpu = process.cpuUsage()
-    const start = performance.now()
-    const leecher = yield* Effect.promise(() =>
-      spawnUntil(
-        webtorrent("webtorrent-leecher.cjs", {
-          torrent,
-          dir: leecherDir,
-          port,
-          peers: [`127.0.0.1:${torrents.port}`],
-          utp: true
-        }),
-        (line) => line.startsWith("{\"done\":true") ? true : undefined,
-        "the webtorrent leecher"
+  const uploaded = await Effect.runPromise(
+    Effect.gen(function*() {
+      const torrents = yield* TorrentManager
+      const handle = yield* torrents.add(meta, { seed: true })
+      yield* handle.completed
+      const cpu = process.cpuUsage()
+      const start = performance.now()
+      const leecher = yield* Effect.promise(() =>
+        spawnUntil(
+          webtorrent("webtorrent-leecher.cjs", {
+            torrent,
+            dir: leecherDir,
+            port,
+            peers: [`127.0.0.1:${torrents.port}`],
+            utp: true
+          }),
+          (line) => line.startsWith("{\"done\":true") ? true : undefined,
+          "the webtorrent leecher"
+        )
       )
-    )
-    const used = process.cpuUsage(cpu)
-    return {
-      seconds: (performance.now() - start) / 1000,
-      cpu: (used.user + used.system) / 1e6,
-      otherCpu: cpuOf(leecher.pid)
-    } satisfies Measure
-  }).pipe(Effect.scoped, manager(seedDir, 0, "prefer")))
+      const used = process.cpuUsage(cpu)
+      return {
+        seconds: (performance.now() - start) / 1000,
+        cpu: (used.user + used.system) / 1e6,
+        otherCpu: cpuOf(leecher.pid)
+      } satisfies Measure
+    }).pipe(Effect.scoped, manager(seedDir, 0, "prefer"))
+  )
   ok &&= sha1File(join(leecherDir, "data.bin")) === expected
   rows.push({ label: "uTP → webtorrent", measures: [uploaded] })
 

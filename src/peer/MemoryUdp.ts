@@ -76,14 +76,18 @@ export const makeNetworkWith = (options: Options): Effect.Effect<Network> =>
           })
         const deliver = ({ address: to, payload }: DatagramSocket.OutgoingDatagram) =>
           Effect.gen(function*() {
-            if (to === undefined || !NetAddress.isInetAddress(to)) return yield* Effect.die("a destination address is required")
+            if (to === undefined || !NetAddress.isInetAddress(to)) {
+              return yield* Effect.die("a destination address is required")
+            }
             const toHost = NetAddress.formatIp(to.address)
             const key = `${toHost}:${to.port}`
             const bound = inboxes.get(key)
             const targets = NetAddress.isMulticast(to.address) ? [...groups.get(key) ?? []] : bound ? [bound] : []
             const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload.slice()
             for (const arrives of yield* arrivals(toHost, bytes.length)) {
-              for (const target of targets) yield* Queue.offer(target, { datagram: { payload: bytes, address }, arrives })
+              for (const target of targets) {
+                yield* Queue.offer(target, { datagram: { payload: bytes, address }, arrives })
+              }
             }
           })
         /** Taken from the inbox, not yet arrived. */
@@ -96,7 +100,10 @@ export const makeNetworkWith = (options: Options): Effect.Effect<Network> =>
           const at = Math.max(now, pending[0]!.arrives)
           const later = pending.findIndex((p) => p.arrives > at)
           const arrived = pending.splice(0, later === -1 ? pending.length : later)
-          return arrived.map((p) => p.datagram) as unknown as readonly [DatagramSocket.Datagram, ...Array<DatagramSocket.Datagram>]
+          return arrived.map((p) => p.datagram) as unknown as readonly [
+            DatagramSocket.Datagram,
+            ...Array<DatagramSocket.Datagram>
+          ]
         })
         return DatagramSocket.make({
           reader: Effect.succeed({

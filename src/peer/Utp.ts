@@ -228,7 +228,9 @@ export const makeEndpoint = Effect.fnUntraced(function*(socket: DatagramSocket.D
     if (header.type === Utp.Type.Syn) {
       const recvId = (header.connectionId + 1) & Utp.seqMask
       const known = entries.get(recvId)
-      if (known !== undefined) return sameAddress(known.remote, remote) ? known.connection.receive(bytes, header) : reset(remote, header)
+      if (known !== undefined) {
+        return sameAddress(known.remote, remote) ? known.connection.receive(bytes, header) : reset(remote, header)
+      }
       if (onIncoming === undefined) return reset(remote, header)
       const connection = open(recvId, header.connectionId, remote, header)
       return onIncoming({ socket: socketOf({ connection }, Effect.void), ...hostAndPort(remote) })
@@ -348,7 +350,7 @@ export const makeEndpoint = Effect.fnUntraced(function*(socket: DatagramSocket.D
     const link: { connection: UtpConnection | undefined } = { connection: undefined }
     const dial = Effect.gen(function*() {
       const remote = NetAddress.inetAddressFromIpString(address.host, address.port)
-      if (remote._tag === "Failure") return yield* Effect.fail(failed("Refused"))
+      if (remote._tag === "Failure") return yield* failed("Refused")
       let recvId = random16()
       while (entries.has(recvId) || entries.has((recvId + 1) & Utp.seqMask)) recvId = (recvId + 1) & Utp.seqMask
       const connection = open(recvId, (recvId + 1) & Utp.seqMask, remote.success)
@@ -358,10 +360,10 @@ export const makeEndpoint = Effect.fnUntraced(function*(socket: DatagramSocket.D
       const answered = yield* Deferred.await(connected).pipe(Effect.timeoutOption(timeoutMillis))
       if (answered._tag === "None") {
         connection.reset()
-        return yield* Effect.fail(failed("Timeout"))
+        return yield* failed("Timeout")
       }
       if (connection.state !== "Connected") {
-        return yield* Effect.fail(failed(connection.failure === "Refused" ? "Refused" : "Timeout"))
+        return yield* failed(connection.failure === "Refused" ? "Refused" : "Timeout")
       }
       link.connection = connection
     })

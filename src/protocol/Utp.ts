@@ -201,7 +201,8 @@ export const write = (
 
 // Big-endian fields by hand: a DataView per packet would be an allocation per packet.
 const uint16 = (b: Uint8Array, at: number) => (b[at]! << 8) | b[at + 1]!
-const uint32 = (b: Uint8Array, at: number) => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0
+const uint32 = (b: Uint8Array, at: number) =>
+  ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0
 const setUint16 = (b: Uint8Array, at: number, value: number) => {
   b[at] = (value >>> 8) & 0xff
   b[at + 1] = value & 0xff

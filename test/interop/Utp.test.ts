@@ -95,7 +95,9 @@ describe("uTP with other clients", () => {
           return connected
         }).pipe(
           Effect.scoped,
-          Effect.provide(TorrentManager.layerNode({ downloadDir: ws.src, port, listenHost: "127.0.0.1", utp: "prefer" }))
+          Effect.provide(
+            TorrentManager.layerNode({ downloadDir: ws.src, port, listenHost: "127.0.0.1", utp: "prefer" })
+          )
         )
         assert.isTrue(sameBytes(join(ws.src, "data.bin"), join(ws.dst, "data.bin")))
         assert.deepStrictEqual(types, ["utpOutgoing"])

@@ -37,7 +37,9 @@ describe("Utp packets", () => {
     assert.deepStrictEqual(decoded.sacked, [9, 11, 40])
     assert.deepStrictEqual([...decoded.payload], [1, 2, 3])
     assert.isTrue(UtpPacket.isUtp(packet))
-    assert.isFalse(UtpPacket.isUtp(new TextEncoder().encode("d1:ad2:id20:aaaaaaaaaaaaaaaaaaaae1:q4:ping1:t2:aa1:y1:qe")))
+    assert.isFalse(
+      UtpPacket.isUtp(new TextEncoder().encode("d1:ad2:id20:aaaaaaaaaaaaaaaaaaaae1:q4:ping1:t2:aa1:y1:qe"))
+    )
   })
 
   it("names what is wrong with a bad packet", () => {
@@ -58,7 +60,13 @@ describe("Utp packets", () => {
     assert.strictEqual(reason(edit((b) => (b[0] = 0x22))), "Version")
     assert.strictEqual(reason(edit((b) => (b[0] = 0x51))), "Type")
     assert.strictEqual(reason(edit((b) => (b[1] = 1))), "Extension")
-    assert.strictEqual(reason(edit((b) => ((b[1] = 1), (b[21] = 3)), 5)), "SackLength")
+    assert.strictEqual(
+      reason(edit((b) => {
+        b[1] = 1
+        b[21] = 3
+      }, 5)),
+      "SackLength"
+    )
     assert.strictEqual(reason(edit(() => {}, 1)), "Payload")
     const error = UtpPacket.decode(good.subarray(0, 5))
     assert.isTrue(Result.isFailure(error) && error.failure.message.includes("shorter than the 20-byte header"))
@@ -66,7 +74,8 @@ describe("Utp packets", () => {
 })
 
 /** Deterministic bytes. */
-const data = (length: number, seed: number) => Uint8Array.from({ length }, (_, i) => (i * 31 + seed * 7 + (i >> 9)) & 0xff)
+const data = (length: number, seed: number) =>
+  Uint8Array.from({ length }, (_, i) => (i * 31 + seed * 7 + (i >> 9)) & 0xff)
 
 const concat = (chunks: ReadonlyArray<Uint8Array>) => new Uint8Array(Buffer.concat(chunks))
 
@@ -115,7 +124,12 @@ const runToEnd = <A, E>(fiber: Fiber.Fiber<A, E>, stepMillis: number, maxSteps: 
 describe("Utp endpoints (TestClock, in-memory UDP)", () => {
   it.effect("a transfer both ways survives loss, duplication, reordering and delay, byte for byte", () =>
     Effect.gen(function*() {
-      const { a, incoming } = yield* endpoints(() => ({ latencyMillis: 20, jitterMillis: 30, loss: 0.05, duplicate: 0.05 }))
+      const { a, incoming } = yield* endpoints(() => ({
+        latencyMillis: 20,
+        jitterMillis: 30,
+        loss: 0.05,
+        duplicate: 0.05
+      }))
       const up = data(300_000, 1)
       const down = data(120_000, 2)
       const transfer = yield* Effect.gen(function*() {
@@ -146,14 +160,14 @@ describe("Utp endpoints (TestClock, in-memory UDP)", () => {
       )
       const dialled = a.connect({ host: "10.0.0.2", port: 6881 }, 10_000)
       yield* Effect.forkChild(Effect.scoped(Effect.gen(function*() {
-        yield* Socket.readerBytes(dialled)
+        yield* Effect.asVoid(Socket.readerBytes(dialled))
         const writer = yield* dialled.writer
         const chunk = data(16384, 3)
         while (true) yield* writer.write(chunk.slice())
       })))
       yield* Effect.forkChild(Effect.scoped(Effect.gen(function*() {
         const pull = yield* Socket.readerBytes((yield* Queue.take(incoming)).socket)
-        yield* Effect.forever(pull)
+        return yield* Effect.forever(pull)
       })))
       const windows: Array<number> = []
       const delays: Array<number> = []
@@ -180,7 +194,7 @@ describe("Utp endpoints (TestClock, in-memory UDP)", () => {
       const a = yield* Utp.makeEndpoint(yield* udp.socket("10.0.0.1", 6881))
       yield* Utp.makeEndpoint(yield* udp.socket("10.0.0.3", 6881)) // accepts nothing
       const outcome = (host: string) =>
-        Effect.scoped(Socket.readerBytes(a.connect({ host, port: 6881 }, 5_000))).pipe(
+        Effect.scoped(Effect.asVoid(Socket.readerBytes(a.connect({ host, port: 6881 }, 5_000)))).pipe(
           Effect.flip,
           Effect.map((error) => (error.reason as Socket.SocketOpenError).cause as Utp.UtpError),
           Effect.forkChild
@@ -214,22 +228,26 @@ describe("Utp endpoints (TestClock, in-memory UDP)", () => {
 })
 
 describe("a swarm over uTP (TestClock, in-memory network)", () => {
-  it.live("a seeder and three leechers dialling only uTP, through 3 % loss, duplication and jitter: the same run twice", () =>
-    Effect.gen(function*() {
-      const torrent = yield* Swarm.torrent({ size: 1024 * 1024 + 4321, pieceLength: 32 * 1024 })
-      const options = {
-        torrent,
-        seeders: 1,
-        leechers: 3,
-        settings: { utp: "only" as const },
-        udpLink: () => ({ latencyMillis: 15, jitterMillis: 10, loss: 0.03, duplicate: 0.02 })
-      }
-      const runs = [yield* Swarm.run(options), yield* Swarm.run(options)]
-      for (const run of runs) {
-        for (const data of run.data) assert.isTrue(Buffer.from(data).equals(torrent.data))
-        assert.deepStrictEqual(run.events, runs[0]!.events)
-      }
-      const connected = runs[0]!.events.filter((e) => e.event._tag === "PeerConnected")
-      assert.isAtLeast(connected.length, 3)
-    }), 120_000)
+  it.live(
+    "a seeder and three leechers dialling only uTP, through 3 % loss, duplication and jitter: the same run twice",
+    () =>
+      Effect.gen(function*() {
+        const torrent = yield* Swarm.torrent({ size: 1024 * 1024 + 4321, pieceLength: 32 * 1024 })
+        const options = {
+          torrent,
+          seeders: 1,
+          leechers: 3,
+          settings: { utp: "only" as const },
+          udpLink: () => ({ latencyMillis: 15, jitterMillis: 10, loss: 0.03, duplicate: 0.02 })
+        }
+        const runs = [yield* Swarm.run(options), yield* Swarm.run(options)]
+        for (const run of runs) {
+          for (const data of run.data) assert.isTrue(Buffer.from(data).equals(torrent.data))
+          assert.deepStrictEqual(run.events, runs[0]!.events)
+        }
+        const connected = runs[0]!.events.filter((e) => e.event._tag === "PeerConnected")
+        assert.isAtLeast(connected.length, 3)
+      }),
+    120_000
+  )
 })

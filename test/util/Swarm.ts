@@ -278,7 +278,7 @@ export const webtorrentSeeder = (options: {
     child.onLine((line) => {
       const report = /^\{"uploaded":(\d+)\}$/.exec(line)
       if (report !== null) uploaded = Number(report[1])
-      if (line.startsWith('{"types":')) types = (JSON.parse(line) as { types: ReadonlyArray<string> }).types
+      if (line.startsWith("{\"types\":")) types = (JSON.parse(line) as { types: ReadonlyArray<string> }).types
     })
     const seeder: Seeder = { child, port, uploaded: () => uploaded }
     /** `types`: the kinds of its connections now ("tcpIncoming", "utpIncoming"…). */
