@@ -17,54 +17,21 @@
  * GiB; downloads are checked by SHA-1, the leecher's file too.
  */
 import { Effect, References } from "effect"
-import { execFileSync, spawn, type ChildProcess } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
-import * as Net from "node:net"
-import { tmpdir } from "node:os"
+import { execFileSync, type ChildProcess } from "node:child_process"
+import { readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import type * as Utp from "../src/peer/Utp.ts"
 import * as Metainfo from "../src/protocol/Metainfo.ts"
 import { TorrentManager } from "../src/TorrentManager.ts"
 import { sha1File, writeData } from "./benchData.ts"
+import { cpuOf, freePort, median, mib, runs, spawnGroup, workDir } from "./benchRun.ts"
 
-const mib = Number(process.env.BENCH_MIB ?? 1024)
-const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
-const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 const perGiB = (cpu: number) => (cpu * 1024) / mib
-
-const children: Array<ChildProcess> = []
-process.on("exit", () => {
-  for (const child of children) {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL")
-    } catch {
-      // already gone
-    }
-  }
-})
-process.on("SIGINT", () => process.exit(130))
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as Net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
-
-/** CPU seconds a process has used so far (Linux: /proc/<pid>/stat, utime + stime in 1/100 s). */
-const cpuOf = (pid: number) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, "latin1").replace(/^.*\) /, "").split(" ")
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
 
 /** A child in its own process group; resolves with the first stdout line `match` accepts. */
 const spawnUntil = <A>(args: ReadonlyArray<string>, match: (line: string) => A | undefined, what: string) =>
   new Promise<{ readonly value: A; readonly pid: number; readonly child: ChildProcess }>((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "inherit"], detached: true })
-    children.push(child)
+    const child = spawnGroup(process.execPath, args, { stdio: ["pipe", "pipe", "inherit"] })
     const timer = setTimeout(() => reject(new Error(`${what} did not report within 10 minutes`)), 600_000)
     let out = ""
     child.stdout!.setEncoding("utf8").on("data", (text: string) => {
@@ -145,8 +112,7 @@ const webtorrent = (script: string, options: object) => [
 ]
 
 const main = async () => {
-  const work = mkdtempSync(join(tmpdir(), "et-bench-utp-"))
-  process.on("exit", () => rmSync(work, { recursive: true, force: true }))
+  const work = workDir("et-bench-utp-")
   const seedDir = join(work, "seed")
   const { path: data, sha1: expected } = writeData(seedDir, mib)
   const torrent = join(work, "data.torrent")

@@ -16,7 +16,8 @@ import type { ManagerEvent } from "../../src/TorrentManager.ts"
 import { TorrentManager } from "../../src/TorrentManager.ts"
 import { trackerServer } from "../tracker/fixtures.ts"
 import * as EncryptedManager from "../util/EncryptedManager.ts"
-import { createWithMktorrent, sameBytes, tempDir, writeTree } from "../util/Files.ts"
+import * as Files from "../util/Files.ts"
+import { sameBytes } from "../util/Files.ts"
 import { within } from "../util/Leecher.ts"
 import {
   aria2Leecher,
@@ -33,17 +34,7 @@ const requireCrypto = ["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"]
 const size = 3_000_017
 
 /** Data under `<root>/src` and its torrent (announcing to `announce`, if any). */
-const workspace = (label: string, announce?: string) =>
-  Effect.gen(function*() {
-    const root = yield* tempDir(label)
-    const src = join(root, "src")
-    yield* writeTree(src, [{ path: "data.bin", size }])
-    const torrent = yield* createWithMktorrent(join(src, "data.bin"), join(root, "data.torrent"), {
-      pieceLength: 64 * 1024,
-      announce: announce === undefined ? [] : [announce]
-    })
-    return { root, src, dst: join(root, "dst"), ...torrent }
-  })
+const workspace = (label: string, announce?: string) => Files.workspace(label, size, announce)
 
 /** Every peer that connected: whether we dialled it. */
 const connections = (events: ReadonlyArray<ManagerEvent>) =>

@@ -11,24 +11,15 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import type { ManagerEvent } from "../../src/TorrentManager.ts"
 import { TorrentManager } from "../../src/TorrentManager.ts"
-import { createWithMktorrent, sameBytes, tempDir, writeTree } from "../util/Files.ts"
+import * as Files from "../util/Files.ts"
+import { sameBytes } from "../util/Files.ts"
 import { within } from "../util/Leecher.ts"
 import { type Child, exitOf, freePort, spawnChild, waitForLine, webtorrentSeeder } from "../util/Swarm.ts"
 
 const size = 4_000_037
 
 /** Data under `<root>/src` and its torrent (no tracker: peers are given). */
-const workspace = (label: string) =>
-  Effect.gen(function*() {
-    const root = yield* tempDir(label)
-    const src = join(root, "src")
-    yield* writeTree(src, [{ path: "data.bin", size }])
-    const torrent = yield* createWithMktorrent(join(src, "data.bin"), join(root, "data.torrent"), {
-      pieceLength: 64 * 1024,
-      announce: []
-    })
-    return { root, src, dst: join(root, "dst"), ...torrent }
-  })
+const workspace = (label: string) => Files.workspace(label, size)
 
 /** The first JSON line of `child` holding `key`. */
 const line = <A>(child: Child, key: string, accept: (value: A) => boolean = () => true) =>

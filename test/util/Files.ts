@@ -236,3 +236,16 @@ export const resumePieces = (dst: string, meta: Metainfo.Metainfo): Array<boolea
 
 /** The indexes of the pieces marked true. */
 export const indexes = (pieces: ReadonlyArray<boolean>) => pieces.flatMap((has, i) => (has ? [i] : []))
+
+/** One file of `size` bytes under `<root>/src` and its torrent (64 KiB pieces, announcing to `announce` if given); `dst` to download into. */
+export const workspace = (label: string, size: number, announce?: string) =>
+  Effect.gen(function*() {
+    const root = yield* tempDir(label)
+    const src = join(root, "src")
+    yield* writeTree(src, [{ path: "data.bin", size }])
+    const torrent = yield* createWithMktorrent(join(src, "data.bin"), join(root, "data.torrent"), {
+      pieceLength: 64 * 1024,
+      announce: announce === undefined ? [] : [announce]
+    })
+    return { root, src, dst: join(root, "dst"), ...torrent }
+  })
