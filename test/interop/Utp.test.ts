@@ -4,6 +4,7 @@
  * processes (the built CLI). Which transport carried the data is checked,
  * not assumed: webtorrent reports each connection's kind (utpIncoming,
  * utpOutgoing, tcp…), and under `--utp only` our dials never use TCP.
+ * Under `prefer`, a peer without uTP is reached over TCP by the same dial.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
@@ -94,6 +95,37 @@ describe("uTP with other clients", () => {
         assert.deepStrictEqual(types, ["utpOutgoing"])
         const ours = events.flatMap(({ event }) => event._tag === "PeerConnected" ? [event.outgoing] : [])
         assert.deepStrictEqual(ours, [false], "one connection, webtorrent's: the first uTP dial lasted")
+      }),
+    90_000
+  )
+
+  it.live(
+    "prefer with a webtorrent@1.9.7 seeder without uTP: the uTP dial gets no answer, the same dial goes on over TCP",
+    () =>
+      Effect.gen(function*() {
+        const ws = yield* workspace("utp-fallback")
+        const seeder = yield* webtorrentSeeder({ torrent: ws.file, dir: ws.src, trackers: false })
+        const port = yield* freePort
+        const events: Array<ManagerEvent> = []
+        let types: ReadonlyArray<string> = []
+        yield* Effect.gen(function*() {
+          const manager = yield* TorrentManager
+          yield* Stream.runForEach(yield* manager.subscribe, (e) => Effect.sync(() => events.push(e))).pipe(
+            Effect.forkScoped
+          )
+          const handle = yield* manager.add(ws.meta, { peers: [{ host: "127.0.0.1", port: seeder.port }] })
+          yield* handle.completed.pipe(within(60_000, "the download"))
+          types = seeder.types()
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(
+            TorrentManager.layerNode({ downloadDir: ws.dst, port, listenHost: "127.0.0.1", utp: "prefer" })
+          )
+        )
+        assert.isTrue(sameBytes(join(ws.src, "data.bin"), join(ws.dst, "data.bin")))
+        assert.deepStrictEqual(types, ["tcpIncoming"])
+        const ours = events.flatMap(({ event }) => event._tag === "PeerConnected" ? [event.outgoing] : [])
+        assert.deepStrictEqual(ours, [true], "one connection, ours: the fallback is within the dial")
       }),
     90_000
   )
