@@ -8,16 +8,22 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
+import * as Dgram from "node:dgram"
+import { createRequire } from "node:module"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import type { ManagerEvent } from "../../src/TorrentManager.ts"
 import { TorrentManager } from "../../src/TorrentManager.ts"
 import * as Files from "../util/Files.ts"
-import { sameBytes } from "../util/Files.ts"
+import { sameBytes, tempDir } from "../util/Files.ts"
 import { within } from "../util/Leecher.ts"
 import { type Child, exitOf, freePort, spawnChild, waitForLine, webtorrentSeeder } from "../util/Swarm.ts"
 
 const size = 4_000_037
+// utp-native (libutp), as webtorrent uses it: a CommonJS module without types.
+const utpNative = createRequire(import.meta.url)("utp-native") as {
+  readonly connect: (port: number, host: string) => import("node:events").EventEmitter & { destroy: () => void }
+}
 
 /** Data under `<root>/src` and its torrent (no tracker: peers are given). */
 const workspace = (label: string) => Files.workspace(label, size)
@@ -128,6 +134,51 @@ describe("uTP with other clients", () => {
         assert.deepStrictEqual(ours, [true], "one connection, ours: the fallback is within the dial")
       }),
     90_000
+  )
+
+  it.live(
+    "the DHT shares uTP's UDP port: a KRPC ping there is answered, and utp-native connects there",
+    () =>
+      Effect.gen(function*() {
+        const root = yield* tempDir("utp-dht")
+        const port = yield* freePort
+        yield* Effect.gen(function*() {
+          const manager = yield* TorrentManager
+          assert.strictEqual(manager.port, port)
+          const reply = yield* Effect.callback<Buffer>((resume) => {
+            const socket = Dgram.createSocket("udp4")
+            socket.on("message", (datagram, from) => {
+              // Its own queries (it pings a newcomer) are not the answer.
+              if (from.port === port && datagram.includes("1:y1:r")) resume(Effect.succeed(datagram))
+            })
+            socket.bind(0, "127.0.0.1", () =>
+              socket.send(
+                Buffer.from("d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe"),
+                port,
+                "127.0.0.1"
+              ))
+            return Effect.sync(() => socket.close())
+          }).pipe(within(10_000, "the DHT's answer"))
+          assert.include(reply.toString("latin1"), "1:t2:aa")
+          yield* Effect.callback<void>((resume) => {
+            const connection = utpNative.connect(port, "127.0.0.1")
+            connection.once("connect", () => resume(Effect.void))
+            return Effect.sync(() => connection.destroy())
+          }).pipe(within(10_000, "the uTP connection"))
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(TorrentManager.layerNode({
+            downloadDir: root,
+            port,
+            strictPort: true,
+            listenHost: "127.0.0.1",
+            utp: "prefer",
+            dht: true,
+            dhtBootstrap: [{ host: "127.0.0.1", port: 9 }] // no public routers
+          }))
+        )
+      }),
+    60_000
   )
 
   it.live(
