@@ -93,14 +93,14 @@ export const make = (inner: Network["Service"], policy: Policy): Network["Servic
   let endpoint: Endpoint | undefined
   return Network.of({
     connect: (address, timeoutMillis, options) =>
-      Effect.sync(() => {
+      Effect.suspend(() => {
         if (policy === "only") {
-          return endpoint === undefined ? noEndpoint(address) : endpoint.connect(address, timeoutMillis)
+          return Effect.succeed(endpoint === undefined ? noEndpoint(address) : endpoint.connect(address, timeoutMillis))
         }
         const tcp = inner.connect(address, timeoutMillis, options)
         return endpoint === undefined
-          ? Socket.make({ reader: Effect.flatMap(tcp, (s) => s.reader), writer: Effect.flatMap(tcp, (s) => s.writer) })
-          : fallback(endpoint.connect(address, Math.min(timeoutMillis, preferTimeoutMillis)), tcp)
+          ? tcp
+          : Effect.succeed(fallback(endpoint.connect(address, Math.min(timeoutMillis, preferTimeoutMillis)), tcp))
       }),
     listen: (options, onConnection) =>
       Effect.gen(function*() {
