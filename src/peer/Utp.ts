@@ -78,6 +78,8 @@ export interface Stats {
 export interface Endpoint {
   /** The UDP port bound. */
   readonly port: number
+  /** Whether the socket is IPv6 (else IPv4). */
+  readonly ipv6: boolean
   /** A uTP connection to `address`, dialled when its reader is acquired (failing after `timeoutMillis`). */
   readonly connect: (address: Address, timeoutMillis: number) => Socket.Socket
   /** Incoming connections go to `onConnection` while the scope is open (refused with RESET otherwise). */
@@ -105,9 +107,10 @@ export const make = (inner: Network["Service"], policy: Policy): Network["Servic
     listen: (options, onConnection) =>
       Effect.gen(function*() {
         const port = yield* inner.listen(options, onConnection)
-        // IPv4, as the DHT: every interface unless one IPv4 address was given.
-        const host = options.host === undefined || options.host.includes(":") ? "0.0.0.0" : options.host
-        const opened = yield* inner.datagram({ bind: { host, port }, buffers: socketBuffers }).pipe(
+        // The address peers are taken on, or every IPv4 one (uTP over IPv6 only with an IPv6 `listenHost`).
+        const host = options.host ?? "0.0.0.0"
+        const ipv6Only = host.includes(":")
+        const opened = yield* inner.datagram({ bind: { host, port }, ipv6Only, buffers: socketBuffers }).pipe(
           Effect.flatMap(makeEndpoint),
           Effect.result
         )
@@ -121,7 +124,8 @@ export const make = (inner: Network["Service"], policy: Policy): Network["Servic
         return port
       }),
     datagram: (options) =>
-      endpoint !== undefined && options.connect === undefined && options.bind?.port === endpoint.port
+      endpoint !== undefined && options.connect === undefined && options.bind?.port === endpoint.port &&
+        options.bind.host.includes(":") === endpoint.ipv6
         ? Effect.succeed(endpoint.datagram)
         : inner.datagram(options)
   })
@@ -372,6 +376,7 @@ export const makeEndpoint = Effect.fnUntraced(function*(socket: DatagramSocket.D
 
   return {
     port: reader.address.port,
+    ipv6: NetAddress.isInetAddressV6(reader.address),
     connect,
     accept: (onConnection) =>
       Effect.acquireRelease(
