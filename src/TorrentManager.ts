@@ -143,6 +143,8 @@ export interface AddOptions extends Omit<Torrent.Options, "limits" | "bans"> {
   readonly maxDownloadRate?: number | undefined
   /** This torrent's folder (default: the manager's `downloadDir`). */
   readonly downloadDir?: string | undefined
+  /** Added without starting (state "stopped"): `resume` starts it. A daemon restoring a paused torrent dials no one. */
+  readonly paused?: boolean | undefined
 }
 
 export interface RemoveOptions {
@@ -460,7 +462,9 @@ export const make = Effect.gen(function*() {
     const done = yield* Deferred.make<void, Torrent.TorrentError>()
     const fetched = yield* Deferred.make<Metainfo.Metainfo>()
     if (meta !== undefined) yield* Deferred.succeed(fetched, meta)
-    const progressRef = yield* SubscriptionRef.make(starting(meta))
+    const progressRef = yield* SubscriptionRef.make<Progress>(
+      options.paused === true ? { ...starting(meta), state: "stopped" } : starting(meta)
+    )
     // Completion: the download finished (complete, perhaps seeding) or the torrent failed.
     const completed = Effect.raceFirst(
       SubscriptionRef.changes(progressRef).pipe(
@@ -562,7 +566,7 @@ export const make = Effect.gen(function*() {
         Stream.runForEach((state) => events.publish({ _tag: "StateChanged", state }))
       )
     )
-    yield* start(entry)
+    if (options.paused !== true) yield* start(entry)
     return entry as TorrentHandle
   })
 

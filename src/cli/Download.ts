@@ -182,7 +182,7 @@ const logLevels = { error: "Error", warn: "Warn", info: "Info", debug: "Debug" }
 
 const usage = (detail: string) => new Usage.UsageError({ detail })
 
-const parseAddresses = (flag: string, texts: ReadonlyArray<string>) =>
+export const parseAddresses = (flag: string, texts: ReadonlyArray<string>) =>
   Effect.forEach(texts, (text) => {
     const address = Magnet.parsePeer(text)
     return address === undefined

@@ -9,6 +9,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Array as Arr, Cause, Console, Effect, Formatter, Layer, Logger, References } from "effect"
 import { CliConfig, CliOutput, Command, GlobalFlag } from "effect/cli"
 import * as Create from "./Create.ts"
+import * as Daemon from "./Daemon.ts"
 import * as Download from "./Download.ts"
 import * as Format from "./Format.ts"
 import * as Help from "./Help.ts"
@@ -43,7 +44,7 @@ const root = Command.make("effect-torrent", Download.flags, Download.run).pipe(
       description: "then seed until 1.5 times its size is sent"
     }
   ]),
-  Command.withSubcommands([Download.seedCommand, Serve.command, Info.command, Create.command])
+  Command.withSubcommands([Download.seedCommand, Serve.command, Daemon.command, Info.command, Create.command])
 )
 
 /**

@@ -283,7 +283,7 @@ const size = (bytes: number): string => {
 }
 
 /** A Host header naming an address or localhost (any port), or none at all. */
-const hostAllowed = (host: string | undefined): boolean =>
+export const hostAllowed = (host: string | undefined): boolean =>
   host === undefined || /^(localhost|\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/i.test(host)
 
-const isLoopback = (host: string): boolean => /^(127\.\d+\.\d+\.\d+|::1|localhost)$/i.test(host)
+export const isLoopback = (host: string): boolean => /^(127\.\d+\.\d+\.\d+|::1|localhost)$/i.test(host)
