@@ -270,7 +270,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     port: manager.port,
     downloadDir: options.downloadDir,
     add,
-    list: Effect.forEach(entries.values(), infoOf),
+    list: Effect.suspend(() => Effect.forEach([...entries.values()], infoOf)),
     get: (id) =>
       Effect.gen(function*() {
         const entry = yield* find(id)
