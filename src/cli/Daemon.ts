@@ -62,7 +62,9 @@ const logLevels = { error: "Error", warn: "Warn", info: "Info", debug: "Debug" }
 
 const run = Effect.fnUntraced(function*(input: Command.Command.Config.Infer<typeof flags>) {
   const auth = Option.getOrUndefined(input.auth)
-  if (auth !== undefined && !auth.includes(":")) return yield* new Usage.UsageError({ detail: "--auth: give USER:PASS" })
+  if (auth !== undefined && !auth.includes(":")) {
+    return yield* new Usage.UsageError({ detail: "--auth: give USER:PASS" })
+  }
   if (auth === undefined && !isLoopback(input.rpcHost)) {
     return yield* new Usage.UsageError({
       detail: `--rpc-host ${input.rpcHost} lets other computers in: give --auth USER:PASS too`
@@ -90,7 +92,7 @@ const run = Effect.fnUntraced(function*(input: Command.Command.Config.Infer<type
       error._tag === "ServeError"
         ? new Input.InputError({
           input: `--rpc-host ${input.rpcHost} --rpc-port ${input.rpcPort}`,
-          detail: `cannot serve there: ${error.message}`
+          detail: `cannot serve there: ${error.cause instanceof Error ? error.cause.message : String(error.cause)}`
         })
         : new Input.InputError({ input: `--dir ${dir}`, detail: error.message })
     ),
@@ -106,7 +108,10 @@ const run = Effect.fnUntraced(function*(input: Command.Command.Config.Infer<type
   )
 }, (effect, input) =>
   effect.pipe(
-    Effect.provideService(References.MinimumLogLevel, logLevels[Option.getOrElse(input.logLevel, () => "warn" as const)])
+    Effect.provideService(
+      References.MinimumLogLevel,
+      logLevels[Option.getOrElse(input.logLevel, () => "warn" as const)]
+    )
   ))
 
 export const command = Command.make("daemon", flags, run).pipe(

@@ -14,6 +14,7 @@ import * as Download from "./Download.ts"
 import * as Format from "./Format.ts"
 import * as Help from "./Help.ts"
 import * as Info from "./Info.ts"
+import * as Remote from "./Remote.ts"
 import { Screen } from "./Screen.ts"
 import * as Serve from "./Serve.ts"
 import * as Usage from "./Usage.ts"
@@ -44,7 +45,14 @@ const root = Command.make("effect-torrent", Download.flags, Download.run).pipe(
       description: "then seed until 1.5 times its size is sent"
     }
   ]),
-  Command.withSubcommands([Download.seedCommand, Serve.command, Daemon.command, Info.command, Create.command])
+  Command.withSubcommands([
+    Download.seedCommand,
+    Serve.command,
+    Daemon.command,
+    Remote.command,
+    Info.command,
+    Create.command
+  ])
 )
 
 /**

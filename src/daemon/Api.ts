@@ -11,27 +11,27 @@
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 
-export class TorrentNotFound extends Schema.TaggedError<TorrentNotFound>()("TorrentNotFound", {
-  id: Schema.String
-}, { httpApiStatus: 404 }) {
+export class TorrentNotFound
+  extends Schema.TaggedError<TorrentNotFound>()("TorrentNotFound", { id: Schema.String }, { httpApiStatus: 404 })
+{
   override get message() {
     return `no torrent ${this.id}`
   }
 }
 
 /** The request names something that cannot be: a bad .torrent, magnet, file index, limit or field. */
-export class BadInput extends Schema.TaggedError<BadInput>()("BadInput", {
-  detail: Schema.String
-}, { httpApiStatus: 400 }) {
+export class BadInput
+  extends Schema.TaggedError<BadInput>()("BadInput", { detail: Schema.String }, { httpApiStatus: 400 })
+{
   override get message() {
     return this.detail
   }
 }
 
 /** The daemon could not do what was asked (its disk failed). */
-export class DaemonFailure extends Schema.TaggedError<DaemonFailure>()("DaemonFailure", {
-  detail: Schema.String
-}, { httpApiStatus: 500 }) {
+export class DaemonFailure
+  extends Schema.TaggedError<DaemonFailure>()("DaemonFailure", { detail: Schema.String }, { httpApiStatus: 500 })
+{
   override get message() {
     return this.detail
   }

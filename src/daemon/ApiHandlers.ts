@@ -15,7 +15,9 @@ const pick = (fields: string | undefined) => {
   const names = fields.split(",").map((name) => name.trim()).filter((name) => name !== "")
   const unknown = names.find((name) => !(fieldNames as ReadonlyArray<string>).includes(name))
   if (unknown !== undefined) {
-    return Effect.fail(new BadInput({ detail: `no field ${JSON.stringify(unknown)}; the fields: ${fieldNames.join(", ")}` }))
+    return Effect.fail(
+      new BadInput({ detail: `no field ${JSON.stringify(unknown)}; the fields: ${fieldNames.join(", ")}` })
+    )
   }
   const kept = new Set(["id", "infoHash", ...names])
   return Effect.succeed((info: TorrentInfo) =>

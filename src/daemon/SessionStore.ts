@@ -55,7 +55,8 @@ const decodeSession = Schema.decodeUnknownEffect(Schema.fromJsonString(SessionFi
 export const empty: SessionFile = { version: 1, nextId: 1, limits: { upload: 0, download: 0 }, torrents: [] }
 
 const sessionFile = (path: Path.Path, dir: string) => path.join(dir, "session.json")
-const torrentFile = (path: Path.Path, dir: string, infoHash: string) => path.join(dir, "torrents", `${infoHash}.torrent`)
+const torrentFile = (path: Path.Path, dir: string, infoHash: string) =>
+  path.join(dir, "torrents", `${infoHash}.torrent`)
 
 /** The session saved in `dir`, or an empty one when there is none yet. */
 export const load = Effect.fnUntraced(function*(dir: string) {

@@ -146,9 +146,7 @@ export const make = Effect.gen(function*() {
     Effect.flatMap(select(ids), (selected) =>
       Effect.forEach(selected, (id) =>
         f(id).pipe(
-          Effect.mapError((error) =>
-            new RpcFailure({ result: error instanceof Error ? error.message : "failed" })
-          )
+          Effect.mapError((error) => new RpcFailure({ result: error instanceof Error ? error.message : "failed" }))
         ), { discard: true }))
 
   const limitsKb = Effect.map(session.limits, (limits) => ({
@@ -297,30 +295,30 @@ export const make = Effect.gen(function*() {
   const reply = (body: Record<string, unknown>, status = 200) =>
     HttpServerResponse.jsonUnsafe(body, { status, headers: { "x-transmission-session-id": sessionId } })
 
-  return Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    if (request.headers["x-transmission-session-id"] !== sessionId) {
-      return HttpServerResponse.text("send the X-Transmission-Session-Id header this response gives\n", {
-        status: 409,
-        headers: { "x-transmission-session-id": sessionId }
-      })
-    }
-    const text = yield* request.text.pipe(Effect.option)
-    if (text._tag === "None") return HttpServerResponse.text("the body could not be read\n", { status: 400 })
-    const parsed = yield* decodeRequest(text.value).pipe(Effect.option)
-    if (parsed._tag === "None") {
-      return HttpServerResponse.text("not an RPC request: JSON with a method name\n", { status: 400 })
-    }
-    const { method, tag } = parsed.value
-    const run = methods[method]
-    const outcome = run === undefined
-      ? { result: "method name not recognized", arguments: {} }
-      : yield* run(parsed.value.arguments).pipe(
-        Effect.map((args) => ({ result: "success", arguments: args })),
-        Effect.catch((failure) => Effect.succeed({ result: failure.result, arguments: {} }))
-      )
-    return reply({ ...outcome, ...(tag === undefined ? {} : { tag }) })
-  })
+  return (request: HttpServerRequest.HttpServerRequest) =>
+    Effect.gen(function*() {
+      if (request.headers["x-transmission-session-id"] !== sessionId) {
+        return HttpServerResponse.text("send the X-Transmission-Session-Id header this response gives\n", {
+          status: 409,
+          headers: { "x-transmission-session-id": sessionId }
+        })
+      }
+      const text = yield* request.text.pipe(Effect.option)
+      if (text._tag === "None") return HttpServerResponse.text("the body could not be read\n", { status: 400 })
+      const parsed = yield* decodeRequest(text.value).pipe(Effect.option)
+      if (parsed._tag === "None") {
+        return HttpServerResponse.text("not an RPC request: JSON with a method name\n", { status: 400 })
+      }
+      const { method, tag } = parsed.value
+      const run = methods[method]
+      const outcome = run === undefined
+        ? { result: "method name not recognized", arguments: {} }
+        : yield* run(parsed.value.arguments).pipe(
+          Effect.map((args) => ({ result: "success", arguments: args })),
+          Effect.catch((failure) => Effect.succeed({ result: failure.result, arguments: {} }))
+        )
+      return reply({ ...outcome, ...(tag === undefined ? {} : { tag }) })
+    })
 })
 
 /** The RPC route; needs Session. */

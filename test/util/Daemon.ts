@@ -3,7 +3,11 @@
  * users run it) for the daemon's tests, and its HTTP API called with
  * Node's fetch. Everything on 127.0.0.1, every wait bounded.
  */
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
+import { join } from "node:path"
+import * as Daemon from "../../src/daemon/Daemon.ts"
+import { Session } from "../../src/daemon/Session.ts"
+import { managerLayer } from "./Leecher.ts"
 import { type Child, ourCli, waitFor, waitForLine } from "./Swarm.ts"
 
 export interface Running {
@@ -29,6 +33,22 @@ export const start = (label: string, dir: string, args: ReadonlyArray<string> = 
     ])
     const url = yield* waitForLine(child, (line) => /^daemon on (http:\/\/\S+\/)$/.exec(line)?.[1], 60_000)
     return { child, url } satisfies Running
+  })
+
+/**
+ * The daemon in this process, in the test's scope: its session in `dir`,
+ * downloads in `dir/downloads`, the server on 127.0.0.1 (any port), no DHT
+ * or local discovery. Its address.
+ */
+export const inProcess = (dir: string, options: Partial<Daemon.Options> = {}) =>
+  Effect.gen(function*() {
+    const downloadDir = join(dir, "downloads")
+    const context = yield* Layer.build(
+      Session.layer({ dir, downloadDir }).pipe(
+        Layer.provideMerge(managerLayer(downloadDir, { dht: false, localDiscovery: false }))
+      )
+    )
+    return yield* Daemon.start({ host: "127.0.0.1", port: 0, ...options }).pipe(Effect.provideContext(context))
   })
 
 export interface Reply {
@@ -57,7 +77,7 @@ export const request = (
   })
 
 /** The API's JSON answer; dies unless the status is `status` (default 200). */
-export const api = <A = any>(
+export const api = <A = unknown>(
   base: string,
   path: string,
   options: Parameters<typeof request>[1] & { readonly status?: number } = {}
