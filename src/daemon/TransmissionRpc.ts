@@ -15,7 +15,7 @@
  * `result`, as Transmission does.
  */
 import { Effect, Schema } from "effect"
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as NodeCrypto from "node:crypto"
 import type { FilePriority } from "../torrent/Synchronizer.ts"
 import type { TorrentDetail, TorrentInfo } from "./Api.ts"
