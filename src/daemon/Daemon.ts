@@ -20,6 +20,7 @@ import * as Guard from "./Guard.ts"
 import * as Session from "./Session.ts"
 import * as TransmissionRpc from "./TransmissionRpc.ts"
 import * as Watch from "./Watch.ts"
+import * as WebUi from "./WebUi.ts"
 
 export interface Options {
   /** Where the HTTP server listens (default 127.0.0.1). */
@@ -53,6 +54,7 @@ export const start = Effect.fnUntraced(function*(options: Options) {
   const routes = Layer.mergeAll(
     ApiHandlers.layer,
     TransmissionRpc.layer,
+    WebUi.layer,
     Guard.layer({
       loopback: isLoopback(options.host),
       auth: options.auth,
