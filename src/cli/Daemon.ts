@@ -48,6 +48,13 @@ const flags = {
     Flag.withDescription("require HTTP basic authentication with this user and password"),
     Flag.optional
   ),
+  otlp: Flag.String("otlp").pipe(
+    Flag.withMetavar("URL"),
+    Flag.withDescription(
+      "send metrics, traces and logs to this OTLP collector (HTTP, JSON), e.g. http://127.0.0.1:4318"
+    ),
+    Flag.optional
+  ),
   maxPeers: Download.flags.maxPeers,
   port: Download.flags.port,
   peer: Download.flags.peer,
@@ -80,6 +87,7 @@ const run = Effect.fnUntraced(function*(input: Command.Command.Config.Infer<type
     Effect.mapError((error) => new Input.InputError({ input: downloadDir, detail: `cannot make it: ${error.message}` }))
   )
   const Daemon = yield* Effect.promise(() => import("../daemon/Daemon.ts"))
+  const { otlp } = yield* Effect.promise(() => import("../daemon/Metrics.ts"))
   const screen = yield* Screen
   return yield* Daemon.run({
     host: input.rpcHost,
@@ -96,6 +104,7 @@ const run = Effect.fnUntraced(function*(input: Command.Command.Config.Infer<type
         })
         : new Input.InputError({ input: `--dir ${dir}`, detail: error.message })
     ),
+    Option.isSome(input.otlp) ? Effect.provide(otlp(input.otlp.value)) : (effect) => effect,
     Effect.provide(TorrentManager.layerNode({
       downloadDir,
       maxPeers: input.maxPeers,

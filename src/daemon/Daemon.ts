@@ -17,6 +17,7 @@ import * as Http from "node:http"
 import { isLoopback } from "../http/TorrentServer.ts"
 import * as ApiHandlers from "./ApiHandlers.ts"
 import * as Guard from "./Guard.ts"
+import * as Metrics from "./Metrics.ts"
 import * as Session from "./Session.ts"
 import * as TransmissionRpc from "./TransmissionRpc.ts"
 import * as Watch from "./Watch.ts"
@@ -55,6 +56,7 @@ export const start = Effect.fnUntraced(function*(options: Options) {
     ApiHandlers.layer,
     TransmissionRpc.layer,
     WebUi.layer,
+    Metrics.layer,
     Guard.layer({
       loopback: isLoopback(options.host),
       auth: options.auth,
