@@ -164,12 +164,16 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   }
 
   /** Starts the recorded torrent in the manager (paused if it was). */
-  const start = (record: SessionStore.TorrentRecord, source: Metainfo.Metainfo | Magnet.Magnet) =>
+  const start = (
+    record: SessionStore.TorrentRecord,
+    source: Metainfo.Metainfo | Magnet.Magnet,
+    paused = record.paused
+  ) =>
     Effect.gen(function*() {
       const peers = yield* parsePeers([...(options.peers ?? []), ...(record.peers ?? [])])
       const handle = yield* manager.add(source, {
         downloadDir: record.downloadDir,
-        paused: record.paused,
+        paused,
         selected: record.selected,
         priorities: record.priorities,
         peers,
@@ -211,22 +215,39 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     Effect.forkScoped
   )
 
-  // The saved torrents, as they were; one that cannot be read back is skipped with a warning.
-  for (const record of loaded.torrents) {
-    const bytes = yield* SessionStore.loadTorrent(options.dir, record.infoHash)
-    const source = bytes._tag === "Some"
-      ? Result.getOrUndefined(Metainfo.decode(bytes.value))
-      : record.magnet === undefined
-      ? undefined
-      : Result.getOrUndefined(Magnet.parse(record.magnet))
+  // The saved torrents, as they were; one that cannot be read back is skipped with a warning. All are read,
+  // then added paused, before any starts: the API answers with all of them at once, and the ones not paused
+  // start in the background (reads and adds waiting behind starting torrents' work made restoring a thousand
+  // take half a minute).
+  const sources = yield* Effect.forEach(
+    loaded.torrents,
+    (record) =>
+      Effect.map(SessionStore.loadTorrent(options.dir, record.infoHash), (bytes) =>
+        bytes._tag === "Some"
+          ? Result.getOrUndefined(Metainfo.decode(bytes.value))
+          : record.magnet === undefined
+          ? undefined
+          : Result.getOrUndefined(Magnet.parse(record.magnet))),
+    { concurrency: 16 }
+  )
+  for (const [i, record] of loaded.torrents.entries()) {
+    const source = sources[i]
     if (source === undefined) {
       yield* Effect.logWarning(`torrent ${record.infoHash} of the saved session cannot be read back: skipped`)
       continue
     }
-    yield* start(record, source).pipe(
+    yield* start(record, source, true).pipe(
       Effect.catch((error) => Effect.logWarning(`torrent ${record.infoHash} not restored: ${error.message}`))
     )
   }
+  // A torrent paused or removed meanwhile is left as the user made it (pause marks the record first).
+  yield* Effect.forEach(loaded.torrents, (record) =>
+    Effect.suspend(() => {
+      const entry = entries.get(record.infoHash)
+      return entry === undefined || entry.record.paused
+        ? Effect.void
+        : Effect.ignore(manager.resume(entry.handle.infoHash))
+    }), { discard: true }).pipe(Effect.forkScoped)
 
   const add = Effect.fn("Session.add")(function*(input: Source, addOptions: AddOptions = {}) {
     const source = input._tag === "Torrent"
@@ -288,14 +309,16 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     pause: (id) =>
       Effect.gen(function*() {
         const entry = yield* find(id)
+        entry.record = { ...entry.record, paused: true }
         yield* manager.pause(entry.handle.infoHash).pipe(Effect.orDie)
-        yield* change(entry, (record) => ({ ...record, paused: true }))
+        yield* persist
       }),
     resume: (id) =>
       Effect.gen(function*() {
         const entry = yield* find(id)
+        entry.record = { ...entry.record, paused: false }
         yield* manager.resume(entry.handle.infoHash).pipe(Effect.orDie)
-        yield* change(entry, (record) => ({ ...record, paused: false }))
+        yield* persist
       }),
     remove: (id, deleteFiles) =>
       Effect.gen(function*() {
