@@ -1,7 +1,7 @@
 /**
  * `effect-torrent remote <command>`: drives a running daemon through its
- * typed API client (`daemon/Client`): list, add, info, pause, resume,
- * remove, limit. The client is loaded only when a command runs.
+ * typed API client (`daemon/Client`): list, add, info, stop (pause),
+ * start (resume), remove, limit. The client is loaded only when a command runs.
  */
 import { Console, Effect, FileSystem, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
@@ -120,19 +120,19 @@ const info = Command.make(
 ).pipe(Command.withDescription("One torrent of the daemon, with its files"))
 
 const pause = Command.make(
-  "pause",
+  "stop",
   { ...connection, id },
   (options) => withClient(options, (client) => client.torrents.pause({ params: { id: options.id } }))
 ).pipe(
-  Command.withDescription("Pause a torrent (it stays paused across restarts)")
+  Command.withDescription("Pause a torrent (it stays paused across restarts of the daemon)")
 )
 
 const resume = Command.make(
-  "resume",
+  "start",
   { ...connection, id },
   (options) => withClient(options, (client) => client.torrents.resume({ params: { id: options.id } }))
 ).pipe(
-  Command.withDescription("Resume a paused torrent")
+  Command.withDescription("Start a paused torrent again")
 )
 
 const remove = Command.make("remove", {

@@ -10,7 +10,7 @@ import { runCli } from "../util/Swarm.ts"
 describe("effect-torrent --help", () => {
   it.live("fits 80 columns for every command, with defaults and examples", () =>
     Effect.gen(function*() {
-      const commands = [[], ["seed"], ["serve"], ["info"], ["create"]]
+      const commands = [[], ["seed"], ["serve"], ["daemon"], ["remote"], ["remote", "add"], ["info"], ["create"]]
       const runs = yield* Effect.forEach(commands, (command) => runCli([...command, "--help"]), { concurrency: 2 })
       runs.forEach((run, i) => {
         const name = ["effect-torrent", ...commands[i]!].join(" ")
@@ -28,6 +28,6 @@ describe("effect-torrent --help", () => {
         root!.stdout.replace(/\s+/g, " "),
         "Exit status: 0 complete, 1 failed, 2 usage error, 130 interrupted"
       )
-      assert.include(root!.stdout, "       effect-torrent <seed|serve|info|create> [flags] ...")
+      assert.include(root!.stdout, "       effect-torrent <seed|serve|daemon|remote|info|create> [flags] ...")
     }), 60_000)
 })

@@ -216,7 +216,7 @@ describe("daemon HTTP API", () => {
   )
 
   it.live(
-    "effect-torrent remote: add, list, pause, info, limit, remove; an unknown torrent and a wrong password fail",
+    "effect-torrent remote: add, list, start, stop, info, limit, remove; an unknown torrent and a wrong password fail",
     () =>
       Effect.gen(function*() {
         const root = yield* tempDir("daemon-remote")
@@ -228,8 +228,8 @@ describe("daemon HTTP API", () => {
         assert.deepStrictEqual([added.code, added.stdout], [0, "added 1: nowhere\n"], added.stderr)
         const listed = yield* remote(["list"])
         assert.match(listed.stdout, /^\s+1\s+n\/a\s+paused\s+.*nowhere\n$/)
-        assert.strictEqual((yield* remote(["resume", "1"])).code, 0)
-        assert.strictEqual((yield* remote(["pause", "1"])).code, 0)
+        assert.strictEqual((yield* remote(["start", "1"])).code, 0)
+        assert.strictEqual((yield* remote(["stop", "1"])).code, 0)
         const info = yield* remote(["info", "1"])
         assert.match(info.stdout, /state:\s+paused/)
         assert.include(info.stdout, `info-hash:  ${"ef".repeat(20)}`)
@@ -241,7 +241,7 @@ describe("daemon HTTP API", () => {
           download: 2 * 1024 * 1024
         })
 
-        const unknown = yield* remote(["pause", "9"])
+        const unknown = yield* remote(["stop", "9"])
         assert.deepStrictEqual([unknown.code, unknown.stderr], [1, "effect-torrent: the daemon: no torrent 9\n"])
         const wrong = yield* runCli(["remote", "list", "--url", url, "--auth", "me:nope"])
         assert.strictEqual(wrong.code, 1)
