@@ -10,6 +10,7 @@
  */
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
+import { TorrentState } from "../torrent/Orchestrator.ts"
 
 export class TorrentNotFound
   extends Schema.TaggedError<TorrentNotFound>()("TorrentNotFound", { id: Schema.String }, { httpApiStatus: 404 })
@@ -44,16 +45,6 @@ export const Limits = Schema.Struct({ upload: Count, download: Count })
 export type Limits = typeof Limits.Type
 
 export const FilePriority = Schema.Literals(["skip", "low", "normal", "high"])
-
-export const TorrentState = Schema.Literals([
-  "fetching metadata",
-  "checking",
-  "downloading",
-  "stalled",
-  "complete",
-  "seeding",
-  "stopped"
-])
 
 /** A torrent as listed: every field but `id` and `infoHash` may be left out by `fields`. */
 export const TorrentInfo = Schema.Struct({
