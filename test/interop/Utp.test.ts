@@ -186,7 +186,8 @@ describe("uTP with other clients", () => {
     () =>
       Effect.gen(function*() {
         const ws = yield* workspace("utp-processes")
-        const cli = fileURLToPath(new URL("../../dist/cli.js", import.meta.url))
+        // The built CLI, as users run it (test/globalSetup.ts builds it).
+        const cli = fileURLToPath(new URL("../../bin/effect-torrent.js", import.meta.url))
         const seedPort = yield* freePort
         const common = ["--utp", "only", "--no-dht", "--no-lpd", "--quiet"]
         yield* spawnChild("effect-torrent seeder", process.execPath, [
