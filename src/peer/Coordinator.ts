@@ -3,8 +3,7 @@
  *
  * It remembers which blocks we asked this peer for and when, sizes the
  * pipeline to the peer's rate (enough requests to cover `queueSeconds` of
- * transfer, between `minDepth` and the peer's own queue limit; between ticks
- * it grows by one per block received, as TCP's slow start), hands back
+ * transfer, between `minDepth` and the peer's own queue limit), hands back
  * requests that time out or are dropped by a choke, and tells a snubbing
  * peer (requests outstanding, no block for `snubMillis`) from a slow one.
  *
@@ -59,11 +58,6 @@ export const make = (options: Options) => {
       outstanding.delete(key)
       windowBytes += length
       lastBlockAt = now
-      // Slow start: the rate is measured once a second; in between, each
-      // block deepens the pipeline by one (doubling it per round trip), so a
-      // fast peer is not held to a shallow pipeline (one small write per few
-      // blocks) until the next tick.
-      if (depth < maxDepth) depth++
       return true
     },
     /** We cancelled a request (endgame). */

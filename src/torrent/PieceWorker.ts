@@ -15,6 +15,7 @@
 import { Context, Data, Effect, Layer } from "effect"
 import { Digest } from "effect/crypto"
 import * as NodeCrypto from "@effect/platform-node/NodeCrypto"
+import { createHash } from "node:crypto"
 import { Worker } from "node:worker_threads"
 import * as Merkle from "../protocol/Merkle.ts"
 
@@ -96,6 +97,9 @@ export class PieceWorker extends Context.Service<PieceWorker, {
     Effect.map(Effect.service(PieceWorker), (worker) => ({ root: worker.merkleRoot }))
   )
 }
+
+const sha1Equals = (data: Uint8Array, sha1: Uint8Array): boolean =>
+  createHash("sha1").update(data).digest().equals(sha1)
 
 /** A zeroed buffer in shared memory: posted to the worker without a copy. */
 export const allocate = (size: number): Uint8Array => new Uint8Array(new SharedArrayBuffer(size))
@@ -227,15 +231,21 @@ const make = Effect.gen(function*() {
       data.length >= offloadBytes
         ? hash({ op: "merkle", data, leaves })
         : Effect.sync(() => Merkle.blocksRoot(Merkle.sha256, data, leaves)),
-    write: (data, parts, sha1) =>
-      Effect.uninterruptible(
+    write: (data, parts, sha1) => {
+      // A small piece is checked in place: a bad one is refused at once,
+      // without the round trip (a peer sending bad pieces fast fails fewer of
+      // them before it is banned), and a good one is not hashed twice.
+      const inPlace = sha1 !== undefined && data.length < offloadBytes
+      if (inPlace && !sha1Equals(data, sha1)) return Effect.succeed(false)
+      return Effect.uninterruptible(
         Effect.flatMap(
-          call({ op: "write", data, parts, sha1 }),
+          call({ op: "write", data, parts, sha1: inPlace ? undefined : sha1 }),
           (reply) =>
             "error" in reply
               ? Effect.fail(new WriteFailed(reply.error))
               : Effect.succeed("written" in reply && reply.written)
         )
       )
+    }
   })
 })

@@ -49,18 +49,6 @@ describe("Coordinator", () => {
       assert.strictEqual(c.depth, 192)
     })
 
-    it("deepens by one per block received between ticks (slow start), up to maxDepth", () => {
-      const c = Coordinator.make({ requestTimeoutMillis: 30_000, maxDepth: 100 })
-      transfer(c, 0, 40, 0)
-      assert.strictEqual(c.depth, floor + 40)
-      transfer(c, 1, 200, 10)
-      assert.strictEqual(c.depth, 100)
-      // A block we never asked for deepens nothing.
-      const fresh = Coordinator.make({ requestTimeoutMillis: 30_000 })
-      assert.isFalse(fresh.received(0, 0, blockSize, 0))
-      assert.strictEqual(fresh.depth, floor)
-    })
-
     it("measures the rate over the elapsed time, not per tick", () => {
       const c = Coordinator.make({ requestTimeoutMillis: 30_000 })
       transfer(c, 0, 160, 0)
