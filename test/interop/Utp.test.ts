@@ -162,7 +162,13 @@ describe("uTP with other clients", () => {
           assert.include(reply.toString("latin1"), "1:t2:aa")
           yield* Effect.callback<void>((resume) => {
             const connection = utpNative.connect(port, "127.0.0.1")
-            connection.once("connect", () => resume(Effect.void))
+            // An error before the connection fails the test; one after it (our side's reset as the
+            // manager stops) is only the end, and unheard it would be an uncaught exception.
+            connection.on("error", (error) => resume(Effect.die(error)))
+            connection.once("connect", () => {
+              resume(Effect.void)
+              connection.destroy()
+            })
             return Effect.sync(() => connection.destroy())
           }).pipe(within(10_000, "the uTP connection"))
         }).pipe(

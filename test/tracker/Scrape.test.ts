@@ -47,7 +47,7 @@ const whitelisted = (url: string, hash: Uint8Array) =>
     for (let attempt = 1;; attempt++) {
       const answer = yield* Effect.result(tracker.announce(url, probe))
       if (Result.isSuccess(answer)) return
-      if (attempt === 50) return yield* Effect.fail(answer.failure)
+      if (attempt === 50) return yield* answer.failure
       yield* Effect.sleep(100)
     }
   })
