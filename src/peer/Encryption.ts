@@ -488,7 +488,8 @@ class Inbox {
   readonly more: Effect.Effect<void, Socket.SocketError> = Effect.map(
     Effect.suspend(() => this.pull),
     (chunks) => {
-      this.pending = concat([this.pending, ...chunks])
+      // Always a copy: a connection may lend its chunks only until its next read (see `TcpSocket`).
+      this.pending = copyOf([this.pending, ...chunks])
     }
   )
 
@@ -514,10 +515,13 @@ class Inbox {
 
 const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
   const nonEmpty = parts.filter((part) => part.length > 0)
-  if (nonEmpty.length === 1) return nonEmpty[0]!
-  const out = new Uint8Array(nonEmpty.reduce((n, part) => n + part.length, 0))
+  return nonEmpty.length === 1 ? nonEmpty[0]! : copyOf(nonEmpty)
+}
+
+const copyOf = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0))
   let offset = 0
-  for (const part of nonEmpty) {
+  for (const part of parts) {
     out.set(part, offset)
     offset += part.length
   }

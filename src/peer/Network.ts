@@ -3,7 +3,8 @@
  * application (or a test) can swap the whole network: dial TCP, listen on
  * TCP, open UDP sockets (the DHT, local discovery, UDP trackers).
  *
- * `layerNode` is the real one: `node:net` and `node:dgram`. The listener
+ * `layerNode` is the real one: `node:net` and `node:dgram` (dialled
+ * connections read into pooled memory: see `TcpSocket`). The listener
  * tries the next ports when the configured one is taken (unless `strict`),
  * and destroys the connections it accepted: a connection when the scope it
  * is read in closes, and at the latest when the listener closes. (Closing an
@@ -19,6 +20,7 @@ import type * as NetAddress from "effect/net/NetAddress"
 import type * as DatagramSocket from "effect/socket/DatagramSocket"
 import type * as Socket from "effect/socket/Socket"
 import * as Net from "node:net"
+import * as TcpSocket from "./TcpSocket.ts"
 
 export interface Address {
   readonly host: string
@@ -90,8 +92,7 @@ export class Network extends Context.Service<Network, {
 }>()("effect-torrent/peer/Network") {
   static readonly layerNode = Layer.sync(Network, () =>
     Network.of({
-      connect: (address, timeoutMillis) =>
-        NodeSocket.makeNet({ host: address.host, port: address.port, noDelay: true, openTimeout: timeoutMillis }),
+      connect: (address, timeoutMillis) => Effect.sync(() => TcpSocket.make({ ...address, timeoutMillis })),
       listen: listenNode,
       datagram: (options) => {
         const common = {

@@ -20,6 +20,8 @@ export class PeerIo extends Context.Service<PeerIo, {
   >
   readonly send: (messages: ReadonlyArray<WireMessage.WireMessage>) => Effect.Effect<void, Socket.SocketError>
   readonly sendRaw: (bytes: Uint8Array) => Effect.Effect<void, Socket.SocketError>
+  /** Where blocks read from now on are written (see `Frame.Claim`). */
+  readonly claimBlocks: (claim: Frame.Claim) => void
 }>()("effect-torrent/peer/PeerIo") {}
 
 /**
@@ -31,13 +33,20 @@ export class PeerIo extends Context.Service<PeerIo, {
 export const make = Effect.fnUntraced(function*(socket: Socket.Socket, options: Frame.Options) {
   const bytes = yield* Socket.readerBytes(socket)
   const writer = yield* socket.writer
-  const pull = yield* Stream.fromPull(Effect.succeed(bytes)).pipe(Frame.decodeWithHandshake(options), Stream.toPull)
+  let claim: Frame.Claim | undefined
+  const pull = yield* Stream.fromPull(Effect.succeed(bytes)).pipe(
+    Frame.decodeWithHandshake({ ...options, claim: (index, begin, length) => claim?.(index, begin, length) }),
+    Stream.toPull
+  )
   // A socket's stream ends only by failing: its end is never `Done`, but the type allows it.
   const closed = new Socket.SocketError({ reason: new Socket.SocketCloseError({ code: 1000 }) })
   const read = pull.pipe(Pull.catchDone(() => Effect.fail(closed)))
   return PeerIo.of({
     read,
     send: (messages) => messages.length === 0 ? Effect.void : writer.write(WireMessage.encodeBatch(messages)),
-    sendRaw: (bytes) => writer.write(bytes)
+    sendRaw: (bytes) => writer.write(bytes),
+    claimBlocks: (f) => {
+      claim = f
+    }
   })
 })

@@ -98,6 +98,8 @@ export interface Pieces {
   readonly metadata: Uint8Array
   /** v2 (BEP 52): our answer to a hash request (its nodes and uncles), or undefined to reject it. */
   readonly hashes?: ((range: Hashes.HashRange) => Uint8Array | undefined) | undefined
+  /** Where a block asked for may be written as it is read, so that it is copied once (see `Frame.Claim`). */
+  readonly claim?: Frame.Claim | undefined
 }
 
 /**
@@ -290,6 +292,11 @@ const connected = Effect.fnUntraced(function*(
   const coordinator = yield* Coordinator.Coordinator
   expose({ coordinator, session })
   const { dht, exchange, pieces } = host
+  const claim = pieces?.claim
+  // Only blocks asked of this peer: others are checked (and refused) by `handle`.
+  if (claim !== undefined) {
+    io.claimBlocks((index, begin, length) => coordinator.has(index, begin) ? claim(index, begin, length) : undefined)
+  }
   const pieceCount = pieces?.count ?? 0
   const { peer, handshake, outgoing, unreported } = session
   const fail = (reason: PeerErrorReason, detail: string) => new PeerError({ peer, reason, detail })

@@ -2,13 +2,14 @@
  * Splits socket chunks into peer wire frames (4-byte big-endian length, then
  * id + payload) and parses them.
  *
- * One `FrameDecoder` per connection keeps the unread bytes as a list of views
- * on the chunks it was given. A frame lying within one chunk is parsed in
- * place (a `Piece` block is a view on the socket buffer); a frame straddling
- * chunks is copied once, into a buffer of exactly its size. A declared length
- * is checked against the limit as soon as its 4 bytes arrive, before anything
- * of the frame is buffered, so a peer cannot make us wait for (and hold) more
- * than one limit's worth of bytes.
+ * One `FrameDecoder` per connection. It keeps nothing of a chunk once `push`
+ * returns: each frame's bytes are copied, as they arrive, into a buffer the
+ * message owns, and a `Piece` block straight into where it belongs (its
+ * place in the piece, when the `claim` function knows it). So a block is
+ * copied once, and a socket may read into the same memory again and again
+ * (`Network`'s TCP connections do). A declared length is checked against the
+ * limit as soon as its 4 bytes arrive, before anything of the frame is
+ * allocated, so a peer cannot make us hold more than one limit's worth.
  *
  * `decode` / `decodeWithHandshake` wrap the decoder as Stream operators that
  * run one step per socket read, not one Effect per message; every peer
@@ -17,7 +18,7 @@
  *   Socket.toStream(socket).pipe(Frame.decodeWithHandshake({ maxFrame: Frame.maxFrameFor(pieceCount) }))
  */
 import { Effect, Result, Stream } from "effect"
-import { blockSize } from "./Block.ts"
+import { blockSize, copyInto } from "./Block.ts"
 import * as Handshake from "./Handshake.ts"
 import * as WireMessage from "./WireMessage.ts"
 
@@ -36,9 +37,31 @@ export const maxFrameFor = (pieceCount: number): number =>
 export interface Options {
   /** Largest declared frame length accepted; see `maxFrameFor`. */
   readonly maxFrame: number
+  readonly claim?: Claim | undefined
 }
 
-const empty = new Uint8Array(0)
+/**
+ * Where a `Piece` block goes: a view of `length` bytes the caller owns (its
+ * place in the piece being assembled), or undefined for a buffer of its own.
+ */
+export type Claim = (index: number, begin: number, length: number) => Uint8Array | undefined
+
+/** What the decoder reads next. */
+const Stage = {
+  Handshake: 0,
+  /** The 4-byte length prefix. */
+  Length: 1,
+  Id: 2,
+  /** A `Piece`'s index and begin. */
+  PieceHead: 3,
+  /** A `Piece`'s block, arriving over several chunks. */
+  Block: 4,
+  /** Any other frame's payload. */
+  Body: 5
+} as const
+type Stage = typeof Stage[keyof typeof Stage]
+
+const pieceId = WireMessage.ids.Piece
 
 /**
  * The synchronous core, usable without Effect (tests, benchmarks). Feed it
@@ -47,118 +70,177 @@ const empty = new Uint8Array(0)
  * `makeWithHandshake` a `Handshake` first.
  */
 export class FrameDecoder<A, E> {
-  /** Unread bytes: views on the pushed chunks, the first one read from `offset`. */
-  private readonly chunks: Array<Uint8Array> = []
-  private offset = 0
-  private available = 0
+  private stage: Stage
+  /** The handshake, a length prefix or a piece's index and begin, as far as read. */
+  private readonly head = new Uint8Array(Handshake.length)
+  private headFill = 0
   /** The declared length of the frame being read, once its prefix is read. */
-  private frameLength: number | undefined = undefined
+  private frameLength = 0
+  private id = 0
+  private index = 0
+  private begin = 0
+  /** The payload (or block) being filled. */
+  private body: Uint8Array = new Uint8Array(0)
+  private bodyFill = 0
+  /** Where a block arriving over several chunks gathers: kept for the next one. */
+  private partial: Uint8Array = new Uint8Array(0)
 
-  private constructor(readonly maxFrame: number, private awaitingHandshake: boolean) {}
+  private constructor(
+    readonly maxFrame: number,
+    awaitingHandshake: boolean,
+    private readonly claim: Claim | undefined
+  ) {
+    this.stage = awaitingHandshake ? Stage.Handshake : Stage.Length
+  }
 
   static make(options: Options): FrameDecoder<WireMessage.WireMessage, WireMessage.WireError> {
-    return new FrameDecoder(options.maxFrame, false)
+    return new FrameDecoder(options.maxFrame, false, options.claim)
   }
 
   static makeWithHandshake(
     options: Options
   ): FrameDecoder<Handshake.Handshake | WireMessage.WireMessage, Handshake.HandshakeError | WireMessage.WireError> {
-    return new FrameDecoder(options.maxFrame, true)
+    return new FrameDecoder(options.maxFrame, true, options.claim)
   }
 
-  /** Bytes held for an incomplete handshake or frame. */
+  /** Bytes held for an incomplete handshake or frame (after its length prefix). */
   get buffered(): number {
-    return this.available
+    switch (this.stage) {
+      case Stage.Id:
+        return 0
+      case Stage.PieceHead:
+        return 1 + this.headFill
+      case Stage.Block:
+        return 9 + this.bodyFill
+      case Stage.Body:
+        return 1 + this.bodyFill
+      default:
+        return this.headFill
+    }
   }
 
   /**
-   * Adds a chunk and appends the messages it completes to `out`. The chunk
-   * must not be modified afterwards: messages and pending bytes are views on
-   * it. A failure means the peer sent bad bytes: drop the connection, and do
-   * not push to this decoder again.
+   * Adds a chunk and appends the messages it completes to `out`. Nothing of
+   * the chunk is kept: every message owns its bytes (a block is copied once,
+   * into its claimed place or a buffer of its own), so the caller may reuse
+   * the chunk at once. A failure means the peer sent bad bytes: drop the
+   * connection, and do not push to this decoder again.
    */
   push(chunk: Uint8Array, out: Array<A> = []): Result.Result<Array<A>, E> {
-    if (chunk.length > 0) {
-      this.chunks.push(chunk)
-      this.available += chunk.length
-    }
-    // The casts are sound by construction: only `makeWithHandshake` sets
-    // `awaitingHandshake`, and its A and E include the Handshake cases.
+    // The casts are sound by construction: only `makeWithHandshake` starts
+    // at the handshake, and its A and E include the Handshake cases.
     const emit = out as Array<Handshake.Handshake | WireMessage.WireMessage>
-    if (this.awaitingHandshake) {
-      if (this.available < Handshake.length) {
-        const prefix = Uint8Array.from({ length: Math.min(this.available, 20) }, (_, i) => this.byteAt(i))
-        const error = Handshake.checkPrefix(prefix)
-        return error === undefined ? Result.succeed(out) : Result.fail(error as E)
-      }
-      const handshake = Handshake.decode(this.take(Handshake.length))
-      if (Result.isFailure(handshake)) return handshake as Result.Result<never, E>
-      emit.push(handshake.success)
-      this.awaitingHandshake = false
-    }
+    let at = 0
     while (true) {
-      if (this.frameLength === undefined) {
-        if (this.available < 4) return Result.succeed(out)
-        const length = this.readUint32()
-        if (length > this.maxFrame) {
-          const reason = new WireMessage.FrameTooLarge({ length, limit: this.maxFrame })
-          return Result.fail(new WireMessage.WireError({ reason }) as E)
+      switch (this.stage) {
+        case Stage.Handshake: {
+          at = this.fillHead(chunk, at, Handshake.length)
+          if (this.headFill < Handshake.length) {
+            const error = Handshake.checkPrefix(this.head.subarray(0, Math.min(this.headFill, 20)))
+            return error === undefined ? Result.succeed(out) : Result.fail(error as E)
+          }
+          const handshake = Handshake.decode(this.head.slice())
+          if (Result.isFailure(handshake)) return handshake as Result.Result<never, E>
+          emit.push(handshake.success)
+          this.next(Stage.Length)
+          break
         }
-        this.frameLength = length
+        case Stage.Length: {
+          at = this.fillHead(chunk, at, 4)
+          if (this.headFill < 4) return Result.succeed(out)
+          const length = ((this.head[0]! << 24) | (this.head[1]! << 16) | (this.head[2]! << 8) | this.head[3]!) >>> 0
+          if (length > this.maxFrame) {
+            const reason = new WireMessage.FrameTooLarge({ length, limit: this.maxFrame })
+            return Result.fail(new WireMessage.WireError({ reason }) as E)
+          }
+          this.frameLength = length
+          if (length === 0) {
+            emit.push({ _tag: "KeepAlive" })
+            this.next(Stage.Length)
+          } else {
+            this.next(Stage.Id)
+          }
+          break
+        }
+        case Stage.Id: {
+          if (at === chunk.length) return Result.succeed(out)
+          this.id = chunk[at++]!
+          if (this.id === pieceId && this.frameLength >= 9) {
+            this.next(Stage.PieceHead)
+          } else {
+            // Allocated only now: the declared length was checked against the limit.
+            this.body = new Uint8Array(this.frameLength - 1)
+            this.next(Stage.Body)
+          }
+          break
+        }
+        case Stage.PieceHead: {
+          at = this.fillHead(chunk, at, 8)
+          if (this.headFill < 8) return Result.succeed(out)
+          const head = this.head
+          this.index = ((head[0]! << 24) | (head[1]! << 16) | (head[2]! << 8) | head[3]!) >>> 0
+          this.begin = ((head[4]! << 24) | (head[5]! << 16) | (head[6]! << 8) | head[7]!) >>> 0
+          const length = this.frameLength - 9
+          if (chunk.length - at >= length) {
+            emit.push(this.piece(chunk.subarray(at, at + length)))
+            at += length
+            this.next(Stage.Length)
+          } else {
+            // The rest comes in later chunks: gathered here first, so that a
+            // claimed place is written at once, never while a read is pending.
+            if (this.partial.length < length) this.partial = new Uint8Array(length)
+            this.body = this.partial.subarray(0, length)
+            this.next(Stage.Block)
+          }
+          break
+        }
+        case Stage.Block: {
+          at = this.fillBody(chunk, at)
+          if (this.bodyFill < this.body.length) return Result.succeed(out)
+          emit.push(this.piece(this.body))
+          this.next(Stage.Length)
+          break
+        }
+        case Stage.Body: {
+          at = this.fillBody(chunk, at)
+          if (this.bodyFill < this.body.length) return Result.succeed(out)
+          const message = WireMessage.parse(this.id, this.body)
+          if (Result.isFailure(message)) return message as Result.Result<never, E>
+          emit.push(message.success)
+          this.next(Stage.Length)
+          break
+        }
       }
-      if (this.available < this.frameLength) return Result.succeed(out)
-      if (this.frameLength === 0) {
-        emit.push({ _tag: "KeepAlive" })
-      } else {
-        const id = this.byteAt(0)
-        this.skip(1)
-        const message = WireMessage.parse(id, this.take(this.frameLength - 1))
-        if (Result.isFailure(message)) return message as Result.Result<never, E>
-        emit.push(message.success)
-      }
-      this.frameLength = undefined
     }
   }
 
-  /** The unread byte `i` places ahead (needs `i < available`). */
-  private byteAt(i: number): number {
-    let at = this.offset + i
-    let k = 0
-    while (at >= this.chunks[k]!.length) at -= this.chunks[k++]!.length
-    return this.chunks[k]![at]!
+  /** The `Piece` message of the block in `bytes` (not kept): copied to its claimed place, or to a buffer of its own. */
+  private piece(bytes: Uint8Array): WireMessage.WireMessage {
+    const claimed = this.claim?.(this.index, this.begin, bytes.length)
+    const block = claimed?.length === bytes.length ? claimed : new Uint8Array(bytes.length)
+    copyInto(block, bytes, 0)
+    return { _tag: "Piece", index: this.index, begin: this.begin, block }
   }
 
-  private readUint32(): number {
-    const value = ((this.byteAt(0) << 24) | (this.byteAt(1) << 16) | (this.byteAt(2) << 8) | this.byteAt(3)) >>> 0
-    this.skip(4)
-    return value
+  private next(stage: Stage): void {
+    this.stage = stage
+    this.headFill = 0
+    this.bodyFill = 0
   }
 
-  private skip(n: number): void {
-    this.available -= n
-    let at = this.offset + n
-    while (this.chunks.length > 0 && at >= this.chunks[0]!.length) at -= this.chunks.shift()!.length
-    this.offset = at
+  /** Copies from `chunk` at `at` until `head` holds `size` bytes; returns where it stopped. */
+  private fillHead(chunk: Uint8Array, at: number, size: number): number {
+    const n = Math.min(size - this.headFill, chunk.length - at)
+    for (let i = 0; i < n; i++) this.head[this.headFill + i] = chunk[at + i]!
+    this.headFill += n
+    return at + n
   }
 
-  /** The next `n` unread bytes: a view when they lie in one chunk, else one copy. */
-  private take(n: number): Uint8Array {
-    if (n === 0) return empty
-    const first = this.chunks[0]!
-    let bytes: Uint8Array
-    if (this.offset + n <= first.length) {
-      bytes = first.subarray(this.offset, this.offset + n)
-    } else {
-      bytes = new Uint8Array(n)
-      let filled = 0
-      for (let k = 0, at = this.offset; filled < n; k++, at = 0) {
-        const part = this.chunks[k]!.subarray(at, at + n - filled)
-        bytes.set(part, filled)
-        filled += part.length
-      }
-    }
-    this.skip(n)
-    return bytes
+  private fillBody(chunk: Uint8Array, at: number): number {
+    const n = Math.min(this.body.length - this.bodyFill, chunk.length - at)
+    copyInto(this.body, chunk.subarray(at, at + n), this.bodyFill)
+    this.bodyFill += n
+    return at + n
   }
 }
 

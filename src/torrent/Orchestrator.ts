@@ -333,7 +333,10 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
         switch (m._tag) {
           case "Piece": {
             const key = blockKey(m.index, m.begin)
-            if (!state.assigned.delete(key)) break
+            if (!state.assigned.delete(key)) {
+              sync.unclaim(m.index, m.begin, m.block)
+              break
+            }
             downloaded += m.block.length
             const result = sync.receive(m.index, m.begin, m.block, peer)
             if (!result.fresh) break

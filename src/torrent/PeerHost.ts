@@ -38,7 +38,8 @@ export const layer = Layer.effect(
     const disk = yield* DiskWriter
     const limits = yield* RateLimit.RateLimits
     const exchange = yield* PeerExchange
-    const { meta } = yield* Synchronizer
+    const sync = yield* Synchronizer
+    const { meta } = sync
     const dht = Option.getOrUndefined(yield* Effect.serviceOption(Dht))
     return PeerSession.Host.of({
       infoHash: InfoHash.toBytes(meta.infoHash),
@@ -46,7 +47,8 @@ export const layer = Layer.effect(
         count: meta.pieceCount,
         size: (index) => Metainfo.pieceSize(meta, index),
         metadata: meta.info,
-        hashes: (range) => Hashes.answer(meta, range)
+        hashes: (range) => Hashes.answer(meta, range),
+        claim: sync.claim
       },
       refuses: orchestrator.isBanned,
       ...fromConfig(config),

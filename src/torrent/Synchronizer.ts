@@ -16,7 +16,7 @@
  * are kept as pieces come, so a progress snapshot costs nothing per piece.
  */
 import { Context, Effect, Layer, Random } from "effect"
-import { blockKey, type BlockRequest, blockSize } from "../protocol/Block.ts"
+import { blockKey, type BlockRequest, blockSize, copyInto } from "../protocol/Block.ts"
 import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
 import * as PieceWorker from "./PieceWorker.ts"
@@ -34,6 +34,9 @@ export interface OpenPiece {
   readonly requested: Uint8Array
   readonly received: Uint8Array
   receivedCount: number
+  /** 1 for each block a connection is writing in place (see `claim`) and the Orchestrator has not seen yet. */
+  readonly claimed: Uint8Array
+  claims: number
   /** The peer that sent each block (for penalties, and smart ban, when the hash fails). */
   readonly senders: Array<string | undefined>
   /** The peer that opened it, which finishes it first (see `pick`). */
@@ -145,6 +148,22 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
   const held = new Uint8Array(count)
   const needs = (index: number) => wanted[index] === 1 && have[index] === 0 && !pending.has(index) && held[index] === 0
 
+  /** Whether `block` is the claimed view of block `b` of `piece`; if so, the claim is settled. */
+  const settle = (piece: OpenPiece, b: number, block: Uint8Array): boolean => {
+    const inPlace = piece.claimed[b] === 1 && block.buffer === piece.buffer.buffer &&
+      block.byteOffset === piece.buffer.byteOffset + b * blockSize
+    if (inPlace) {
+      piece.claimed[b] = 0
+      piece.claims--
+    }
+    return inPlace
+  }
+
+  /** A closed piece's buffer, for the next piece, unless a connection may still write to it. */
+  const recycle = (piece: OpenPiece) => {
+    if (piece.claims === 0) free.push(piece.buffer)
+  }
+
   const openPiece = (index: number): OpenPiece => {
     const size = Metainfo.pieceSize(meta, index)
     const reused = free.pop()
@@ -157,6 +176,8 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
       requested: new Uint8Array(blocks),
       received: new Uint8Array(blocks),
       receivedCount: 0,
+      claimed: new Uint8Array(blocks),
+      claims: 0,
       senders: new Array(blocks),
       owner: undefined
     }
@@ -384,9 +405,10 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
       const piece = open.get(index)
       const b = begin / blockSize
       if (piece === undefined || !Number.isInteger(b) || b >= piece.received.length) return { fresh: false } as const
+      const inPlace = settle(piece, b, block)
       const expected = requestOf(index, b).length
       if (block.length !== expected || piece.received[b] === 1) return { fresh: false } as const
-      PieceWorker.copyInto(piece.buffer, block, begin)
+      if (!inPlace) copyInto(piece.buffer, block, begin)
       piece.received[b] = 1
       piece.receivedCount++
       piece.senders[b] = from
@@ -397,16 +419,38 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
       pending.add(index)
       return { fresh: true, ...shared, complete: piece }
     },
+    /**
+     * Where a connection writes block `begin` of piece `index` as it reads it
+     * (at once, in the same step), so that the block is copied once: its place
+     * in the piece's buffer, if the piece is open, the block missing, of that
+     * length and not claimed already. The block then comes to `receive` (or
+     * `unclaim`) as that very view. A buffer with claims never settled (the
+     * connection died first) is left to the garbage collector, not reused.
+     */
+    claim: (index: number, begin: number, length: number): Uint8Array | undefined => {
+      const piece = open.get(index)
+      const b = begin / blockSize
+      if (piece === undefined || !Number.isInteger(b) || b >= piece.received.length) return undefined
+      if (piece.received[b] === 1 || piece.claimed[b] === 1 || requestOf(index, b).length !== length) return undefined
+      piece.claimed[b] = 1
+      piece.claims++
+      return piece.buffer.subarray(begin, begin + length)
+    },
+    /** A block that will not be received after all (see `claim`). */
+    unclaim: (index: number, begin: number, block: Uint8Array) => {
+      const piece = open.get(index)
+      if (piece !== undefined) settle(piece, begin / blockSize, block)
+    },
     /** The piece's hash matched and it is on disk. */
     verified: (piece: OpenPiece) => {
       pending.delete(piece.index)
       gain(piece.index)
-      free.push(piece.buffer)
+      recycle(piece)
     },
     /** The piece's hash did not match: download it again. */
     failed: (piece: OpenPiece) => {
       pending.delete(piece.index)
-      free.push(piece.buffer)
+      recycle(piece)
     },
     /** Marks pieces found valid on disk at start-up. */
     markHave: gain

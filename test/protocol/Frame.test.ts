@@ -57,17 +57,57 @@ describe("Frame", () => {
     }
   )
 
-  it("a piece frame within one chunk is a view on it", () => {
-    const chunk = WireMessage.encodeBatch(everyMessage)
-    const piece = decodeAll([chunk]).find((msg) => msg._tag === "Piece")
-    assert.isTrue(piece?._tag === "Piece" && piece.block.buffer === chunk.buffer)
+  it("keeps nothing of a chunk: every message owns its bytes, so the chunk can be read into again", () => {
+    const bytes = WireMessage.encodeBatch(everyMessage)
+    for (let cut = 0; cut <= bytes.length; cut += 7) {
+      const decoder = Frame.FrameDecoder.make({ maxFrame })
+      const out: Array<WireMessage.WireMessage> = []
+      // One buffer for every read, overwritten with garbage once the decoder is done with it.
+      const reused = new Uint8Array(bytes.length)
+      for (const part of splitAt(bytes, cut)) {
+        reused.set(part)
+        Result.getOrThrow(decoder.push(reused.subarray(0, part.length), out))
+        reused.fill(0xee)
+      }
+      assert.deepStrictEqual(out, everyMessage)
+    }
   })
 
-  it("a frame straddling chunks is copied once, into a buffer of exactly its size", () => {
-    const frame = WireMessage.encode(everyMessage.find((msg) => msg._tag === "Piece")!)
-    const [piece] = decodeAll(splitAt(frame, 20))
-    // The copy is the payload (frame minus length prefix and id); the block is a view on it.
-    assert.isTrue(piece?._tag === "Piece" && piece.block.buffer.byteLength === frame.length - 5)
+  it("writes a claimed block straight into its place, once the whole block is in", () => {
+    const block = new Uint8Array(16384).map((_, i) => i % 251)
+    const frame = WireMessage.encode({ _tag: "Piece", index: 3, begin: 16384, block })
+    const piece = new Uint8Array(4 * 16384)
+    for (const cut of [frame.length, 13 + 100, 5]) {
+      piece.fill(0)
+      const claims: Array<[number, number, number]> = []
+      const decoder = Frame.FrameDecoder.make({
+        maxFrame,
+        claim: (index, begin, length) => {
+          claims.push([index, begin, length])
+          // Not yet written: the block is written whole, after the claim.
+          assert.isTrue(piece.every((byte) => byte === 0))
+          return piece.subarray(begin, begin + length)
+        }
+      })
+      const [first, second] = splitAt(frame, cut)
+      const out = Result.getOrThrow(decoder.push(first!))
+      if (second!.length > 0) {
+        assert.deepStrictEqual(claims, [])
+        Result.getOrThrow(decoder.push(second!, out))
+      }
+      assert.deepStrictEqual(claims, [[3, 16384, 16384]])
+      const message = out[0]
+      assert.isTrue(message?._tag === "Piece" && message.block.buffer === piece.buffer)
+      assert.deepStrictEqual(piece.subarray(16384, 32768), block)
+    }
+  })
+
+  it("a block nobody claims gets a buffer of its own", () => {
+    const frame = WireMessage.encode({ _tag: "Piece", index: 0, begin: 0, block: new Uint8Array([1, 2, 3]) })
+    const decoder = Frame.FrameDecoder.make({ maxFrame, claim: () => undefined })
+    const [message] = Result.getOrThrow(decoder.push(frame))
+    assert.isTrue(message?._tag === "Piece" && message.block.buffer !== frame.buffer)
+    assert.deepStrictEqual(message?._tag === "Piece" ? [...message.block] : [], [1, 2, 3])
   })
 
   it("keeps a partial frame until the rest arrives", () => {
