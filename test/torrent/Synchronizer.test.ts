@@ -229,6 +229,54 @@ describe("Synchronizer", () => {
     })
   })
 
+  describe("claim", () => {
+    it("gives a missing block's place in its piece once; the block received there is not copied", () => {
+      const sync = Synchronizer.make(three.meta, { random })
+      assert.isUndefined(sync.claim(0, 0, blockSize), "not open")
+      sync.pick(all, 10, none, 100)
+      assert.isUndefined(sync.claim(0, 100, blockSize), "misaligned")
+      assert.isUndefined(sync.claim(2, 0, blockSize), "longer than the short last block")
+      const place = sync.claim(0, blockSize, blockSize)!
+      assert.strictEqual(place.buffer, sync.open.get(0)!.buffer.buffer)
+      assert.isUndefined(sync.claim(0, blockSize, blockSize), "claimed already")
+      // The connection writes the block there; `receive` finds it in place.
+      place.set(three.block(0, blockSize, blockSize))
+      assert.isTrue(sync.receive(0, blockSize, place, "A").fresh)
+      assert.isUndefined(sync.claim(0, blockSize, blockSize), "received")
+      // Another peer's copy of the first block, and the piece checks out whole.
+      const done = sync.receive(0, 0, three.block(0, 0, blockSize), "B").complete!
+      assert.deepStrictEqual(done.buffer, three.block(0, 0, 2 * blockSize))
+      assert.strictEqual(done.claims, 0)
+    })
+
+    it("a piece with a claim never settled does not lend its buffer to the next piece", () => {
+      const sync = Synchronizer.make(three.meta, { random })
+      sync.pick(only(0), 10, none, 100)
+      const lost = sync.claim(0, 0, blockSize)!
+      lost.set(three.block(0, 0, blockSize))
+      // Its connection died before the block reached `receive`: another peer's copy completes the piece.
+      sync.receive(0, 0, three.block(0, 0, blockSize), "B")
+      const done = sync.receive(0, blockSize, three.block(0, blockSize, blockSize), "B").complete!
+      sync.verified(done)
+      sync.pick(only(1), 10, none, 100)
+      assert.notStrictEqual(sync.open.get(1)!.buffer.buffer, done.buffer.buffer)
+      // Settled claims do lend it.
+      const next = complete(sync, three, 1)
+      sync.verified(next)
+      sync.pick(only(2), 10, none, 100)
+      assert.strictEqual(sync.open.get(2)!.buffer.buffer, next.buffer.buffer)
+    })
+
+    it("unclaim settles a block the Orchestrator will not take", () => {
+      const sync = Synchronizer.make(three.meta, { random })
+      sync.pick(only(0), 10, none, 100)
+      const place = sync.claim(0, 0, blockSize)!
+      sync.unclaim(0, 0, place)
+      assert.strictEqual(sync.open.get(0)!.claims, 0)
+      assert.isDefined(sync.claim(0, 0, blockSize), "claimable again")
+    })
+  })
+
   describe("receive", () => {
     it("ignores blocks of unopened pieces, misaligned, out of range, wrong lengths and duplicates", () => {
       const sync = Synchronizer.make(three.meta, { random })
