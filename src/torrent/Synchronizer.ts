@@ -50,6 +50,9 @@ export type Received =
 
 const randomFirstPieces = 4
 
+/** Buffers of closed pieces kept for the next ones (each open piece needs one; pieces open as others close). */
+const keptFree = 8
+
 /** Per file: "skip" is not downloaded; among the others, higher first. */
 export type FilePriority = "skip" | "low" | "normal" | "high"
 const priorityRank: Record<FilePriority, number> = { skip: 0, low: 1, normal: 2, high: 3 }
@@ -159,9 +162,14 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
     return inPlace
   }
 
-  /** A closed piece's buffer, for the next piece, unless a connection may still write to it. */
+  /**
+   * A closed piece's buffer, for the next piece, unless a connection may
+   * still write to it. Only a few are kept, none once every wanted piece is
+   * in: a finished torrent (one of fifty) must not hold its pieces' memory.
+   */
   const recycle = (piece: OpenPiece) => {
-    if (piece.claims === 0) free.push(piece.buffer)
+    if (wantedLeft === 0) free.length = 0
+    else if (piece.claims === 0 && free.length < keptFree) free.push(piece.buffer)
   }
 
   const openPiece = (index: number): OpenPiece => {

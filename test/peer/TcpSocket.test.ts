@@ -23,7 +23,10 @@ const server = (onConnection: (socket: Net.Socket) => void) =>
       })
       server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
     }),
-    (server) => Effect.callback<void>((resume) => server.close(() => resume(Effect.void)))
+    (server) =>
+      Effect.callback<void>((resume) => {
+        server.close(() => resume(Effect.void))
+      })
   ).pipe(Effect.map((server) => (server.address() as Net.AddressInfo).port))
 
 const dial = (port: number) => TcpSocket.make({ host: "127.0.0.1", port, timeoutMillis: 5_000 })
