@@ -105,7 +105,7 @@ describe("TcpSocket", () => {
   it.live("a refused dial fails acquiring the reader with an open error", () =>
     Effect.gen(function*() {
       const port = yield* freePort
-      const error = yield* Effect.flip(Socket.readerBytes(dial(port)))
+      const error = yield* Effect.flip(Effect.asVoid(Socket.readerBytes(dial(port))))
       assert.strictEqual(error.reason._tag, "SocketOpenError")
     }).pipe(Effect.scoped))
 })
