@@ -55,6 +55,7 @@ import * as FileStream from "./torrent/FileStream.ts"
 import type { FilePriority } from "./torrent/Synchronizer.ts"
 import * as Torrent from "./torrent/Torrent.ts"
 import * as RateLimit from "./torrent/RateLimit.ts"
+import * as PieceMemory from "./torrent/PieceMemory.ts"
 import { type TorrentEvent, TorrentEvents } from "./torrent/TorrentEvents.ts"
 import { type Settings, TorrentConfig } from "./torrent/TorrentConfig.ts"
 import * as HttpTracker from "./tracker/HttpTracker.ts"
@@ -291,6 +292,8 @@ export const make = Effect.gen(function*() {
     network
   )
   const storage = yield* Storage
+  // Pieces being downloaded, bounded over all torrents.
+  const memory = PieceMemory.make(config.maxPieceMemoryBytes)
   const globalUpload = new RateLimit.Bucket(config.maxUploadRate)
   const globalDownload = new RateLimit.Bucket(config.maxDownloadRate)
   const fibers = yield* FiberMap.make<InfoHash.InfoHash, void, never>()
@@ -423,6 +426,7 @@ export const make = Effect.gen(function*() {
             // Incoming connections stop coming first; then the torrent's layer closes (its sessions, then its files).
             Effect.scoped,
             Effect.provide(Torrent.Torrent.layer(meta, entry.options)),
+            Effect.provideService(PieceMemory.PieceMemory, memory),
             // Sessions tell DHT peers where our node is (never in private torrents, BEP 27).
             (run) => dht === undefined || meta.private ? run : Effect.provideService(run, Dht, dht)
           )

@@ -26,20 +26,25 @@ import * as Net from "node:net"
  */
 const smallSlot = 4 * 1024
 const largeSlot = 64 * 1024
-/** Slots kept for reuse, per size: 4 and 16 MiB at most. */
-const pooled = 1024
+/** Slots kept for reuse, per size (1 and 4 MiB at most): enough for every busy connection's few. */
+const pooled = { small: 256, large: 64 }
 const free: { readonly small: Array<Uint8Array>; readonly large: Array<Uint8Array> } = { small: [], large: [] }
 
 const takeSlot = (large: boolean): Uint8Array =>
   (large ? free.large : free.small).pop() ?? new Uint8Array(large ? largeSlot : smallSlot)
 
 const giveSlot = (slot: Uint8Array): void => {
-  const pool = slot.length === largeSlot ? free.large : free.small
-  if (pool.length < pooled) pool.push(slot)
+  const large = slot.length === largeSlot
+  const pool = large ? free.large : free.small
+  if (pool.length < (large ? pooled.large : pooled.small)) pool.push(slot)
 }
 
-/** Unread bytes over which the connection stops reading until it is pulled. */
-const pauseBytes = 4 * 1024 * 1024
+/**
+ * Unread bytes over which the connection stops reading until it is pulled:
+ * the rest waits in the kernel's buffers (TCP holds the sender back from
+ * there), not in ours.
+ */
+const pauseBytes = 256 * 1024
 
 const closeError = (code: number) => new Socket.SocketError({ reason: new Socket.SocketCloseError({ code }) })
 

@@ -15,11 +15,11 @@
  * through its methods; the byte counts (verified, wanted and left, per file)
  * are kept as pieces come, so a progress snapshot costs nothing per piece.
  */
-import { Context, Effect, Layer, Random } from "effect"
+import { Context, Effect, Layer, Option, Random } from "effect"
 import { blockKey, type BlockRequest, blockSize, copyInto } from "../protocol/Block.ts"
 import * as Bitfield from "../protocol/Bitfield.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
-import * as PieceWorker from "./PieceWorker.ts"
+import * as PieceMemory from "./PieceMemory.ts"
 
 /** Pieces a peer has. */
 export interface PieceSet {
@@ -50,9 +50,6 @@ export type Received =
 
 const randomFirstPieces = 4
 
-/** Buffers of closed pieces kept for the next ones (each open piece needs one; pieces open as others close). */
-const keptFree = 8
-
 /** Per file: "skip" is not downloaded; among the others, higher first. */
 export type FilePriority = "skip" | "low" | "normal" | "high"
 const priorityRank: Record<FilePriority, number> = { skip: 0, low: 1, normal: 2, high: 3 }
@@ -70,6 +67,8 @@ export interface Options {
    * Effect's `Random`, so a seeded run repeats); without it, a fixed sequence.
    */
   readonly random?: () => number
+  /** Where pieces' buffers come from (a manager's, shared by its torrents); without it, a pool of its own. */
+  readonly memory?: PieceMemory.Pool | undefined
 }
 
 /** A fixed sequence in [0, 1): the same choices on every run. */
@@ -103,7 +102,7 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
   const open = new Map<number, OpenPiece>()
   /** Complete pieces handed to hashing/writing, not yet verified. */
   const pending = new Set<number>()
-  const free: Array<Uint8Array> = []
+  const memory = options?.memory ?? PieceMemory.make(Infinity)
 
   function setWantedFiles(files: ReadonlyArray<boolean>) {
     wanted.fill(0)
@@ -162,21 +161,14 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
     return inPlace
   }
 
-  /**
-   * A closed piece's buffer, for the next piece, unless a connection may
-   * still write to it. Only a few are kept, none once every wanted piece is
-   * in: a finished torrent (one of fifty) must not hold its pieces' memory.
-   */
-  const recycle = (piece: OpenPiece) => {
-    if (wantedLeft === 0) free.length = 0
-    else if (piece.claims === 0 && free.length < keptFree) free.push(piece.buffer)
-  }
+  /** A closed piece's buffer, for the next piece, unless a connection may still write to it. */
+  const recycle = (piece: OpenPiece) => memory.give(piece.buffer, piece.claims === 0)
 
-  const openPiece = (index: number): OpenPiece => {
+  /** Undefined when the pieces' memory is taken (see `PieceMemory`). */
+  const openPiece = (index: number): OpenPiece | undefined => {
     const size = Metainfo.pieceSize(meta, index)
-    const reused = free.pop()
-    // Shared memory: hashed and written by the PieceWorker without a copy.
-    const buffer = reused !== undefined && reused.length >= size ? reused.subarray(0, size) : PieceWorker.allocate(size)
+    const buffer = memory.take(size, open.size === 0)
+    if (buffer === undefined) return undefined
     const blocks = blocksIn(index)
     const piece: OpenPiece = {
       index,
@@ -377,6 +369,7 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
         const index = choosePiece(peer)
         if (index === undefined) break
         const piece = openPiece(index)
+        if (piece === undefined) break
         piece.owner = owner
         takeBlocks(piece, n, out)
       }
@@ -472,12 +465,14 @@ export const contributorsOf = (piece: OpenPiece): Set<string> =>
   new Set(piece.senders.filter((peer): peer is string => peer !== undefined))
 
 export class Synchronizer extends Context.Service<Synchronizer, State>()("effect-torrent/torrent/Synchronizer") {
-  static readonly layer = (meta: Metainfo.Metainfo, options?: Omit<Options, "random">) =>
+  /** Takes pieces' buffers from the `PieceMemory` provided, if any. */
+  static readonly layer = (meta: Metainfo.Metainfo, options?: Omit<Options, "random" | "memory">) =>
     Layer.effect(
       Synchronizer,
       Effect.gen(function*() {
         const random = yield* Random.Random
-        return Synchronizer.of(make(meta, { ...options, random: () => random.nextDoubleUnsafe() }))
+        const memory = Option.getOrUndefined(yield* Effect.serviceOption(PieceMemory.PieceMemory))
+        return Synchronizer.of(make(meta, { ...options, memory, random: () => random.nextDoubleUnsafe() }))
       })
     )
 }

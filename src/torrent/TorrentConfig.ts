@@ -41,6 +41,11 @@ export interface Settings {
   /** Completed pieces waiting for hashing and writing, in bytes, before requests pause. */
   readonly maxPendingBytes: number
   /**
+   * The pieces open and waiting for the disk over all of a manager's torrents,
+   * in bytes (each torrent may always have one open): see `PieceMemory`.
+   */
+  readonly maxPieceMemoryBytes: number
+  /**
    * Whether to run a DHT node (BEP 5) and look for peers there (never for
    * private torrents). Off by default in the library, on in the CLI.
    */
@@ -107,6 +112,7 @@ export const defaults: Omit<Settings, "peerId"> = {
   maxUploadRate: 0,
   maxDownloadRate: 0,
   maxPendingBytes: 8 * 1024 * 1024,
+  maxPieceMemoryBytes: 64 * 1024 * 1024,
   dht: false,
   dhtBootstrap: undefined,
   dhtRequireSecureIds: false,
@@ -157,6 +163,7 @@ export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("e
         maxUploadRate: int("MAX_UPLOAD_RATE", defaults.maxUploadRate),
         maxDownloadRate: int("MAX_DOWNLOAD_RATE", defaults.maxDownloadRate),
         maxPendingBytes: int("MAX_PENDING_BYTES", defaults.maxPendingBytes),
+        maxPieceMemoryBytes: int("MAX_PIECE_MEMORY_BYTES", defaults.maxPieceMemoryBytes),
         dht: flag("DHT", defaults.dht),
         dhtBootstrap: optional("DHT_BOOTSTRAP").pipe(
           Config.flatMap((list) => list === undefined ? Config.succeed(undefined) : addresses("DHT_BOOTSTRAP", list))
