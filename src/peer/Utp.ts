@@ -245,7 +245,7 @@ export const makeEndpoint = Effect.fnUntraced(function*(socket: DatagramSocket.D
   const open = (recvId: number, sendId: number, remote: NetAddress.InetAddress, syn?: Utp.Header) => {
     const send = (payload: Uint8Array) => outbox.push({ payload, address: remote })
     const firstSeq = syn === undefined ? 1 : random16()
-    const connection = new UtpConnection(recvId, sendId, firstSeq, send, now, syn)
+    const connection = new UtpConnection(recvId, sendId, firstSeq, send, now, isLoopback(remote), syn)
     entries.set(recvId, { connection, remote })
     return connection
   }
@@ -444,6 +444,12 @@ export const makeEndpoint = Effect.fnUntraced(function*(socket: DatagramSocket.D
 /** Per packet: the addresses' own comparison (`Equal.equals` would hash both first). */
 const sameAddress = (a: NetAddress.InetAddress, b: NetAddress.InetAddress) =>
   a.port === b.port && a.address[Equal.symbol](b.address)
+
+/** 127.0.0.0/8 or ::1 (also as ::ffff:127.x.y.z): a peer whose path MTU is loopback's. */
+const isLoopback = (address: NetAddress.InetAddress) => {
+  const host = hostAndPort(address).host
+  return host.startsWith("127.") || host === "::1"
+}
 
 const hostAndPort = (address: NetAddress.InetAddress) => ({
   host: NetAddress.formatIp(address.address).replace(/^::ffff:/, ""),

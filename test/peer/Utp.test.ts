@@ -12,12 +12,14 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Queue, Random, Result } from "effect"
 import * as NetAddress from "effect/net/NetAddress"
+import * as DatagramSocket from "effect/socket/DatagramSocket"
 import * as Socket from "effect/socket/Socket"
 import { TestClock } from "effect/testing"
 import * as MemoryNetwork from "../../src/peer/MemoryNetwork.ts"
 import * as MemoryUdp from "../../src/peer/MemoryUdp.ts"
 import { type Connection, Network } from "../../src/peer/Network.ts"
 import * as Utp from "../../src/peer/Utp.ts"
+import { loopbackMss, mss, UtpConnection } from "../../src/peer/UtpConnection.ts"
 import * as UtpPacket from "../../src/protocol/Utp.ts"
 import { Swarm } from "../../src/testing.ts"
 
@@ -189,6 +191,69 @@ describe("Utp endpoints (TestClock, in-memory UDP)", () => {
       const after = a.stats()[0]!.window
       assert.isTrue(after < before / 2, `window ${before} before the added delay, ${after} 10 s after`)
     }).pipe(Random.withSeed(3)))
+
+  it.effect("packets carry up to 16 KiB between two ends on loopback, through loss; 1400 bytes to any other host", () =>
+    Effect.gen(function*() {
+      const udp = yield* MemoryUdp.makeNetworkWith({ link: () => ({ latencyMillis: 5, loss: 0.05 }) })
+      /** An endpoint on `host` whose largest datagram sent is recorded. */
+      const endpoint = Effect.fnUntraced(function*(host: string) {
+        const socket = yield* udp.socket(host, 6881)
+        const writer = yield* socket.writer
+        const sent = { largest: 0 }
+        const record = (datagram: DatagramSocket.OutgoingDatagram) =>
+          (sent.largest = Math.max(sent.largest, datagram.payload.length))
+        const spied = DatagramSocket.make({
+          reader: socket.reader,
+          writer: Effect.succeed({
+            write: (datagram) => Effect.andThen(Effect.sync(() => record(datagram)), writer.write(datagram)),
+            writeAll: (datagrams) =>
+              Effect.andThen(Effect.sync(() => datagrams.forEach(record)), writer.writeAll(datagrams))
+          })
+        })
+        const incoming = yield* Queue.unbounded<Connection>()
+        const utp = yield* Utp.makeEndpoint(spied)
+        yield* utp.accept((connection) => Queue.offerUnsafe(incoming, connection))
+        return { utp, incoming, sent }
+      })
+      const upload = (from: Utp.Endpoint, to: { incoming: Queue.Queue<Connection> }, host: string) =>
+        Effect.gen(function*() {
+          const bytes = data(300_000, 3)
+          const dialled = from.connect({ host, port: 6881 }, 10_000)
+          yield* Socket.readerBytes(dialled)
+          const pull = yield* Socket.readerBytes((yield* Queue.take(to.incoming)).socket)
+          const [, got] = yield* Effect.all([
+            writeAll(dialled, bytes).pipe(Effect.andThen((yield* dialled.writer).write(new Socket.CloseEvent()))),
+            readAll(pull)
+          ], { concurrency: "unbounded" })
+          assert.isTrue(Buffer.from(got).equals(Buffer.from(bytes)), `${host}: byte for byte`)
+        }).pipe(Effect.scoped, Effect.forkChild)
+
+      const a = yield* endpoint("127.0.0.1")
+      const b = yield* endpoint("127.0.0.2")
+      const c = yield* endpoint("10.0.0.3")
+      yield* runToEnd(yield* upload(a.utp, b, "127.0.0.2"), 50, 4000)
+      assert.strictEqual(a.sent.largest, UtpPacket.baseHeaderLength + loopbackMss)
+      yield* runToEnd(yield* upload(c.utp, a, "127.0.0.1"), 50, 4000)
+      assert.strictEqual(c.sent.largest, UtpPacket.baseHeaderLength + mss)
+    }).pipe(Random.withSeed(5)))
+
+  it("on loopback, a SYN without the large-payload offer (libutp, libtorrent) gets 1400-byte packets", () => {
+    const sent: Array<Uint8Array> = []
+    const syn = UtpPacket.emptyHeader()
+    syn.type = UtpPacket.Type.Syn
+    syn.connectionId = 7
+    const connection = new UtpConnection(8, 7, 100, (packet) => sent.push(packet), () => 0, true, syn)
+    connection.write(new Uint8Array(5 * mss))
+    connection.ackIfNeeded()
+    const header = UtpPacket.emptyHeader()
+    const sizes = sent.map((packet) => {
+      assert.isUndefined(UtpPacket.read(packet, header))
+      assert.strictEqual(header.largePayload, 0, "no offer made back")
+      return packet.length - header.payloadOffset
+    })
+    assert.isAtLeast(sizes.length, 2)
+    assert.strictEqual(Math.max(...sizes), mss)
+  })
 
   it.effect("a dial to no endpoint times out; to a port with no acceptor it is refused", () =>
     Effect.gen(function*() {
