@@ -200,8 +200,9 @@ describe("Utp endpoints (TestClock, in-memory UDP)", () => {
         const socket = yield* udp.socket(host, 6881)
         const writer = yield* socket.writer
         const sent = { largest: 0 }
-        const record = (datagram: DatagramSocket.OutgoingDatagram) =>
-          (sent.largest = Math.max(sent.largest, datagram.payload.length))
+        const record = (
+          datagram: DatagramSocket.OutgoingDatagram
+        ) => (sent.largest = Math.max(sent.largest, datagram.payload.length))
         const spied = DatagramSocket.make({
           reader: socket.reader,
           writer: Effect.succeed({
@@ -295,50 +296,62 @@ describe("Utp endpoints (TestClock, in-memory UDP)", () => {
 })
 
 describe("Utp.make, prefer (TestClock, in-memory network)", () => {
-  it.effect("dials uTP with a 250 ms head start: a peer without uTP is reached over TCP then, one with uTP over uTP alone", () =>
-    Effect.gen(function*() {
-      const memory = yield* MemoryNetwork.make()
-      const networkOf = (host: string) =>
-        Effect.provide(Effect.gen(function*() { return yield* Network }), memory.layer(host))
-      const ours = Utp.make(yield* networkOf("10.0.0.1"), "prefer")
-      yield* ours.listen({ port: 6881 }, () => {}) // opens our uTP endpoint on UDP 6881
-      const tcpOnly = yield* Queue.unbounded<Connection>()
-      yield* (yield* networkOf("10.0.0.2")).listen({ port: 6881 }, (c) => Queue.offerUnsafe(tcpOnly, c))
-      const both = yield* Queue.unbounded<Connection>()
-      yield* Utp.make(yield* networkOf("10.0.0.3"), "prefer").listen({ port: 6881 }, (c) => Queue.offerUnsafe(both, c))
-
-      /** Dials `host`; the Deferred is done once the socket opened (it stays open). */
-      const dial = (host: string) =>
-        Effect.gen(function*() {
-          const opened = yield* Deferred.make<void, Socket.SocketError>()
-          yield* ours.connect({ host, port: 6881 }, 10_000).pipe(
-            Effect.flatMap(Socket.readerBytes),
-            Effect.andThen(Deferred.succeed(opened, undefined)),
-            Effect.andThen(Effect.never),
-            Effect.catch((error) => Deferred.fail(opened, error)),
-            Effect.scoped,
-            Effect.forkScoped
+  it.effect(
+    "dials uTP with a 250 ms head start: a peer without uTP is reached over TCP then, one with uTP over uTP alone",
+    () =>
+      Effect.gen(function*() {
+        const memory = yield* MemoryNetwork.make()
+        const networkOf = (host: string) =>
+          Effect.provide(
+            Effect.gen(function*() {
+              return yield* Network
+            }),
+            memory.layer(host)
           )
-          return opened
-        })
+        const ours = Utp.make(yield* networkOf("10.0.0.1"), "prefer")
+        yield* ours.listen({ port: 6881 }, () => {}) // opens our uTP endpoint on UDP 6881
+        const tcpOnly = yield* Queue.unbounded<Connection>()
+        yield* (yield* networkOf("10.0.0.2")).listen({ port: 6881 }, (c) => Queue.offerUnsafe(tcpOnly, c))
+        const both = yield* Queue.unbounded<Connection>()
+        yield* Utp.make(yield* networkOf("10.0.0.3"), "prefer").listen(
+          { port: 6881 },
+          (c) => Queue.offerUnsafe(both, c)
+        )
 
-      // No UDP socket on 10.0.0.2: the SYN goes unanswered; TCP at 250 ms, not after uTP's timeout.
-      const toTcpOnly = yield* dial("10.0.0.2")
-      yield* TestClock.adjust(249)
-      assert.isFalse(yield* Deferred.isDone(toTcpOnly), "TCP waits out uTP's head start")
-      assert.strictEqual(yield* Queue.size(tcpOnly), 0)
-      yield* TestClock.adjust(1)
-      yield* Deferred.await(toTcpOnly)
-      assert.strictEqual(yield* Queue.size(tcpOnly), 1)
+        /** Dials `host`; the Deferred is done once the socket opened (it stays open). */
+        const dial = (host: string) =>
+          Effect.gen(function*() {
+            const opened = yield* Deferred.make<void, Socket.SocketError>()
+            yield* ours.connect({ host, port: 6881 }, 10_000).pipe(
+              Effect.flatMap(Socket.readerBytes),
+              Effect.andThen(Deferred.succeed(opened, undefined)),
+              Effect.andThen(Effect.never),
+              Effect.catch((error) => Deferred.fail(opened, error)),
+              Effect.scoped,
+              Effect.forkScoped
+            )
+            return opened
+          })
 
-      // 10.0.0.3 answers the SYN: the connection is uTP's (from our UDP port), and TCP is never dialled.
-      const toBoth = yield* dial("10.0.0.3")
-      yield* TestClock.adjust(100)
-      assert.isTrue(yield* Deferred.isDone(toBoth), "opened over uTP within the head start")
-      yield* TestClock.adjust(1000)
-      const accepted = yield* Queue.takeAll(both)
-      assert.deepStrictEqual(accepted.map((c) => [c.host, c.port]), [["10.0.0.1", 6881]])
-    }), 10_000) // bounds the awaits
+        // No UDP socket on 10.0.0.2: the SYN goes unanswered; TCP at 250 ms, not after uTP's timeout.
+        const toTcpOnly = yield* dial("10.0.0.2")
+        yield* TestClock.adjust(249)
+        assert.isFalse(yield* Deferred.isDone(toTcpOnly), "TCP waits out uTP's head start")
+        assert.strictEqual(yield* Queue.size(tcpOnly), 0)
+        yield* TestClock.adjust(1)
+        yield* Deferred.await(toTcpOnly)
+        assert.strictEqual(yield* Queue.size(tcpOnly), 1)
+
+        // 10.0.0.3 answers the SYN: the connection is uTP's (from our UDP port), and TCP is never dialled.
+        const toBoth = yield* dial("10.0.0.3")
+        yield* TestClock.adjust(100)
+        assert.isTrue(yield* Deferred.isDone(toBoth), "opened over uTP within the head start")
+        yield* TestClock.adjust(1000)
+        const accepted = yield* Queue.takeAll(both)
+        assert.deepStrictEqual(accepted.map((c) => [c.host, c.port]), [["10.0.0.1", 6881]])
+      }),
+    10_000
+  ) // bounds the awaits
 })
 
 describe("a swarm over uTP (TestClock, in-memory network)", () => {
