@@ -38,16 +38,20 @@ export type Type = (typeof Type)[keyof typeof Type]
 
 /** Extension types: 1 is the selective ack bitmask. */
 const sackExtension = 1
+/** Extension type 2: libutp's 8 bytes of extension bits (all 0 here: none). */
+const bitsExtension = 2
 /**
  * Ours, in SYN and in the acceptor's STATEs: "send me packets of up to this
  * many payload bytes" (2 bytes), offered only on loopback, whose MTU is
- * 64 KiB. Other implementations skip extensions they do not know (libutp,
- * libtorrent), so they never see one and get 1400-byte packets, which
- * every uTP stack's receive buffer takes.
+ * 64 KiB. Other implementations skip extensions they do not know in the
+ * chain (libutp, libtorrent), so they never see one and get 1400-byte
+ * packets, which every uTP stack's receive buffer takes. It follows empty
+ * extension bits: libutp drops a packet whose first extension is above 2
+ * (it takes it for something that is not uTP).
  */
 const largeExtension = 0x4c
-/** Bytes the large-payload extension adds to a header. */
-export const largeExtensionLength = 4
+/** Bytes the large-payload extension adds to a header (after the extension bits). */
+export const largeExtensionLength = 2 + 8 + 2 + 2
 
 /** Bytes of a header without extensions. */
 export const baseHeaderLength = 20
@@ -207,7 +211,7 @@ export const write = (
   largePayload = 0
 ) => {
   buffer[0] = (type << 4) | version
-  buffer[1] = sackBytes !== 0 ? sackExtension : largePayload !== 0 ? largeExtension : 0
+  buffer[1] = sackBytes !== 0 ? sackExtension : largePayload !== 0 ? bitsExtension : 0
   setUint16(buffer, 2, connectionId)
   setUint32(buffer, 4, timestamp)
   setUint32(buffer, 8, timestampDifference)
@@ -219,9 +223,12 @@ export const write = (
     buffer[baseHeaderLength + 1] = sackBytes
     buffer.fill(0, baseHeaderLength + 2, baseHeaderLength + 2 + sackBytes)
   } else if (largePayload !== 0) {
-    buffer[baseHeaderLength] = 0
-    buffer[baseHeaderLength + 1] = 2
-    setUint16(buffer, baseHeaderLength + 2, largePayload)
+    buffer[baseHeaderLength] = largeExtension
+    buffer[baseHeaderLength + 1] = 8
+    buffer.fill(0, baseHeaderLength + 2, baseHeaderLength + 10)
+    buffer[baseHeaderLength + 10] = 0
+    buffer[baseHeaderLength + 11] = 2
+    setUint16(buffer, baseHeaderLength + 12, largePayload)
   }
 }
 

@@ -46,6 +46,15 @@ describe("Utp packets", () => {
     )
   })
 
+  it("carries the large-payload offer after empty extension bits (libutp drops a first extension above 2)", () => {
+    const syn = new Uint8Array(UtpPacket.baseHeaderLength + UtpPacket.largeExtensionLength)
+    UtpPacket.write(syn, UtpPacket.Type.Syn, 9, 0, 0, 65536, 1, 0, 0, 16384)
+    assert.strictEqual(syn[1], 2, "the first extension: extension bits")
+    const decoded = Result.getOrThrow(UtpPacket.decode(syn))
+    assert.strictEqual(decoded.largePayload, 16384)
+    assert.strictEqual(decoded.payloadOffset, syn.length)
+  })
+
   it("names what is wrong with a bad packet", () => {
     const good = new Uint8Array(UtpPacket.baseHeaderLength)
     UtpPacket.write(good, UtpPacket.Type.State, 1, 0, 0, 0, 0, 0, 0)
