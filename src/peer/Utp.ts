@@ -189,7 +189,7 @@ const race = (utp: Socket.Socket, tcp: Effect.Effect<Socket.Socket>): Socket.Soc
       Effect.map((opened) => ({ ...opened, loser: utpScope }))
     )
     const won = yield* Effect.race(overUtp, overTcp).pipe(
-      Effect.catch((error) => Effect.fail(tcpError ?? error)),
+      Effect.mapError((error) => tcpError ?? error),
       Effect.onError(() => Deferred.fail(chosen, hungUp()))
     )
     yield* Scope.close(won.loser, Exit.void)

@@ -229,7 +229,7 @@ describe("Utp endpoints (TestClock, in-memory UDP)", () => {
         Effect.gen(function*() {
           const bytes = data(300_000, 3)
           const dialled = from.connect({ host, port: 6881 }, 10_000)
-          yield* Socket.readerBytes(dialled)
+          yield* Effect.asVoid(Socket.readerBytes(dialled)) // the dial
           const pull = yield* Socket.readerBytes((yield* Queue.take(to.incoming)).socket)
           const [, got] = yield* Effect.all([
             writeAll(dialled, bytes).pipe(Effect.andThen((yield* dialled.writer).write(new Socket.CloseEvent()))),
@@ -310,13 +310,7 @@ describe("Utp.make, prefer (TestClock, in-memory network)", () => {
     () =>
       Effect.gen(function*() {
         const memory = yield* MemoryNetwork.make()
-        const networkOf = (host: string) =>
-          Effect.provide(
-            Effect.gen(function*() {
-              return yield* Network
-            }),
-            memory.layer(host)
-          )
+        const networkOf = (host: string) => Effect.provide(Effect.service(Network), memory.layer(host))
         const ours = Utp.make(yield* networkOf("10.0.0.1"), "prefer")
         yield* ours.listen({ port: 6881 }, () => {}) // opens our uTP endpoint on UDP 6881
         const tcpOnly = yield* Queue.unbounded<Connection>()
