@@ -43,8 +43,10 @@ import {
   accepts,
   aria2Seeding,
   cpuOf,
+  entry,
   freePort,
-  median,
+  type Download,
+  printDownloads,
   sleep,
   spawnGroup,
   within,
@@ -130,14 +132,6 @@ const manager = (downloadDir: string, port: number, policy: Encryption.Policy) =
     Layer.provide(Layer.succeed(References.MinimumLogLevel, "Error"))
   )
 
-interface Measure {
-  readonly seconds: number
-  /** Ours (this process, every thread). */
-  readonly cpu: number
-  /** The seeder's. */
-  readonly seederCpu: number
-}
-
 const download = (
   meta: Metainfo.Metainfo,
   out: string,
@@ -147,7 +141,7 @@ const download = (
   Effect.gen(function*() {
     const torrents = yield* TorrentManager
     const cpu = process.cpuUsage()
-    const seederCpu = cpuOf(seeder.pid)
+    const otherCpu = cpuOf(seeder.pid)
     const start = performance.now()
     const handle = yield* torrents.add(meta, { peers: [{ host: "127.0.0.1", port: seeder.port }] })
     yield* handle.completed.pipe(Effect.timeout("10 minutes"))
@@ -155,8 +149,8 @@ const download = (
     return {
       seconds: (performance.now() - start) / 1000,
       cpu: (used.user + used.system) / 1e6,
-      seederCpu: cpuOf(seeder.pid) - seederCpu
-    } satisfies Measure
+      otherCpu: cpuOf(seeder.pid) - otherCpu
+    } satisfies Download
   }).pipe(Effect.scoped, Effect.provide(manager(out, 0, policy)))
 
 /**
@@ -227,7 +221,7 @@ const main = async () => {
     { label: "RC4 ← effect-torrent", policy: "require", seeder: await ourSeeder(torrent, seedDir, "require") },
     { label: "plain ← effect-torrent", policy: "disable", seeder: await ourSeeder(torrent, seedDir, "disable") }
   ] as const
-  const measures = rows.map(() => [] as Array<Measure>)
+  const measures = rows.map(() => [] as Array<Download>)
   let ok = true
   for (let i = 0; i < runs; i++) {
     for (const r of i % 2 === 0 ? [0, 1, 2, 3, 4] : [4, 3, 2, 1, 0]) {
@@ -238,26 +232,12 @@ const main = async () => {
       rmSync(out, { recursive: true, force: true })
     }
   }
-  console.log(`${mib} MiB download (ours ← seeder)  rate, our CPU s (the seeder's), every rate`)
-  rows.forEach((row, r) => {
-    const rates = measures[r]!.map((m) => mib / m.seconds)
-    console.log(
-      `  ${row.label.padEnd(24)} ${median(rates).toFixed(1).padStart(7)} MiB/s  ${
-        median(measures[r]!.map((m) => m.cpu)).toFixed(2).padStart(6)
-      } CPU s (${median(measures[r]!.map((m) => m.seederCpu)).toFixed(2)})  (${
-        rates.map((rate) => rate.toFixed(1)).join(" ")
-      })`
-    )
-  })
-  console.log(ok ? "data verified after every run" : "DATA MISMATCH")
-  if (!ok) process.exitCode = 1
+  printDownloads(
+    `${mib} MiB download (ours ← seeder)  rate, our CPU s (the seeder's), every rate`,
+    rows.map((row, r) => ({ label: row.label, measures: measures[r]! })),
+    { unit: "CPU s", of: (seconds) => seconds.toFixed(2) },
+    ok
+  )
 }
 
-const args = process.argv.slice(2)
-const entry = args[0] === "--seed"
-  ? () => Effect.runPromise(seed(args[1]!, args[2]!, args[3] as Encryption.Policy))
-  : main
-entry().then(() => process.exit(), (error) => {
-  console.error(`bench failed: ${error instanceof Error ? error.message : String(error)}`)
-  process.exit(1)
-})
+entry(main, (args) => Effect.runPromise(seed(args[0]!, args[1]!, args[2] as Encryption.Policy)))

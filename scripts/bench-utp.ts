@@ -24,7 +24,7 @@ import type * as Utp from "../src/peer/Utp.ts"
 import * as Metainfo from "../src/protocol/Metainfo.ts"
 import { TorrentManager } from "../src/TorrentManager.ts"
 import { sha1File, writeData } from "./benchData.ts"
-import { cpuOf, freePort, median, mib, runs, spawnGroup, workDir } from "./benchRun.ts"
+import { cpuOf, entry, freePort, type Download, mib, printDownloads, runs, spawnGroup, workDir } from "./benchRun.ts"
 
 const perGiB = (cpu: number) => (cpu * 1024) / mib
 
@@ -55,14 +55,6 @@ const manager =
       Effect.provideService(References.MinimumLogLevel, "Error")
     )
 
-interface Measure {
-  readonly seconds: number
-  /** Ours (this process, every thread). */
-  readonly cpu: number
-  /** The other side's. */
-  readonly otherCpu: number
-}
-
 const download = (meta: Metainfo.Metainfo, out: string, seeder: { port: number; pid: number }, utp: Utp.Policy) =>
   Effect.gen(function*() {
     const torrents = yield* TorrentManager
@@ -76,7 +68,7 @@ const download = (meta: Metainfo.Metainfo, out: string, seeder: { port: number; 
       seconds: (performance.now() - start) / 1000,
       cpu: (used.user + used.system) / 1e6,
       otherCpu: cpuOf(seeder.pid) - seederCpu
-    } satisfies Measure
+    } satisfies Download
   }).pipe(Effect.scoped, manager(out, 0, utp))
 
 /** Seeder mode (`bench-utp.ts --seed <torrent> <dir> <policy>`): prints `ready <port>` once checked, seeds until killed. */
@@ -125,7 +117,7 @@ const main = async () => {
     only: await spawnUntil([...script, "only"], readyPort, "our uTP seeder"),
     disable: await spawnUntil([...script, "disable"], readyPort, "our TCP seeder")
   }
-  const rows: Array<{ label: string; measures: Array<Measure> }> = [
+  const rows: Array<{ label: string; measures: Array<Download> }> = [
     { label: "uTP ← effect-torrent", measures: [] },
     { label: "TCP ← effect-torrent", measures: [] }
   ]
@@ -181,32 +173,18 @@ const main = async () => {
         seconds: (performance.now() - start) / 1000,
         cpu: (used.user + used.system) / 1e6,
         otherCpu: cpuOf(leecher.pid)
-      } satisfies Measure
+      } satisfies Download
     }).pipe(Effect.scoped, manager(seedDir, 0, "prefer"))
   )
   ok &&= sha1File(join(leecherDir, "data.bin")) === expected
   rows.push({ label: "uTP → webtorrent", measures: [uploaded] })
 
-  console.log(`effect-torrent uTP bench: ${mib} MiB on loopback; rate, our CPU s/GiB (the other side's), every rate`)
-  for (const row of rows) {
-    const rates = row.measures.map((m) => mib / m.seconds)
-    console.log(
-      `  ${row.label.padEnd(22)} ${median(rates).toFixed(1).padStart(7)} MiB/s  ${
-        perGiB(median(row.measures.map((m) => m.cpu))).toFixed(1).padStart(5)
-      } CPU s/GiB (${perGiB(median(row.measures.map((m) => m.otherCpu))).toFixed(1)})  (${
-        rates.map((rate) => rate.toFixed(1)).join(" ")
-      })`
-    )
-  }
-  console.log(ok ? "data verified after every run" : "DATA MISMATCH")
-  if (!ok) process.exitCode = 1
+  printDownloads(
+    `effect-torrent uTP bench: ${mib} MiB on loopback; rate, our CPU s/GiB (the other side's), every rate`,
+    rows,
+    { unit: "CPU s/GiB", of: (cpu) => perGiB(cpu).toFixed(1) },
+    ok
+  )
 }
 
-const args = process.argv.slice(2)
-const entry = args[0] === "--seed"
-  ? () => Effect.runPromise(seed(args[1]!, args[2]!, args[3] as Utp.Policy))
-  : main
-entry().then(() => process.exit(), (error) => {
-  console.error(`bench failed: ${error instanceof Error ? error.message : String(error)}`)
-  process.exit(1)
-})
+entry(main, (args) => Effect.runPromise(seed(args[0]!, args[1]!, args[2] as Utp.Policy)))

@@ -198,6 +198,54 @@ export const each = (values: ReadonlyArray<number>, digits: number) =>
 
 export const verdict = (met: boolean) => (met ? "met" : "MISSED")
 
+/** A download measured: its time, our CPU seconds (this process, every thread) and the other side's. */
+export interface Download {
+  readonly seconds: number
+  readonly cpu: number
+  readonly otherCpu: number
+}
+
+/**
+ * A table of downloads of `mib` MiB, a line per row: the median rate, the
+ * median CPU of ours and (in brackets) of the other side, as `cpu` puts
+ * them (with their unit), and every run's rate; then whether every
+ * download's data was verified (the exit code is 1 when not).
+ */
+export const printDownloads = (
+  title: string,
+  rows: ReadonlyArray<{ readonly label: string; readonly measures: ReadonlyArray<Download> }>,
+  cpu: { readonly unit: string; readonly of: (seconds: number) => string },
+  verified: boolean
+) => {
+  console.log(title)
+  for (const row of rows) {
+    const rates = row.measures.map((m) => mib / m.seconds)
+    const ours = cpu.of(median(row.measures.map((m) => m.cpu)))
+    const other = cpu.of(median(row.measures.map((m) => m.otherCpu)))
+    console.log(
+      `  ${row.label.padEnd(24)} ${median(rates).toFixed(1).padStart(7)} MiB/s  ${
+        ours.padStart(6)
+      } ${cpu.unit} (${other})  (${rates.map((rate) => rate.toFixed(1)).join(" ")})`
+    )
+  }
+  console.log(verified ? "data verified after every run" : "DATA MISMATCH")
+  if (!verified) process.exitCode = 1
+}
+
+/**
+ * A bench script's entry: `--seed <args>` runs `seed` (the script as its own
+ * seeder process), else `main`; the process exits when it is done, with 1
+ * and the reason on a failure.
+ */
+export const entry = (main: () => Promise<void>, seed: (args: ReadonlyArray<string>) => Promise<unknown>) => {
+  const args = process.argv.slice(2)
+  const run = args[0] === "--seed" ? () => seed(args.slice(1)) : main
+  run().then(() => process.exit(), (error) => {
+    console.error(`bench failed: ${error instanceof Error ? error.message : String(error)}`)
+    process.exit(1)
+  })
+}
+
 // ---------------------------------------------------------------------------
 // aria2c
 // ---------------------------------------------------------------------------

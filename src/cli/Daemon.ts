@@ -62,7 +62,8 @@ const flags = {
   noDht: Download.flags.noDht,
   noLpd: Download.flags.noLpd,
   dhtBootstrap: Download.flags.dhtBootstrap,
-  encryption: Download.flags.encryption
+  encryption: Download.flags.encryption,
+  utp: Download.flags.utp
 }
 
 const logLevels = { error: "Error", warn: "Warn", info: "Info", debug: "Debug" } as const
@@ -112,7 +113,8 @@ const run = Effect.fnUntraced(function*(input: Command.Command.Config.Infer<type
       dht: !input.noDht,
       dhtBootstrap: dhtBootstrap.length > 0 ? dhtBootstrap : undefined,
       localDiscovery: !input.noLpd,
-      encryption: input.encryption
+      encryption: input.encryption,
+      utp: input.utp
     }))
   )
 }, (effect, input) =>

@@ -132,7 +132,7 @@ export const flags = {
   utp: Flag.Literals("utp", ["prefer", "only", "disable"] satisfies Array<Utp.Policy>).pipe(
     Flag.withMetavar("MODE"),
     Flag.withDescription(
-      "peers over uTP on the UDP port of --port: prefer (then TCP), only, disable (default: disable)"
+      "peers over uTP on the UDP port of --port: prefer (TCP too after 250 ms), only, disable (default: disable)"
     ),
     Flag.withDefault("disable" as const)
   )

@@ -37,7 +37,9 @@ const flags = {
   logLevel: Download.flags.logLevel,
   noDht: Download.flags.noDht,
   noLpd: Download.flags.noLpd,
-  dhtBootstrap: Download.flags.dhtBootstrap
+  dhtBootstrap: Download.flags.dhtBootstrap,
+  encryption: Download.flags.encryption,
+  utp: Download.flags.utp
 }
 
 /** The server for the torrent, in the torrents' scope; prints where it listens. */

@@ -1,6 +1,7 @@
 /**
  * uTP packets (BEP 29): the 20-byte header, the extension chain (selective
- * acks), and the payload, as one UDP datagram.
+ * acks; ours for large packets on loopback), and the payload, as one UDP
+ * datagram.
  *
  * ```
  * type|ver  extension  connection_id
@@ -37,6 +38,20 @@ export type Type = (typeof Type)[keyof typeof Type]
 
 /** Extension types: 1 is the selective ack bitmask. */
 const sackExtension = 1
+/** Extension type 2: libutp's 8 bytes of extension bits (all 0 here: none). */
+const bitsExtension = 2
+/**
+ * Ours, in SYN and in the acceptor's STATEs: "send me packets of up to this
+ * many payload bytes" (2 bytes), offered only on loopback, whose MTU is
+ * 64 KiB. Other implementations skip extensions they do not know in the
+ * chain (libutp, libtorrent), so they never see one and get 1400-byte
+ * packets, which every uTP stack's receive buffer takes. It follows empty
+ * extension bits: libutp drops a packet whose first extension is above 2
+ * (it takes it for something that is not uTP).
+ */
+const largeExtension = 0x4c
+/** Bytes the large-payload extension adds to a header (after the extension bits). */
+export const largeExtensionLength = 2 + 8 + 2 + 2
 
 /** Bytes of a header without extensions. */
 export const baseHeaderLength = 20
@@ -58,7 +73,10 @@ export const seqLess = (a: number, b: number) => a !== b && ((b - a) & seqMask) 
 export const isUtp = (datagram: Uint8Array) =>
   datagram.length >= baseHeaderLength && (datagram[0]! & 0x0f) === version && datagram[0]! >> 4 <= Type.Syn
 
-/** A parsed header. `sack*` locate the selective ack bitmask in the datagram (length 0: none). */
+/**
+ * A parsed header. `sack*` locate the selective ack bitmask in the datagram
+ * (length 0: none); `largePayload` is the large-payload extension's size (0: none).
+ */
 export interface Header {
   type: Type
   connectionId: number
@@ -69,6 +87,7 @@ export interface Header {
   ack: number
   sackOffset: number
   sackLength: number
+  largePayload: number
   payloadOffset: number
 }
 
@@ -82,6 +101,7 @@ export const emptyHeader = (): Header => ({
   ack: 0,
   sackOffset: 0,
   sackLength: 0,
+  largePayload: 0,
   payloadOffset: 0
 })
 
@@ -121,6 +141,7 @@ export const read = (datagram: Uint8Array, into: Header): Problem | undefined =>
   into.ack = uint16(datagram, 18)
   into.sackOffset = 0
   into.sackLength = 0
+  into.largePayload = 0
   let extension = datagram[1]!
   let offset = baseHeaderLength
   while (extension !== 0) {
@@ -132,6 +153,8 @@ export const read = (datagram: Uint8Array, into: Header): Problem | undefined =>
       if (length === 0 || length % 4 !== 0) return "SackLength"
       into.sackOffset = offset + 2
       into.sackLength = length
+    } else if (extension === largeExtension && length === 2) {
+      into.largePayload = uint16(datagram, offset + 2)
     } // other extensions (libtorrent's close reason…) are skipped
     extension = next
     offset += 2 + length
@@ -171,7 +194,9 @@ export const forEachSacked = (datagram: Uint8Array, header: Header, f: (seq: num
 /**
  * Writes a header at the start of `buffer` (sized by `headerLength(sackBytes)`
  * plus the payload). The selective ack's bits are the caller's to set, at
- * `baseHeaderLength + 2`.
+ * `baseHeaderLength + 2`. With `largePayload` (no selective ack then), the
+ * large-payload extension follows the base header (`largeExtensionLength`
+ * bytes more).
  */
 export const write = (
   buffer: Uint8Array,
@@ -182,10 +207,11 @@ export const write = (
   windowSize: number,
   seq: number,
   ack: number,
-  sackBytes: number
+  sackBytes: number,
+  largePayload = 0
 ) => {
   buffer[0] = (type << 4) | version
-  buffer[1] = sackBytes === 0 ? 0 : sackExtension
+  buffer[1] = sackBytes !== 0 ? sackExtension : largePayload !== 0 ? bitsExtension : 0
   setUint16(buffer, 2, connectionId)
   setUint32(buffer, 4, timestamp)
   setUint32(buffer, 8, timestampDifference)
@@ -196,6 +222,13 @@ export const write = (
     buffer[baseHeaderLength] = 0
     buffer[baseHeaderLength + 1] = sackBytes
     buffer.fill(0, baseHeaderLength + 2, baseHeaderLength + 2 + sackBytes)
+  } else if (largePayload !== 0) {
+    buffer[baseHeaderLength] = largeExtension
+    buffer[baseHeaderLength + 1] = 8
+    buffer.fill(0, baseHeaderLength + 2, baseHeaderLength + 10)
+    buffer[baseHeaderLength + 10] = 0
+    buffer[baseHeaderLength + 11] = 2
+    setUint16(buffer, baseHeaderLength + 12, largePayload)
   }
 }
 

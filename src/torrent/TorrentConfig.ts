@@ -66,18 +66,18 @@ export interface Settings {
   /** The multicast group and interface for it; default: BEP 14's group on every interface. */
   readonly localDiscoveryGroup: Partial<LpdSettings> | undefined
   /**
-   * Message stream encryption (MSE/PE): `prefer` (dial encrypted, falling
-   * back to plain; accept both), `require` (encrypted both ways, RC4 only) or
-   * `disable` (plain only, the default for now: RC4 costs about 2.6 CPU s
-   * per GiB and halves the rate from an aria2c seeder, see `npm run bench`).
+   * Message stream encryption (MSE/PE): `prefer` (the default, as in the
+   * CLI: dial encrypted, falling back to plain; accept both; RC4 only with
+   * peers that want nothing else), `require` (encrypted both ways, RC4 only)
+   * or `disable` (plain only).
    */
   readonly encryption: Encryption.Policy
   /**
    * uTP (BEP 29), on the UDP port of `port` (shared with the DHT): `prefer`
-   * (dial uTP, then TCP when it gets no answer in 3 s; accept both), `only`
-   * (dial uTP only; accept both) or `disable` (TCP only, the default for
-   * now: a peer without uTP, as aria2c, costs each dial 3 s, and uTP costs
-   * more CPU than TCP, see `npm run bench`).
+   * (dial uTP, and TCP too when uTP has no answer within 250 ms; the first
+   * to open is kept; accept both), `only` (dial uTP only; accept both) or
+   * `disable` (TCP only, the default for now: uTP costs more CPU than TCP,
+   * see `npm run bench`).
    */
   readonly utp: Utp.Policy
 }
@@ -118,7 +118,7 @@ export const defaults: Omit<Settings, "peerId"> = {
   dhtRequireSecureIds: false,
   localDiscovery: false,
   localDiscoveryGroup: undefined,
-  encryption: "disable",
+  encryption: "prefer",
   utp: "disable"
 }
 

@@ -18,7 +18,12 @@ describe("effect-torrent --help", () => {
         for (const line of run.stdout.split("\n")) assert.isAtMost(Format.width(line), 80, `${name}: ${line}`)
         assert.match(run.stdout, new RegExp(`^Usage: ${name} `), name)
       })
-      const [root, seed] = runs
+      const [root, seed, serve, daemon] = runs
+      // Every command that runs the engine takes its connection flags.
+      for (const run of [root!, seed!, serve!, daemon!]) {
+        assert.include(run.stdout, "--encryption MODE")
+        assert.include(run.stdout, "--utp MODE")
+      }
       for (const run of [root!, seed!]) {
         assert.include(run.stdout, "--port PORT")
         assert.include(run.stdout, "(default: 6881)")

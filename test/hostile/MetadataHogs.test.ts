@@ -115,7 +115,8 @@ describe("hostile peers › metadata hogs", () => {
       const { hog, millis } = yield* hogged("wrong-size", dropped)
       const after = hog.closedByPeerAfterMillis[0]!
       assert.isAtMost(hog.requests, 2)
-      assert.strictEqual(hog.connections, 1, "never dialled again")
+      // One dial, never again: the encrypted attempt (the engine's default `prefer`), refused, then plain.
+      assert.deepStrictEqual([hog.connections, hog.refused], [2, 1], "never dialled again")
       assert.isBelow(after, requestTimeoutMillis)
       record(`banned ${after} ms after connecting; metadata ${millis} ms after the honest seeder became reachable`)
     }), 60_000)

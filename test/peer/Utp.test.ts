@@ -4,18 +4,22 @@
  * reordering and delay arrive byte for byte; LEDBAT keeps the queueing
  * delay of a rate-limited path near its target and shrinks the window when
  * delay is added; dials to nobody time out, to a closed port are refused;
- * the DHT's datagrams share the socket. And whole managers (the testing
+ * the DHT's datagrams share the socket; `prefer` races uTP and TCP, so a
+ * peer without uTP costs 250 ms, not a timeout. And whole managers (the testing
  * Swarm) under `utp: "only"` over a lossy network: PeerSession, the Monitor
  * and the torrent run over uTP unchanged, the same run every time.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Queue, Random, Result } from "effect"
+import { Deferred, Effect, Fiber, Queue, Random, Result } from "effect"
 import * as NetAddress from "effect/net/NetAddress"
+import * as DatagramSocket from "effect/socket/DatagramSocket"
 import * as Socket from "effect/socket/Socket"
 import { TestClock } from "effect/testing"
+import * as MemoryNetwork from "../../src/peer/MemoryNetwork.ts"
 import * as MemoryUdp from "../../src/peer/MemoryUdp.ts"
-import type { Connection } from "../../src/peer/Network.ts"
+import { type Connection, Network } from "../../src/peer/Network.ts"
 import * as Utp from "../../src/peer/Utp.ts"
+import { loopbackMss, mss, UtpConnection } from "../../src/peer/UtpConnection.ts"
 import * as UtpPacket from "../../src/protocol/Utp.ts"
 import { Swarm } from "../../src/testing.ts"
 
@@ -40,6 +44,15 @@ describe("Utp packets", () => {
     assert.isFalse(
       UtpPacket.isUtp(new TextEncoder().encode("d1:ad2:id20:aaaaaaaaaaaaaaaaaaaae1:q4:ping1:t2:aa1:y1:qe"))
     )
+  })
+
+  it("carries the large-payload offer after empty extension bits (libutp drops a first extension above 2)", () => {
+    const syn = new Uint8Array(UtpPacket.baseHeaderLength + UtpPacket.largeExtensionLength)
+    UtpPacket.write(syn, UtpPacket.Type.Syn, 9, 0, 0, 65536, 1, 0, 0, 16384)
+    assert.strictEqual(syn[1], 2, "the first extension: extension bits")
+    const decoded = Result.getOrThrow(UtpPacket.decode(syn))
+    assert.strictEqual(decoded.largePayload, 16384)
+    assert.strictEqual(decoded.payloadOffset, syn.length)
   })
 
   it("names what is wrong with a bad packet", () => {
@@ -188,6 +201,70 @@ describe("Utp endpoints (TestClock, in-memory UDP)", () => {
       assert.isTrue(after < before / 2, `window ${before} before the added delay, ${after} 10 s after`)
     }).pipe(Random.withSeed(3)))
 
+  it.effect("packets carry up to 16 KiB between two ends on loopback, through loss; 1400 bytes to any other host", () =>
+    Effect.gen(function*() {
+      const udp = yield* MemoryUdp.makeNetworkWith({ link: () => ({ latencyMillis: 5, loss: 0.05 }) })
+      /** An endpoint on `host` whose largest datagram sent is recorded. */
+      const endpoint = Effect.fnUntraced(function*(host: string) {
+        const socket = yield* udp.socket(host, 6881)
+        const writer = yield* socket.writer
+        const sent = { largest: 0 }
+        const record = (
+          datagram: DatagramSocket.OutgoingDatagram
+        ) => (sent.largest = Math.max(sent.largest, datagram.payload.length))
+        const spied = DatagramSocket.make({
+          reader: socket.reader,
+          writer: Effect.succeed({
+            write: (datagram) => Effect.andThen(Effect.sync(() => record(datagram)), writer.write(datagram)),
+            writeAll: (datagrams) =>
+              Effect.andThen(Effect.sync(() => datagrams.forEach(record)), writer.writeAll(datagrams))
+          })
+        })
+        const incoming = yield* Queue.unbounded<Connection>()
+        const utp = yield* Utp.makeEndpoint(spied)
+        yield* utp.accept((connection) => Queue.offerUnsafe(incoming, connection))
+        return { utp, incoming, sent }
+      })
+      const upload = (from: Utp.Endpoint, to: { incoming: Queue.Queue<Connection> }, host: string) =>
+        Effect.gen(function*() {
+          const bytes = data(300_000, 3)
+          const dialled = from.connect({ host, port: 6881 }, 10_000)
+          yield* Effect.asVoid(Socket.readerBytes(dialled)) // the dial
+          const pull = yield* Socket.readerBytes((yield* Queue.take(to.incoming)).socket)
+          const [, got] = yield* Effect.all([
+            writeAll(dialled, bytes).pipe(Effect.andThen((yield* dialled.writer).write(new Socket.CloseEvent()))),
+            readAll(pull)
+          ], { concurrency: "unbounded" })
+          assert.isTrue(Buffer.from(got).equals(Buffer.from(bytes)), `${host}: byte for byte`)
+        }).pipe(Effect.scoped, Effect.forkChild)
+
+      const a = yield* endpoint("127.0.0.1")
+      const b = yield* endpoint("127.0.0.2")
+      const c = yield* endpoint("10.0.0.3")
+      yield* runToEnd(yield* upload(a.utp, b, "127.0.0.2"), 50, 4000)
+      assert.strictEqual(a.sent.largest, UtpPacket.baseHeaderLength + loopbackMss)
+      yield* runToEnd(yield* upload(c.utp, a, "127.0.0.1"), 50, 4000)
+      assert.strictEqual(c.sent.largest, UtpPacket.baseHeaderLength + mss)
+    }).pipe(Random.withSeed(5)))
+
+  it("on loopback, a SYN without the large-payload offer (libutp, libtorrent) gets 1400-byte packets", () => {
+    const sent: Array<Uint8Array> = []
+    const syn = UtpPacket.emptyHeader()
+    syn.type = UtpPacket.Type.Syn
+    syn.connectionId = 7
+    const connection = new UtpConnection(8, 7, 100, (packet) => sent.push(packet), () => 0, true, syn)
+    connection.write(new Uint8Array(5 * mss))
+    connection.ackIfNeeded()
+    const header = UtpPacket.emptyHeader()
+    const sizes = sent.map((packet) => {
+      assert.isUndefined(UtpPacket.read(packet, header))
+      assert.strictEqual(header.largePayload, 0, "no offer made back")
+      return packet.length - header.payloadOffset
+    })
+    assert.isAtLeast(sizes.length, 2)
+    assert.strictEqual(Math.max(...sizes), mss)
+  })
+
   it.effect("a dial to no endpoint times out; to a port with no acceptor it is refused", () =>
     Effect.gen(function*() {
       const udp = yield* MemoryUdp.makeNetwork
@@ -225,6 +302,59 @@ describe("Utp endpoints (TestClock, in-memory UDP)", () => {
       const [back] = yield* otherReader.pull
       assert.strictEqual(back.address.port, 6881)
     }))
+})
+
+describe("Utp.make, prefer (TestClock, in-memory network)", () => {
+  it.effect(
+    "dials uTP with a 250 ms head start: a peer without uTP is reached over TCP then, one with uTP over uTP alone",
+    () =>
+      Effect.gen(function*() {
+        const memory = yield* MemoryNetwork.make()
+        const networkOf = (host: string) => Effect.provide(Effect.service(Network), memory.layer(host))
+        const ours = Utp.make(yield* networkOf("10.0.0.1"), "prefer")
+        yield* ours.listen({ port: 6881 }, () => {}) // opens our uTP endpoint on UDP 6881
+        const tcpOnly = yield* Queue.unbounded<Connection>()
+        yield* (yield* networkOf("10.0.0.2")).listen({ port: 6881 }, (c) => Queue.offerUnsafe(tcpOnly, c))
+        const both = yield* Queue.unbounded<Connection>()
+        yield* Utp.make(yield* networkOf("10.0.0.3"), "prefer").listen(
+          { port: 6881 },
+          (c) => Queue.offerUnsafe(both, c)
+        )
+
+        /** Dials `host`; the Deferred is done once the socket opened (it stays open). */
+        const dial = (host: string) =>
+          Effect.gen(function*() {
+            const opened = yield* Deferred.make<void, Socket.SocketError>()
+            yield* ours.connect({ host, port: 6881 }, 10_000).pipe(
+              Effect.flatMap(Socket.readerBytes),
+              Effect.andThen(Deferred.succeed(opened, undefined)),
+              Effect.andThen(Effect.never),
+              Effect.catch((error) => Deferred.fail(opened, error)),
+              Effect.scoped,
+              Effect.forkScoped
+            )
+            return opened
+          })
+
+        // No UDP socket on 10.0.0.2: the SYN goes unanswered; TCP at 250 ms, not after uTP's timeout.
+        const toTcpOnly = yield* dial("10.0.0.2")
+        yield* TestClock.adjust(249)
+        assert.isFalse(yield* Deferred.isDone(toTcpOnly), "TCP waits out uTP's head start")
+        assert.strictEqual(yield* Queue.size(tcpOnly), 0)
+        yield* TestClock.adjust(1)
+        yield* Deferred.await(toTcpOnly)
+        assert.strictEqual(yield* Queue.size(tcpOnly), 1)
+
+        // 10.0.0.3 answers the SYN: the connection is uTP's (from our UDP port), and TCP is never dialled.
+        const toBoth = yield* dial("10.0.0.3")
+        yield* TestClock.adjust(100)
+        assert.isTrue(yield* Deferred.isDone(toBoth), "opened over uTP within the head start")
+        yield* TestClock.adjust(1000)
+        const accepted = yield* Queue.takeAll(both)
+        assert.deepStrictEqual(accepted.map((c) => [c.host, c.port]), [["10.0.0.1", 6881]])
+      }),
+    10_000
+  ) // bounds the awaits
 })
 
 describe("a swarm over uTP (TestClock, in-memory network)", () => {

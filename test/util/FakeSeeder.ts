@@ -27,6 +27,12 @@ export interface Stats {
   connections: number
   /** Connections open now. */
   open: number
+  /**
+   * Connections it hung up on because they did not start with a BitTorrent
+   * handshake, as a plain peer does: the engine's encrypted first dial (MSE,
+   * under its default `prefer`), which it follows with a plain one.
+   */
+  refused: number
   /** Connections whose handshake named our torrent. */
   handshakes: number
   blocksServed: number
@@ -72,6 +78,7 @@ export const make = (options: Options): Effect.Effect<FakeSeeder, never, Scope.S
   const stats: Stats = {
     connections: 0,
     open: 0,
+    refused: 0,
     handshakes: 0,
     blocksServed: 0,
     bytesServed: 0,
@@ -167,12 +174,11 @@ export const make = (options: Options): Effect.Effect<FakeSeeder, never, Scope.S
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk])
       if (!handshaken) {
         if (buffered.length < 68) return
-        if (
-          buffered[0] !== 19 || !buffered.subarray(1, 20).equals(protocol) ||
-          !buffered.subarray(28, 48).equals(infoHash)
-        ) {
+        if (buffered[0] !== 19 || !buffered.subarray(1, 20).equals(protocol)) {
+          stats.refused++
           return hangUp()
         }
+        if (!buffered.subarray(28, 48).equals(infoHash)) return hangUp()
         handshaken = true
         stats.handshakes++
         buffered = buffered.subarray(68)

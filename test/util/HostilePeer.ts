@@ -72,7 +72,12 @@ export const make = (options: {
     }
     socket.on("error", () => {})
     socket.on("data", (chunk: Buffer) => {
-      if (Result.isFailure(decoder.push(new Uint8Array(chunk), received))) socket.destroy()
+      if (Result.isFailure(decoder.push(new Uint8Array(chunk), received))) {
+        // Bytes that are no BitTorrent (the MSE key of the engine's encrypted first dial, under its
+        // default `prefer`): hung up on as a plain peer does, which is ours, not the engine's.
+        scriptClosing = true
+        socket.destroy()
+      }
       wake()
     })
     socket.on("close", () => {

@@ -30,6 +30,12 @@ export type Lie =
 
 export interface Stats {
   connections: number
+  /**
+   * Connections it hung up on because they did not start with a BitTorrent
+   * handshake, as a plain peer does: the engine's encrypted first dial (MSE,
+   * under its default `prefer`), which it follows with a plain one.
+   */
+  refused: number
   /** Connections that the other side closed. */
   closedByPeer: number
   /** For each connection the other side closed, how long after it was accepted (ms). */
@@ -50,7 +56,7 @@ export const make = (options: {
   readonly info: Uint8Array
   readonly lie: Lie
 }): Effect.Effect<{ readonly address: Address; readonly stats: Stats }, never, Scope.Scope> => {
-  const stats: Stats = { connections: 0, closedByPeer: 0, closedByPeerAfterMillis: [], requests: 0 }
+  const stats: Stats = { connections: 0, refused: 0, closedByPeer: 0, closedByPeerAfterMillis: [], requests: 0 }
   const sockets = new Set<Net.Socket>()
   const size = options.lie === "oversized"
     ? Metadata.maxSize + 1
@@ -109,6 +115,11 @@ export const make = (options: {
       buffered = Buffer.concat([buffered, chunk])
       if (!handshaken) {
         if (buffered.length < 68) return
+        if (buffered[0] !== 19 || !buffered.subarray(1, 20).equals(protocol)) {
+          stats.refused++
+          closing = true
+          return socket.destroy()
+        }
         handshaken = true
         const reply = Buffer.alloc(68)
         reply[0] = 19
