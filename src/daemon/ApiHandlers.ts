@@ -38,9 +38,10 @@ const torrents = HttpApiBuilder.group(Api, "torrents", (handlers) =>
         Effect.gen(function*() {
           const given = [payload.torrent, payload.magnet, payload.url].filter((x) => x !== undefined).length
           if (given !== 1) return yield* new BadInput({ detail: "give exactly one of torrent, magnet and url" })
-          if (payload.url !== undefined) return yield* new BadInput({ detail: "adding by URL is not supported yet" })
           const source = payload.torrent !== undefined
             ? { _tag: "Torrent" as const, bytes: Buffer.from(payload.torrent, "base64") }
+            : payload.url !== undefined
+            ? { _tag: "Url" as const, url: payload.url }
             : { _tag: "Magnet" as const, uri: payload.magnet! }
           return yield* session.add(source, payload)
         }),
@@ -72,6 +73,12 @@ const session = HttpApiBuilder.group(Api, "session", (handlers) =>
     })
   }))
 
+const create = HttpApiBuilder.group(
+  Api,
+  "create",
+  (handlers) => Effect.map(Session, (session) => handlers.handle("create", ({ payload }) => session.create(payload)))
+)
+
 const encoder = new TextEncoder()
 
 /** The manager's events as Server-Sent Events, from the moment the request came, until the client goes. */
@@ -94,6 +101,8 @@ const events = HttpRouter.add(
 
 /** The API's routes, its OpenAPI document at /api/v1/openapi.json, and the event stream; needs Session. */
 export const layer = Layer.mergeAll(
-  HttpApiBuilder.layer(Api, { openapiPath: "/api/v1/openapi.json" }).pipe(Layer.provide([torrents, session])),
+  HttpApiBuilder.layer(Api, { openapiPath: "/api/v1/openapi.json" }).pipe(
+    Layer.provide([torrents, create, session])
+  ),
   events
 )
