@@ -4,7 +4,9 @@
  * `/files/<torrent>/<index>/<name>` behind the same authentication as the
  * API: a hybrid torrent made there is the one `CreateTorrent.create` makes
  * here; seeded, a Range of its file is a 206 with the file's bytes; a
- * torrent of which half is on disk serves the verified half; a missing
+ * torrent of which half is on disk serves the verified half; an aria2c
+ * leecher taking a torrent's data is counted in Transmission's
+ * `peersGettingFromUs`; a missing
  * path, a relative one and a bad piece length are each refused with a 4xx.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -16,7 +18,7 @@ import * as Metainfo from "../../src/protocol/Metainfo.ts"
 import * as CreateTorrent from "../../src/torrent/CreateTorrent.ts"
 import * as Daemon from "../util/Daemon.ts"
 import { tempDir, writeTree } from "../util/Files.ts"
-import { runCli } from "../util/Swarm.ts"
+import { aria2Leecher, freePort, runCli, waitFor } from "../util/Swarm.ts"
 
 const auth = { authorization: `Basic ${Buffer.from("me:pw").toString("base64")}` }
 
@@ -40,7 +42,8 @@ describe("daemon: create and stream", () => {
           { path: "pack/a.bin", size: 100_000 },
           { path: "pack/sub/b.bin", size: 40_000 },
           { path: "half.bin", size: 4 * 16384 },
-          { path: "solo.bin", size: 30_000 }
+          { path: "solo.bin", size: 30_000 },
+          { path: "up.bin", size: 2 * 1024 * 1024 }
         ])
         const url = yield* Daemon.inProcess(join(root, "session"), { auth: "me:pw" })
         const api = <A>(path: string, json: unknown, status = 200) =>
@@ -100,6 +103,46 @@ describe("daemon: create and stream", () => {
         })
         assert.strictEqual(part.status, 206)
         assert.isTrue(part.bytes.equals(original.subarray(100, 32768)))
+
+        // An aria2c leecher the daemon dials, downloading at most 64 KiB/s: while it takes the data, the daemon
+        // counts it as a peer it uploads to (Transmission's peersGettingFromUs).
+        const up = yield* api<Created>("create", { path: join(root, "up.bin") })
+        const upTorrent = join(root, "up.torrent")
+        Fs.writeFileSync(upTorrent, Buffer.from(up.torrent, "base64"))
+        const leecherPort = yield* freePort
+        yield* aria2Leecher({
+          torrent: upTorrent,
+          dir: join(root, "leecher"),
+          port: leecherPort,
+          extraArgs: ["--max-download-limit=64K"]
+        })
+        const seeding = yield* api<Daemon.Torrent>("torrents", {
+          torrent: up.torrent,
+          downloadDir: root,
+          peers: [`127.0.0.1:${leecherPort}`]
+        })
+        const rpc = `${url}transmission/rpc`
+        const handshake = yield* Daemon.request(rpc, { method: "POST", headers: auth })
+        const rpcHeaders = {
+          ...auth,
+          "x-transmission-session-id": handshake.headers.get("x-transmission-session-id")!
+        }
+        yield* waitFor(
+          Effect.map(
+            Daemon.request(rpc, {
+              json: {
+                method: "torrent-get",
+                arguments: { ids: [seeding.id], fields: ["peersGettingFromUs", "peersSendingToUs"] }
+              },
+              headers: rpcHeaders
+            }),
+            (reply) => {
+              const [t] = JSON.parse(reply.body).arguments.torrents
+              return t.peersGettingFromUs === 1 && t.peersSendingToUs === 0
+            }
+          ),
+          { timeoutMillis: 30_000, message: () => "the leecher was never counted as a peer getting from us" }
+        )
 
         // Refused: a path that is not there, a relative one, a piece length that is no power of two.
         const missing = yield* api<{ _tag: string; problem: string }>("create", { path: join(root, "nope") }, 422)
