@@ -19,6 +19,7 @@ import * as Magnet from "../protocol/Magnet.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
 import { type ManagerEvent, type TorrentHandle, TorrentManager } from "../TorrentManager.ts"
 import * as CreateTorrent from "../torrent/CreateTorrent.ts"
+import type { Progress } from "../torrent/Orchestrator.ts"
 import type { FilePriority } from "../torrent/Synchronizer.ts"
 import {
   BadInput,
@@ -68,8 +69,21 @@ interface Entry {
   readonly handle: TorrentHandle
   /** Its metadata, once known. */
   meta: Metainfo.Metainfo | undefined
+  /** Its name (the handle's), read again when the metadata comes. */
+  name: string
   /** Connected peers by address: whether we dialled them. */
   readonly peers: Map<string, boolean>
+  /** What it was last shown as, and from what: unchanged while those are (see `infoOf`). */
+  shown?: Shown | undefined
+}
+
+interface Shown {
+  readonly progress: Progress
+  readonly name: string
+  readonly record: SessionStore.TorrentRecord
+  readonly info: TorrentInfo
+  /** `info` as JSON, made when first listed. */
+  json: string | undefined
 }
 
 export class Session extends Context.Service<Session, {
@@ -84,6 +98,8 @@ export class Session extends Context.Service<Session, {
     request: CreateRequest
   ) => Effect.Effect<Created, BadInput | CreateFailed | DaemonFailure>
   readonly list: Effect.Effect<ReadonlyArray<TorrentInfo>>
+  /** `list` as a JSON array (what `GET /api/v1/torrents` answers), from each torrent's kept JSON. */
+  readonly listJson: Effect.Effect<string>
   readonly get: (id: string) => Effect.Effect<TorrentDetail, TorrentNotFound>
   readonly pause: (id: string) => Effect.Effect<void, TorrentNotFound | DaemonFailure>
   readonly resume: (id: string) => Effect.Effect<void, TorrentNotFound | DaemonFailure>
@@ -113,33 +129,49 @@ export class Session extends Context.Service<Session, {
 
 const failure = (error: { readonly message: string }) => new DaemonFailure({ detail: error.message })
 
-/** The torrent's numbers as the API shows them (rates rounded, an endless ETA as null). */
-const infoOf = (entry: Entry) =>
-  Effect.gen(function*() {
-    const p = yield* entry.handle.progress.get
-    const { addedAt, downloadDir, id, infoHash, limits, paused } = entry.record
-    return {
-      id,
-      infoHash,
-      name: yield* entry.handle.name,
-      paused,
-      state: p.state,
-      done: p.done,
-      wanted: p.wanted,
-      downloaded: p.downloaded,
-      uploaded: p.uploaded,
-      downloadRate: Math.round(p.downloadRate),
-      uploadRate: Math.round(p.uploadRate),
-      peers: p.peers,
-      uploadingTo: p.uploadingTo,
-      downloadingFrom: p.downloadingFrom,
-      eta: Number.isFinite(p.eta) ? Math.round(p.eta) : null,
-      hashFailures: p.hashFailures,
-      downloadDir,
-      limits,
-      addedAt
-    } satisfies TorrentInfo
-  })
+/**
+ * The torrent's numbers as the API shows them (rates rounded, an endless ETA
+ * as null), kept with its JSON while its progress, name and record are the
+ * same objects (a progress is a new object each time it changes; a record
+ * is replaced on each change): a thousand torrents waiting for peers are
+ * listed from what was made for the last listing.
+ */
+const shownOf = (entry: Entry): Shown => {
+  const p = entry.handle.progress.getUnsafe()
+  const { name, record, shown } = entry
+  if (shown !== undefined && shown.progress === p && shown.name === name && shown.record === record) return shown
+  const { addedAt, downloadDir, id, infoHash, limits, paused } = record
+  const info = {
+    id,
+    infoHash,
+    name,
+    paused,
+    state: p.state,
+    done: p.done,
+    wanted: p.wanted,
+    downloaded: p.downloaded,
+    uploaded: p.uploaded,
+    downloadRate: Math.round(p.downloadRate),
+    uploadRate: Math.round(p.uploadRate),
+    peers: p.peers,
+    uploadingTo: p.uploadingTo,
+    downloadingFrom: p.downloadingFrom,
+    eta: Number.isFinite(p.eta) ? Math.round(p.eta) : null,
+    hashFailures: p.hashFailures,
+    downloadDir,
+    limits,
+    addedAt
+  } satisfies TorrentInfo
+  return (entry.shown = { progress: p, name, record, info, json: undefined })
+}
+
+const infoOf = (entry: Entry) => shownOf(entry).info
+
+/** The torrent's info as JSON: as `TorrentInfo`'s schema encodes it (every field is a JSON value already). */
+const jsonOf = (entry: Entry) => {
+  const shown = shownOf(entry)
+  return (shown.json ??= JSON.stringify(shown.info))
+}
 
 /** Each file's priority as the record has it: its own, else selected or not, else normal. */
 const priorityOf = (record: SessionStore.TorrentRecord, index: number): FilePriority =>
@@ -217,7 +249,13 @@ export const make = Effect.fnUntraced(function*(options: Options) {
         maxUploadRate: record.limits.upload,
         maxDownloadRate: record.limits.download
       }).pipe(Effect.mapError((error) => new BadInput({ detail: error.message })))
-      const entry: Entry = { record, handle, meta: "info" in source ? source : undefined, peers: new Map() }
+      const entry: Entry = {
+        record,
+        handle,
+        meta: "info" in source ? source : undefined,
+        name: yield* handle.name,
+        peers: new Map()
+      }
       entries.set(record.infoHash, entry)
       byId.set(record.id, entry)
       // A magnet link's metadata, once fetched, is kept and saved beside the session.
@@ -226,7 +264,13 @@ export const make = Effect.fnUntraced(function*(options: Options) {
           fetching,
           record.infoHash,
           handle.metadata.pipe(
-            Effect.tap((meta) => Effect.sync(() => (entry.meta = meta))),
+            Effect.tap((meta) =>
+              Effect.flatMap(handle.name, (name) =>
+                Effect.sync(() => {
+                  entry.meta = meta
+                  entry.name = name
+                }))
+            ),
             Effect.flatMap((meta) => SessionStore.saveTorrent(options.dir, meta.infoHash, Metainfo.encode(meta))),
             Effect.catch((error) => Effect.logWarning(`metadata of ${record.infoHash} not saved: ${error.message}`)),
             Effect.provideContext(context)
@@ -304,7 +348,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     magnet: string | undefined
   ) {
     const existing = entries.get(source.infoHash)
-    if (existing !== undefined) return yield* infoOf(existing)
+    if (existing !== undefined) return infoOf(existing)
     const meta = "info" in source ? source : undefined
     if (addOptions.selected !== undefined) yield* checkSelection(meta, addOptions.selected)
     if (meta !== undefined) {
@@ -326,7 +370,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     }
     const entry = yield* start(record, source)
     yield* persist
-    return yield* infoOf(entry)
+    return infoOf(entry)
   })
 
   const add = Effect.fn("Session.add")(function*(input: Source, addOptions: AddOptions = {}) {
@@ -370,11 +414,12 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     downloadDir: options.downloadDir,
     add,
     create,
-    list: Effect.suspend(() => Effect.forEach([...entries.values()], infoOf)),
+    list: Effect.sync(() => Array.from(entries.values(), infoOf)),
+    listJson: Effect.sync(() => `[${Array.from(entries.values(), jsonOf).join(",")}]`),
     get: (id) =>
       Effect.gen(function*() {
         const entry = yield* find(id)
-        const info = yield* infoOf(entry)
+        const info = infoOf(entry)
         const p = yield* entry.handle.progress.get
         const files = entry.meta?.files.map((file, index) => ({
           index,

@@ -83,12 +83,15 @@ export type Progress = typeof Progress.Type
 /** Progress as its readers see it: the snapshot now, and every snapshot from now on (the current one first). */
 export interface ProgressReader {
   readonly get: Effect.Effect<Progress>
+  /** The snapshot now, read at once: for reading a thousand torrents' in one go (the daemon's listing). */
+  readonly getUnsafe: () => Progress
   readonly changes: Stream.Stream<Progress>
 }
 
 /** A read-only view of a SubscriptionRef of progress. */
 export const readerOf = (ref: SubscriptionRef.SubscriptionRef<Progress>): ProgressReader => ({
   get: SubscriptionRef.get(ref),
+  getUnsafe: () => SubscriptionRef.getUnsafe(ref),
   changes: SubscriptionRef.changes(ref)
 })
 
