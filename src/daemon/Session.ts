@@ -12,7 +12,7 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Clock, Context, Effect, FiberMap, Layer, Path, Result, Semaphore, Stream } from "effect"
 import type { FileSystem, Scope } from "effect"
-import { HttpClient } from "effect/http"
+import type { HttpClient } from "effect/http"
 import type { Served } from "../http/Served.ts"
 import * as ServedTorrent from "../http/ServedTorrent.ts"
 import * as Magnet from "../protocol/Magnet.ts"
