@@ -13,9 +13,8 @@ import { randomBytes } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { loadavg } from "node:os"
 import { join } from "node:path"
-import { createInterface } from "node:readline"
 import * as Bencode from "../src/protocol/Bencode.ts"
-import { spawnGroup, stop, verdict, within, workDir } from "./benchRun.ts"
+import { printed, spawnGroup, stop, verdict, workDir } from "./benchRun.ts"
 
 const count = 1000
 const listRuns = Math.max(1, Number(process.env.BENCH_LIST_RUNS ?? 50))
@@ -37,20 +36,7 @@ const startDaemon = async () => {
     "--no-dht",
     "--no-lpd"
   ], { stdio: ["ignore", "pipe", "pipe"] })
-  let stderr = ""
-  child.stderr!.on("data", (d) => (stderr += d))
-  const lines = createInterface({ input: child.stdout! })
-  const url = await within(
-    new Promise<string>((resolve, reject) => {
-      lines.on("line", (line) => {
-        const match = /^daemon on (http:\/\/\S+\/)$/.exec(line)
-        if (match !== null) resolve(match[1]!)
-      })
-      child.once("exit", (code) => reject(new Error(`the daemon exited (${code}): ${stderr.slice(-500)}`)))
-    }),
-    60_000,
-    "the daemon's address"
-  )
+  const url = await printed(child, /^daemon on (http:\/\/\S+\/)$/, 60_000, "the daemon's address")
   return { child, url }
 }
 
