@@ -18,7 +18,7 @@ import * as Metainfo from "../../src/protocol/Metainfo.ts"
 import * as CreateTorrent from "../../src/torrent/CreateTorrent.ts"
 import * as Daemon from "../util/Daemon.ts"
 import { tempDir, writeTree } from "../util/Files.ts"
-import { aria2Leecher, freePort, runCli, waitFor } from "../util/Swarm.ts"
+import { aria2Leecher, freePort, runCli, waitFor, waitForPort } from "../util/Swarm.ts"
 
 const auth = { authorization: `Basic ${Buffer.from("me:pw").toString("base64")}` }
 
@@ -110,12 +110,13 @@ describe("daemon: create and stream", () => {
         const upTorrent = join(root, "up.torrent")
         Fs.writeFileSync(upTorrent, Buffer.from(up.torrent, "base64"))
         const leecherPort = yield* freePort
-        yield* aria2Leecher({
+        const leecher = yield* aria2Leecher({
           torrent: upTorrent,
           dir: join(root, "leecher"),
           port: leecherPort,
           extraArgs: ["--max-download-limit=64K"]
         })
+        yield* waitForPort(leecher, leecherPort, 30_000)
         const seeding = yield* api<Daemon.Torrent>("torrents", {
           torrent: up.torrent,
           downloadDir: root,
