@@ -23,7 +23,7 @@ export const maxBytes = Bencode.defaultLimits.maxBytes
 export const isHttpUrl = (text: string): boolean => /^https?:\/\//i.test(text)
 
 /** The torrent at `url`; needs an `HttpClient` that does not follow redirects itself (they are bounded here). */
-export const fetch = Effect.fnUntraced(function*(url: string) {
+export const fetch = Effect.fn("FetchTorrent.fetch")(function*(url: string) {
   const fail = (problem: UrlProblem, detail: string) => Effect.fail(new UrlFailed({ url, problem, detail }))
   if (!isHttpUrl(url) || !URL.canParse(url)) return yield* fail("BadUrl", "not an http or https URL")
   const client = (yield* HttpClient.HttpClient).pipe(HttpClient.followRedirects(maxRedirects))

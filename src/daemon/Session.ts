@@ -73,7 +73,7 @@ interface Entry {
   name: string
   /** Connected peers by address: whether we dialled them. */
   readonly peers: Map<string, boolean>
-  /** What it was last shown as, and from what: unchanged while those are (see `infoOf`). */
+  /** What it was last shown as, and from what: kept while those stay the same (see `shownOf`). */
   shown?: Shown | undefined
 }
 
