@@ -32,7 +32,6 @@ import { type ChildProcess, execFileSync } from "node:child_process"
 import { closeSync, openSync, readSync, rmSync } from "node:fs"
 import * as Http from "node:http"
 import { join } from "node:path"
-import { createInterface } from "node:readline"
 import { sha1File, writeData } from "./benchData.ts"
 import {
   accepts,
@@ -43,6 +42,7 @@ import {
   killGroup,
   type Measure,
   median,
+  printed,
   sleep,
   spawnGroup,
   stop,
@@ -89,25 +89,12 @@ const startServe = async (out: string, seederPort: number): Promise<Serving> => 
     ...ourFlags(seederPort),
     "--quiet"
   ], { stdio: ["ignore", "pipe", "pipe"] })
-  let stderr = ""
-  child.stderr!.on("data", (d) => (stderr += d))
-  const lines = createInterface({ input: child.stdout! })
-  const url = await within(
-    new Promise<string>((resolve, reject) => {
-      lines.once("line", (line) => {
-        const match = /^serving on (http:\/\/127\.0\.0\.1:\d+\/)$/.exec(line)
-        if (match === null) reject(new Error(`serve printed "${line}" first`))
-        else resolve(match[1]!)
-      })
-      child.once("exit", (code) => reject(new Error(`serve exited (${code}) before serving: ${stderr.slice(-500)}`)))
-    }),
-    30_000,
-    "serve's address"
-  ).catch(async (error) => {
-    await stop(child)
-    throw error
-  })
-  lines.on("line", () => {}) // keep reading what else it prints
+  const url = await printed(child, /^serving on (http:\/\/127\.0\.0\.1:\d+\/)$/, 30_000, "serve's address").catch(
+    async (error) => {
+      await stop(child)
+      throw error
+    }
+  )
   return { child, url, spawnedAt, servingAt: performance.now() }
 }
 

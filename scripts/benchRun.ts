@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { createInterface } from "node:readline"
 
 /** What every bench reads: the data's size in MiB (BENCH_MIB, default 1 GiB) and the runs of each download (BENCH_RUNS, default 3). */
 export const mib = Number(process.env.BENCH_MIB ?? 1024)
@@ -79,6 +80,29 @@ export const within = <A>(promise: Promise<A>, ms: number, what: string): Promis
       timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms)
     })
   ]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * What `pattern`'s first group matches in the first line of the child's
+ * stdout that matches it (an address it prints once it listens), within
+ * `ms`; fails if the child exits first (with the end of its stderr). Its
+ * stdout is read on after.
+ */
+export const printed = (child: ChildProcess, pattern: RegExp, ms: number, what: string) => {
+  let stderr = ""
+  child.stderr?.on("data", (d) => (stderr += d))
+  const lines = createInterface({ input: child.stdout! })
+  return within(
+    new Promise<string>((resolve, reject) => {
+      lines.on("line", (line) => {
+        const match = pattern.exec(line)
+        if (match !== null) resolve(match[1]!)
+      })
+      child.once("exit", (code) => reject(new Error(`${what}: the child exited (${code}): ${stderr.slice(-500)}`)))
+    }),
+    ms,
+    what
+  )
 }
 
 /** Resolves with the exit code (null when killed by a signal) once the child has exited. */

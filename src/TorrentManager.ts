@@ -232,6 +232,8 @@ const starting = (meta: Metainfo.Metainfo | undefined, peers = 0): Progress => (
   eta: Infinity,
   trackers: "none",
   files: meta?.files.map(() => 0) ?? [],
+  uploadingTo: 0,
+  downloadingFrom: 0,
   hashFailures: 0
 })
 

@@ -45,9 +45,12 @@ export const formatHelpDoc = (doc: HelpDoc.HelpDoc): string => {
   const description = (option: Option.Option<string>) => Option.getOrElse(option, () => "")
   // effect/cli writes "<subcommand>" into the usage even where none is needed: the commands get a line of their own.
   const commands = (doc.subcommands ?? []).flatMap((group) => group.commands.map((command) => command.name))
+  // The commands named in the usage while they fit 80 columns; else `<command>` (the Commands section names them).
+  const commandLine = (names: string) => `       ${doc.commandPath?.join(" ") ?? ""} <${names}> [flags] ...`
+  const named = commandLine(commands.join("|"))
   const usage = [
     `Usage: ${doc.usage.replace("<subcommand> ", "")}`,
-    ...(commands.length === 0 ? [] : [`       ${doc.commandPath?.join(" ") ?? ""} <${commands.join("|")}> [flags] ...`])
+    ...(commands.length === 0 ? [] : [named.length <= 80 ? named : commandLine("command")])
   ]
   return [
     ...usage,

@@ -1,12 +1,16 @@
 /**
  * `effect-torrent remote <command>`: drives a running daemon through its
  * typed API client (`daemon/Client`): list, add, info, stop (pause),
- * start (resume), remove, limit. The client is loaded only when a command runs.
+ * start (resume), remove, limit, create (a torrent of a path on the
+ * daemon's computer, made there and written here, with `create`'s flags).
+ * The client is loaded only when a command runs.
  */
-import { Console, Effect, FileSystem, Option } from "effect"
+import { Console, Effect, FileSystem, Option, Result } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import * as Magnet from "../protocol/Magnet.ts"
 import type { Client } from "../daemon/Client.ts"
+import * as Magnet from "../protocol/Magnet.ts"
+import * as Metainfo from "../protocol/Metainfo.ts"
+import * as Create from "./Create.ts"
 import * as Download from "./Download.ts"
 import * as Format from "./Format.ts"
 import * as Input from "./Input.ts"
@@ -38,7 +42,7 @@ const withClient = <A, E extends { readonly _tag: string; readonly message: stri
   }).pipe(
     Effect.mapError((error) =>
       new Input.InputError({
-        input: ["TorrentNotFound", "BadInput", "DaemonFailure"].includes(error._tag)
+        input: ["TorrentNotFound", "BadInput", "UrlFailed", "CreateFailed", "DaemonFailure"].includes(error._tag)
           ? "the daemon"
           : `--url ${options.url}`,
         detail: error._tag === "HttpClientError" ? `cannot reach the daemon: ${error.message}` : error.message
@@ -167,9 +171,49 @@ const limit = Command.make("limit", {
         : client.session.setLimits({ payload: limits }))
   })).pipe(Command.withDescription("Set the upload and download limits (absent: none), globally or of one torrent"))
 
+const create = Command.make("create", {
+  ...connection,
+  path: Argument.String("path").pipe(
+    Argument.withDescription("the file or folder to make a torrent of, an absolute path on the daemon's computer")
+  ),
+  ...Create.flags,
+  seed: Flag.Boolean("seed").pipe(
+    Flag.withDescription("the daemon seeds it too, from where it lies"),
+    Flag.withDefault(false)
+  )
+}, (input) =>
+  Effect.gen(function*() {
+    const { options, output } = yield* Create.parse(input, "effect-torrent remote create")
+    const created = yield* withClient(input, (client) =>
+      client.create.create({
+        payload: {
+          path: input.path,
+          trackers: options.trackers,
+          webSeeds: options.webSeeds,
+          version: options.version,
+          private: options.private,
+          seed: input.seed,
+          ...(options.pieceLength === undefined ? {} : { pieceLength: options.pieceLength }),
+          ...(options.comment === undefined ? {} : { comment: options.comment })
+        }
+      }))
+    const bytes = Buffer.from(created.torrent, "base64")
+    const meta = Metainfo.decode(bytes)
+    if (Result.isFailure(meta)) {
+      return yield* new Input.InputError({
+        input: "the daemon",
+        detail: `sent a bad .torrent: ${meta.failure.message}`
+      })
+    }
+    yield* Create.write(output, bytes, meta.success)
+    if (created.added !== undefined) yield* Console.log(`seeding as ${created.added.id}`)
+  })).pipe(
+    Command.withDescription("Make a .torrent of a file or folder on the daemon's computer, written here")
+  )
+
 export const command = Command.make("remote").pipe(
   Command.withDescription("Drive a running effect-torrent daemon over its HTTP API"),
-  Command.withSubcommands([list, add, info, pause, resume, remove, limit]),
+  Command.withSubcommands([list, add, info, pause, resume, remove, limit, create]),
   Command.withExamples([
     { command: "effect-torrent remote list", description: "the torrents of the daemon on 127.0.0.1:9091" },
     { command: "effect-torrent remote add movie.torrent -o /srv/films", description: "add one into a folder" },

@@ -10,6 +10,7 @@
  */
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
+import { CreateProblem } from "../protocol/Create.ts"
 import { TorrentState } from "../torrent/Orchestrator.ts"
 
 export class TorrentNotFound
@@ -24,6 +25,40 @@ export class TorrentNotFound
 export class BadInput
   extends Schema.TaggedError<BadInput>()("BadInput", { detail: Schema.String }, { httpApiStatus: 400 })
 {
+  override get message() {
+    return this.detail
+  }
+}
+
+/** Why a .torrent could not be had from its URL (see `FetchTorrent`). */
+export const UrlProblem = Schema.Literals([
+  "BadUrl",
+  "Unreachable",
+  "Timeout",
+  "Redirects",
+  "Status",
+  "TooLarge",
+  "NotTorrent"
+])
+export type UrlProblem = typeof UrlProblem.Type
+
+/** The .torrent at the URL given could not be fetched, or is not one. */
+export class UrlFailed extends Schema.TaggedError<UrlFailed>()(
+  "UrlFailed",
+  { url: Schema.String, problem: UrlProblem, detail: Schema.String },
+  { httpApiStatus: 422 }
+) {
+  override get message() {
+    return `${this.url}: ${this.detail}`
+  }
+}
+
+/** A torrent could not be made of the path given (`problem` as `CreateTorrent.create` says: Missing, Unreadable…). */
+export class CreateFailed extends Schema.TaggedError<CreateFailed>()(
+  "CreateFailed",
+  { problem: CreateProblem, detail: Schema.String },
+  { httpApiStatus: 422 }
+) {
   override get message() {
     return this.detail
   }
@@ -62,6 +97,10 @@ export const TorrentInfo = Schema.Struct({
   downloadRate: Schema.optionalKey(Count),
   uploadRate: Schema.optionalKey(Count),
   peers: Schema.optionalKey(Count),
+  /** Peers we upload to (we unchoke them and they are interested). */
+  uploadingTo: Schema.optionalKey(Count),
+  /** Peers we download from (they unchoke us and we are interested). */
+  downloadingFrom: Schema.optionalKey(Count),
   /** Seconds to completion at the current rate; null when nothing comes. */
   eta: Schema.optionalKey(Schema.NullOr(Count)),
   hashFailures: Schema.optionalKey(Count),
@@ -124,6 +163,36 @@ export const SessionInfo = Schema.Struct({
   torrents: Count
 })
 
+/** A torrent to make of a file or folder on the daemon's computer (as `effect-torrent create` makes one). */
+export const CreateRequest = Schema.Struct({
+  /** The file or folder, an absolute path on the daemon's computer. */
+  path: Schema.String,
+  /** Tracker announce URLs, each in its own tier. */
+  trackers: Schema.optionalKey(Schema.Array(Schema.String)),
+  /** Web seed URLs (BEP 19). */
+  webSeeds: Schema.optionalKey(Schema.Array(Schema.String)),
+  /** Bytes per piece, a power of two from 16 KiB to 64 MiB (default: chosen for 1000–2000 pieces). */
+  pieceLength: Schema.optionalKey(Count),
+  /** v1 (default), v2-only or hybrid (BEP 52). */
+  version: Schema.optionalKey(Schema.Literals(["v1", "v2", "hybrid"])),
+  private: Schema.optionalKey(Schema.Boolean),
+  comment: Schema.optionalKey(Schema.String),
+  /** Added to the daemon to seed, from where it lies. */
+  seed: Schema.optionalKey(Schema.Boolean)
+})
+export type CreateRequest = typeof CreateRequest.Type
+
+export const Created = Schema.Struct({
+  /** The .torrent file, base64. */
+  torrent: Schema.String,
+  infoHash: Schema.String,
+  name: Schema.String,
+  magnet: Schema.String,
+  /** The torrent as added, when seeded. */
+  added: Schema.optionalKey(TorrentInfo)
+})
+export type Created = typeof Created.Type
+
 const id = { id: Schema.String }
 
 export class TorrentsGroup extends HttpApiGroup.make("torrents")
@@ -133,7 +202,11 @@ export class TorrentsGroup extends HttpApiGroup.make("torrents")
       success: Schema.Array(TorrentInfo),
       error: BadInput
     }),
-    HttpApiEndpoint.post("add", "/", { payload: AddRequest, success: TorrentInfo, error: [BadInput, DaemonFailure] }),
+    HttpApiEndpoint.post("add", "/", {
+      payload: AddRequest,
+      success: TorrentInfo,
+      error: [BadInput, UrlFailed, DaemonFailure]
+    }),
     HttpApiEndpoint.get("get", "/:id", { params: id, success: TorrentDetail, error: TorrentNotFound }),
     HttpApiEndpoint.post("pause", "/:id/pause", { params: id, error: [TorrentNotFound, DaemonFailure] }),
     HttpApiEndpoint.post("resume", "/:id/resume", { params: id, error: [TorrentNotFound, DaemonFailure] }),
@@ -167,8 +240,21 @@ export class SessionGroup extends HttpApiGroup.make("session")
   .annotateMerge(OpenApi.annotations({ title: "Session" }))
 {}
 
+export class CreateGroup extends HttpApiGroup.make("create")
+  .add(
+    HttpApiEndpoint.post("create", "/", {
+      payload: CreateRequest,
+      success: Created,
+      error: [BadInput, CreateFailed, DaemonFailure]
+    })
+  )
+  .prefix("/api/v1/create")
+  .annotateMerge(OpenApi.annotations({ title: "Create" }))
+{}
+
 export class Api extends HttpApi.make("effect-torrent")
   .add(TorrentsGroup)
+  .add(CreateGroup)
   .add(SessionGroup)
   .annotateMerge(OpenApi.annotations({
     title: "effect-torrent daemon",

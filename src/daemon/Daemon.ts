@@ -8,6 +8,8 @@
  *   document and its event stream;
  * - `/transmission/rpc`: Transmission's RPC (`TransmissionRpc`);
  * - `/`: the web page (`WebUi`);
+ * - `/files/<torrent>/<index>/<name>`: each torrent's files, with ranges
+ *   (`Streaming`), for players and the page's links;
  * - `/metrics`: Prometheus metrics (`Metrics`).
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -19,6 +21,7 @@ import * as ApiHandlers from "./ApiHandlers.ts"
 import * as Guard from "./Guard.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Session from "./Session.ts"
+import * as Streaming from "./Streaming.ts"
 import * as TransmissionRpc from "./TransmissionRpc.ts"
 import * as Watch from "./Watch.ts"
 import * as WebUi from "./WebUi.ts"
@@ -56,6 +59,7 @@ export const start = Effect.fnUntraced(function*(options: Options) {
     ApiHandlers.layer,
     TransmissionRpc.layer,
     WebUi.layer,
+    Streaming.layer,
     Metrics.layer,
     Guard.layer({
       loopback: isLoopback(options.host),

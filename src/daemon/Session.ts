@@ -9,18 +9,38 @@
  * changes made while one is written go out together in the next, so adding
  * a thousand torrents at once writes the file a few times, not a thousand.
  */
-import { Clock, Context, Effect, FiberMap, Layer, Result, Semaphore, Stream } from "effect"
-import type { FileSystem, Path, Scope } from "effect"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { Clock, Context, Effect, FiberMap, Layer, Path, Result, Semaphore, Stream } from "effect"
+import type { FileSystem, Scope } from "effect"
+import type { HttpClient } from "effect/http"
+import type { Served } from "../http/Served.ts"
+import * as ServedTorrent from "../http/ServedTorrent.ts"
 import * as Magnet from "../protocol/Magnet.ts"
 import * as Metainfo from "../protocol/Metainfo.ts"
 import { type ManagerEvent, type TorrentHandle, TorrentManager } from "../TorrentManager.ts"
+import * as CreateTorrent from "../torrent/CreateTorrent.ts"
+import type { Progress } from "../torrent/Orchestrator.ts"
 import type { FilePriority } from "../torrent/Synchronizer.ts"
-import { BadInput, DaemonFailure, type Limits, type TorrentDetail, type TorrentInfo, TorrentNotFound } from "./Api.ts"
+import {
+  BadInput,
+  CreateFailed,
+  type Created,
+  type CreateRequest,
+  DaemonFailure,
+  type Limits,
+  type TorrentDetail,
+  type TorrentInfo,
+  TorrentNotFound,
+  type UrlFailed
+} from "./Api.ts"
+import * as FetchTorrent from "./FetchTorrent.ts"
 import * as SessionStore from "./SessionStore.ts"
 
 export type Source =
   | { readonly _tag: "Torrent"; readonly bytes: Uint8Array }
   | { readonly _tag: "Magnet"; readonly uri: string }
+  /** An http(s) URL of a .torrent, fetched by the daemon (`FetchTorrent`). */
+  | { readonly _tag: "Url"; readonly url: string }
 
 export interface AddOptions {
   readonly downloadDir?: string | undefined
@@ -49,15 +69,37 @@ interface Entry {
   readonly handle: TorrentHandle
   /** Its metadata, once known. */
   meta: Metainfo.Metainfo | undefined
+  /** Its name (the handle's), read again when the metadata comes. */
+  name: string
   /** Connected peers by address: whether we dialled them. */
   readonly peers: Map<string, boolean>
+  /** What it was last shown as, and from what: kept while those stay the same (see `shownOf`). */
+  shown?: Shown | undefined
+}
+
+interface Shown {
+  readonly progress: Progress
+  readonly name: string
+  readonly record: SessionStore.TorrentRecord
+  readonly info: TorrentInfo
+  /** `info` as JSON, made when first listed. */
+  json: string | undefined
 }
 
 export class Session extends Context.Service<Session, {
   readonly port: number
   readonly downloadDir: string
-  readonly add: (source: Source, options?: AddOptions) => Effect.Effect<TorrentInfo, BadInput | DaemonFailure>
+  readonly add: (
+    source: Source,
+    options?: AddOptions
+  ) => Effect.Effect<TorrentInfo, BadInput | UrlFailed | DaemonFailure>
+  /** Makes a torrent of a file or folder here (`CreateTorrent.create`), and seeds it if asked. */
+  readonly create: (
+    request: CreateRequest
+  ) => Effect.Effect<Created, BadInput | CreateFailed | DaemonFailure>
   readonly list: Effect.Effect<ReadonlyArray<TorrentInfo>>
+  /** `list` as a JSON array (what `GET /api/v1/torrents` answers), from each torrent's kept JSON. */
+  readonly listJson: Effect.Effect<string>
   readonly get: (id: string) => Effect.Effect<TorrentDetail, TorrentNotFound>
   readonly pause: (id: string) => Effect.Effect<void, TorrentNotFound | DaemonFailure>
   readonly resume: (id: string) => Effect.Effect<void, TorrentNotFound | DaemonFailure>
@@ -69,42 +111,67 @@ export class Session extends Context.Service<Session, {
   ) => Effect.Effect<void, TorrentNotFound | BadInput | DaemonFailure>
   readonly setLimits: (id: string, limits: Partial<Limits>) => Effect.Effect<void, TorrentNotFound | DaemonFailure>
   readonly peers: (id: string) => Effect.Effect<ReadonlyArray<Peer>, TorrentNotFound>
+  /** The torrent as the HTTP file server serves it (`TorrentServer`). */
+  readonly served: (id: string) => Effect.Effect<Served["Service"], TorrentNotFound>
   readonly limits: Effect.Effect<Limits>
   readonly setGlobalLimits: (limits: Partial<Limits>) => Effect.Effect<void, DaemonFailure>
   /** What happens to every torrent, subscribed at once (nothing published after this returns is missed). */
   readonly subscribe: Effect.Effect<Stream.Stream<ManagerEvent>, never, Scope.Scope>
 }>()("effect-torrent/daemon/Session") {
-  /** Restores the session saved in `dir` (if any); needs TorrentManager, FileSystem and Path. */
-  static readonly layer = (options: Options) => Layer.effect(Session, make(options))
+  /**
+   * Restores the session saved in `dir` (if any); needs TorrentManager,
+   * FileSystem and Path. Torrents added by URL are fetched with Node's HTTP
+   * client.
+   */
+  static readonly layer = (options: Options) =>
+    Layer.effect(Session, make(options)).pipe(Layer.provide(NodeHttpClient.layerNodeHttp))
 }
 
 const failure = (error: { readonly message: string }) => new DaemonFailure({ detail: error.message })
 
-/** The torrent's numbers as the API shows them (rates rounded, an endless ETA as null). */
-const infoOf = (entry: Entry) =>
-  Effect.gen(function*() {
-    const p = yield* entry.handle.progress.get
-    const { addedAt, downloadDir, id, infoHash, limits, paused } = entry.record
-    return {
-      id,
-      infoHash,
-      name: yield* entry.handle.name,
-      paused,
-      state: p.state,
-      done: p.done,
-      wanted: p.wanted,
-      downloaded: p.downloaded,
-      uploaded: p.uploaded,
-      downloadRate: Math.round(p.downloadRate),
-      uploadRate: Math.round(p.uploadRate),
-      peers: p.peers,
-      eta: Number.isFinite(p.eta) ? Math.round(p.eta) : null,
-      hashFailures: p.hashFailures,
-      downloadDir,
-      limits,
-      addedAt
-    } satisfies TorrentInfo
-  })
+/**
+ * The torrent's numbers as the API shows them (rates rounded, an endless ETA
+ * as null), kept with its JSON while its progress, name and record are the
+ * same objects (a progress is a new object each time it changes; a record
+ * is replaced on each change): a thousand torrents waiting for peers are
+ * listed from what was made for the last listing.
+ */
+const shownOf = (entry: Entry): Shown => {
+  const p = entry.handle.progress.getUnsafe()
+  const { name, record, shown } = entry
+  if (shown !== undefined && shown.progress === p && shown.name === name && shown.record === record) return shown
+  const { addedAt, downloadDir, id, infoHash, limits, paused } = record
+  const info = {
+    id,
+    infoHash,
+    name,
+    paused,
+    state: p.state,
+    done: p.done,
+    wanted: p.wanted,
+    downloaded: p.downloaded,
+    uploaded: p.uploaded,
+    downloadRate: Math.round(p.downloadRate),
+    uploadRate: Math.round(p.uploadRate),
+    peers: p.peers,
+    uploadingTo: p.uploadingTo,
+    downloadingFrom: p.downloadingFrom,
+    eta: Number.isFinite(p.eta) ? Math.round(p.eta) : null,
+    hashFailures: p.hashFailures,
+    downloadDir,
+    limits,
+    addedAt
+  } satisfies TorrentInfo
+  return (entry.shown = { progress: p, name, record, info, json: undefined })
+}
+
+const infoOf = (entry: Entry) => shownOf(entry).info
+
+/** The torrent's info as JSON: as `TorrentInfo`'s schema encodes it (every field is a JSON value already). */
+const jsonOf = (entry: Entry) => {
+  const shown = shownOf(entry)
+  return (shown.json ??= JSON.stringify(shown.info))
+}
 
 /** Each file's priority as the record has it: its own, else selected or not, else normal. */
 const priorityOf = (record: SessionStore.TorrentRecord, index: number): FilePriority =>
@@ -128,7 +195,8 @@ const checkSelection = (meta: Metainfo.Metainfo | undefined, files: ReadonlyArra
 
 export const make = Effect.fnUntraced(function*(options: Options) {
   const manager = yield* TorrentManager
-  const context = yield* Effect.context<FileSystem.FileSystem | Path.Path>()
+  const context = yield* Effect.context<FileSystem.FileSystem | Path.Path | HttpClient.HttpClient>()
+  const path = yield* Path.Path
   const loaded = yield* SessionStore.load(options.dir)
   const entries = new Map<string, Entry>()
   const byId = new Map<number, Entry>()
@@ -181,7 +249,13 @@ export const make = Effect.fnUntraced(function*(options: Options) {
         maxUploadRate: record.limits.upload,
         maxDownloadRate: record.limits.download
       }).pipe(Effect.mapError((error) => new BadInput({ detail: error.message })))
-      const entry: Entry = { record, handle, meta: "info" in source ? source : undefined, peers: new Map() }
+      const entry: Entry = {
+        record,
+        handle,
+        meta: "info" in source ? source : undefined,
+        name: yield* handle.name,
+        peers: new Map()
+      }
       entries.set(record.infoHash, entry)
       byId.set(record.id, entry)
       // A magnet link's metadata, once fetched, is kept and saved beside the session.
@@ -190,7 +264,13 @@ export const make = Effect.fnUntraced(function*(options: Options) {
           fetching,
           record.infoHash,
           handle.metadata.pipe(
-            Effect.tap((meta) => Effect.sync(() => (entry.meta = meta))),
+            Effect.tap((meta) =>
+              Effect.flatMap(handle.name, (name) =>
+                Effect.sync(() => {
+                  entry.meta = meta
+                  entry.name = name
+                }))
+            ),
             Effect.flatMap((meta) => SessionStore.saveTorrent(options.dir, meta.infoHash, Metainfo.encode(meta))),
             Effect.catch((error) => Effect.logWarning(`metadata of ${record.infoHash} not saved: ${error.message}`)),
             Effect.provideContext(context)
@@ -249,16 +329,26 @@ export const make = Effect.fnUntraced(function*(options: Options) {
         : Effect.ignore(manager.resume(entry.handle.infoHash))
     }), { discard: true }).pipe(Effect.forkScoped)
 
-  const add = Effect.fn("Session.add")(function*(input: Source, addOptions: AddOptions = {}) {
-    const source = input._tag === "Torrent"
-      ? yield* Effect.fromResult(Metainfo.decode(input.bytes)).pipe(
+  /** What a source names: a torrent's metadata or a magnet link. */
+  const resolve = (input: Source) =>
+    input._tag === "Torrent"
+      ? Effect.fromResult(Metainfo.decode(input.bytes)).pipe(
         Effect.mapError((error) => new BadInput({ detail: `not a .torrent file: ${error.message}` }))
       )
-      : yield* Effect.fromResult(Magnet.parse(input.uri)).pipe(
+      : input._tag === "Url"
+      ? FetchTorrent.fetch(input.url).pipe(Effect.provideContext(context))
+      : Effect.fromResult(Magnet.parse(input.uri)).pipe(
         Effect.mapError((error) => new BadInput({ detail: error.message }))
       )
+
+  /** Adds the torrent (its magnet link as given, kept to restore it) unless it is there already. */
+  const addSource = Effect.fnUntraced(function*(
+    source: Metainfo.Metainfo | Magnet.Magnet,
+    addOptions: AddOptions,
+    magnet: string | undefined
+  ) {
     const existing = entries.get(source.infoHash)
-    if (existing !== undefined) return yield* infoOf(existing)
+    if (existing !== undefined) return infoOf(existing)
     const meta = "info" in source ? source : undefined
     if (addOptions.selected !== undefined) yield* checkSelection(meta, addOptions.selected)
     if (meta !== undefined) {
@@ -270,7 +360,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     const record: SessionStore.TorrentRecord = {
       id: nextId++,
       infoHash: source.infoHash,
-      ...(input._tag === "Magnet" ? { magnet: input.uri } : {}),
+      ...(magnet === undefined ? {} : { magnet }),
       downloadDir: addOptions.downloadDir ?? options.downloadDir,
       paused: addOptions.paused === true,
       ...(addOptions.selected === undefined ? {} : { selected: [...addOptions.selected] }),
@@ -280,7 +370,39 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     }
     const entry = yield* start(record, source)
     yield* persist
-    return yield* infoOf(entry)
+    return infoOf(entry)
+  })
+
+  const add = Effect.fn("Session.add")(function*(input: Source, addOptions: AddOptions = {}) {
+    return yield* addSource(yield* resolve(input), addOptions, input._tag === "Magnet" ? input.uri : undefined)
+  })
+
+  const create = Effect.fn("Session.create")(function*(request: CreateRequest) {
+    if (!path.isAbsolute(request.path)) {
+      return yield* new BadInput({ detail: `${JSON.stringify(request.path)} is not an absolute path` })
+    }
+    const { bytes, meta } = yield* CreateTorrent.create(request.path, {
+      pieceLength: request.pieceLength,
+      trackers: request.trackers,
+      webSeeds: request.webSeeds,
+      version: request.version,
+      private: request.private,
+      comment: request.comment
+    }).pipe(
+      Effect.mapError((error) => new CreateFailed({ problem: error.problem, detail: error.message })),
+      Effect.provideContext(context)
+    )
+    // Seeded from where it lies: the torrent's name is the path's last component.
+    const added = request.seed === true
+      ? yield* addSource(meta, { downloadDir: path.dirname(path.resolve(request.path)) }, undefined)
+      : undefined
+    return {
+      torrent: Buffer.from(bytes).toString("base64"),
+      infoHash: meta.infoHash,
+      name: meta.name,
+      magnet: Magnet.format(Magnet.fromMetainfo(meta)),
+      ...(added === undefined ? {} : { added })
+    } satisfies Created
   })
 
   /** Changes the record, saved. */
@@ -291,11 +413,13 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     port: manager.port,
     downloadDir: options.downloadDir,
     add,
-    list: Effect.suspend(() => Effect.forEach([...entries.values()], infoOf)),
+    create,
+    list: Effect.sync(() => Array.from(entries.values(), infoOf)),
+    listJson: Effect.sync(() => `[${Array.from(entries.values(), jsonOf).join(",")}]`),
     get: (id) =>
       Effect.gen(function*() {
         const entry = yield* find(id)
-        const info = yield* infoOf(entry)
+        const info = infoOf(entry)
         const p = yield* entry.handle.progress.get
         const files = entry.meta?.files.map((file, index) => ({
           index,
@@ -361,6 +485,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       }),
     peers: (id) =>
       Effect.map(find(id), (entry) => [...entry.peers].map(([address, outgoing]) => ({ address, outgoing }))),
+    served: (id) => Effect.map(find(id), (entry) => ServedTorrent.make(entry.handle)),
     limits: Effect.sync(() => limits),
     setGlobalLimits: (changed) =>
       Effect.andThen(

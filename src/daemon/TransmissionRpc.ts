@@ -2,7 +2,8 @@
  * Transmission's RPC (its `rpc-spec`, version 15) at `POST /transmission/rpc`,
  * enough for `transmission-remote` and the download managers that talk to
  * Transmission: `session-get`, `session-set` (limits), `session-stats`,
- * `torrent-get` (the common fields), `torrent-add` (a magnet link or
+ * `torrent-get` (the common fields), `torrent-add` (a magnet link, an
+ * http(s) URL of a .torrent, fetched as the API's add by URL does, or
  * `metainfo` in base64; `download-dir`, `paused`, `files-unwanted`),
  * `torrent-start`, `torrent-stop`, `torrent-remove` (`delete-local-data`) and
  * `torrent-set` (files wanted and unwanted, limits).
@@ -19,6 +20,7 @@ import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/h
 import * as NodeCrypto from "node:crypto"
 import type { FilePriority } from "../torrent/Synchronizer.ts"
 import type { TorrentDetail, TorrentInfo } from "./Api.ts"
+import * as FetchTorrent from "./FetchTorrent.ts"
 import { Session } from "./Session.ts"
 
 const Request = Schema.Struct({
@@ -106,8 +108,8 @@ const fieldsOf = (t: TorrentDetail): Record<string, unknown> => {
     downloadDir: t.downloadDir,
     addedDate: Math.floor((t.addedAt ?? 0) / 1000),
     peersConnected: t.peers,
-    peersGettingFromUs: 0,
-    peersSendingToUs: t.peers,
+    peersGettingFromUs: t.uploadingTo,
+    peersSendingToUs: t.downloadingFrom,
     queuePosition: t.id,
     downloadLimit: Math.round((t.limits?.download ?? 0) / kB),
     downloadLimited: (t.limits?.download ?? 0) > 0,
@@ -227,9 +229,13 @@ export const make = Effect.gen(function*() {
           ? { _tag: "Torrent" as const, bytes: Buffer.from(add.metainfo, "base64") }
           : add.filename?.toLowerCase().startsWith("magnet:?")
           ? { _tag: "Magnet" as const, uri: add.filename }
+          : add.filename !== undefined && FetchTorrent.isHttpUrl(add.filename)
+          ? { _tag: "Url" as const, url: add.filename }
           : undefined
         if (source === undefined) {
-          return yield* new RpcFailure({ result: "give metainfo or a magnet link (files and URLs are not fetched)" })
+          return yield* new RpcFailure({
+            result: "give metainfo, a magnet link or an http(s) URL (files on the daemon's computer are not read)"
+          })
         }
         const before = (yield* session.list).length
         const added = yield* session.add(source, { downloadDir: add["download-dir"], paused: add.paused }).pipe(

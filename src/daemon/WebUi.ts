@@ -6,6 +6,7 @@
  * peers. Plain HTML and one script over the API: no framework, no build
  * step, nothing fetched from anywhere but the daemon. Names are set as
  * text, never as HTML, and the page's policy allows only its own script.
+ * Each file links to its stream (`Streaming`), to play or save it.
  */
 import { Effect } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
@@ -122,8 +123,12 @@ async function detail(id) {
       const priorities = t.files.map((g) => g.index === f.index ? (box.checked ? "normal" : "skip") : g.priority)
       shown(call("torrents/" + id + "/files", json("PUT", { priorities })))
     }
-    row.append(el("td"), el("td", f.path), el("td", (f.length > 0 ? (100 * f.done / f.length).toFixed(1) : "100") + "%", { className: "num" }))
+    // The file's stream (ranges, so players seek), named as the file so the browser knows what it is.
+    const href = "/files/" + id + "/" + f.index + "/" + encodeURIComponent(f.path.split("/").pop())
+    const link = el("a", f.path, { href, target: "_blank", rel: "noopener", className: "file" })
+    row.append(el("td"), el("td"), el("td", (f.length > 0 ? (100 * f.done / f.length).toFixed(1) : "100") + "%", { className: "num" }))
     row.children[0].append(box)
+    row.children[1].append(link)
     return row
   }))
   $("peers").replaceChildren(...peers.map((p) => el("li", p.address + (p.outgoing ? " (we dialled)" : " (dialled us)"))))

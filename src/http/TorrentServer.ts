@@ -112,9 +112,10 @@ const parseIndex = (text: string | undefined): number | undefined =>
 const baseName = (file: ServedFile): string => file.path[file.path.length - 1] ?? ""
 
 /** Its URL path: `/files/3/movie.mkv`. */
-const filePath = (file: ServedFile): string => `/files/${file.index}/${encodeURIComponent(baseName(file))}`
+export const filePath = (file: ServedFile): string => `/files/${file.index}/${encodeURIComponent(baseName(file))}`
 
-const serveFile = (
+/** A GET of file `indexText` (named `name`, if given) of `served`, as `/files/<index>/<name>` answers it. */
+export const serveFile = (
   served: Served["Service"],
   request: HttpServerRequest.HttpServerRequest,
   indexText: string | undefined,

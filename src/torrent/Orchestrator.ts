@@ -67,6 +67,10 @@ export const Progress = Schema.Struct({
   downloadRate: Schema.Number,
   uploadRate: Schema.Number,
   peers: Schema.Number,
+  /** Peers we send to: unchoked by us and interested in us. */
+  uploadingTo: Schema.Number,
+  /** Peers we get from: they unchoke us and we are interested in them. */
+  downloadingFrom: Schema.Number,
   /** Seconds to completion at the current rate (Infinity when nothing comes). */
   eta: Schema.Number,
   trackers: Tracker.Status,
@@ -79,12 +83,15 @@ export type Progress = typeof Progress.Type
 /** Progress as its readers see it: the snapshot now, and every snapshot from now on (the current one first). */
 export interface ProgressReader {
   readonly get: Effect.Effect<Progress>
+  /** The snapshot now, read at once: for reading a thousand torrents' in one go (the daemon's listing). */
+  readonly getUnsafe: () => Progress
   readonly changes: Stream.Stream<Progress>
 }
 
 /** A read-only view of a SubscriptionRef of progress. */
 export const readerOf = (ref: SubscriptionRef.SubscriptionRef<Progress>): ProgressReader => ({
   get: SubscriptionRef.get(ref),
+  getUnsafe: () => SubscriptionRef.getUnsafe(ref),
   changes: SubscriptionRef.changes(ref)
 })
 
@@ -229,11 +236,22 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
       downloadRate,
       uploadRate,
       peers: peers.size,
+      ...exchanging(),
       eta: left === 0 ? 0 : downloadRate > 0 ? left / downloadRate : Infinity,
       trackers: trackers(),
       files: sync.fileBytes(),
       hashFailures
     }
+  }
+  /** How many peers we upload to and download from (a scan of the peers, once per snapshot). */
+  const exchanging = () => {
+    let uploadingTo = 0
+    let downloadingFrom = 0
+    for (const state of peers.values()) {
+      if (!state.choking && state.peerInterested) uploadingTo++
+      if (!state.choked && state.interested) downloadingFrom++
+    }
+    return { uploadingTo, downloadingFrom }
   }
   /** What the last snapshot counted, to publish one when it changes. */
   let lastSnapshot = { pieces: 0, peers: 0, left: 0 }

@@ -25,6 +25,8 @@ const progress = (overrides: Partial<Progress> = {}): Progress => ({
   eta: 4.2,
   trackers: "working",
   files: [5_000_000],
+  uploadingTo: 0,
+  downloadingFrom: 0,
   hashFailures: 0,
   ...overrides
 })

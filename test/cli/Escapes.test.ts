@@ -76,6 +76,8 @@ describe("Display.line", () => {
       eta: 60,
       trackers: "none",
       files: [50],
+      uploadingTo: 0,
+      downloadingFrom: 0,
       hashFailures: 0
     }
     const line = Display.line(`${clear}${rlo}${"x".repeat(100)}.mkv`, progress, 79)

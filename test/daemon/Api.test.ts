@@ -137,7 +137,12 @@ describe("daemon HTTP API", () => {
         assert.isTrue(result.valid, JSON.stringify(result.errors))
         assert.strictEqual(validator.version, "3.1")
         const paths = Object.keys(JSON.parse(document.body.toString()).paths)
-        assert.includeMembers(paths, ["/api/v1/torrents", "/api/v1/torrents/{id}", "/api/v1/session/limits"])
+        assert.includeMembers(paths, [
+          "/api/v1/torrents",
+          "/api/v1/torrents/{id}",
+          "/api/v1/session/limits",
+          "/api/v1/create"
+        ])
       }),
     { timeout: 60_000 }
   )

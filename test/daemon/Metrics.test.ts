@@ -2,7 +2,8 @@
  * The daemon's metrics: after a download from an aria2c seeder, `/metrics`
  * (scraped with curl) counts every piece verified and the connection we
  * made, per torrent and in all, and shows the bytes done; each line is in
- * Prometheus' text format. The same metrics reach an OTLP collector (a
+ * Prometheus' text format; once the torrent is removed its series are
+ * gone, the totals stay. The same metrics reach an OTLP collector (a
  * local HTTP server) as OTLP JSON.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -87,6 +88,13 @@ describe("daemon metrics", () => {
             line
           )
         }
+
+        // Removed, the torrent's own series go; the totals keep what it counted.
+        yield* Daemon.api(url, "torrents/1", { method: "DELETE", status: 204 })
+        const after = (yield* Curl.curl([`${url}metrics`], { maxTimeSeconds: 30 })).body.toString("utf8")
+        assert.notInclude(after, torrent)
+        assert.include(after, `effect_torrent_pieces_verified_total ${data.meta.pieceCount}`)
+        assert.include(after, "effect_torrent_torrents 0")
 
         yield* waitUntil(() => otel.metrics.some((body) => body.includes("effect_torrent_pieces_verified_total")), {
           timeoutMillis: 20_000,

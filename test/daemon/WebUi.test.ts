@@ -3,7 +3,8 @@
  * driven by playwright-core; no browser is downloaded): the page loads,
  * adding a magnet link shows the torrent, its progress rises while the page
  * stays open (from the event stream and its refreshes) as the data comes
- * from a rate-limited aria2c seeder, a file can be deselected, and pause,
+ * from a rate-limited aria2c seeder, a file's link streams it (a Range
+ * fetched by the page, mid-download), a file can be deselected, and pause,
  * resume and remove work. A screenshot is kept in .test-artifacts/.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -72,6 +73,19 @@ describe("daemon web page", () => {
         yield* Effect.promise(() => page.locator("#files tr", { hasText: "notes.txt" }).waitFor())
         yield* Effect.promise(() => page.locator("#files tr", { hasText: "notes.txt" }).locator("input").uncheck())
         yield* Effect.promise(() => page.locator("#peers li", { hasText: `127.0.0.1:${seeder.port}` }).waitFor())
+        // Each file links to its stream: a Range of it, fetched by the page while the torrent downloads, is its bytes.
+        const link = page.locator("#files tr", { hasText: "film.mkv" }).locator("a")
+        const href = yield* Effect.promise(() => link.getAttribute("href"))
+        assert.strictEqual(href, "/files/1/0/film.mkv")
+        const fetched = yield* Effect.promise(() =>
+          page.evaluate(async (path) => {
+            const response = await fetch(path, { headers: { range: "bytes=70000-79999" } })
+            return { status: response.status, bytes: Array.from(new Uint8Array(await response.arrayBuffer())) }
+          }, href!)
+        )
+        assert.strictEqual(fetched.status, 206)
+        const mkv = Fs.readFileSync(join(src, "film", "film.mkv"))
+        assert.isTrue(Buffer.from(fetched.bytes).equals(mkv.subarray(70000, 80000)))
 
         yield* Effect.promise(() => row.locator("button.pause").click())
         yield* Effect.promise(() => row.locator("td", { hasText: /^paused$/ }).waitFor())

@@ -55,6 +55,8 @@ export interface Reply {
   readonly status: number
   readonly headers: Headers
   readonly body: string
+  /** The body's bytes (what `body` decodes as UTF-8). */
+  readonly bytes: Buffer
 }
 
 /** An HTTP request to the daemon (JSON when `json` is given), its reply; 30 s at most. */
@@ -73,7 +75,8 @@ export const request = (
       ...(options.json === undefined ? {} : { body: JSON.stringify(options.json) }),
       signal: AbortSignal.timeout(30_000)
     })
-    return { status: response.status, headers: response.headers, body: await response.text() }
+    const bytes = Buffer.from(await response.arrayBuffer())
+    return { status: response.status, headers: response.headers, body: bytes.toString("utf8"), bytes }
   })
 
 /** The API's JSON answer; dies unless the status is `status` (default 200). */
@@ -105,11 +108,12 @@ export const waitForTorrent = (
   base: string,
   id: string | number,
   check: (t: Torrent) => boolean,
-  timeoutMillis: number
+  timeoutMillis: number,
+  headers: Record<string, string> = {}
 ) => {
   let last: Torrent | undefined
   return waitFor(
-    Effect.map(api<Torrent>(base, `torrents/${id}`), (t) => check(last = t)),
+    Effect.map(api<Torrent>(base, `torrents/${id}`, { headers }), (t) => check(last = t)),
     {
       timeoutMillis,
       intervalMillis: 200,

@@ -111,6 +111,8 @@ export const makeOrchestrator = Effect.fnUntraced(function*(
     eta: Infinity,
     trackers: "none",
     files: [],
+    uploadingTo: 0,
+    downloadingFrom: 0,
     hashFailures: 0
   })
   const completed = yield* Deferred.make<void, DiskError>()

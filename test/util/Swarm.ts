@@ -296,10 +296,12 @@ export const aria2Leecher = (
     readonly dir: string
     /** More aria2c options (e.g. --bt-require-crypto=true). */
     readonly extraArgs?: ReadonlyArray<string>
+    /** The port it listens on for peers (default: a free one). */
+    readonly port?: number
   }
 ) =>
   Effect.gen(function*() {
-    const port = yield* freePort
+    const port = options.port ?? (yield* freePort)
     return yield* spawnChild("aria2c leecher", "aria2c", [
       `--dir=${options.dir}`,
       `--listen-port=${port}`,
