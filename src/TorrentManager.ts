@@ -339,16 +339,26 @@ export const make = Effect.gen(function*() {
     Effect.forkScoped
   )
 
-  /** Incoming connections for the torrent go to `accept` while the scope is open. */
-  const accepts = (infoHash: InfoHash.InfoHash, accept: PeerSession.Accept) =>
-    Effect.andThen(
-      Effect.sync(() => accepting.set(infoHash, accept)),
+  /**
+   * Incoming connections for the torrent go to `accept` while the scope is
+   * open, by any of its hashes (a hybrid's v2 one too: v2-only peers name it so).
+   */
+  const accepts = (hashes: ReadonlyArray<InfoHash.InfoHash>, accept: PeerSession.Accept) =>
+    Effect.forEach(hashes, (infoHash) =>
       Effect.andThen(
-        Effect.addFinalizer(() => Effect.sync(() => accepting.delete(infoHash))),
-        // Encrypted peers name the torrent by a hash of its info-hash: it must be known to be served.
-        encryption.serve(InfoHash.toBytes(infoHash))
-      )
-    )
+        Effect.sync(() => accepting.set(infoHash, accept)),
+        Effect.andThen(
+          Effect.addFinalizer(() => Effect.sync(() => accepting.delete(infoHash))),
+          // Encrypted peers name the torrent by a hash of its info-hash: it must be known to be served.
+          encryption.serve(InfoHash.toBytes(infoHash))
+        )
+      ), { discard: true })
+
+  /** Peer sources besides trackers, under each hash the torrent is known by: the DHT and local discovery. */
+  const sourcesOf = (hashes: ReadonlyArray<InfoHash.InfoHash>) => [
+    ...(dht === undefined ? [] : hashes.map((hash) => Discovery.fromDht(dht, InfoHash.toBytes(hash), port))),
+    ...(lpd === undefined ? [] : [lpd.peers(hashes[0]!, port)])
+  ]
 
   /** The metadata: known, or fetched from peers (then kept). */
   const metadataOf = (entry: Entry) =>
@@ -360,7 +370,7 @@ export const make = Effect.gen(function*() {
         bans: entry.options.bans!,
         onStart: (running) =>
           Effect.andThen(
-            accepts(entry.infoHash, running.accept),
+            accepts(InfoHash.swarmHashes(entry.magnet!), running.accept),
             SubscriptionRef.changes(running.peers).pipe(
               Stream.runForEach((peers) => SubscriptionRef.set(entry.progressRef, starting(undefined, peers))),
               Effect.forkScoped
@@ -372,6 +382,8 @@ export const make = Effect.gen(function*() {
       if (selected !== undefined && entry.options.selected === undefined && entry.options.priorities === undefined) {
         entry.options = { ...entry.options, selected }
       }
+      // A hybrid named by one hash in the link is found under both from now on.
+      entry.options = { ...entry.options, sources: sourcesOf(InfoHash.swarmHashes(meta)) }
       entry.meta = entry.magnet!.webSeeds.length === 0
         ? meta
         : { ...meta, urlList: [...new Set([...meta.urlList, ...entry.magnet!.webSeeds])] }
@@ -413,7 +425,7 @@ export const make = Effect.gen(function*() {
             running = torrent.progress
             yield* SubscriptionRef.set(entry.running, torrent)
             yield* Effect.addFinalizer(() => SubscriptionRef.set(entry.running, undefined))
-            yield* accepts(meta.infoHash, torrent.accept)
+            yield* accepts(InfoHash.swarmHashes(meta), torrent.accept)
             yield* torrent.progress.changes.pipe(
               Stream.runForEach((p) => SubscriptionRef.set(entry.progressRef, shown(p))),
               Effect.forkScoped
@@ -498,10 +510,7 @@ export const make = Effect.gen(function*() {
         // The magnet's `x.pe` peers are dialled for the data too.
         peers: [...(options.peers ?? []), ...(magnet === undefined ? [] : Magnet.peerAddresses(magnet))],
         bans: new Bans(),
-        sources: [
-          ...(dht === undefined ? [] : [Discovery.fromDht(dht, InfoHash.toBytes(infoHash), port)]),
-          ...(lpd === undefined ? [] : [lpd.peers(infoHash, port)])
-        ],
+        sources: sourcesOf(InfoHash.swarmHashes(source)),
         limits: { upload: [globalUpload, upload], download: [globalDownload, download] }
       },
       done,

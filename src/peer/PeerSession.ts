@@ -109,6 +109,13 @@ export interface Pieces {
  */
 export class Host extends Context.Service<Host, {
   readonly infoHash: Uint8Array
+  /**
+   * A hybrid torrent's v2 info-hash truncated (BEP 52): a peer may name the
+   * torrent by it instead, and is answered with it.
+   */
+  readonly infoHashV2?: Uint8Array | undefined
+  /** The torrent is v2 or hybrid: our handshake says we speak v2 (BEP 52). */
+  readonly v2?: boolean | undefined
   /** The torrent's pieces; undefined until a magnet link's metadata is in. */
   readonly pieces: Pieces | undefined
   /** Whether to refuse a peer at this address now (banned, or its host cooling down). */
@@ -247,12 +254,12 @@ const classify = (cause: Cause.Cause<unknown>): Omit<Outcome, "handshaken"> => {
 }
 
 /** What our handshake offers: the fast extension only once there are pieces to speak of. */
-const featuresOf = (host: Host["Service"]): ReadonlyArray<Handshake.Feature> =>
-  host.pieces === undefined
-    ? ["extensions"]
-    : host.dht === undefined
-    ? ["fast", "extensions"]
-    : ["fast", "extensions", "dht"]
+const featuresOf = (host: Host["Service"]): ReadonlyArray<Handshake.Feature> => [
+  ...(host.pieces === undefined ? [] : ["fast" as const]),
+  "extensions",
+  ...(host.pieces !== undefined && host.dht !== undefined ? ["dht" as const] : []),
+  ...(host.v2 === true ? ["v2" as const] : [])
+]
 
 /** The handshake, then the session proper with its connection's services: PeerSession, PeerIo and a Coordinator. */
 const session = Effect.fnUntraced(function*(options: Options, expose: (c: Connected) => void) {
@@ -260,6 +267,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Connec
   const fail = (reason: PeerErrorReason, detail: string) => new PeerError({ peer: options.peer, reason, detail })
   const { handshake, io, rest } = yield* open(options.connection, {
     infoHash: host.infoHash,
+    infoHashV2: host.infoHashV2,
     peerId: host.peerId,
     features: featuresOf(host),
     maxFrame: maxFrame(host.pieces?.count),
@@ -706,13 +714,14 @@ const connected = Effect.fnUntraced(function*(
 
 /**
  * Opens the connection and trades handshakes (ours first when we dial, in
- * answer when the peer did); checks the peer's. Returns the messages that
- * came with it.
+ * answer when the peer did); checks the peer's. A peer that dialled us by
+ * `infoHashV2` is answered with it. Returns the messages that came with it.
  */
 export const open = Effect.fnUntraced(function*(
   connection: Connection,
   options: {
     readonly infoHash: Uint8Array
+    readonly infoHashV2?: Uint8Array | undefined
     readonly peerId: Uint8Array
     readonly features: ReadonlyArray<Handshake.Feature>
     readonly maxFrame: number
@@ -720,22 +729,28 @@ export const open = Effect.fnUntraced(function*(
   },
   fail: (reason: PeerErrorReason, detail: string) => PeerError
 ) {
-  const ours = Handshake.encode(
-    Handshake.make({ infoHash: options.infoHash, peerId: options.peerId, features: options.features })
-  )
+  const ours = (infoHash: Uint8Array) =>
+    Handshake.encode(Handshake.make({ infoHash, peerId: options.peerId, features: options.features }))
   const { first, io } = connection._tag === "Incoming"
     ? connection
     : yield* Effect.gen(function*() {
       const io = yield* PeerIo.make(yield* connection.socket, { maxFrame: options.maxFrame })
-      yield* io.sendRaw(ours)
+      yield* io.sendRaw(ours(options.infoHash))
       return { io, first: yield* readHandshake(io, options.timeoutMillis, fail) }
     })
-  if (connection._tag === "Incoming") yield* io.sendRaw(ours)
   const handshake = first[0]!
+  // Either hash names the torrent, both ways: libtorrent answers a hybrid's
+  // v1 handshake that has the v2 bit with the v2 hash.
+  const named = handshake._tag !== "Handshake"
+    ? undefined
+    : Buffer.compare(handshake.infoHash, options.infoHash) === 0
+    ? options.infoHash
+    : options.infoHashV2 !== undefined && Buffer.compare(handshake.infoHash, options.infoHashV2) === 0
+    ? options.infoHashV2
+    : undefined
+  if (connection._tag === "Incoming") yield* io.sendRaw(ours(named ?? options.infoHash))
   if (handshake._tag !== "Handshake") return yield* fail("HandshakeMismatch", "sent a message before its handshake")
-  if (Buffer.compare(handshake.infoHash, options.infoHash) !== 0) {
-    return yield* fail("HandshakeMismatch", "handshake names another torrent")
-  }
+  if (named === undefined) return yield* fail("HandshakeMismatch", "handshake names another torrent")
   if (Buffer.compare(handshake.peerId, options.peerId) === 0) return yield* fail("SelfConnection", "that is us")
   return { io, handshake, rest: first.slice(1) }
 })

@@ -27,6 +27,20 @@ export const fromConfig = (config: TorrentConfig["Service"]) => ({
 })
 
 /**
+ * How a host's torrent is known besides its info-hash: a hybrid's v2
+ * info-hash truncated, which a peer may name it by; whether it is v2 at all.
+ */
+export const aliasOf = (
+  torrent: { readonly infoHash: InfoHash.InfoHash; readonly infoHashV2?: InfoHash.InfoHashV2 | undefined }
+): Pick<PeerSession.Host["Service"], "infoHashV2" | "v2"> => {
+  const alias = InfoHash.swarmHashes(torrent)[1]
+  return {
+    infoHashV2: alias === undefined ? undefined : InfoHash.toBytes(alias),
+    v2: torrent.infoHashV2 !== undefined
+  }
+}
+
+/**
  * Needs the torrent's Synchronizer, Orchestrator, DiskWriter, RateLimits,
  * PeerExchange and config; the DHT node if provided (public torrents).
  */
@@ -43,6 +57,7 @@ export const layer = Layer.effect(
     const dht = Option.getOrUndefined(yield* Effect.serviceOption(Dht))
     return PeerSession.Host.of({
       infoHash: InfoHash.toBytes(meta.infoHash),
+      ...aliasOf(meta),
       pieces: {
         count: meta.pieceCount,
         size: (index) => Metainfo.pieceSize(meta, index),

@@ -11,12 +11,13 @@ import { Effect, Layer, References, Result } from "effect"
 import * as Fs from "node:fs"
 import { join } from "node:path"
 import * as CreateTorrent from "../../src/torrent/CreateTorrent.ts"
+import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import * as Magnet from "../../src/protocol/Magnet.ts"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
 import { TorrentManager } from "../../src/TorrentManager.ts"
 import { type FileSpec, sameBytes, tempDir, writeTree } from "../util/Files.ts"
 import { within } from "../util/Leecher.ts"
-import { exitOf, freePort, spawnChild, waitForLine } from "../util/Swarm.ts"
+import { exitOf, freePort, opentracker, spawnChild, trackerUrls, waitForLine, waitForSeeders } from "../util/Swarm.ts"
 
 const pieceLength = 32 * 1024
 
@@ -117,8 +118,11 @@ const download = (kind: "v2" | "hybrid") =>
     assert.deepStrictEqual(mismatches(source, out), [], "files missing or different")
   })
 
-/** `kind`'s torrent made and seeded by us, fetched by libtorrent from its .torrent (or, `magnet`, its magnet link). */
-const seed = (kind: "v2" | "hybrid", magnet = false) =>
+/**
+ * `kind`'s torrent made and seeded by us, fetched by libtorrent from its
+ * .torrent, its magnet link, or a magnet link of its v2 info-hash alone.
+ */
+const seed = (kind: "v2" | "hybrid", by: "torrent" | "magnet" | "v2 magnet" = "torrent") =>
   Effect.gen(function*() {
     const { root, seedDir, source } = yield* workspace(`v2-to-libtorrent-${kind}`)
     const { bytes, meta } = yield* CreateTorrent.create(source, { pieceLength, version: kind }).pipe(
@@ -130,7 +134,13 @@ const seed = (kind: "v2" | "hybrid", magnet = false) =>
     const seeder = yield* ours.add(meta, { seed: true })
     yield* seeder.completed.pipe(within(30_000, "our seeder's check of its data"))
     const out = join(root, "libtorrent")
-    const given = magnet ? Magnet.format(Magnet.fromMetainfo(meta)) : torrent
+    const magnet = by !== "torrent"
+    const given = by === "torrent"
+      ? torrent
+      : by === "magnet"
+      ? Magnet.format(Magnet.fromMetainfo(meta))
+      : v2Magnet(meta, [])
+    if (by === "v2 magnet") assert.notInclude(given, "urn:btih:")
     const leecher = yield* spawnChild("libtorrent leecher", python, [
       helper,
       "download",
@@ -138,12 +148,22 @@ const seed = (kind: "v2" | "hybrid", magnet = false) =>
       out,
       `127.0.0.1:${port}`
     ])
-    const done = yield* waitForLine(leecher, jsonLine<{ done: boolean; hashes: number; rejects: number }>, 70_000)
+    const done = yield* waitForLine(
+      leecher,
+      jsonLine<{ done: boolean; hashes: number; rejects: number; v2: boolean }>,
+      70_000
+    )
     assert.isTrue(done.done, leecher.output())
+    // Our handshake says we speak v2 (libtorrent's bit).
+    assert.isTrue(done.v2, leecher.output())
     // From a magnet link it asks for the piece layers: we answer every request.
     if (magnet) assert.deepStrictEqual([done.hashes > 0, done.rejects], [true, 0], leecher.output())
     assert.deepStrictEqual(mismatches(source, out), [], "files missing or different")
   })
+
+/** A magnet link naming the torrent by its v2 info-hash alone (`urn:btmh:`), as a v2-only client knows it. */
+const v2Magnet = (meta: Metainfo.Metainfo, peers: ReadonlyArray<string>) =>
+  Magnet.format({ ...Magnet.fromMetainfo(meta), infoHash: InfoHash.truncate(meta.infoHashV2!), peers })
 
 describe("BitTorrent v2 with libtorrent", () => {
   it.live(
@@ -169,7 +189,7 @@ describe("BitTorrent v2 with libtorrent", () => {
   it.live("libtorrent downloads a hybrid torrent made and seeded by us", () => seed("hybrid"), 90_000)
   it.live(
     "libtorrent downloads a v2-only magnet link from us: we serve the metadata and answer its hash requests",
-    () => seed("v2", true),
+    () => seed("v2", "magnet"),
     90_000
   )
   it.live(
@@ -191,6 +211,50 @@ describe("BitTorrent v2 with libtorrent", () => {
         )
       }),
     60_000
+  )
+
+  it.live(
+    "libtorrent joins our hybrid torrent by its v2 info-hash alone: we answer its handshake under that hash",
+    () => seed("hybrid", "v2 magnet"),
+    90_000
+  )
+  it.live(
+    "our hybrid seed is announced under both its hashes (BEP 52): opentracker counts it in each swarm",
+    () =>
+      Effect.gen(function*() {
+        const { seedDir, source } = yield* workspace("hybrid-announced-twice")
+        const trackerPort = yield* freePort
+        const { http } = trackerUrls(trackerPort)
+        const { meta } = yield* CreateTorrent.create(source, { pieceLength, version: "hybrid", trackers: [http] })
+          .pipe(Effect.provide(NodeServices.layer))
+        const v2 = { ...meta, infoHash: InfoHash.truncate(meta.infoHashV2!) }
+        yield* opentracker({ port: trackerPort, dir: yield* tempDir("opentracker"), torrents: [meta, v2] })
+        const { manager: ours } = yield* manager(seedDir)
+        const seeder = yield* ours.add(meta, { seed: true })
+        yield* seeder.completed.pipe(within(30_000, "our seeder's check of its data"))
+        yield* waitForSeeders(http, meta, 1)
+        yield* waitForSeeders(http, v2, 1)
+      }),
+    60_000
+  )
+  it.live(
+    "we join libtorrent's hybrid torrent by its v2 info-hash alone (a urn:btmh: magnet link)",
+    () =>
+      Effect.gen(function*() {
+        const { root, seedDir, source } = yield* workspace("hybrid-v2-magnet-from-libtorrent")
+        const torrent = join(root, "hybrid.torrent")
+        const meta = yield* libtorrentCreate(source, torrent, "hybrid")
+        const port = yield* libtorrentSeeder(torrent, seedDir)
+        const magnet = v2Magnet(meta, [`127.0.0.1:${port}`])
+        assert.notInclude(magnet, "urn:btih:")
+        const out = join(root, "ours")
+        const { manager: ours } = yield* manager(out)
+        const handle = yield* ours.add(magnet)
+        yield* handle.completed.pipe(within(60_000, "the hybrid download by its v2 magnet from libtorrent"))
+        assert.strictEqual((yield* handle.metadata).infoHash, meta.infoHash)
+        assert.deepStrictEqual(mismatches(source, out), [], "files missing or different")
+      }),
+    90_000
   )
 
   it.live("we download a v2-only torrent made and seeded by libtorrent", () => download("v2"), 90_000)

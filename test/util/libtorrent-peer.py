@@ -3,9 +3,10 @@
   create <path> <out.torrent> v2|hybrid <piece length>   make a torrent of a file or folder
   seed <file.torrent> <dir>                               seed it; prints {"port": N} once listening
   download <file.torrent|magnet> <dir> <host:port>        fetch it from that peer; prints {"done": true,
-                                                          "hashes": N, "rejects": N} once every piece is
-                                                          verified, with the hashes and hash reject
-                                                          messages it received
+                                                          "hashes": N, "rejects": N, "v2": bool} once every
+                                                          piece is verified, with the hashes and hash reject
+                                                          messages it received and whether the peer's
+                                                          handshake had the v2 bit (reserved byte 7, 0x10)
 
 Loopback only: listens on 127.0.0.1, no DHT, LSD, UPnP or NAT-PMP. Every wait is bounded (60 s).
 """
@@ -76,7 +77,7 @@ def download(torrent, directory, peer):
     host, port = peer.rsplit(":", 1)
     deadline = time.time() + 60
     handle.connect_peer((host, int(port)))
-    counts = {"hashes": 0, "rejects": 0}
+    counts = {"hashes": 0, "rejects": 0, "v2": False}
 
     def drain():
         for alert in ses.pop_alerts():
@@ -85,6 +86,10 @@ def download(torrent, directory, peer):
                 counts["hashes"] += 1
             elif "<== HASH_REJECT " in message:
                 counts["rejects"] += 1
+            elif "<== EXTENSIONS [ " in message:
+                # The 64 reserved bits, byte 0 first: byte 7's 0x10 is the 60th.
+                bits = message.split("<== EXTENSIONS [ ", 1)[1]
+                counts["v2"] = counts["v2"] or bits[59] == "1"
             if os.environ.get("LT_DEBUG") or not isinstance(alert, lt.peer_log_alert):
                 print(message, file=sys.stderr, flush=True)
 
