@@ -36,7 +36,7 @@ import { Lpd } from "./lpd/Lpd.ts"
 import * as Frame from "./protocol/Frame.ts"
 import * as InfoHash from "./protocol/InfoHash.ts"
 import * as Magnet from "./protocol/Magnet.ts"
-import type * as Metainfo from "./protocol/Metainfo.ts"
+import * as Metainfo from "./protocol/Metainfo.ts"
 import * as Admission from "./peer/Admission.ts"
 import * as Encryption from "./peer/Encryption.ts"
 import { type Connection, Network } from "./peer/Network.ts"
@@ -103,6 +103,12 @@ export interface TorrentHandle {
   /** The metadata: at once for a .torrent; for a magnet link, once fetched (fails if the torrent fails first). */
   readonly metadata: Effect.Effect<Metainfo.Metainfo, Torrent.TorrentError>
   /**
+   * The metadata with every piece layer, as a .torrent file needs it: a v2
+   * magnet link's layers come from peers after the metadata, while it runs
+   * (fails if the torrent fails first).
+   */
+  readonly wholeMetadata: Effect.Effect<Metainfo.Metainfo, Torrent.TorrentError>
+  /**
    * Downloads only these files (by index, as `info` lists them) from now on:
    * while it runs, and after a pause. Pieces they share with other files come
    * whole. A magnet link's selection is checked once its metadata is in.
@@ -159,6 +165,8 @@ interface Entry extends TorrentHandle {
   meta: Metainfo.Metainfo | undefined
   readonly magnet: Magnet.Magnet | undefined
   readonly fetched: Deferred.Deferred<Metainfo.Metainfo>
+  /** Done once the metadata has every piece layer. */
+  readonly whole: Deferred.Deferred<Metainfo.Metainfo>
   /** Changed by `select`: the next run starts with it. */
   options: Torrent.Options
   /** The run going on, if any. */
@@ -426,6 +434,13 @@ export const make = Effect.gen(function*() {
             yield* SubscriptionRef.set(entry.running, torrent)
             yield* Effect.addFinalizer(() => SubscriptionRef.set(entry.running, undefined))
             yield* accepts(InfoHash.swarmHashes(meta), torrent.accept)
+            // Piece layers learned from peers are kept: the next run starts with them, and they are saved.
+            yield* torrent.layersIn.pipe(
+              Effect.flatMap((whole) =>
+                Effect.andThen(Effect.sync(() => (entry.meta = whole)), Deferred.succeed(entry.whole, whole))
+              ),
+              Effect.forkScoped
+            )
             yield* torrent.progress.changes.pipe(
               Stream.runForEach((p) => SubscriptionRef.set(entry.progressRef, shown(p))),
               Effect.forkScoped
@@ -474,6 +489,8 @@ export const make = Effect.gen(function*() {
     const done = yield* Deferred.make<void, Torrent.TorrentError>()
     const fetched = yield* Deferred.make<Metainfo.Metainfo>()
     if (meta !== undefined) yield* Deferred.succeed(fetched, meta)
+    const whole = yield* Deferred.make<Metainfo.Metainfo>()
+    if (meta !== undefined && Metainfo.missingPieceLayers(meta).length === 0) yield* Deferred.succeed(whole, meta)
     const progressRef = yield* SubscriptionRef.make<Progress>(
       options.paused === true ? { ...starting(meta), state: "stopped" } : starting(meta)
     )
@@ -489,21 +506,23 @@ export const make = Effect.gen(function*() {
     const running = yield* SubscriptionRef.make<Torrent.Torrent["Service"] | undefined>(undefined)
     const upload = new RateLimit.Bucket(options.maxUploadRate ?? 0)
     const download = new RateLimit.Bucket(options.maxDownloadRate ?? 0)
+    /** What `deferred` gets, or the torrent's error, or a TorrentError once it stopped first. */
+    const untilStopped = (deferred: Deferred.Deferred<Metainfo.Metainfo>, detail: string) =>
+      Effect.raceFirst(
+        Deferred.await(deferred),
+        Deferred.await(done).pipe(Effect.andThen(Effect.fail(
+          new Torrent.TorrentError({ name: magnet?.name ?? infoHash, detail })
+        )))
+      )
     const entry: Entry = {
       infoHash,
       meta,
       magnet,
       fetched,
+      whole,
       name: Effect.sync(() => entry.meta?.name ?? magnet?.name ?? infoHash),
-      metadata: Effect.raceFirst(
-        Deferred.await(fetched),
-        Deferred.await(done).pipe(Effect.andThen(Effect.fail(
-          new Torrent.TorrentError({
-            name: magnet?.name ?? infoHash,
-            detail: "stopped before its metadata was fetched"
-          })
-        )))
-      ),
+      metadata: untilStopped(fetched, "stopped before its metadata was fetched"),
+      wholeMetadata: untilStopped(whole, "stopped before its piece layers were fetched"),
       downloadDir: options.downloadDir ?? config.downloadDir,
       options: {
         ...options,

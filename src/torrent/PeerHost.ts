@@ -62,7 +62,8 @@ export const layer = Layer.effect(
         count: meta.pieceCount,
         size: (index) => Metainfo.pieceSize(meta, index),
         metadata: meta.info,
-        hashes: (range) => Hashes.answer(meta, range),
+        // From the layers in now: those learned from peers too, not only the .torrent's.
+        hashes: (range) => Hashes.answer(orchestrator.meta(), range),
         claim: sync.claim
       },
       refuses: orchestrator.isBanned,

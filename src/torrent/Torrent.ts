@@ -82,6 +82,8 @@ export interface Options {
 
 export class Torrent extends Context.Service<Torrent, {
   readonly meta: Metainfo.Metainfo
+  /** The metadata once every piece layer is in: a v2 magnet link's come from peers after it. */
+  readonly layersIn: Effect.Effect<Metainfo.Metainfo>
   readonly progress: ProgressReader
   /** Takes over an incoming connection whose handshake named this torrent; refused until the data on disk is checked. */
   readonly accept: PeerSession.Accept
@@ -175,6 +177,7 @@ const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
   const checked = yield* Deferred.make<void>()
   return Torrent.of({
     meta,
+    layersIn: Deferred.await(orchestrator.layersIn),
     progress: orchestrator.progress,
     accept: (peer, io, first) =>
       Effect.flatMap(

@@ -257,6 +257,48 @@ describe("BitTorrent v2 with libtorrent", () => {
     90_000
   )
 
+  it.live(
+    "piece layers learned from peers are kept: served to the next peer, across a pause, and in the saved metadata",
+    () =>
+      Effect.gen(function*() {
+        const { root, seedDir, source } = yield* workspace("v2-layers-relayed")
+        const { meta } = yield* CreateTorrent.create(source, { pieceLength, version: "v2" }).pipe(
+          Effect.provide(NodeServices.layer)
+        )
+        assert.isNotEmpty(
+          Metainfo.missingPieceLayers({ ...meta, files: meta.files.map(({ pieceLayer: _, ...f }) => f) })
+        )
+        const a = yield* manager(seedDir)
+        const seeding = yield* a.manager.add(meta, { seed: true })
+        yield* seeding.completed.pipe(within(30_000, "A's check of its data"))
+        // B learns the layers from A by hash requests; C and D, from B alone, need them from B.
+        const b = yield* manager(join(root, "b"))
+        const relay = yield* b.manager.add(v2Magnet(meta, [`127.0.0.1:${a.port}`]), { seed: true })
+        yield* relay.completed.pipe(within(60_000, "B's download from A"))
+        const saved = Metainfo.decode(Metainfo.encode(yield* relay.wholeMetadata))
+        assert.isTrue(
+          Result.isSuccess(saved) && Metainfo.missingPieceLayers(saved.success).length === 0,
+          "the saved metadata lacks piece layers"
+        )
+        // A leaves: from now on B alone answers hash requests, before and after a pause.
+        yield* a.manager.remove(seeding.infoHash)
+        const fromB = (label: string) =>
+          Effect.gen(function*() {
+            const out = join(root, label)
+            const { manager: leecher } = yield* manager(out)
+            const handle = yield* leecher.add(v2Magnet(meta, [`127.0.0.1:${b.port}`]))
+            yield* handle.completed.pipe(within(60_000, `${label}'s download from B`))
+            assert.deepStrictEqual(mismatches(source, out), [], `${label}: files missing or different`)
+          })
+        yield* fromB("c")
+        yield* b.manager.pause(relay.infoHash)
+        yield* b.manager.resume(relay.infoHash)
+        yield* relay.completed.pipe(within(30_000, "B's check of its data after the pause"))
+        yield* fromB("d")
+      }),
+    120_000
+  )
+
   it.live("we download a v2-only torrent made and seeded by libtorrent", () => download("v2"), 90_000)
   it.live("we download a hybrid torrent made and seeded by libtorrent", () => download("hybrid"), 90_000)
 })
