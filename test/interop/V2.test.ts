@@ -17,6 +17,7 @@ import * as Metainfo from "../../src/protocol/Metainfo.ts"
 import { TorrentManager } from "../../src/TorrentManager.ts"
 import { type FileSpec, sameBytes, tempDir, writeTree } from "../util/Files.ts"
 import { within } from "../util/Leecher.ts"
+import { helper, jsonLine, python } from "../util/Libtorrent.ts"
 import { exitOf, freePort, opentracker, spawnChild, trackerUrls, waitForLine, waitForSeeders } from "../util/Swarm.ts"
 
 const pieceLength = 32 * 1024
@@ -32,10 +33,6 @@ const files: ReadonlyArray<FileSpec> = [
 ]
 
 const name = "payload"
-
-/** Debian's python3-libtorrent is for the system Python, not another on the PATH. */
-const python = process.env["LIBTORRENT_PYTHON"] ?? "/usr/bin/python3"
-const helper = "test/util/libtorrent-peer.py"
 
 /** The files under `root/payload` missing or different from the source's. */
 const mismatches = (source: string, root: string) =>
@@ -74,15 +71,6 @@ const libtorrentCreate = (source: string, out: string, kind: "v2" | "hybrid") =>
     assert.strictEqual(yield* exitOf(child, 30_000), 0, child.output())
     return decode(out)
   })
-
-/** A JSON line a child printed (others are not). */
-const jsonLine = <A>(line: string): A | undefined => {
-  try {
-    return JSON.parse(line) as A
-  } catch {
-    return undefined
-  }
-}
 
 /** libtorrent seeding `torrent` from `dir`, in the test's scope: its port once it has checked the data. */
 const libtorrentSeeder = (torrent: string, dir: string) =>

@@ -7,6 +7,11 @@
                                                           piece is verified, with the hashes and hash reject
                                                           messages it received and whether the peer's
                                                           handshake had the v2 bit (reserved byte 7, 0x10)
+  upload-only <file.torrent> <dir> <host:port>            download from that peer until the connection closes;
+                                                          prints {"upload_only": bool, "seed": bool, "closed":
+                                                          why} from libtorrent's peer_info along the way and its
+                                                          reason for closing (libtorrent hangs up on an upload-only
+                                                          peer, BEP 21, once it has nothing more we want)
 
 Loopback only: listens on 127.0.0.1, no DHT, LSD, UPnP or NAT-PMP. Every wait is bounded (60 s).
 """
@@ -103,5 +108,31 @@ def download(torrent, directory, peer):
     say({"done": True, **counts})
 
 
+def upload_only(torrent, directory, peer):
+    ses = session()
+    ses.apply_settings({"alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.connect_notification})
+    # Over TCP at once: a uTP try first waits out its timeout against a peer without uTP.
+    ses.apply_settings({"enable_outgoing_utp": False})
+    handle = add(ses, torrent, directory)
+    host, port = peer.rsplit(":", 1)
+    handle.connect_peer((host, int(port)))
+    deadline = time.time() + 60
+    flags = 0
+    closed = None
+    while closed is None and time.time() < deadline:
+        for p in handle.get_peer_info():
+            if p.ip == (host, int(port)):
+                flags |= p.flags
+        for alert in ses.pop_alerts():
+            if isinstance(alert, lt.peer_disconnected_alert) and alert.ip == (host, int(port)):
+                closed = alert.error.message()
+        time.sleep(0.01)
+    say({
+        "upload_only": bool(flags & lt.peer_info.upload_only),
+        "seed": bool(flags & lt.peer_info.seed),
+        "closed": closed
+    })
+
+
 if __name__ == "__main__":
-    {"create": create, "seed": seed, "download": download}[sys.argv[1]](*sys.argv[2:])
+    {"create": create, "seed": seed, "download": download, "upload-only": upload_only}[sys.argv[1]](*sys.argv[2:])
