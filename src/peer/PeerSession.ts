@@ -123,6 +123,8 @@ export class Host extends Context.Service<Host, {
   readonly peerId: Uint8Array
   /** Where we listen for peers (told in our extended handshake). */
   readonly port: number
+  /** Our IPv6 address when we listen on one (told in our extended handshake, BEP 10 `ipv6`). */
+  readonly ipv6?: string | undefined
   readonly handshakeTimeoutMillis: number
   readonly idleTimeoutMillis: number
   readonly keepAliveMillis: number
@@ -139,10 +141,15 @@ export class Host extends Context.Service<Host, {
   readonly sending: (bytes: number) => Effect.Effect<void>
   /** Peer exchange, unless the torrent is private. */
   readonly exchange: Exchange | undefined
-  /** Our DHT node (BEP 5), told to peers that run one too, unless there is none or the torrent is private. */
+  /**
+   * Our DHT node (BEP 5), told to peers that run one too, unless there is
+   * none or the torrent is private; the address peers say is ours (BEP 10
+   * `yourip`) is a vote for the one its node id fits (BEP 42).
+   */
   readonly dht: {
     readonly port: Effect.Effect<number>
     readonly addNode: (address: Address) => Effect.Effect<void>
+    readonly addressSeen: (host: string, by: string) => Effect.Effect<void>
   } | undefined
 }>()("effect-torrent/peer/PeerSession/Host") {}
 
@@ -315,7 +322,8 @@ const connected = Effect.fnUntraced(function*(
     metadata: pieces?.metadata,
     port: host.port,
     reqq: maxUploadQueue,
-    peerHost: hostOf(peer)
+    peerHost: hostOf(peer),
+    ipv6: host.ipv6
   })
 
   if (options.onHandshake !== undefined) yield* options.onHandshake
@@ -424,9 +432,14 @@ const connected = Effect.fnUntraced(function*(
         if (!outgoing && r.handshake.port !== undefined) listening = { host: hostOf(peer), port: r.handshake.port }
         return Effect.andThen(
           r.handshake.uploadOnly === true ? seeds() : advertise(),
-          r.handshake.uploadOnly === undefined
-            ? Effect.void
-            : host.offer({ _tag: "PeerUploadOnly", peer, on: r.handshake.uploadOnly })
+          Effect.andThen(
+            r.handshake.uploadOnly === undefined
+              ? Effect.void
+              : host.offer({ _tag: "PeerUploadOnly", peer, on: r.handshake.uploadOnly }),
+            dht === undefined || r.handshake.yourip === undefined
+              ? Effect.void
+              : dht.addressSeen(r.handshake.yourip, hostOf(peer))
+          )
         )
       case "Metadata":
         if (r.message._tag === "Request") {

@@ -20,6 +20,8 @@ import { TorrentConfig } from "./TorrentConfig.ts"
 export const fromConfig = (config: TorrentConfig["Service"]) => ({
   peerId: config.peerId,
   port: config.port,
+  // Our IPv6 address, when we listen on one that is (not every address of the host).
+  ipv6: config.listenHost?.includes(":") === true && config.listenHost !== "::" ? config.listenHost : undefined,
   handshakeTimeoutMillis: config.handshakeTimeoutMillis,
   idleTimeoutMillis: config.idleTimeoutMillis,
   keepAliveMillis: config.keepAliveMillis,
@@ -77,7 +79,7 @@ export const layer = Layer.effect(
       received: (bytes) => RateLimit.take(limits.download, bytes),
       sending: (bytes) => RateLimit.take(limits.upload, bytes),
       exchange: exchange.enabled ? exchange : undefined,
-      dht: dht === undefined ? undefined : { port: dht.port, addNode: dht.addNode }
+      dht: dht === undefined ? undefined : { port: dht.port, addNode: dht.addNode, addressSeen: dht.addressSeen }
     })
   })
 )
