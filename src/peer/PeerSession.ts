@@ -162,7 +162,12 @@ const uploadBatch = 16
 
 /** A connection we dial, or one that came in and whose handshake the listener read. */
 export type Connection =
-  | { readonly _tag: "Outgoing"; readonly socket: Effect.Effect<Socket.Socket> }
+  | {
+    readonly _tag: "Outgoing"
+    readonly socket: Effect.Effect<Socket.Socket>
+    /** The hash our handshake names the torrent by: the host's, or a hybrid's v2 one. */
+    readonly infoHash?: Uint8Array | undefined
+  }
   | { readonly _tag: "Incoming"; readonly io: PeerIo.PeerIo["Service"]; readonly first: ReadonlyArray<PeerIo.Incoming> }
 
 /**
@@ -748,7 +753,7 @@ export const open = Effect.fnUntraced(function*(
     ? connection
     : yield* Effect.gen(function*() {
       const io = yield* PeerIo.make(yield* connection.socket, { maxFrame: options.maxFrame })
-      yield* io.sendRaw(ours(options.infoHash))
+      yield* io.sendRaw(ours(connection.infoHash ?? options.infoHash))
       return { io, first: yield* readHandshake(io, options.timeoutMillis, fail) }
     })
   const handshake = first[0]!

@@ -207,6 +207,31 @@ describe("BitTorrent v2 with libtorrent", () => {
     90_000
   )
   it.live(
+    "we dial a libtorrent that knows our hybrid by its v2 info-hash alone: hung up on, we dial again naming that one",
+    () =>
+      Effect.gen(function*() {
+        const { root, seedDir, source } = yield* workspace("hybrid-dialled-by-v2")
+        const { meta } = yield* CreateTorrent.create(source, { pieceLength, version: "hybrid" }).pipe(
+          Effect.provide(NodeServices.layer)
+        )
+        const out = join(root, "libtorrent")
+        const leecher = yield* spawnChild("libtorrent leecher", python, [
+          helper,
+          "download",
+          v2Magnet(meta, []),
+          out,
+          "-"
+        ])
+        const { port } = yield* waitForLine(leecher, jsonLine<{ port: number }>, 30_000)
+        const { manager: ours } = yield* manager(seedDir)
+        yield* ours.add(meta, { seed: true, peers: [{ host: "127.0.0.1", port }] })
+        const done = yield* waitForLine(leecher, (line) => jsonLine<{ done?: boolean }>(line)?.done, 70_000)
+        assert.isTrue(done, leecher.output())
+        assert.deepStrictEqual(mismatches(source, out), [], "files missing or different")
+      }),
+    90_000
+  )
+  it.live(
     "our hybrid seed is announced under both its hashes (BEP 52): opentracker counts it in each swarm",
     () =>
       Effect.gen(function*() {

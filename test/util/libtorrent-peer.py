@@ -2,7 +2,8 @@
 
   create <path> <out.torrent> v2|hybrid <piece length>   make a torrent of a file or folder
   seed <file.torrent> <dir>                               seed it; prints {"port": N} once listening
-  download <file.torrent|magnet> <dir> <host:port>        fetch it from that peer; prints {"done": true,
+  download <file.torrent|magnet> <dir> <host:port>|-      fetch it from that peer (-: wait for peers to dial us,
+                                                          printing {"port": N} first); prints {"done": true,
                                                           "hashes": N, "rejects": N, "v2": bool} once every
                                                           piece is verified, with the hashes and hash reject
                                                           messages it received and whether the peer's
@@ -79,9 +80,12 @@ def seed(torrent, directory):
 def download(torrent, directory, peer):
     ses = session(peer_log=True)
     handle = add(ses, torrent, directory)
-    host, port = peer.rsplit(":", 1)
     deadline = time.time() + 60
-    handle.connect_peer((host, int(port)))
+    if peer == "-":
+        say({"port": ses.listen_port()})
+    else:
+        host, port = peer.rsplit(":", 1)
+        handle.connect_peer((host, int(port)))
     counts = {"hashes": 0, "rejects": 0, "v2": False}
 
     def drain():
