@@ -36,7 +36,7 @@ import { Lpd } from "./lpd/Lpd.ts"
 import * as Frame from "./protocol/Frame.ts"
 import * as InfoHash from "./protocol/InfoHash.ts"
 import * as Magnet from "./protocol/Magnet.ts"
-import type * as Metainfo from "./protocol/Metainfo.ts"
+import * as Metainfo from "./protocol/Metainfo.ts"
 import * as Admission from "./peer/Admission.ts"
 import * as Encryption from "./peer/Encryption.ts"
 import { type Connection, Network } from "./peer/Network.ts"
@@ -104,6 +104,12 @@ export interface TorrentHandle {
   /** The metadata: at once for a .torrent; for a magnet link, once fetched (fails if the torrent fails first). */
   readonly metadata: Effect.Effect<Metainfo.Metainfo, Torrent.TorrentError>
   /**
+   * The metadata with every piece layer, as a .torrent file needs it: a v2
+   * magnet link's layers come from peers after the metadata, while it runs
+   * (fails if the torrent fails first).
+   */
+  readonly wholeMetadata: Effect.Effect<Metainfo.Metainfo, Torrent.TorrentError>
+  /**
    * Downloads only these files (by index, as `info` lists them) from now on:
    * while it runs, and after a pause. Pieces they share with other files come
    * whole. A magnet link's selection is checked once its metadata is in.
@@ -160,6 +166,8 @@ interface Entry extends TorrentHandle {
   meta: Metainfo.Metainfo | undefined
   readonly magnet: Magnet.Magnet | undefined
   readonly fetched: Deferred.Deferred<Metainfo.Metainfo>
+  /** Done once the metadata has every piece layer. */
+  readonly whole: Deferred.Deferred<Metainfo.Metainfo>
   /** Changed by `select`: the next run starts with it. */
   options: Torrent.Options
   /** The run going on, if any. */
@@ -344,16 +352,26 @@ export const make = Effect.gen(function*() {
     Effect.forkScoped
   )
 
-  /** Incoming connections for the torrent go to `accept` while the scope is open. */
-  const accepts = (infoHash: InfoHash.InfoHash, accept: PeerSession.Accept) =>
-    Effect.andThen(
-      Effect.sync(() => accepting.set(infoHash, accept)),
+  /**
+   * Incoming connections for the torrent go to `accept` while the scope is
+   * open, by any of its hashes (a hybrid's v2 one too: v2-only peers name it so).
+   */
+  const accepts = (hashes: ReadonlyArray<InfoHash.InfoHash>, accept: PeerSession.Accept) =>
+    Effect.forEach(hashes, (infoHash) =>
       Effect.andThen(
-        Effect.addFinalizer(() => Effect.sync(() => accepting.delete(infoHash))),
-        // Encrypted peers name the torrent by a hash of its info-hash: it must be known to be served.
-        encryption.serve(InfoHash.toBytes(infoHash))
-      )
-    )
+        Effect.sync(() => accepting.set(infoHash, accept)),
+        Effect.andThen(
+          Effect.addFinalizer(() => Effect.sync(() => accepting.delete(infoHash))),
+          // Encrypted peers name the torrent by a hash of its info-hash: it must be known to be served.
+          encryption.serve(InfoHash.toBytes(infoHash))
+        )
+      ), { discard: true })
+
+  /** Peer sources besides trackers, under each hash the torrent is known by: the DHT and local discovery. */
+  const sourcesOf = (hashes: ReadonlyArray<InfoHash.InfoHash>) => [
+    ...(dht === undefined ? [] : hashes.map((hash) => Discovery.fromDht(dht, InfoHash.toBytes(hash), port))),
+    ...(lpd === undefined ? [] : [lpd.peers(hashes[0]!, port)])
+  ]
 
   /** The metadata: known, or fetched from peers (then kept). */
   const metadataOf = (entry: Entry) =>
@@ -365,7 +383,7 @@ export const make = Effect.gen(function*() {
         bans: entry.options.bans!,
         onStart: (running) =>
           Effect.andThen(
-            accepts(entry.infoHash, running.accept),
+            accepts(InfoHash.swarmHashes(entry.magnet!), running.accept),
             SubscriptionRef.changes(running.peers).pipe(
               Stream.runForEach((peers) => SubscriptionRef.set(entry.progressRef, starting(undefined, peers))),
               Effect.forkScoped
@@ -377,6 +395,8 @@ export const make = Effect.gen(function*() {
       if (selected !== undefined && entry.options.selected === undefined && entry.options.priorities === undefined) {
         entry.options = { ...entry.options, selected }
       }
+      // A hybrid named by one hash in the link is found under both from now on.
+      entry.options = { ...entry.options, sources: sourcesOf(InfoHash.swarmHashes(meta)) }
       entry.meta = entry.magnet!.webSeeds.length === 0
         ? meta
         : { ...meta, urlList: [...new Set([...meta.urlList, ...entry.magnet!.webSeeds])] }
@@ -418,7 +438,14 @@ export const make = Effect.gen(function*() {
             running = torrent.progress
             yield* SubscriptionRef.set(entry.running, torrent)
             yield* Effect.addFinalizer(() => SubscriptionRef.set(entry.running, undefined))
-            yield* accepts(meta.infoHash, torrent.accept)
+            yield* accepts(InfoHash.swarmHashes(meta), torrent.accept)
+            // Piece layers learned from peers are kept: the next run starts with them, and they are saved.
+            yield* torrent.layersIn.pipe(
+              Effect.flatMap((whole) =>
+                Effect.andThen(Effect.sync(() => (entry.meta = whole)), Deferred.succeed(entry.whole, whole))
+              ),
+              Effect.forkScoped
+            )
             yield* torrent.progress.changes.pipe(
               Stream.runForEach((p) => SubscriptionRef.set(entry.progressRef, shown(p))),
               Effect.forkScoped
@@ -468,6 +495,8 @@ export const make = Effect.gen(function*() {
     const done = yield* Deferred.make<void, Torrent.TorrentError>()
     const fetched = yield* Deferred.make<Metainfo.Metainfo>()
     if (meta !== undefined) yield* Deferred.succeed(fetched, meta)
+    const whole = yield* Deferred.make<Metainfo.Metainfo>()
+    if (meta !== undefined && Metainfo.missingPieceLayers(meta).length === 0) yield* Deferred.succeed(whole, meta)
     const progressRef = yield* SubscriptionRef.make<Progress>(
       options.paused === true ? { ...starting(meta), state: "stopped" } : starting(meta)
     )
@@ -483,31 +512,30 @@ export const make = Effect.gen(function*() {
     const running = yield* SubscriptionRef.make<Torrent.Torrent["Service"] | undefined>(undefined)
     const upload = new RateLimit.Bucket(options.maxUploadRate ?? 0)
     const download = new RateLimit.Bucket(options.maxDownloadRate ?? 0)
+    /** What `deferred` gets, or the torrent's error, or a TorrentError once it stopped first. */
+    const untilStopped = (deferred: Deferred.Deferred<Metainfo.Metainfo>, detail: string) =>
+      Effect.raceFirst(
+        Deferred.await(deferred),
+        Deferred.await(done).pipe(Effect.andThen(Effect.fail(
+          new Torrent.TorrentError({ name: magnet?.name ?? infoHash, detail })
+        )))
+      )
     const entry: Entry = {
       infoHash,
       meta,
       magnet,
       fetched,
+      whole,
       name: Effect.sync(() => entry.meta?.name ?? magnet?.name ?? infoHash),
-      metadata: Effect.raceFirst(
-        Deferred.await(fetched),
-        Deferred.await(done).pipe(Effect.andThen(Effect.fail(
-          new Torrent.TorrentError({
-            name: magnet?.name ?? infoHash,
-            detail: "stopped before its metadata was fetched"
-          })
-        )))
-      ),
+      metadata: untilStopped(fetched, "stopped before its metadata was fetched"),
+      wholeMetadata: untilStopped(whole, "stopped before its piece layers were fetched"),
       downloadDir: options.downloadDir ?? config.downloadDir,
       options: {
         ...options,
         // The magnet's `x.pe` peers are dialled for the data too.
         peers: [...(options.peers ?? []), ...(magnet === undefined ? [] : Magnet.peerAddresses(magnet))],
         bans: new Bans(),
-        sources: [
-          ...(dht === undefined ? [] : [Discovery.fromDht(dht, InfoHash.toBytes(infoHash), port)]),
-          ...(lpd === undefined ? [] : [lpd.peers(infoHash, port)])
-        ],
+        sources: sourcesOf(InfoHash.swarmHashes(source)),
         limits: { upload: [globalUpload, upload], download: [globalDownload, download] }
       },
       done,

@@ -421,11 +421,11 @@ const interrupted = (ended: ReadonlyArray<{ readonly done: number; readonly want
     } verified on disk; run the same command again to resume`
 }
 
-/** Writes the torrent's metadata as a .torrent once it is known (never over an existing file). */
+/** Writes the torrent's metadata as a .torrent once it is known with its piece layers (never over an existing file). */
 const saveTorrent = (handle: TorrentHandle, file: string) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
-    const meta = yield* handle.metadata
+    const meta = yield* handle.wholeMetadata
     yield* fs.writeFile(file, Metainfo.encode(meta), { flag: "wx" }).pipe(
       Effect.mapError((error) =>
         new Input.InputError({ input: `--save-torrent ${file}`, detail: `cannot write it: ${Format.failure(error)}` })

@@ -258,7 +258,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       }
       entries.set(record.infoHash, entry)
       byId.set(record.id, entry)
-      // A magnet link's metadata, once fetched, is kept and saved beside the session.
+      // A magnet link's metadata, once fetched, is kept, and saved beside the
+      // session once it has its piece layers (a v2 one's come after it).
       if (entry.meta === undefined) {
         yield* FiberMap.run(
           fetching,
@@ -271,6 +272,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
                   entry.name = name
                 }))
             ),
+            Effect.andThen(handle.wholeMetadata),
             Effect.flatMap((meta) => SessionStore.saveTorrent(options.dir, meta.infoHash, Metainfo.encode(meta))),
             Effect.catch((error) => Effect.logWarning(`metadata of ${record.infoHash} not saved: ${error.message}`)),
             Effect.provideContext(context)

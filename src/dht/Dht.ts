@@ -152,6 +152,8 @@ export class Dht extends Context.Service<Dht, {
   readonly addNode: (address: Address) => Effect.Effect<void>
   /** Good nodes in the routing tables. */
   readonly nodes: Effect.Effect<number>
+  /** A peer at `by` says our address is `host` (BEP 10 `yourip`): a vote like a node's `ip` (BEP 42). */
+  readonly addressSeen: (host: string, by: string) => Effect.Effect<void>
 }>()("effect-torrent/dht/Dht") {
   /**
    * A node on UDP sockets of the Network bound to `host:port` and
@@ -605,6 +607,12 @@ export const make = Effect.fnUntraced(function*(settings: Settings, sockets: Soc
     lookup,
     announce,
     addNode,
+    // Votes count by host alone (the ports are never read).
+    addressSeen: (host, by) =>
+      Effect.flatMap(
+        Clock.currentTimeMillis,
+        (now) => Effect.sync(() => voted({ host, port: 0 }, { host: by, port: 0 }, now))
+      ),
     nodes: Effect.map(
       Clock.currentTimeMillis,
       (now) => Array.from(families.values()).reduce((sum, node) => sum + node.table.goodCount(now), 0)

@@ -30,6 +30,8 @@ export interface Options {
   /** Most requests we queue from the peer. */
   readonly reqq: number
   readonly peerHost: string
+  /** Our IPv6 address, told to the peer, if we have one. */
+  readonly ipv6?: string | undefined
 }
 
 export class Extensions {
@@ -48,6 +50,7 @@ export class Extensions {
         port: this.options.port,
         reqq: this.options.reqq,
         peerHost: this.options.peerHost,
+        ipv6: this.options.ipv6,
         metadataSize: this.options.metadata?.length,
         uploadOnly
       })

@@ -109,6 +109,13 @@ export interface Pieces {
  */
 export class Host extends Context.Service<Host, {
   readonly infoHash: Uint8Array
+  /**
+   * A hybrid torrent's v2 info-hash truncated (BEP 52): a peer may name the
+   * torrent by it instead, and is answered with it.
+   */
+  readonly infoHashV2?: Uint8Array | undefined
+  /** The torrent is v2 or hybrid: our handshake says we speak v2 (BEP 52). */
+  readonly v2?: boolean | undefined
   /** The torrent's pieces; undefined until a magnet link's metadata is in. */
   readonly pieces: Pieces | undefined
   /** Whether to refuse a peer at this address now (banned, or its host cooling down). */
@@ -116,6 +123,8 @@ export class Host extends Context.Service<Host, {
   readonly peerId: Uint8Array
   /** Where we listen for peers (told in our extended handshake). */
   readonly port: number
+  /** Our IPv6 address when we listen on one (told in our extended handshake, BEP 10 `ipv6`). */
+  readonly ipv6?: string | undefined
   readonly handshakeTimeoutMillis: number
   readonly idleTimeoutMillis: number
   readonly keepAliveMillis: number
@@ -132,10 +141,15 @@ export class Host extends Context.Service<Host, {
   readonly sending: (bytes: number) => Effect.Effect<void>
   /** Peer exchange, unless the torrent is private. */
   readonly exchange: Exchange | undefined
-  /** Our DHT node (BEP 5), told to peers that run one too, unless there is none or the torrent is private. */
+  /**
+   * Our DHT node (BEP 5), told to peers that run one too, unless there is
+   * none or the torrent is private; the address peers say is ours (BEP 10
+   * `yourip`) is a vote for the one its node id fits (BEP 42).
+   */
   readonly dht: {
     readonly port: Effect.Effect<number>
     readonly addNode: (address: Address) => Effect.Effect<void>
+    readonly addressSeen: (host: string, by: string) => Effect.Effect<void>
   } | undefined
 }>()("effect-torrent/peer/PeerSession/Host") {}
 
@@ -148,7 +162,12 @@ const uploadBatch = 16
 
 /** A connection we dial, or one that came in and whose handshake the listener read. */
 export type Connection =
-  | { readonly _tag: "Outgoing"; readonly socket: Effect.Effect<Socket.Socket> }
+  | {
+    readonly _tag: "Outgoing"
+    readonly socket: Effect.Effect<Socket.Socket>
+    /** The hash our handshake names the torrent by: the host's, or a hybrid's v2 one. */
+    readonly infoHash?: Uint8Array | undefined
+  }
   | { readonly _tag: "Incoming"; readonly io: PeerIo.PeerIo["Service"]; readonly first: ReadonlyArray<PeerIo.Incoming> }
 
 /**
@@ -247,12 +266,12 @@ const classify = (cause: Cause.Cause<unknown>): Omit<Outcome, "handshaken"> => {
 }
 
 /** What our handshake offers: the fast extension only once there are pieces to speak of. */
-const featuresOf = (host: Host["Service"]): ReadonlyArray<Handshake.Feature> =>
-  host.pieces === undefined
-    ? ["extensions"]
-    : host.dht === undefined
-    ? ["fast", "extensions"]
-    : ["fast", "extensions", "dht"]
+const featuresOf = (host: Host["Service"]): ReadonlyArray<Handshake.Feature> => [
+  ...(host.pieces === undefined ? [] : ["fast" as const]),
+  "extensions",
+  ...(host.pieces !== undefined && host.dht !== undefined ? ["dht" as const] : []),
+  ...(host.v2 === true ? ["v2" as const] : [])
+]
 
 /** The handshake, then the session proper with its connection's services: PeerSession, PeerIo and a Coordinator. */
 const session = Effect.fnUntraced(function*(options: Options, expose: (c: Connected) => void) {
@@ -260,6 +279,7 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Connec
   const fail = (reason: PeerErrorReason, detail: string) => new PeerError({ peer: options.peer, reason, detail })
   const { handshake, io, rest } = yield* open(options.connection, {
     infoHash: host.infoHash,
+    infoHashV2: host.infoHashV2,
     peerId: host.peerId,
     features: featuresOf(host),
     maxFrame: maxFrame(host.pieces?.count),
@@ -307,7 +327,8 @@ const connected = Effect.fnUntraced(function*(
     metadata: pieces?.metadata,
     port: host.port,
     reqq: maxUploadQueue,
-    peerHost: hostOf(peer)
+    peerHost: hostOf(peer),
+    ipv6: host.ipv6
   })
 
   if (options.onHandshake !== undefined) yield* options.onHandshake
@@ -416,9 +437,14 @@ const connected = Effect.fnUntraced(function*(
         if (!outgoing && r.handshake.port !== undefined) listening = { host: hostOf(peer), port: r.handshake.port }
         return Effect.andThen(
           r.handshake.uploadOnly === true ? seeds() : advertise(),
-          r.handshake.uploadOnly === undefined
-            ? Effect.void
-            : host.offer({ _tag: "PeerUploadOnly", peer, on: r.handshake.uploadOnly })
+          Effect.andThen(
+            r.handshake.uploadOnly === undefined
+              ? Effect.void
+              : host.offer({ _tag: "PeerUploadOnly", peer, on: r.handshake.uploadOnly }),
+            dht === undefined || r.handshake.yourip === undefined
+              ? Effect.void
+              : dht.addressSeen(r.handshake.yourip, hostOf(peer))
+          )
         )
       case "Metadata":
         if (r.message._tag === "Request") {
@@ -706,13 +732,14 @@ const connected = Effect.fnUntraced(function*(
 
 /**
  * Opens the connection and trades handshakes (ours first when we dial, in
- * answer when the peer did); checks the peer's. Returns the messages that
- * came with it.
+ * answer when the peer did); checks the peer's. A peer that dialled us by
+ * `infoHashV2` is answered with it. Returns the messages that came with it.
  */
 export const open = Effect.fnUntraced(function*(
   connection: Connection,
   options: {
     readonly infoHash: Uint8Array
+    readonly infoHashV2?: Uint8Array | undefined
     readonly peerId: Uint8Array
     readonly features: ReadonlyArray<Handshake.Feature>
     readonly maxFrame: number
@@ -720,22 +747,28 @@ export const open = Effect.fnUntraced(function*(
   },
   fail: (reason: PeerErrorReason, detail: string) => PeerError
 ) {
-  const ours = Handshake.encode(
-    Handshake.make({ infoHash: options.infoHash, peerId: options.peerId, features: options.features })
-  )
+  const ours = (infoHash: Uint8Array) =>
+    Handshake.encode(Handshake.make({ infoHash, peerId: options.peerId, features: options.features }))
   const { first, io } = connection._tag === "Incoming"
     ? connection
     : yield* Effect.gen(function*() {
       const io = yield* PeerIo.make(yield* connection.socket, { maxFrame: options.maxFrame })
-      yield* io.sendRaw(ours)
+      yield* io.sendRaw(ours(connection.infoHash ?? options.infoHash))
       return { io, first: yield* readHandshake(io, options.timeoutMillis, fail) }
     })
-  if (connection._tag === "Incoming") yield* io.sendRaw(ours)
   const handshake = first[0]!
+  // Either hash names the torrent, both ways: libtorrent answers a hybrid's
+  // v1 handshake that has the v2 bit with the v2 hash.
+  const named = handshake._tag !== "Handshake"
+    ? undefined
+    : Buffer.compare(handshake.infoHash, options.infoHash) === 0
+    ? options.infoHash
+    : options.infoHashV2 !== undefined && Buffer.compare(handshake.infoHash, options.infoHashV2) === 0
+    ? options.infoHashV2
+    : undefined
+  if (connection._tag === "Incoming") yield* io.sendRaw(ours(named ?? options.infoHash))
   if (handshake._tag !== "Handshake") return yield* fail("HandshakeMismatch", "sent a message before its handshake")
-  if (Buffer.compare(handshake.infoHash, options.infoHash) !== 0) {
-    return yield* fail("HandshakeMismatch", "handshake names another torrent")
-  }
+  if (named === undefined) return yield* fail("HandshakeMismatch", "handshake names another torrent")
   if (Buffer.compare(handshake.peerId, options.peerId) === 0) return yield* fail("SelfConnection", "that is us")
   return { io, handshake, rest: first.slice(1) }
 })

@@ -3,7 +3,7 @@
  * send an extended handshake (`Extended` message id 0) listing in `m` the
  * extensions they speak and the message id each should arrive on, with a few
  * facts about themselves (`v` client, `p` listening port, `reqq` request
- * queue, `yourip`, BEP 9 `metadata_size`, BEP 21 `upload_only`: it will
+ * queue, `yourip`, our `ipv6`, BEP 9 `metadata_size`, BEP 21 `upload_only`: it will
  * download nothing more, a seed or a partial seed).
  *
  * Each side picks the ids it receives on: `ours` are the ids peers send us;
@@ -126,17 +126,21 @@ export const encodeHandshake = (options: {
   readonly reqq: number
   /** The peer's address, echoed as `yourip` when it is an IP. */
   readonly peerHost?: string | undefined
+  /** Our IPv6 address, when we have one to tell (`ipv6`: a peer on IPv4 may reach us there too). */
+  readonly ipv6?: string | undefined
   readonly metadataSize?: number | undefined
   /** BEP 21: we download nothing more. */
   readonly uploadOnly?: boolean | undefined
 }): Uint8Array => {
   const yourip = options.peerHost === undefined ? undefined : ipBytes(options.peerHost)
+  const ipv6 = options.ipv6 === undefined ? undefined : ipBytes(options.ipv6)
   return Bencode.encode({
     m: Object.fromEntries(options.extensions.map((name) => [name, ours[name]])),
     v: client,
     p: options.port,
     reqq: options.reqq,
     ...(yourip !== undefined ? { yourip } : {}),
+    ...(ipv6?.length === 16 ? { ipv6 } : {}),
     ...(options.metadataSize !== undefined ? { metadata_size: options.metadataSize } : {}),
     ...(options.uploadOnly !== undefined ? { upload_only: options.uploadOnly ? 1 : 0 } : {})
   })

@@ -43,7 +43,9 @@ const features = {
   /** BEP 6 fast extension (HaveAll, HaveNone, Suggest, RejectRequest, AllowedFast). */
   fast: [7, 0x04],
   /** BEP 5 DHT (the peer accepts `port` messages). */
-  dht: [7, 0x01]
+  dht: [7, 0x01],
+  /** BEP 52 v2 torrents (libtorrent's bit: the peer speaks hash requests and knows v2 info-hashes). */
+  v2: [7, 0x10]
 } as const
 
 export type Feature = keyof typeof features

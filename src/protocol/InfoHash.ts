@@ -31,3 +31,15 @@ export const truncate = (hash: InfoHashV2): InfoHash => hash.slice(0, 40) as Inf
 /** Whether `info` is the info dictionary `hash` names: by its SHA-1, or by its SHA-256 truncated (a v2 torrent's). */
 export const names = (hash: InfoHash, info: Uint8Array): boolean =>
   ofInfo(info) === hash || truncate(ofInfoV2(info)) === hash
+
+/**
+ * The hashes peers, trackers and the DHT know a torrent by: its info-hash,
+ * and a hybrid torrent's v2 info-hash truncated (BEP 52: a hybrid is announced
+ * under both, and a v2-only peer names it by the second).
+ */
+export const swarmHashes = (
+  torrent: { readonly infoHash: InfoHash; readonly infoHashV2?: InfoHashV2 | undefined }
+): ReadonlyArray<InfoHash> => {
+  const v2 = torrent.infoHashV2 === undefined ? undefined : truncate(torrent.infoHashV2)
+  return v2 === undefined || v2 === torrent.infoHash ? [torrent.infoHash] : [torrent.infoHash, v2]
+}

@@ -47,7 +47,7 @@ export class MetadataFetcher extends Context.Service<MetadataFetcher, {
   readonly info: Effect.Effect<Uint8Array>
 }>()("effect-torrent/torrent/MetadataFetcher") {
   /** The fetcher and, over it, the host of the phase's sessions. */
-  static readonly layer = (options: { readonly infoHash: InfoHash.InfoHash; readonly bans: Bans }) =>
+  static readonly layer = (options: Options) =>
     Layer.effectContext(
       Effect.map(
         make(options),
@@ -56,7 +56,14 @@ export class MetadataFetcher extends Context.Service<MetadataFetcher, {
     )
 }
 
-const make = Effect.fnUntraced(function*(options: { readonly infoHash: InfoHash.InfoHash; readonly bans: Bans }) {
+/** The torrent's hashes (a magnet link's: a v2 one's makes our handshake say we speak v2) and its bans. */
+interface Options {
+  readonly infoHash: InfoHash.InfoHash
+  readonly infoHashV2?: InfoHash.InfoHashV2 | undefined
+  readonly bans: Bans
+}
+
+const make = Effect.fnUntraced(function*(options: Options) {
   const config = yield* TorrentConfig
   const events = yield* TorrentEvents
   const { bans } = options
@@ -170,6 +177,7 @@ const make = Effect.fnUntraced(function*(options: { readonly infoHash: InfoHash.
 
   const host = PeerSession.Host.of({
     infoHash: InfoHash.toBytes(options.infoHash),
+    ...PeerHost.aliasOf(options),
     pieces: undefined,
     refuses: (peer, now) => bans.refuses(peer, now),
     ...PeerHost.fromConfig(config),

@@ -50,12 +50,17 @@ export const run = (magnet: Magnet.Magnet, options: Options) =>
   Effect.gen(function*() {
     const config = yield* TorrentConfig
     const context = yield* Layer.build(
-      Monitor.layer.pipe(Layer.provideMerge(MetadataFetcher.layer({ infoHash: magnet.infoHash, bans: options.bans })))
+      Monitor.layer.pipe(Layer.provideMerge(MetadataFetcher.layer({
+        infoHash: magnet.infoHash,
+        infoHashV2: magnet.infoHashV2,
+        bans: options.bans
+      })))
     )
     const fetcher = Context.get(context, MetadataFetcher)
     const monitor = Context.get(context, Monitor)
     if (options.onStart !== undefined) yield* options.onStart({ accept: monitor.accept, peers: fetcher.peers })
-    const tiers = yield* Tracker.makeTiers(magnet.trackers.map((url) => [url]))
+    const announceList = magnet.trackers.map((url) => [url])
+    const tiers = yield* Tracker.makeTiers(announceList)
     const params = Effect.succeed<Tracker.AnnounceParams>({
       infoHash: InfoHash.toBytes(magnet.infoHash),
       peerId: config.peerId,
@@ -65,9 +70,10 @@ export const run = (magnet: Magnet.Magnet, options: Options) =>
       left: unknownLeft,
       numWant: 50
     })
-    yield* Effect.addFinalizer(() => Tracker.announceStopped(tiers, params))
+    const swarms = yield* Discovery.swarms(magnet, tiers, announceList, params)
+    yield* Effect.addFinalizer(() => Discovery.announceStopped(swarms))
     const given = [...Magnet.peerAddresses(magnet), ...(options.peers ?? [])]
-    yield* Discovery.peers({ given, tiers, params, private: false, public: options.sources ?? [] }).pipe(
+    yield* Discovery.peers({ given, swarms, private: false, public: options.sources ?? [] }).pipe(
       Stream.runForEachArray((addresses) => monitor.add(addresses)),
       Effect.forkScoped
     )
@@ -79,9 +85,10 @@ export const run = (magnet: Magnet.Magnet, options: Options) =>
       )
     )
     // A v1 dictionary whose truncated SHA-256 is the hash, or a v2 one not
-    // matching the link's whole v2 hash, is not the torrent asked for.
+    // matching the link's whole v2 hash, is not the torrent asked for. A
+    // hybrid one is, by either of its hashes (a `urn:btmh:` link names it by its v2 one).
     if (
-      meta.infoHash !== magnet.infoHash ||
+      !InfoHash.swarmHashes(meta).includes(magnet.infoHash) ||
       (magnet.infoHashV2 !== undefined && meta.infoHashV2 !== magnet.infoHashV2)
     ) {
       return yield* new TorrentError({

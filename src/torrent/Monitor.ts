@@ -23,6 +23,12 @@ interface Candidate {
   readonly address: Address
   failures: number
   retryAt: number
+  /**
+   * Dialled naming a hybrid torrent by its v2 hash: a peer that hung up on
+   * the other may know it only by that one (a v2-only client that joined by
+   * a `urn:btmh:` link and has no metadata yet).
+   */
+  byV2: boolean
 }
 
 /** Connection failures before an address is forgotten. */
@@ -76,6 +82,8 @@ export const make = Effect.gen(function*() {
           candidates.delete(key)
         } else {
           candidate.retryAt = now + backoffMillis(candidate.failures)
+          // Hung up on before its handshake: the next dial names the torrent by its other hash.
+          if (outcome.reason === "Closed" && host.infoHashV2 !== undefined) candidate.byV2 = !candidate.byV2
         }
       }
       yield* Queue.offer(wake, undefined)
@@ -88,11 +96,13 @@ export const make = Effect.gen(function*() {
       if (counted) halfOpen--
       counted = false
     })
+    const infoHash = candidate.byV2 ? host.infoHashV2! : host.infoHash
     const session = PeerSession.run({
       peer: key,
       connection: {
         _tag: "Outgoing",
-        socket: network.connect(candidate.address, config.connectTimeoutMillis, { infoHash: host.infoHash })
+        socket: network.connect(candidate.address, config.connectTimeoutMillis, { infoHash }),
+        infoHash
       },
       onHandshake: settle
     }).pipe(
@@ -154,7 +164,7 @@ export const make = Effect.gen(function*() {
       for (const address of addresses) {
         const key = keyOf(address)
         if (!candidates.has(key) && !ours.has(key) && candidates.size < maxCandidates) {
-          candidates.set(key, { address, failures: 0, retryAt: 0 })
+          candidates.set(key, { address, failures: 0, retryAt: 0, byV2: false })
         }
       }
       yield* Queue.offer(wake, undefined)

@@ -163,6 +163,10 @@ export class Orchestrator extends Context.Service<Orchestrator, {
   readonly progress: ProgressReader
   /** Completed when every selected piece is verified and on disk. */
   readonly completed: Deferred.Deferred<void, DiskError>
+  /** The metadata with the piece layers in so far (a v2 magnet link's come from peers after it): what we answer hash requests from. */
+  readonly meta: () => Metainfo.Metainfo
+  /** Done with the metadata once every piece layer is in (at once when none was missing). */
+  readonly layersIn: Deferred.Deferred<Metainfo.Metainfo>
   /** Changes the files' priorities (one per file; "skip" deselects), as the torrent runs. */
   readonly prioritize: (files: ReadonlyArray<FilePriority>) => Effect.Effect<void>
   /** Pieces in order instead of rarest first (for playing a file as it comes). */
@@ -200,6 +204,8 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
   /** A v2-only torrent's missing piece layers, asked of peers; its files' pieces held back meanwhile. */
   const layers = meta.pieces.length === 0 ? PieceLayerFetch.make(meta) : undefined
   for (const file of layers?.files() ?? []) sync.holdFile(file, true)
+  const layersIn = yield* Deferred.make<Metainfo.Metainfo>()
+  if (layers === undefined || layers.done()) yield* Deferred.succeed(layersIn, meta)
   const events = yield* Queue.unbounded<Event>()
   const checks = yield* Queue.unbounded<OpenPiece>()
   const completed = yield* Deferred.make<void, DiskError>()
@@ -297,6 +303,7 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
     returned = true
     for (const state of peers.values()) yield* updateInterest(state)
     yield* Effect.logInfo(`the piece layer of ${meta.files[file]!.path.join("/")} is in`)
+    if (layers!.done()) yield* Deferred.succeed(layersIn, meta)
   })
 
   /** Interested exactly while the peer has a piece we need. */
@@ -724,6 +731,8 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
     bitfield: Effect.sync(() => sync.bitfield()),
     progress: readerOf(progress),
     completed,
+    meta: () => meta,
+    layersIn,
     prioritize: (files) => Queue.offer(events, { _tag: "Prioritize", files }).pipe(Effect.asVoid),
     setSequential: (on) => Queue.offer(events, { _tag: "Sequential", on }).pipe(Effect.asVoid),
     reading: (id, from, to) => Queue.offer(events, { _tag: "Reading", id, from, to }).pipe(Effect.asVoid),

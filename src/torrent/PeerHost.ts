@@ -20,11 +20,27 @@ import { TorrentConfig } from "./TorrentConfig.ts"
 export const fromConfig = (config: TorrentConfig["Service"]) => ({
   peerId: config.peerId,
   port: config.port,
+  // Our IPv6 address, when we listen on one that is (not every address of the host).
+  ipv6: config.listenHost?.includes(":") === true && config.listenHost !== "::" ? config.listenHost : undefined,
   handshakeTimeoutMillis: config.handshakeTimeoutMillis,
   idleTimeoutMillis: config.idleTimeoutMillis,
   keepAliveMillis: config.keepAliveMillis,
   requestTimeoutMillis: config.requestTimeoutMillis
 })
+
+/**
+ * How a host's torrent is known besides its info-hash: a hybrid's v2
+ * info-hash truncated, which a peer may name it by; whether it is v2 at all.
+ */
+export const aliasOf = (
+  torrent: { readonly infoHash: InfoHash.InfoHash; readonly infoHashV2?: InfoHash.InfoHashV2 | undefined }
+): Pick<PeerSession.Host["Service"], "infoHashV2" | "v2"> => {
+  const alias = InfoHash.swarmHashes(torrent)[1]
+  return {
+    infoHashV2: alias === undefined ? undefined : InfoHash.toBytes(alias),
+    v2: torrent.infoHashV2 !== undefined
+  }
+}
 
 /**
  * Needs the torrent's Synchronizer, Orchestrator, DiskWriter, RateLimits,
@@ -43,11 +59,13 @@ export const layer = Layer.effect(
     const dht = Option.getOrUndefined(yield* Effect.serviceOption(Dht))
     return PeerSession.Host.of({
       infoHash: InfoHash.toBytes(meta.infoHash),
+      ...aliasOf(meta),
       pieces: {
         count: meta.pieceCount,
         size: (index) => Metainfo.pieceSize(meta, index),
         metadata: meta.info,
-        hashes: (range) => Hashes.answer(meta, range),
+        // From the layers in now: those learned from peers too, not only the .torrent's.
+        hashes: (range) => Hashes.answer(orchestrator.meta(), range),
         claim: sync.claim
       },
       refuses: orchestrator.isBanned,
@@ -61,7 +79,7 @@ export const layer = Layer.effect(
       received: (bytes) => RateLimit.take(limits.download, bytes),
       sending: (bytes) => RateLimit.take(limits.upload, bytes),
       exchange: exchange.enabled ? exchange : undefined,
-      dht: dht === undefined ? undefined : { port: dht.port, addNode: dht.addNode }
+      dht: dht === undefined ? undefined : { port: dht.port, addNode: dht.addNode, addressSeen: dht.addressSeen }
     })
   })
 )

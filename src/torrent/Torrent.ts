@@ -82,6 +82,8 @@ export interface Options {
 
 export class Torrent extends Context.Service<Torrent, {
   readonly meta: Metainfo.Metainfo
+  /** The metadata once every piece layer is in: a v2 magnet link's come from peers after it. */
+  readonly layersIn: Effect.Effect<Metainfo.Metainfo>
   readonly progress: ProgressReader
   /** Takes over an incoming connection whose handshake named this torrent; refused until the data on disk is checked. */
   readonly accept: PeerSession.Accept
@@ -175,6 +177,7 @@ const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options: Optio
   const checked = yield* Deferred.make<void>()
   return Torrent.of({
     meta,
+    layersIn: Deferred.await(orchestrator.layersIn),
     progress: orchestrator.progress,
     accept: (peer, io, first) =>
       Effect.flatMap(
@@ -245,7 +248,8 @@ const body = Effect.fnUntraced(function*(
   // Finalizers run in reverse: the fibers forked below stop first (with
   // them every session), then the data is flushed and resume state saved,
   // then the trackers hear that we left.
-  yield* Effect.addFinalizer(() => Tracker.announceStopped(tiers, params))
+  const swarms = yield* Discovery.swarms(meta, tiers, meta.announce, params)
+  yield* Effect.addFinalizer(() => Discovery.announceStopped(swarms))
   yield* Effect.addFinalizer(() => disk.flush.pipe(Effect.ignore, Effect.andThen(saveResume)))
 
   // These run until the scope ends; should one fail (a defect, e.g. the
@@ -259,8 +263,7 @@ const body = Effect.fnUntraced(function*(
   yield* Effect.forkScoped(failsDownload(monitor.run))
   yield* Discovery.peers({
     given: options.peers ?? [],
-    tiers,
-    params,
+    swarms,
     private: meta.private,
     public: [exchange.discovered, ...(options.sources ?? [])]
   }).pipe(
@@ -282,7 +285,7 @@ const body = Effect.fnUntraced(function*(
   const wasComplete = sync.isComplete()
   yield* Deferred.await(orchestrator.completed).pipe(Effect.mapError(fail))
   yield* saveResume
-  if (!wasComplete) yield* Tracker.announceCompleted(tiers, params)
+  if (!wasComplete) yield* Discovery.announceCompleted(swarms)
   if (options.seed !== true) return
   const ratio = options.seedRatio
   const ratioReached = ratio === undefined ? Effect.never : orchestrator.progress.changes.pipe(

@@ -212,6 +212,20 @@ describe("Dht node ids (BEP 42)", () => {
       assert.deepStrictEqual(last.id, dht.nodeId)
     }))
 
+  it.effect("peers telling us our address (BEP 10 yourip) vote as nodes do: the third agreeing one gives a new id", () =>
+    Effect.gen(function*() {
+      const network = yield* MemoryUdp.makeNetwork
+      const dht = yield* memoryDht(network, {}, { ipv4: ours.ipv4 })
+      const fits = () => SecureNodeId.conforms(dht.nodeId, CompactPeer.ipBytes(external)!)
+      yield* dht.addressSeen(external, "203.0.113.2")
+      yield* dht.addressSeen(external, "203.0.113.2") // the same peer again: still one vote
+      yield* dht.addressSeen(external, "203.0.113.3")
+      yield* dht.addressSeen("2001:db8::7", "203.0.113.5") // another family's address: no vote
+      assert.isFalse(fits(), "two votes")
+      yield* dht.addressSeen(external, "203.0.113.4")
+      assert.isTrue(fits(), "a third vote: a new id")
+    }))
+
   it.effect("votes from local addresses, or for one, do not count", () =>
     Effect.gen(function*() {
       const network = yield* MemoryUdp.makeNetwork

@@ -11,12 +11,14 @@ import { Effect, Layer, References, Result } from "effect"
 import * as Fs from "node:fs"
 import { join } from "node:path"
 import * as CreateTorrent from "../../src/torrent/CreateTorrent.ts"
+import * as InfoHash from "../../src/protocol/InfoHash.ts"
 import * as Magnet from "../../src/protocol/Magnet.ts"
 import * as Metainfo from "../../src/protocol/Metainfo.ts"
 import { TorrentManager } from "../../src/TorrentManager.ts"
 import { type FileSpec, sameBytes, tempDir, writeTree } from "../util/Files.ts"
 import { within } from "../util/Leecher.ts"
-import { exitOf, freePort, spawnChild, waitForLine } from "../util/Swarm.ts"
+import { helper, jsonLine, python } from "../util/Libtorrent.ts"
+import { exitOf, freePort, opentracker, spawnChild, trackerUrls, waitForLine, waitForSeeders } from "../util/Swarm.ts"
 
 const pieceLength = 32 * 1024
 
@@ -31,10 +33,6 @@ const files: ReadonlyArray<FileSpec> = [
 ]
 
 const name = "payload"
-
-/** Debian's python3-libtorrent is for the system Python, not another on the PATH. */
-const python = process.env["LIBTORRENT_PYTHON"] ?? "/usr/bin/python3"
-const helper = "test/util/libtorrent-peer.py"
 
 /** The files under `root/payload` missing or different from the source's. */
 const mismatches = (source: string, root: string) =>
@@ -74,15 +72,6 @@ const libtorrentCreate = (source: string, out: string, kind: "v2" | "hybrid") =>
     return decode(out)
   })
 
-/** A JSON line a child printed (others are not). */
-const jsonLine = <A>(line: string): A | undefined => {
-  try {
-    return JSON.parse(line) as A
-  } catch {
-    return undefined
-  }
-}
-
 /** libtorrent seeding `torrent` from `dir`, in the test's scope: its port once it has checked the data. */
 const libtorrentSeeder = (torrent: string, dir: string) =>
   Effect.gen(function*() {
@@ -117,8 +106,11 @@ const download = (kind: "v2" | "hybrid") =>
     assert.deepStrictEqual(mismatches(source, out), [], "files missing or different")
   })
 
-/** `kind`'s torrent made and seeded by us, fetched by libtorrent from its .torrent (or, `magnet`, its magnet link). */
-const seed = (kind: "v2" | "hybrid", magnet = false) =>
+/**
+ * `kind`'s torrent made and seeded by us, fetched by libtorrent from its
+ * .torrent, its magnet link, or a magnet link of its v2 info-hash alone.
+ */
+const seed = (kind: "v2" | "hybrid", by: "torrent" | "magnet" | "v2 magnet" = "torrent") =>
   Effect.gen(function*() {
     const { root, seedDir, source } = yield* workspace(`v2-to-libtorrent-${kind}`)
     const { bytes, meta } = yield* CreateTorrent.create(source, { pieceLength, version: kind }).pipe(
@@ -130,7 +122,13 @@ const seed = (kind: "v2" | "hybrid", magnet = false) =>
     const seeder = yield* ours.add(meta, { seed: true })
     yield* seeder.completed.pipe(within(30_000, "our seeder's check of its data"))
     const out = join(root, "libtorrent")
-    const given = magnet ? Magnet.format(Magnet.fromMetainfo(meta)) : torrent
+    const magnet = by !== "torrent"
+    const given = by === "torrent"
+      ? torrent
+      : by === "magnet"
+      ? Magnet.format(Magnet.fromMetainfo(meta))
+      : v2Magnet(meta, [])
+    if (by === "v2 magnet") assert.notInclude(given, "urn:btih:")
     const leecher = yield* spawnChild("libtorrent leecher", python, [
       helper,
       "download",
@@ -138,12 +136,22 @@ const seed = (kind: "v2" | "hybrid", magnet = false) =>
       out,
       `127.0.0.1:${port}`
     ])
-    const done = yield* waitForLine(leecher, jsonLine<{ done: boolean; hashes: number; rejects: number }>, 70_000)
+    const done = yield* waitForLine(
+      leecher,
+      jsonLine<{ done: boolean; hashes: number; rejects: number; v2: boolean }>,
+      70_000
+    )
     assert.isTrue(done.done, leecher.output())
+    // Our handshake says we speak v2 (libtorrent's bit).
+    assert.isTrue(done.v2, leecher.output())
     // From a magnet link it asks for the piece layers: we answer every request.
     if (magnet) assert.deepStrictEqual([done.hashes > 0, done.rejects], [true, 0], leecher.output())
     assert.deepStrictEqual(mismatches(source, out), [], "files missing or different")
   })
+
+/** A magnet link naming the torrent by its v2 info-hash alone (`urn:btmh:`), as a v2-only client knows it. */
+const v2Magnet = (meta: Metainfo.Metainfo, peers: ReadonlyArray<string>) =>
+  Magnet.format({ ...Magnet.fromMetainfo(meta), infoHash: InfoHash.truncate(meta.infoHashV2!), peers })
 
 describe("BitTorrent v2 with libtorrent", () => {
   it.live(
@@ -169,7 +177,7 @@ describe("BitTorrent v2 with libtorrent", () => {
   it.live("libtorrent downloads a hybrid torrent made and seeded by us", () => seed("hybrid"), 90_000)
   it.live(
     "libtorrent downloads a v2-only magnet link from us: we serve the metadata and answer its hash requests",
-    () => seed("v2", true),
+    () => seed("v2", "magnet"),
     90_000
   )
   it.live(
@@ -191,6 +199,117 @@ describe("BitTorrent v2 with libtorrent", () => {
         )
       }),
     60_000
+  )
+
+  it.live(
+    "libtorrent joins our hybrid torrent by its v2 info-hash alone: we answer its handshake under that hash",
+    () => seed("hybrid", "v2 magnet"),
+    90_000
+  )
+  it.live(
+    "we dial a libtorrent that knows our hybrid by its v2 info-hash alone: hung up on, we dial again naming that one",
+    () =>
+      Effect.gen(function*() {
+        const { root, seedDir, source } = yield* workspace("hybrid-dialled-by-v2")
+        const { meta } = yield* CreateTorrent.create(source, { pieceLength, version: "hybrid" }).pipe(
+          Effect.provide(NodeServices.layer)
+        )
+        const out = join(root, "libtorrent")
+        const leecher = yield* spawnChild("libtorrent leecher", python, [
+          helper,
+          "download",
+          v2Magnet(meta, []),
+          out,
+          "-"
+        ])
+        const { port } = yield* waitForLine(leecher, jsonLine<{ port: number }>, 30_000)
+        const { manager: ours } = yield* manager(seedDir)
+        yield* ours.add(meta, { seed: true, peers: [{ host: "127.0.0.1", port }] })
+        const done = yield* waitForLine(leecher, (line) => jsonLine<{ done?: boolean }>(line)?.done, 70_000)
+        assert.isTrue(done, leecher.output())
+        assert.deepStrictEqual(mismatches(source, out), [], "files missing or different")
+      }),
+    90_000
+  )
+  it.live(
+    "our hybrid seed is announced under both its hashes (BEP 52): opentracker counts it in each swarm",
+    () =>
+      Effect.gen(function*() {
+        const { seedDir, source } = yield* workspace("hybrid-announced-twice")
+        const trackerPort = yield* freePort
+        const { http } = trackerUrls(trackerPort)
+        const { meta } = yield* CreateTorrent.create(source, { pieceLength, version: "hybrid", trackers: [http] })
+          .pipe(Effect.provide(NodeServices.layer))
+        const v2 = { ...meta, infoHash: InfoHash.truncate(meta.infoHashV2!) }
+        yield* opentracker({ port: trackerPort, dir: yield* tempDir("opentracker"), torrents: [meta, v2] })
+        const { manager: ours } = yield* manager(seedDir)
+        const seeder = yield* ours.add(meta, { seed: true })
+        yield* seeder.completed.pipe(within(30_000, "our seeder's check of its data"))
+        yield* waitForSeeders(http, meta, 1)
+        yield* waitForSeeders(http, v2, 1)
+      }),
+    60_000
+  )
+  it.live(
+    "we join libtorrent's hybrid torrent by its v2 info-hash alone (a urn:btmh: magnet link)",
+    () =>
+      Effect.gen(function*() {
+        const { root, seedDir, source } = yield* workspace("hybrid-v2-magnet-from-libtorrent")
+        const torrent = join(root, "hybrid.torrent")
+        const meta = yield* libtorrentCreate(source, torrent, "hybrid")
+        const port = yield* libtorrentSeeder(torrent, seedDir)
+        const magnet = v2Magnet(meta, [`127.0.0.1:${port}`])
+        assert.notInclude(magnet, "urn:btih:")
+        const out = join(root, "ours")
+        const { manager: ours } = yield* manager(out)
+        const handle = yield* ours.add(magnet)
+        yield* handle.completed.pipe(within(60_000, "the hybrid download by its v2 magnet from libtorrent"))
+        assert.strictEqual((yield* handle.metadata).infoHash, meta.infoHash)
+        assert.deepStrictEqual(mismatches(source, out), [], "files missing or different")
+      }),
+    90_000
+  )
+
+  it.live(
+    "piece layers learned from peers are kept: served to the next peer, across a pause, and in the saved metadata",
+    () =>
+      Effect.gen(function*() {
+        const { root, seedDir, source } = yield* workspace("v2-layers-relayed")
+        const { meta } = yield* CreateTorrent.create(source, { pieceLength, version: "v2" }).pipe(
+          Effect.provide(NodeServices.layer)
+        )
+        assert.isNotEmpty(
+          Metainfo.missingPieceLayers({ ...meta, files: meta.files.map(({ pieceLayer: _, ...f }) => f) })
+        )
+        const a = yield* manager(seedDir)
+        const seeding = yield* a.manager.add(meta, { seed: true })
+        yield* seeding.completed.pipe(within(30_000, "A's check of its data"))
+        // B learns the layers from A by hash requests; C and D, from B alone, need them from B.
+        const b = yield* manager(join(root, "b"))
+        const relay = yield* b.manager.add(v2Magnet(meta, [`127.0.0.1:${a.port}`]), { seed: true })
+        yield* relay.completed.pipe(within(60_000, "B's download from A"))
+        const saved = Metainfo.decode(Metainfo.encode(yield* relay.wholeMetadata))
+        assert.isTrue(
+          Result.isSuccess(saved) && Metainfo.missingPieceLayers(saved.success).length === 0,
+          "the saved metadata lacks piece layers"
+        )
+        // A leaves: from now on B alone answers hash requests, before and after a pause.
+        yield* a.manager.remove(seeding.infoHash)
+        const fromB = (label: string) =>
+          Effect.gen(function*() {
+            const out = join(root, label)
+            const { manager: leecher } = yield* manager(out)
+            const handle = yield* leecher.add(v2Magnet(meta, [`127.0.0.1:${b.port}`]))
+            yield* handle.completed.pipe(within(60_000, `${label}'s download from B`))
+            assert.deepStrictEqual(mismatches(source, out), [], `${label}: files missing or different`)
+          })
+        yield* fromB("c")
+        yield* b.manager.pause(relay.infoHash)
+        yield* b.manager.resume(relay.infoHash)
+        yield* relay.completed.pipe(within(30_000, "B's check of its data after the pause"))
+        yield* fromB("d")
+      }),
+    120_000
   )
 
   it.live("we download a v2-only torrent made and seeded by libtorrent", () => download("v2"), 90_000)

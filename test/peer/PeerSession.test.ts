@@ -1,10 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Queue, Result } from "effect"
+import { Effect, Fiber, Layer, Queue, Result, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import type { PeerCommand, PeerEvent } from "../../src/peer/PeerEvent.ts"
+import { Dht } from "../../src/dht/Dht.ts"
 import * as Coordinator from "../../src/peer/Coordinator.ts"
 import * as Encryption from "../../src/peer/Encryption.ts"
 import * as PeerSession from "../../src/peer/PeerSession.ts"
+import * as Bencode from "../../src/protocol/Bencode.ts"
 import * as Extension from "../../src/protocol/Extension.ts"
 import * as Handshake from "../../src/protocol/Handshake.ts"
 import * as Metadata from "../../src/protocol/Metadata.ts"
@@ -37,7 +39,8 @@ const settings = {
   handshakeTimeoutMillis: 5_000,
   keepAliveMillis: 20_000,
   idleTimeoutMillis: 60_000,
-  requestTimeoutMillis: 10_000
+  requestTimeoutMillis: 10_000,
+  listenHost: undefined as string | undefined
 }
 
 /** Lets every runnable fiber run until it waits again. */
@@ -123,6 +126,44 @@ describe("PeerSession", () => {
         m._tag === "Extended" && m.id === 1 ? [Result.getOrThrow(Metadata.parse(m.payload))._tag] : []
       )
       assert.deepStrictEqual(answers, [...Array(16).fill("Data"), ...Array(24).fill("Reject")])
+    }))
+
+  it.effect("the address a peer says is ours (yourip) goes to our DHT node as a vote, with the peer's host", () =>
+    Effect.gen(function*() {
+      const seen: Array<readonly [string, string]> = []
+      const dht = Dht.of({
+        nodeId: new Uint8Array(20),
+        port: Effect.succeed(6881),
+        addresses: Effect.succeed([]),
+        lookup: () => Stream.empty,
+        announce: () => Effect.void,
+        addNode: () => Effect.void,
+        nodes: Effect.succeed(0),
+        addressSeen: (host, by) => Effect.sync(() => void seen.push([host, by]))
+      })
+      const s = yield* start().pipe(Effect.provideService(Dht, dht))
+      yield* s.remote.sendHandshake({ infoHash, peerId: theirId, features: ["fast", "extensions", "dht"] })
+      const theirs = Extension.encodeHandshake({ extensions: [], port: 1, reqq: 10, peerHost: "198.51.100.7" })
+      yield* s.remote.send([{ _tag: "Extended", id: 0, payload: theirs }])
+      yield* settle
+      assert.deepStrictEqual(seen, [["198.51.100.7", "10.0.0.1"]])
+    }))
+
+  it.effect("listening on an IPv6 address, our extended handshake tells it (ipv6)", () =>
+    Effect.gen(function*() {
+      const ipv6Sent = (listenHost: string) =>
+        Effect.gen(function*() {
+          const s = yield* start({ listenHost })
+          yield* s.remote.sendHandshake({ infoHash, peerId: theirId, features: ["fast", "extensions"] })
+          yield* settle
+          const ours = s.remote.received.find((m) => m._tag === "Extended" && m.id === 0)
+          assert.isDefined(ours)
+          const payload = (ours as Extract<WireMessage.WireMessage, { _tag: "Extended" }>).payload
+          return (Result.getOrThrow(Bencode.decode(payload)) as { readonly ipv6?: Uint8Array }).ipv6
+        })
+      assert.deepStrictEqual(yield* ipv6Sent("::1"), Uint8Array.from([...Array(15).fill(0), 1]))
+      assert.isUndefined(yield* ipv6Sent("::"), "every address: none known to tell")
+      assert.isUndefined(yield* ipv6Sent("127.0.0.1"))
     }))
 
   describe("handshake", () => {

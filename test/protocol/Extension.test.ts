@@ -37,6 +37,15 @@ describe("extended handshake", () => {
     })
   })
 
+  it("ipv6: ours as its 16 bytes when we have an IPv6 address; nothing for another", () => {
+    const ipv6Of = (ipv6: string) => {
+      const decoded = Bencode.decode(Extension.encodeHandshake({ extensions: [], port: 1, reqq: 1, ipv6 }))
+      return (Result.getOrThrow(decoded) as { readonly ipv6?: Uint8Array }).ipv6
+    }
+    assert.deepStrictEqual(ipv6Of("2001:db8::1"), Uint8Array.from([0x20, 1, 0xd, 0xb8, ...Array(11).fill(0), 1]))
+    assert.isUndefined(ipv6Of("192.0.2.1"))
+  })
+
   it("upload_only (BEP 21): ours when we download nothing more, and the peer's, read as a flag", () => {
     const ours = (uploadOnly?: boolean) =>
       Result.getOrThrow(

@@ -19,15 +19,18 @@ describe("Handshake", () => {
   })
 
   it("sets and reads the reserved feature bits", () => {
-    const handshake = Handshake.make({ infoHash, peerId, features: ["extensions", "fast", "dht"] })
-    assert.deepStrictEqual(handshake.reserved, new Uint8Array([0, 0, 0, 0, 0, 0x10, 0, 0x05]))
+    const handshake = Handshake.make({ infoHash, peerId, features: ["extensions", "fast", "dht", "v2"] })
+    // libtorrent's: extensions 0x10 in byte 5; v2 0x10, fast 0x04 and dht 0x01 in byte 7.
+    assert.deepStrictEqual(handshake.reserved, new Uint8Array([0, 0, 0, 0, 0, 0x10, 0, 0x15]))
     const decoded = Result.getOrThrow(Handshake.decode(Handshake.encode(handshake)))
     assert.isTrue(Handshake.supports(decoded, "extensions"))
     assert.isTrue(Handshake.supports(decoded, "fast"))
     assert.isTrue(Handshake.supports(decoded, "dht"))
+    assert.isTrue(Handshake.supports(decoded, "v2"))
     const plain = Handshake.make({ infoHash, peerId, features: ["fast"] })
     assert.isFalse(Handshake.supports(plain, "extensions"))
     assert.isFalse(Handshake.supports(plain, "dht"))
+    assert.isFalse(Handshake.supports(plain, "v2"))
   })
 
   it.prop("round-trips", [Handshake.Handshake], ([handshake]) => {

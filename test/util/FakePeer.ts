@@ -17,6 +17,7 @@ import type { PeerEvent, PeerKey } from "../../src/peer/PeerEvent.ts"
 import * as Bitfield from "../../src/protocol/Bitfield.ts"
 import * as Frame from "../../src/protocol/Frame.ts"
 import * as Handshake from "../../src/protocol/Handshake.ts"
+import type * as Metainfo from "../../src/protocol/Metainfo.ts"
 import * as WireMessage from "../../src/protocol/WireMessage.ts"
 import { type DiskError, DiskWriter } from "../../src/torrent/DiskWriter.ts"
 import { Orchestrator, type Progress, readerOf } from "../../src/torrent/Orchestrator.ts"
@@ -125,6 +126,10 @@ export const makeOrchestrator = Effect.fnUntraced(function*(
     }),
     progress: readerOf(progress),
     completed,
+    meta: () => {
+      throw new Error("the recording Orchestrator has no metadata")
+    },
+    layersIn: yield* Deferred.make<Metainfo.Metainfo>(),
     prioritize: () => Effect.void,
     setSequential: () => Effect.void,
     reading: () => Effect.void,
