@@ -8,8 +8,11 @@
  * torrents, stay within the limit, except its first: a torrent with no piece
  * open always gets one, so that every torrent moves.
  *
- * Closed pieces' buffers are kept for the next pieces (of any torrent), up
- * to the limit, until nothing downloads. Reuse is what bounds the memory: a
+ * Closed pieces' buffers are kept for the next pieces (of any torrent), so
+ * that all of them together stay within the most ever in use at once (or
+ * the limit): a torrent seeding after its download keeps that much (16 MiB
+ * for one torrent's open and pending pieces), and downloads in bursts (fifty
+ * torrents from one seeder) reuse it rather than allocate. Reuse is what bounds the memory: a
  * piece's buffer is shared with the PieceWorker's thread, and a dropped one
  * is freed only once that thread collects its garbage too, which it seldom
  * does (it allocates little). Fifty torrents dropping their pieces' buffers
@@ -27,6 +30,8 @@ export interface Pool {
 
 export const make = (limitBytes: number): Pool => {
   let inUse = 0
+  /** The most ever in use: over the limit by the first pieces the limit lets through. */
+  let peak = 0
   /** Closed pieces' buffers, and their bytes. */
   const free: Array<Uint8Array> = []
   let freeBytes = 0
@@ -38,6 +43,7 @@ export const make = (limitBytes: number): Pool => {
     take: (size, first) => {
       if (!first && inUse + size > limitBytes) return undefined
       inUse += size
+      peak = Math.max(peak, inUse)
       const at = free.findIndex((buffer) => buffer.length >= size)
       if (at >= 0) {
         const buffer = free[at]!
@@ -45,18 +51,19 @@ export const make = (limitBytes: number): Pool => {
         return buffer.subarray(0, size)
       }
       // Room for a new one: the oldest kept buffers go (too small for this piece).
-      while (free.length > 0 && inUse + freeBytes > limitBytes) drop(0)
+      while (free.length > 0 && inUse + freeBytes > Math.max(limitBytes, peak)) drop(0)
       // Shared memory: hashed and written by the PieceWorker without a copy.
       return PieceWorker.allocate(size)
     },
     give: (buffer, reusable) => {
       inUse -= buffer.length
-      if (reusable && inUse + freeBytes + buffer.length <= limitBytes) {
-        free.push(buffer)
-        freeBytes += buffer.length
+      // Whole again (a smaller piece had a part of it).
+      const whole = new Uint8Array(buffer.buffer, 0, buffer.buffer.byteLength)
+      // Kept while all the buffers together are no more than were ever in use at once (or the limit).
+      if (reusable && inUse + freeBytes + whole.length <= Math.max(limitBytes, peak)) {
+        free.push(whole)
+        freeBytes += whole.length
       }
-      // Nothing downloading: the memory goes back.
-      if (inUse === 0) { while (free.length > 0) drop(0) }
     }
   }
 }

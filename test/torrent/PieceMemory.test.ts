@@ -14,7 +14,7 @@ describe("PieceMemory", () => {
     assert.isUndefined(pool.take(256 * kib, false), "still over it")
   })
 
-  it("reuses closed pieces' buffers, for pieces of any torrent, and lets them go when nothing downloads", () => {
+  it("reuses closed pieces' buffers, for pieces of any torrent, whole again after a smaller piece", () => {
     const pool = PieceMemory.make(1024 * kib)
     const a = pool.take(256 * kib, false)!
     const b = pool.take(256 * kib, false)!
@@ -24,16 +24,22 @@ describe("PieceMemory", () => {
     pool.give(b, false)
     assert.notStrictEqual(pool.take(256 * kib, false)!.buffer, b.buffer, "not reusable: a connection may write to it")
     pool.give(smaller, true)
-    const c = pool.take(256 * kib, false)!
-    pool.give(c, true)
-    // One piece (256 KiB) still in use: `c` is kept.
-    assert.strictEqual(pool.take(256 * kib, false)!.buffer, c.buffer)
+    assert.strictEqual(pool.take(256 * kib, false)!.buffer, a.buffer, "a 256 KiB piece again")
   })
 
-  it("keeps nothing once no piece is open", () => {
-    const pool = PieceMemory.make(1024 * kib)
+  it("keeps no more than was ever in use at once (or the limit)", () => {
+    const pool = PieceMemory.make(256 * kib)
     const a = pool.take(256 * kib, false)!
     pool.give(a, true)
-    assert.notStrictEqual(pool.take(256 * kib, false)!.buffer, a.buffer)
+    const b = pool.take(256 * kib, true)!
+    assert.strictEqual(b.buffer, a.buffer)
+    const c = pool.take(256 * kib, true)!
+    pool.give(b, true)
+    pool.give(c, true)
+    // 512 KiB were in use at once: both kept.
+    assert.deepStrictEqual(
+      new Set([pool.take(256 * kib, true)!.buffer, pool.take(256 * kib, true)!.buffer]),
+      new Set([a.buffer, c.buffer])
+    )
   })
 })
