@@ -42,13 +42,13 @@ import { sha1File, writeData } from "./benchData.ts"
 import {
   accepts,
   aria2Seeding,
-  cpuOf,
   entry,
   freePort,
   type Download,
   printDownloads,
   sleep,
   spawnGroup,
+  timedDownload,
   within,
   workDir,
   mib,
@@ -137,21 +137,7 @@ const download = (
   out: string,
   seeder: { readonly port: number; readonly pid: number },
   policy: Encryption.Policy
-) =>
-  Effect.gen(function*() {
-    const torrents = yield* TorrentManager
-    const cpu = process.cpuUsage()
-    const otherCpu = cpuOf(seeder.pid)
-    const start = performance.now()
-    const handle = yield* torrents.add(meta, { peers: [{ host: "127.0.0.1", port: seeder.port }] })
-    yield* handle.completed.pipe(Effect.timeout("10 minutes"))
-    const used = process.cpuUsage(cpu)
-    return {
-      seconds: (performance.now() - start) / 1000,
-      cpu: (used.user + used.system) / 1e6,
-      otherCpu: cpuOf(seeder.pid) - otherCpu
-    } satisfies Download
-  }).pipe(Effect.scoped, Effect.provide(manager(out, 0, policy)))
+) => timedDownload(meta, seeder).pipe(Effect.provide(manager(out, 0, policy)))
 
 /**
  * Seeder mode (`bench-encryption.ts --seed <torrent> <dir> <policy>`): our

@@ -24,7 +24,18 @@ import type * as Utp from "../src/peer/Utp.ts"
 import * as Metainfo from "../src/protocol/Metainfo.ts"
 import { TorrentManager } from "../src/TorrentManager.ts"
 import { sha1File, writeData } from "./benchData.ts"
-import { cpuOf, entry, freePort, type Download, mib, printDownloads, runs, spawnGroup, workDir } from "./benchRun.ts"
+import {
+  cpuOf,
+  entry,
+  freePort,
+  type Download,
+  mib,
+  printDownloads,
+  runs,
+  spawnGroup,
+  timedDownload,
+  workDir
+} from "./benchRun.ts"
 
 const perGiB = (cpu: number) => (cpu * 1024) / mib
 
@@ -56,20 +67,7 @@ const manager =
     )
 
 const download = (meta: Metainfo.Metainfo, out: string, seeder: { port: number; pid: number }, utp: Utp.Policy) =>
-  Effect.gen(function*() {
-    const torrents = yield* TorrentManager
-    const cpu = process.cpuUsage()
-    const seederCpu = cpuOf(seeder.pid)
-    const start = performance.now()
-    const handle = yield* torrents.add(meta, { peers: [{ host: "127.0.0.1", port: seeder.port }] })
-    yield* handle.completed.pipe(Effect.timeout("10 minutes"))
-    const used = process.cpuUsage(cpu)
-    return {
-      seconds: (performance.now() - start) / 1000,
-      cpu: (used.user + used.system) / 1e6,
-      otherCpu: cpuOf(seeder.pid) - seederCpu
-    } satisfies Download
-  }).pipe(Effect.scoped, manager(out, 0, utp))
+  timedDownload(meta, seeder).pipe(manager(out, 0, utp))
 
 /** Seeder mode (`bench-utp.ts --seed <torrent> <dir> <policy>`): prints `ready <port>` once checked, seeds until killed. */
 const seed = (torrentFile: string, dir: string, utp: Utp.Policy) =>

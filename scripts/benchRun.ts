@@ -5,12 +5,15 @@
  * /usr/bin/time, and the figures of a row (median, every run, met or
  * MISSED).
  */
+import { Effect } from "effect"
 import { execFileSync, spawn, type ChildProcess, type StdioOptions } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
+import type * as Metainfo from "../src/protocol/Metainfo.ts"
+import { TorrentManager } from "../src/TorrentManager.ts"
 
 /** What every bench reads: the data's size in MiB (BENCH_MIB, default 1 GiB) and the runs of each download (BENCH_RUNS, default 3). */
 export const mib = Number(process.env.BENCH_MIB ?? 1024)
@@ -228,6 +231,27 @@ export interface Download {
   readonly cpu: number
   readonly otherCpu: number
 }
+
+/**
+ * Our download of `meta` from the seeder at 127.0.0.1:`seeder.port`
+ * (process `seeder.pid`), with the TorrentManager provided: its time, our
+ * CPU and the seeder's meanwhile.
+ */
+export const timedDownload = (meta: Metainfo.Metainfo, seeder: { readonly port: number; readonly pid: number }) =>
+  Effect.gen(function*() {
+    const torrents = yield* TorrentManager
+    const cpu = process.cpuUsage()
+    const seederCpu = cpuOf(seeder.pid)
+    const start = performance.now()
+    const handle = yield* torrents.add(meta, { peers: [{ host: "127.0.0.1", port: seeder.port }] })
+    yield* handle.completed.pipe(Effect.timeout("10 minutes"))
+    const used = process.cpuUsage(cpu)
+    return {
+      seconds: (performance.now() - start) / 1000,
+      cpu: (used.user + used.system) / 1e6,
+      otherCpu: cpuOf(seeder.pid) - seederCpu
+    } satisfies Download
+  }).pipe(Effect.scoped)
 
 /**
  * A table of downloads of `mib` MiB, a line per row: the median rate, the
