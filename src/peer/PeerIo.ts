@@ -5,7 +5,7 @@
  * peer's handshake first); `send` encodes a batch of messages into one buffer
  * and writes it with one call.
  */
-import { Context, Effect, Pull, Stream } from "effect"
+import { Channel, Context, Effect, Pull, Stream } from "effect"
 import * as Socket from "effect/socket/Socket"
 import * as Frame from "../protocol/Frame.ts"
 import type * as Handshake from "../protocol/Handshake.ts"
@@ -34,10 +34,14 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, options: 
   const bytes = yield* Socket.readerBytes(socket)
   const writer = yield* socket.writer
   let claim: Frame.Claim | undefined
-  const pull = yield* Stream.fromPull(Effect.succeed(bytes)).pipe(
-    Frame.decodeWithHandshake({ ...options, claim: (index, begin, length) => claim?.(index, begin, length) }),
-    Stream.toPull
+  const messages = Stream.fromPull(Effect.succeed(bytes)).pipe(
+    Frame.decodeWithHandshake({ ...options, claim: (index, begin, length) => claim?.(index, begin, length) })
   )
+  // The channel's own pull, not `Stream.toPull`: that one provides the whole
+  // context again and takes a semaphore on every read (a copy of the
+  // context's map each time: a fifth of all allocation in a download). Only
+  // the session's reader pulls, and the stream needs no services.
+  const pull = yield* Channel.toPullScoped(messages.channel, yield* Effect.scope)
   // A socket's stream ends only by failing: its end is never `Done`, but the type allows it.
   const closed = new Socket.SocketError({ reason: new Socket.SocketCloseError({ code: 1000 }) })
   const read = pull.pipe(Pull.catchDone(() => Effect.fail(closed)))
