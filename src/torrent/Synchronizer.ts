@@ -90,6 +90,8 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
   const wanted = new Uint8Array(count).fill(1)
   /** Per piece, the highest rank of its files' priorities. */
   const rank = new Uint8Array(count).fill(priorityRank.normal)
+  /** The highest rank of any piece. */
+  let topRank = priorityRank.normal
   let sequential = false
   let windows: ReadonlyArray<Window> = []
   /** The window served first next time, so that readers take turns. */
@@ -220,24 +222,32 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
    * highest priority, random among the first few, then the rarest (or the
    * first, sequentially).
    */
+  /**
+   * The piece to open next for this peer: the highest rank, then the rarest
+   * (in the random phase and in sequential mode, rarity does not count).
+   * Ties go to the first met in a scan from a random piece onward (from the
+   * first piece in sequential mode). The scan stops at a piece nothing can
+   * beat, of the top rank and held by this peer alone: from one seeder that
+   * is the first piece it meets, where drawing a random number per tie made
+   * each choice a pass over every piece (quadratic in the piece count).
+   */
   const choosePiece = (peer: PieceSet): number | undefined => {
     const read = forReaders(peer)
     if (read !== undefined) return read
     let best: number | undefined
     let bestRank = 0
     let bestAvailability = Infinity
-    let ties = 0
-    const random = !sequential && haveCount < randomFirstPieces
-    for (let i = 0; i < count; i++) {
-      if (!openable(i, peer) || rank[i]! < bestRank) continue
-      const a = random || sequential ? 0 : availability[i]!
+    const rarity = !sequential && haveCount >= randomFirstPieces
+    const start = sequential ? 0 : Math.floor(nextRandom() * count)
+    for (let k = 0; k < count; k++) {
+      const i = start + k < count ? start + k : start + k - count
+      if (rank[i]! < bestRank || !openable(i, peer)) continue
+      const a = rarity ? availability[i]! : 0
       if (rank[i]! > bestRank || a < bestAvailability) {
         best = i
         bestRank = rank[i]!
         bestAvailability = a
-        ties = 1
-      } else if (a === bestAvailability && !sequential && nextRandom() * ++ties < 1) {
-        best = i // reservoir sampling: a random one among equally rare pieces
+        if (bestRank === topRank && a <= 1) break
       }
     }
     return best
@@ -313,6 +323,7 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
         const last = Math.floor((file.offset + file.length - 1) / meta.pieceLength)
         for (let p = Math.floor(file.offset / meta.pieceLength); p <= last; p++) rank[p] = Math.max(rank[p]!, r)
       })
+      topRank = rank.reduce((top, r) => Math.max(top, r), 0)
     },
     /** Whether piece `index` belongs to a selected file. */
     isWanted: (index: number) => wanted[index] === 1,

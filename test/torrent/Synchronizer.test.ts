@@ -74,8 +74,8 @@ describe("Synchronizer", () => {
 
   describe("pick order", () => {
     beforeEach(() => {
-      // Ties are broken with the random source (reservoir sampling). 0 makes
-      // every later candidate win the tie: the highest index is chosen.
+      // Ties go to the first candidate from a random piece on: 0 starts at
+      // piece 0, so the lowest index wins.
       random.mockReturnValue(0)
     })
     afterEach(() => random.mockReset())
@@ -92,7 +92,8 @@ describe("Synchronizer", () => {
     it("the first 4 pieces are random, whatever their availability; then rarest first", () => {
       const sync = Synchronizer.make(eleven.meta, { random })
       rising(sync)
-      // Random phase: every needed piece ties, the mocked tie-break takes the last.
+      // Random phase: every needed piece ties; the draws start at 10, 9, 8 and 7.
+      for (const start of [10, 9, 8, 7]) random.mockReturnValueOnce((start + 0.5) / 11)
       const first: Array<number> = []
       for (let k = 0; k < 4; k++) {
         const picked = sync.pick(all, 1, none, 100)
@@ -116,16 +117,19 @@ describe("Synchronizer", () => {
       assert.deepStrictEqual(sync.pick(all, 2, none, 100), [req(2, 0), req(2, 1)])
     })
 
-    it("the rarest piece is chosen even when the tie-break never switches", () => {
-      random.mockReturnValue(0.99)
+    it("the rarest piece is chosen wherever the scan starts; ties go to the first from the start", () => {
+      random.mockReturnValue(0.99) // the scan starts at piece 10
       const sync = Synchronizer.make(eleven.meta, { random })
       for (const i of [0, 1, 2, 3]) sync.markHave(i)
       // Piece 9 alone is the rarest (availability 1), the rest 2.
       sync.addAvailability(all, 1)
       sync.addAvailability(without(9), 1)
       assert.deepStrictEqual(piecesOf(sync.pick(all, 2, none, 100)), [9])
-      // Ties now (all 2): the first candidate stays.
-      assert.deepStrictEqual(piecesOf(sync.pick(all, 2, none, 100)), [4])
+      // Ties now (all 2): the first from the start (the last piece, of one
+      // block), then round to the first needed.
+      assert.deepStrictEqual(piecesOf(sync.pick(all, 2, none, 100)), [10, 4])
+      random.mockReturnValue(6.5 / 11)
+      assert.deepStrictEqual(piecesOf(sync.pick(without(4), 2, none, 100)), [6])
     })
 
     it("started pieces are finished before new ones are opened", () => {
@@ -174,7 +178,7 @@ describe("Synchronizer", () => {
 
   describe("endgame", () => {
     beforeEach(() => {
-      random.mockReturnValue(0.99) // ties: lowest index
+      random.mockReturnValue(0) // ties: lowest index
     })
     afterEach(() => random.mockReset())
 
@@ -374,7 +378,8 @@ describe("Synchronizer", () => {
       sync.setReaders([{ from: 8, to: 9 }, { from: 3, to: 4 }])
       assert.deepStrictEqual(order(sync, 8), [8, 3, 9, 4], "in turn")
       sync.setReaders([])
-      assert.deepStrictEqual(order(sync, 2), [0], "back to the usual order")
+      // The usual order again: still the random phase (nothing verified), from the drawn start, 0.5 of the way.
+      assert.deepStrictEqual(order(sync, 2), [5], "back to the usual order")
     })
 
     it("a reader's head piece, all asked of one peer, is asked of the next peer too; other open pieces are not", () => {
