@@ -14,7 +14,11 @@ export interface Settings {
   readonly maxPeers: number
   /** Most connection attempts in flight per torrent. */
   readonly maxHalfOpen: number
-  /** Most open peer connections over all torrents (incoming and outgoing). */
+  /**
+   * Most open peer connections over all torrents (incoming and outgoing).
+   * Unless given, at least `maxPeers`: one torrent may have every connection
+   * it is allowed.
+   */
   readonly maxConnections: number
   /** Most open incoming connections from one IP address. */
   readonly maxConnectionsPerHost: number
@@ -128,7 +132,7 @@ export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("e
       TorrentConfig,
       Effect.map(
         settings.peerId === undefined ? makePeerId : Effect.succeed(settings.peerId),
-        (peerId) => TorrentConfig.of({ ...defaults, ...settings, peerId })
+        (peerId) => TorrentConfig.of({ ...defaults, ...settings, maxConnections: connectionsFor(settings), peerId })
       )
     )
 
@@ -149,7 +153,7 @@ export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("e
         downloadDir: Config.String("DOWNLOAD_DIR").pipe(Config.withDefault(defaults.downloadDir)),
         maxPeers: int("MAX_PEERS", defaults.maxPeers),
         maxHalfOpen: int("MAX_HALF_OPEN", defaults.maxHalfOpen),
-        maxConnections: int("MAX_CONNECTIONS", defaults.maxConnections),
+        maxConnections: Config.Int("MAX_CONNECTIONS").pipe(Config.option, Config.map(Option.getOrUndefined)),
         maxConnectionsPerHost: int("MAX_CONNECTIONS_PER_HOST", defaults.maxConnectionsPerHost),
         maxOpenFiles: int("MAX_OPEN_FILES", defaults.maxOpenFiles),
         port: Config.Port("PORT").pipe(Config.withDefault(defaults.port)),
@@ -180,10 +184,16 @@ export class TorrentConfig extends Context.Service<TorrentConfig, Settings>()("e
         encryption: Config.Literals(Encryption.policies, "ENCRYPTION").pipe(Config.withDefault(defaults.encryption)),
         utp: Config.Literals(Utp.policies, "UTP").pipe(Config.withDefault(defaults.utp))
       }).pipe(Config.nested("TORRENT"))
-      return TorrentConfig.of({ ...defaults, ...read, peerId: yield* makePeerId })
+      return TorrentConfig.of({ ...defaults, ...read, maxConnections: connectionsFor(read), peerId: yield* makePeerId })
     })
   )
 }
+
+/** `maxConnections` as given, else the default or `maxPeers`, whichever is more. */
+const connectionsFor = (settings: {
+  readonly maxPeers?: number | undefined
+  readonly maxConnections?: number | undefined
+}): number => settings.maxConnections ?? Math.max(defaults.maxConnections, settings.maxPeers ?? defaults.maxPeers)
 
 /** A comma-separated list of "host:port" (IPv6 hosts in brackets); anything else fails naming the setting. */
 const addresses = (

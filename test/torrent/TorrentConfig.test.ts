@@ -61,6 +61,20 @@ describe("TorrentConfig.layer", () => {
       assert.strictEqual(yield* withSettings({ peerId: given }), given)
     }))
 
+  it.effect("most connections over all torrents: as given, else the default or the most per torrent, whichever is more", () =>
+    Effect.gen(function*() {
+      const withSettings = (settings: Partial<Settings>) =>
+        Effect.map(Effect.provide(TorrentConfig, TorrentConfig.layerWith(settings)), (config) => config.maxConnections)
+      assert.strictEqual(yield* withSettings({ maxPeers: 500 }), 500)
+      assert.strictEqual(yield* withSettings({ maxPeers: 20 }), defaults.maxConnections)
+      assert.strictEqual(yield* withSettings({ maxPeers: 500, maxConnections: 300 }), 300)
+      assert.strictEqual((yield* read({ TORRENT_MAX_PEERS: "500" })).maxConnections, 500)
+      assert.strictEqual(
+        (yield* read({ TORRENT_MAX_PEERS: "500", TORRENT_MAX_CONNECTIONS: "300" })).maxConnections,
+        300
+      )
+    }))
+
   it.effect("a value that does not parse fails, naming the setting", () =>
     Effect.gen(function*() {
       const port = yield* Effect.flip(read({ TORRENT_PORT: "99999" }))
