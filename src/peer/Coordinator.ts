@@ -10,7 +10,7 @@
  *
  * It belongs to one PeerSession and is called synchronously from its fibers.
  */
-import { Context, Layer } from "effect"
+import { Context } from "effect"
 import { blockKey, type BlockRequest, blockSize } from "../protocol/Block.ts"
 
 export interface Options {
@@ -111,7 +111,5 @@ export const make = (options: Options) => {
 
 export type State = ReturnType<typeof make>
 
-/** One per connection, built by the session's per-connection layer. */
-export class Coordinator extends Context.Service<Coordinator, State>()("effect-torrent/peer/Coordinator") {
-  static readonly layer = (options: Options) => Layer.sync(Coordinator, () => Coordinator.of(make(options)))
-}
+/** One per connection, in the session's per-connection context. */
+export class Coordinator extends Context.Service<Coordinator, State>()("effect-torrent/peer/Coordinator") {}

@@ -15,7 +15,7 @@
  * the host gets one `Disconnected` event with the requests it leaves
  * unanswered, and closing the scope closes the socket.
  */
-import { Cause, Clock, Context, Deferred, Effect, Exit, Layer, Option, Queue, Result, Schema } from "effect"
+import { Cause, Clock, Context, Deferred, Effect, Exit, Option, Queue, Result, Schema } from "effect"
 import * as Socket from "effect/socket/Socket"
 import * as AllowedFast from "../protocol/AllowedFast.ts"
 import * as Bitfield from "../protocol/Bitfield.ts"
@@ -285,20 +285,25 @@ const session = Effect.fnUntraced(function*(options: Options, expose: (c: Connec
     maxFrame: maxFrame(host.pieces?.count),
     timeoutMillis: host.handshakeTimeoutMillis
   }, fail)
-  const connection = Layer.mergeAll(
-    Layer.succeed(
-      PeerSession,
-      PeerSession.of({
-        peer: options.peer,
-        handshake,
-        outgoing: options.connection._tag === "Outgoing",
-        unreported: { bytes: 0 }
-      })
-    ),
-    Layer.succeed(PeerIo.PeerIo, io),
-    Coordinator.Coordinator.layer({ requestTimeoutMillis: host.requestTimeoutMillis })
+  // The connection's services as one context, not layers: `Effect.provide`
+  // of a layer keeps a memo map and a context per layer for as long as the
+  // session runs, some 7 copies of the fiber's service map per peer.
+  const connection = Context.make(
+    PeerSession,
+    PeerSession.of({
+      peer: options.peer,
+      handshake,
+      outgoing: options.connection._tag === "Outgoing",
+      unreported: { bytes: 0 }
+    })
+  ).pipe(
+    Context.add(PeerIo.PeerIo, io),
+    Context.add(
+      Coordinator.Coordinator,
+      Coordinator.Coordinator.of(Coordinator.make({ requestTimeoutMillis: host.requestTimeoutMillis }))
+    )
   )
-  return yield* connected(options, rest, expose).pipe(Effect.provide(connection))
+  return yield* connected(options, rest, expose).pipe(Effect.provideContext(connection))
 })
 
 const connected = Effect.fnUntraced(function*(
