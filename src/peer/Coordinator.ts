@@ -3,8 +3,7 @@
  *
  * It remembers which blocks we asked this peer for and when, sizes the
  * pipeline to the peer's rate (enough requests to cover `queueSeconds` of
- * transfer, between `minDepth` and the peer's own queue limit; until the
- * first estimate, one more request per block received), hands back
+ * transfer, between `minDepth` and the peer's own queue limit), hands back
  * requests that time out or are dropped by a choke, and tells a snubbing
  * peer (requests outstanding, no block for `snubMillis`) from a slow one.
  *
@@ -27,12 +26,6 @@ export const make = (options: Options) => {
   const outstanding = new Map<number, { readonly request: BlockRequest; readonly sentAt: number }>()
   let maxDepth = options.maxDepth ?? 250
   let depth = minDepth
-  /**
-   * Until the first tick, each block received deepens the pipeline by one
-   * (slow start, as libtorrent's request queue does): a fast peer would
-   * otherwise be held at `minDepth` for the whole first second.
-   */
-  let slowStart = true
   let rate = 0 // bytes/s, smoothed
   let windowBytes = 0
   let lastBlockAt = 0
@@ -65,7 +58,6 @@ export const make = (options: Options) => {
       outstanding.delete(key)
       windowBytes += length
       lastBlockAt = now
-      if (slowStart && depth < maxDepth) depth++
       return true
     },
     /** We cancelled a request (endgame). */
@@ -102,7 +94,6 @@ export const make = (options: Options) => {
     tick: (elapsedMillis: number) => {
       const instant = (windowBytes * 1000) / Math.max(1, elapsedMillis)
       windowBytes = 0
-      slowStart = false
       rate = rate === 0 ? instant : rate * 0.6 + instant * 0.4
       depth = Math.min(maxDepth, Math.max(minDepth, Math.ceil((rate * queueSeconds) / blockSize)))
     }

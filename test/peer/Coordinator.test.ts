@@ -49,21 +49,6 @@ describe("Coordinator", () => {
       assert.strictEqual(c.depth, 192)
     })
 
-    it("grows by one per block received until the first estimate (slow start), then follows the rate", () => {
-      const c = Coordinator.make({ requestTimeoutMillis: 30_000, maxDepth: 100 })
-      transfer(c, 0, 40, 0)
-      assert.strictEqual(c.depth, floor + 40)
-      transfer(c, 1, 100, 0)
-      assert.strictEqual(c.depth, 100, "no deeper than the peer takes")
-      c.tick(1000) // 140 blocks in the first second: 280 wanted, 100 at most
-      assert.strictEqual(c.depth, 100)
-      const slow = Coordinator.make({ requestTimeoutMillis: 30_000 })
-      transfer(slow, 0, 20, 0)
-      slow.tick(1000)
-      transfer(slow, 1, 20, 1000)
-      assert.strictEqual(slow.depth, expected(20), "after the first estimate, blocks received do not deepen it")
-    })
-
     it("measures the rate over the elapsed time, not per tick", () => {
       const c = Coordinator.make({ requestTimeoutMillis: 30_000 })
       transfer(c, 0, 160, 0)
