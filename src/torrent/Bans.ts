@@ -47,6 +47,11 @@ export class Bans {
     return this.addresses.has(peer) || (this.hosts.get(hostOf(peer))?.until ?? 0) > now
   }
 
+  /** Whether the address itself was banned (not only held back with its host). */
+  banned(peer: PeerKey): boolean {
+    return this.addresses.has(peer)
+  }
+
   /** Whether a peer id was banned. */
   hasId(id: string): boolean {
     return this.ids.has(id)

@@ -628,6 +628,10 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
     for (const state of peers.values()) yield* updateInterest(state) // the piece is needed again
     yield* warn(published, `piece ${piece.index} failed its hash check; from ${[...contributors].join(", ")}`)
     yield* published.publish({ _tag: "HashFailed", index: piece.index, peers: [...contributors] })
+    // A sender already banned for corrupt data explains the failure: the
+    // others get no strike. A fast liar has blocks in many pieces when it is
+    // banned, and each of them failing later struck its honest co-senders.
+    if ([...contributors].some((peer) => bans.banned(peer))) return
     for (const peer of contributors) {
       const state = peers.get(peer)
       if (state === undefined) continue

@@ -29,8 +29,8 @@ const allBlocks: ReadonlyArray<BlockRequest> = [
 const keyOf = (r: BlockRequest) => `${r.index}:${r.begin}:${r.length}`
 const sortedKeys = (rs: ReadonlyArray<BlockRequest>) => rs.map(keyOf).sort()
 
-const blockOf = (r: BlockRequest, corrupt = false): WireMessage => {
-  const block = fixture.block(r.index, r.begin, r.length).slice()
+const blockOf = (r: BlockRequest, corrupt = false, of: Fixtures.Fixture = fixture): WireMessage => {
+  const block = of.block(r.index, r.begin, r.length).slice()
   if (corrupt) block[0] ^= 0xff
   return { _tag: "Piece", index: r.index, begin: r.begin, block }
 }
@@ -367,6 +367,29 @@ describe("Orchestrator", () => {
       }
       assert.isTrue(tagsOf(yield* a.drain).includes("Disconnect"))
       assert.isTrue(tagsOf(yield* b.drain).includes("Disconnect"))
+    }))
+
+  it.effect("pieces failing after one of their senders was banned for corrupt data cost the others no strike", () =>
+    Effect.gen(function*() {
+      const eight = Fixtures.make([8 * Fixtures.pieceLength]) // eight pieces of two blocks
+      const { connect, disk, orchestrator } = yield* startWith(eight)
+      const a = yield* connect("10.0.0.1:6881")
+      yield* a.says([{ _tag: "HaveAll" }, { _tag: "Unchoke" }], { depth: 100 })
+      const toA = requestsIn(yield* a.drain)
+      assert.strictEqual(toA.length, 16, "every block asked of A")
+      const second = (r: BlockRequest) => r.begin > 0
+      // A corrupts all of piece 0 (it alone sent it: banned) and the second block of pieces 1-3.
+      yield* a.says(toA.filter((r) => r.index === 0 || (r.index <= 3 && second(r))).map((r) => blockOf(r, true, eight)))
+      assert.isTrue(orchestrator.isBanned(a.peer, 0))
+      // B sends the first blocks of pieces 1-3: each piece fails, with A's bad block in it.
+      const b = yield* connect("10.0.0.2:6881")
+      yield* b.says([{ _tag: "HaveAll" }, { _tag: "Unchoke" }], { depth: 100 })
+      const firsts = requestsIn(yield* b.drain).filter((r) => r.index >= 1 && r.index <= 3 && !second(r))
+      assert.strictEqual(firsts.length, 3, "endgame: B is asked for the blocks A has not sent")
+      yield* b.says(firsts.map((r) => blockOf(r, false, eight)))
+      assert.deepStrictEqual([0, 1, 2, 3].filter((i) => disk.written.has(i)), [], "all four failed")
+      assert.isFalse(orchestrator.isBanned(b.peer, 0), "three failures A explains: no strike for B")
+      assert.isFalse(tagsOf(yield* b.drain).includes("Disconnect"))
     }))
 
   it.effect("a second connection from the same peer id is refused", () =>
