@@ -22,6 +22,10 @@ import { exitOf, freePort, opentracker, spawnChild, trackerUrls, waitForLine, wa
 
 const pieceLength = 32 * 1024
 
+/** Our torrent of `source` in 32 KiB pieces, made with the library's CreateTorrent. */
+const create = (source: string, options: Omit<CreateTorrent.Options, "pieceLength">) =>
+  CreateTorrent.create(source, { pieceLength, ...options }).pipe(Effect.provide(NodeServices.layer))
+
 /** Sizes on and off piece and block boundaries, a file of one piece, a file of one block's part, an empty file. */
 const files: ReadonlyArray<FileSpec> = [
   { path: "big.bin", size: 1_000_003 },
@@ -113,9 +117,7 @@ const download = (kind: "v2" | "hybrid") =>
 const seed = (kind: "v2" | "hybrid", by: "torrent" | "magnet" | "v2 magnet" = "torrent") =>
   Effect.gen(function*() {
     const { root, seedDir, source } = yield* workspace(`v2-to-libtorrent-${kind}`)
-    const { bytes, meta } = yield* CreateTorrent.create(source, { pieceLength, version: kind }).pipe(
-      Effect.provide(NodeServices.layer)
-    )
+    const { bytes, meta } = yield* create(source, { version: kind })
     const torrent = join(root, `${kind}.torrent`)
     Fs.writeFileSync(torrent, bytes)
     const { manager: ours, port } = yield* manager(seedDir)
@@ -186,9 +188,7 @@ describe("BitTorrent v2 with libtorrent", () => {
       Effect.gen(function*() {
         const { root, source } = yield* workspace("v2-same-as-libtorrent")
         const theirs = yield* libtorrentCreate(source, join(root, "theirs.torrent"), "v2")
-        const ours = yield* CreateTorrent.create(source, { pieceLength, version: "v2" }).pipe(
-          Effect.provide(NodeServices.layer)
-        )
+        const ours = yield* create(source, { version: "v2" })
         const roots = (meta: Metainfo.Metainfo) =>
           meta.files.map((file) => [file.path.join("/"), Buffer.from(file.piecesRoot ?? []).toString("hex")])
         assert.deepStrictEqual(roots(ours.meta), roots(theirs))
@@ -211,9 +211,7 @@ describe("BitTorrent v2 with libtorrent", () => {
     () =>
       Effect.gen(function*() {
         const { root, seedDir, source } = yield* workspace("hybrid-dialled-by-v2")
-        const { meta } = yield* CreateTorrent.create(source, { pieceLength, version: "hybrid" }).pipe(
-          Effect.provide(NodeServices.layer)
-        )
+        const { meta } = yield* create(source, { version: "hybrid" })
         const out = join(root, "libtorrent")
         const leecher = yield* spawnChild("libtorrent leecher", python, [
           helper,
@@ -238,8 +236,7 @@ describe("BitTorrent v2 with libtorrent", () => {
         const { seedDir, source } = yield* workspace("hybrid-announced-twice")
         const trackerPort = yield* freePort
         const { http } = trackerUrls(trackerPort)
-        const { meta } = yield* CreateTorrent.create(source, { pieceLength, version: "hybrid", trackers: [http] })
-          .pipe(Effect.provide(NodeServices.layer))
+        const { meta } = yield* create(source, { version: "hybrid", trackers: [http] })
         const v2 = { ...meta, infoHash: InfoHash.truncate(meta.infoHashV2!) }
         yield* opentracker({ port: trackerPort, dir: yield* tempDir("opentracker"), torrents: [meta, v2] })
         const { manager: ours } = yield* manager(seedDir)
@@ -275,9 +272,7 @@ describe("BitTorrent v2 with libtorrent", () => {
     () =>
       Effect.gen(function*() {
         const { root, seedDir, source } = yield* workspace("v2-layers-relayed")
-        const { meta } = yield* CreateTorrent.create(source, { pieceLength, version: "v2" }).pipe(
-          Effect.provide(NodeServices.layer)
-        )
+        const { meta } = yield* create(source, { version: "v2" })
         assert.isNotEmpty(
           Metainfo.missingPieceLayers({ ...meta, files: meta.files.map(({ pieceLayer: _, ...f }) => f) })
         )
