@@ -19,10 +19,8 @@
  * sockets were still open with the seeder's handshake received at the end
  * of the hold.
  *
- * The CLI's engine admits at most 200 connections over all torrents
- * (TorrentConfig's maxConnections, which neither a flag nor the environment
- * sets for the CLI): with fewer than 500 connected the verdict says
- * "not measured", not met or MISSED.
+ * With fewer than 500 connected (the engine's connection limits turned one
+ * away) the verdict says "not measured", not met or MISSED.
  *
  * BENCH_SEEDER_NODE_OPTIONS is given to the seeder alone as NODE_OPTIONS
  * (e.g. --max-semi-space-size=1), to try V8 flags on it.

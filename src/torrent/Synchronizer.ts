@@ -218,18 +218,15 @@ export const make = (meta: Metainfo.Metainfo, options?: Options) => {
   }
 
   /**
-   * The next piece to open for a peer: what readers wait for; else of the
-   * highest priority, random among the first few, then the rarest (or the
-   * first, sequentially).
-   */
-  /**
-   * The piece to open next for this peer: the highest rank, then the rarest
-   * (in the random phase and in sequential mode, rarity does not count).
-   * Ties go to the first met in a scan from a random piece onward (from the
-   * first piece in sequential mode). The scan stops at a piece nothing can
-   * beat, of the top rank and held by this peer alone: from one seeder that
-   * is the first piece it meets, where drawing a random number per tie made
-   * each choice a pass over every piece (quadratic in the piece count).
+   * The piece to open next for this peer: what readers wait for; else the
+   * highest rank, then the rarest (in the random phase and in sequential
+   * mode, rarity does not count). Ties go to the first met in a scan from a
+   * random piece onward (from the first piece in sequential mode). The scan
+   * stops at a piece nothing can beat: of the top rank and held by this peer
+   * alone (any piece of the top rank when rarity does not count). From one
+   * seeder that is the first piece it meets, where drawing a random number
+   * per tie made each choice a pass over every piece (quadratic in the
+   * piece count).
    */
   const choosePiece = (peer: PieceSet): number | undefined => {
     const read = forReaders(peer)
