@@ -8,8 +8,7 @@
 import { Effect, FileSystem, Option, Path, References } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as NodeOs from "node:os"
-import { isLoopback } from "../http/TorrentServer.ts"
-import { TorrentManager } from "../TorrentManager.ts"
+import { isLoopback } from "../http/Loopback.ts"
 import * as Download from "./Download.ts"
 import * as Input from "./Input.ts"
 import { Screen } from "./Screen.ts"
@@ -87,7 +86,9 @@ const run = Effect.fnUntraced(function*(input: Command.Command.Config.Infer<type
   yield* fs.makeDirectory(downloadDir, { recursive: true }).pipe(
     Effect.mapError((error) => new Input.InputError({ input: downloadDir, detail: `cannot make it: ${error.message}` }))
   )
+  // The engine and the server are loaded here, once the command runs: the other commands start without them.
   const Daemon = yield* Effect.promise(() => import("../daemon/Daemon.ts"))
+  const { TorrentManager } = yield* Effect.promise(() => import("../TorrentManager.ts"))
   const { otlp } = yield* Effect.promise(() => import("../daemon/Metrics.ts"))
   const screen = yield* Screen
   return yield* Daemon.run({

@@ -31,6 +31,7 @@ import { Context, Effect, Layer, Option, Stream } from "effect"
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse, Mime } from "effect/http"
 import * as Http from "node:http"
 import * as ByteRange from "./ByteRange.ts"
+import { isLoopback } from "./Loopback.ts"
 import { Served, type ServedError, type ServedFile } from "./Served.ts"
 
 export interface Options {
@@ -286,5 +287,3 @@ const size = (bytes: number): string => {
 /** A Host header naming an address or localhost (any port), or none at all. */
 export const hostAllowed = (host: string | undefined): boolean =>
   host === undefined || /^(localhost|\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/i.test(host)
-
-export const isLoopback = (host: string): boolean => /^(127\.\d+\.\d+\.\d+|::1|localhost)$/i.test(host)

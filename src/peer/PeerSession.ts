@@ -15,7 +15,7 @@
  * the host gets one `Disconnected` event with the requests it leaves
  * unanswered, and closing the scope closes the socket.
  */
-import { Cause, Clock, Context, Deferred, Effect, Exit, Option, Queue, Result, Schema } from "effect"
+import { Cause, Clock, Context, Deferred, Effect, Exit, Queue, Result, Schema } from "effect"
 import * as Socket from "effect/socket/Socket"
 import * as AllowedFast from "../protocol/AllowedFast.ts"
 import * as Bitfield from "../protocol/Bitfield.ts"
@@ -339,7 +339,10 @@ const connected = Effect.fnUntraced(function*(
   if (options.onHandshake !== undefined) yield* options.onHandshake
   const outbox = yield* Queue.unbounded<PeerCommand>()
 
-  /** Our pieces, kept current by the Have commands passing through the writer. */
+  /**
+   * Our pieces, kept current by the Have commands passing through the writer
+   * (the host sends none for pieces the peer has, which it does not ask for).
+   */
   const ours = yield* host.bitfield
   /**
    * Pieces the peer may fetch while we choke it (BEP 6), among those we have
@@ -610,17 +613,16 @@ const connected = Effect.fnUntraced(function*(
     while (true) yield* handle(yield* io.read)
   })
 
+  /** When the writer last sent what the host told it to: the ticker sends a keep-alive after `keepAliveMillis` without. */
+  let lastCommandAt = lastHeard
   const writer = Effect.gen(function*() {
     while (true) {
-      const batch = yield* Queue.takeAll(outbox).pipe(Effect.timeoutOption(host.keepAliveMillis))
-      if (Option.isNone(batch)) {
-        yield* io.send([{ _tag: "KeepAlive" }])
-        continue
-      }
+      const batch = yield* Queue.takeAll(outbox)
       const now = yield* Clock.currentTimeMillis
+      lastCommandAt = now
       const messages: Array<WireMessage> = []
       const requests: Array<BlockRequest> = []
-      for (const command of batch.value) {
+      for (const command of batch) {
         switch (command._tag) {
           case "Disconnect":
             yield* io.send(messages)
@@ -643,9 +645,6 @@ const connected = Effect.fnUntraced(function*(
             break
           case "Have":
             ours.set(command.index)
-            // A peer that has the piece needs no word of ours (a seed gets none):
-            // each write wakes the peer, and a download from seeds wrote one per piece.
-            if (theirs.has(command.index)) continue
             break
           case "Choke": {
             choking = true
@@ -697,6 +696,11 @@ const connected = Effect.fnUntraced(function*(
       last = now
       if (now - lastHeard >= host.idleTimeoutMillis) {
         return yield* fail("Idle", `silent for ${host.idleTimeoutMillis / 1000} s`)
+      }
+      // Here rather than as a timeout on the writer's every wait: that raced two fibers per batch.
+      if (now - lastCommandAt >= host.keepAliveMillis) {
+        lastCommandAt = now
+        yield* io.send([{ _tag: "KeepAlive" }])
       }
       yield* host.offer({
         _tag: "Tick",

@@ -616,7 +616,9 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
       yield* wake(piece.index, Effect.void)
       yield* published.publish({ _tag: "PieceVerified", index: piece.index })
       for (const state of peers.values()) {
-        yield* send(state, [{ _tag: "Have", index: piece.index }])
+        // A peer that has the piece needs no word of it (a seed gets none): each
+        // write wakes the peer, and each command its session's writer.
+        if (!state.has.has(piece.index)) yield* send(state, [{ _tag: "Have", index: piece.index }])
         yield* updateInterest(state)
       }
       return yield* completeIfDone

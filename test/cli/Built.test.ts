@@ -11,7 +11,30 @@ import { join } from "node:path"
 import { createWithMktorrent, sameBytes, tempDir, writeTree } from "../util/Files.ts"
 import { aria2Seeder, exitOf, freePort, opentracker, spawnChild, trackerUrls, waitForSeeders } from "../util/Swarm.ts"
 
+/** The bundle's files that `file` loads as it starts: its static imports, and theirs (not `import()`). */
+const startsWith = (file: string, loaded = new Set<string>()): Set<string> => {
+  if (loaded.has(file)) return loaded
+  loaded.add(file)
+  const text = Fs.readFileSync(join("dist/bundle", file), "utf8")
+  for (const [, imported] of text.matchAll(/^import\s*(?:[^"';]*?\sfrom\s*)?"\.\/([^"]+)";/gm)) {
+    startsWith(imported!, loaded)
+  }
+  return loaded
+}
+
 describe("the built CLI", () => {
+  it("starts without the engine or the HTTP server: only the commands that run them load them", () => {
+    const loaded = [...startsWith("cli.js")]
+    assert.isAbove(loaded.length, 1, "the CLI's own chunks")
+    // esbuild heads each module's code in a chunk with a comment naming it.
+    for (const module of ["src/TorrentManager.ts", "src/torrent/Orchestrator.ts", "src/http/TorrentServer.ts"]) {
+      const carrier = loaded.find((file) =>
+        Fs.readFileSync(join("dist/bundle", file), "utf8").includes(`// ${module}\n`)
+      )
+      assert.isUndefined(carrier, `${module} is in ${carrier}, which the CLI loads as it starts`)
+    }
+  })
+
   it.live("downloads from an aria2c seeder found through opentracker, byte-identical", () =>
     Effect.gen(function*() {
       assert.isTrue(Fs.existsSync("dist/bundle/cli.js"), "dist/bundle/cli.js is missing: test/globalSetup.ts builds it")
