@@ -24,7 +24,7 @@ import {
   Stream
 } from "effect"
 import type { Digest } from "effect/crypto"
-import { HttpClient } from "effect/http"
+import * as HttpClient from "effect/http/HttpClient"
 import * as InfoHash from "../protocol/InfoHash.ts"
 import type * as Metainfo from "../protocol/Metainfo.ts"
 import type { Address } from "../peer/Network.ts"

@@ -20,7 +20,8 @@
  * or is banned for corrupt data, is dropped (with a warning).
  */
 import { Clock, Data, Effect, Queue, Schema, Stream } from "effect"
-import { HttpClient, HttpClientRequest } from "effect/http"
+import * as HttpClient from "effect/http/HttpClient"
+import * as HttpClientRequest from "effect/http/HttpClientRequest"
 import { createHash } from "node:crypto"
 import { blockSize, type BlockRequest } from "../protocol/Block.ts"
 import * as InfoHash from "../protocol/InfoHash.ts"

@@ -8,7 +8,7 @@
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Duration, Effect, Layer, Option, Result, Schema, Stream } from "effect"
-import { HttpClient } from "effect/http"
+import * as HttpClient from "effect/http/HttpClient"
 import * as NetAddress from "effect/net/NetAddress"
 import * as Bencode from "../protocol/Bencode.ts"
 import * as Tracker from "./Tracker.ts"

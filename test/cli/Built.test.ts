@@ -22,16 +22,26 @@ const startsWith = (file: string, loaded = new Set<string>()): Set<string> => {
   return loaded
 }
 
+/** Which of `files` holds `module` (esbuild heads each module's code in a chunk with a comment naming it). */
+const carrierOf = (files: Iterable<string>, module: string): string | undefined =>
+  [...files].find((file) => Fs.readFileSync(join("dist/bundle", file), "utf8").includes(`// ${module}\n`))
+
 describe("the built CLI", () => {
   it("starts without the engine or the HTTP server: only the commands that run them load them", () => {
-    const loaded = [...startsWith("cli.js")]
-    assert.isAbove(loaded.length, 1, "the CLI's own chunks")
-    // esbuild heads each module's code in a chunk with a comment naming it.
+    const loaded = startsWith("cli.js")
+    assert.isAbove(loaded.size, 1, "the CLI's own chunks")
     for (const module of ["src/TorrentManager.ts", "src/torrent/Orchestrator.ts", "src/http/TorrentServer.ts"]) {
-      const carrier = loaded.find((file) =>
-        Fs.readFileSync(join("dist/bundle", file), "utf8").includes(`// ${module}\n`)
-      )
+      const carrier = carrierOf(loaded, module)
       assert.isUndefined(carrier, `${module} is in ${carrier}, which the CLI loads as it starts`)
+    }
+    // A download loads the engine, and the HTTP client for trackers, but no server.
+    const engine = Fs.readdirSync("dist/bundle").find((file) => /^TorrentManager-\w+\.js$/.test(file))
+    assert.isDefined(engine, "the engine's chunk")
+    const downloading = startsWith(engine!, new Set(loaded))
+    assert.isDefined(carrierOf(downloading, "node_modules/effect/dist/http/HttpClient.js"))
+    for (const module of ["node_modules/effect/dist/http/HttpRouter.js", "src/http/TorrentServer.ts"]) {
+      const carrier = carrierOf(downloading, module)
+      assert.isUndefined(carrier, `${module} is in ${carrier}, which a download loads`)
     }
   })
 
