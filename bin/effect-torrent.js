@@ -5,5 +5,24 @@
 // `info`, `create` and the help start with a third of the code. Node >= 22.1
 // also caches the compiled code between runs.
 import module from "node:module"
+
+// A download makes V8 grow its young generation to 16 MiB semi-spaces, 32 MiB
+// of the peak RSS; capped at 4 MiB it took 20-26 MiB off a download's peak at
+// no measurable cost in CPU (Node 20 and 22). V8 reads the cap only as it
+// starts, so where Node can replace its process in place (process.execve:
+// Node >= 22.15, not Windows) the CLI restarts itself once with the cap,
+// unless it was given one.
+const youngCap = "--max-semi-space-size"
+if (
+  typeof process.execve === "function" &&
+  ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some((arg) => arg.startsWith(youngCap))
+) {
+  try {
+    process.execve(process.execPath, [process.execPath, `${youngCap}=4`, ...process.execArgv, ...process.argv.slice(1)])
+  } catch {
+    // Not replaced (the call failed): run here, uncapped.
+  }
+}
+
 module.enableCompileCache?.()
 await import("../dist/bundle/cli.js")
