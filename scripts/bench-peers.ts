@@ -35,7 +35,7 @@ import * as Handshake from "../src/protocol/Handshake.ts"
 import * as Metainfo from "../src/protocol/Metainfo.ts"
 import * as WireMessage from "../src/protocol/WireMessage.ts"
 import { writeData } from "./benchData.ts"
-import { freePort, printed, sleep, spawnGroup, stop, verdict, workDir } from "./benchRun.ts"
+import { freePort, ourNode, ourNodeVersion, printed, sleep, spawnGroup, stop, verdict, workDir } from "./benchRun.ts"
 
 const peerCount = 500
 const holdMillis = 10_000
@@ -88,13 +88,13 @@ const main = async () => {
   const work = workDir("et-bench-peers-")
   const { path: data } = writeData(work, 16)
   const torrent = join(work, "data.torrent")
-  execFileSync(process.execPath, [cli, "create", data, "-o", torrent, "--piece-length", "256K"], { stdio: "ignore" })
+  execFileSync(ourNode, [cli, "create", data, "-o", torrent, "--piece-length", "256K"], { stdio: "ignore" })
   const decoded = Metainfo.decode(readFileSync(torrent))
   if (decoded._tag === "Failure") throw new Error(`${torrent}: ${decoded.failure.message}`)
   const port = await freePort()
 
   const nodeOptions = process.env.BENCH_SEEDER_NODE_OPTIONS
-  const seeder = spawnGroup(process.execPath, [
+  const seeder = spawnGroup(ourNode, [
     cli,
     "seed",
     torrent,
@@ -136,6 +136,7 @@ const main = async () => {
 
   const connected = Math.min(seederPeers, handshaken)
   console.log(JSON.stringify({
+    node: ourNodeVersion(),
     peers: peerCount,
     connectedAtOnce: seederPeers,
     handshaken,

@@ -56,6 +56,8 @@ import {
   within,
   workDir,
   mib,
+  ourNode,
+  ourNodeVersion,
   runs
 } from "./benchRun.ts"
 
@@ -160,7 +162,7 @@ const download = async (client: Client, torrent: string, out: string, expected: 
   rmSync(out, { recursive: true, force: true })
   const done = hookFile()
   const run = client === "effect-torrent"
-    ? startTimed(process.execPath, [cli, torrent, "-o", out, ...ourFlags, "--on-done", hook], 600_000, done.env)
+    ? startTimed(ourNode, [cli, torrent, "-o", out, ...ourFlags, "--on-done", hook], 600_000, done.env)
     : startTimed(
       "aria2c",
       [...aria2Leeching(out, await freePort()), `--on-bt-download-complete=${hook}`, torrent],
@@ -217,7 +219,7 @@ const main = async () => {
   }
   writeFileSync(hook, "#!/bin/sh\ndate +%s.%N >> \"$BENCH_DONE_FILE\"\n", { mode: 0o755 })
   console.log(
-    `effect-torrent swarm bench: opentracker (HTTP) and one aria2c seeder on 127.0.0.1, ${mib} MiB in ${
+    `effect-torrent swarm bench (${ourNodeVersion()}): opentracker (HTTP) and one aria2c seeder on 127.0.0.1, ${mib} MiB in ${
       piecesKiB.join(", ")
     } KiB pieces, ${runs} run(s) each, taking turns (work dir ${work})`
   )
@@ -237,7 +239,7 @@ const main = async () => {
   const startup = async (args: ReadonlyArray<string>) => {
     const measures: Array<Measure> = []
     for (let i = 0; i < startupRuns; i++) {
-      measures.push(await startTimed(process.execPath, [cli, ...args], 30_000).result)
+      measures.push(await startTimed(ourNode, [cli, ...args], 30_000).result)
     }
     return measures
   }
@@ -273,7 +275,7 @@ const main = async () => {
     ).then(() => 0, () => seeders(announce, meta))
     const ready = hookFile()
     const ours = startTimed(
-      process.execPath,
+      ourNode,
       [cli, "seed", torrent, "-o", seedDir, ...ourFlags, "--on-done", hook],
       1_800_000,
       ready.env
@@ -326,7 +328,7 @@ const main = async () => {
   await untilTrue(listed, manySeeder, 60_000, "the aria2c seeder's announces of every torrent")
   const manyOut = join(work, "many-out")
   const manyRun = await startTimed(
-    process.execPath,
+    ourNode,
     [cli, ...many.map((t) => t.torrent), "-o", manyOut, ...ourFlags],
     1_800_000
   ).result

@@ -31,6 +31,8 @@ import {
   timed,
   workDir,
   mib,
+  ourNode,
+  ourNodeVersion,
   runs
 } from "./benchRun.ts"
 
@@ -55,7 +57,7 @@ const report = (label: string, client: string, measures: ReadonlyArray<Measure>,
 const torrentPath = () => join(work, "data.torrent")
 
 const main = async () => {
-  console.log(`effect-torrent bench: ${mib} MiB, 1 MiB pieces, loopback (work dir ${work})`)
+  console.log(`effect-torrent bench (${ourNodeVersion()}): ${mib} MiB, 1 MiB pieces, loopback (work dir ${work})`)
   const seedDir = join(work, "seed")
   const { path: data, sha1: expected } = writeData(seedDir, mib)
   const torrent = torrentPath()
@@ -78,7 +80,7 @@ const main = async () => {
     const out = join(work, `out-${client}`)
     rmSync(out, { recursive: true, force: true })
     const measure = client === "effect-torrent"
-      ? await timed(process.execPath, [
+      ? await timed(ourNode, [
         "bin/effect-torrent.js",
         torrent,
         "-o",
@@ -126,7 +128,7 @@ const main = async () => {
   // Upload: our seeder alone in the swarm, an aria2c leecher.
   for (const seeder of seeders) seeder.kill("SIGKILL")
   const announced = new Promise<void>((resolve) => tracker.once("start", () => resolve()))
-  const ours = startTimed(process.execPath, [
+  const ours = startTimed(ourNode, [
     "bin/effect-torrent.js",
     "seed",
     torrent,

@@ -18,6 +18,13 @@ import { TorrentManager } from "../src/TorrentManager.ts"
 /** What every bench reads: the data's size in MiB (BENCH_MIB, default 1 GiB) and the runs of each download (BENCH_RUNS, default 3). */
 export const mib = Number(process.env.BENCH_MIB ?? 1024)
 export const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
+/**
+ * The node that runs our built CLI (BENCH_NODE, default this one): users run
+ * Node >= 22, where the CLI also caps V8's young generation (see the `bin`).
+ */
+export const ourNode = process.env.BENCH_NODE ?? process.execPath
+/** Which Node runs our CLI, for the benches' headers. */
+export const ourNodeVersion = (): string => execFileSync(ourNode, ["--version"], { encoding: "utf8" }).trim()
 
 // ---------------------------------------------------------------------------
 // Children and the work folder
