@@ -59,9 +59,11 @@ describe("the built CLI", () => {
       Effect.gen(function*() {
         const cli = yield* download(node22())
         const pid = cli.child.process.pid!
-        // The restart keeps the process (and its pid): its command line changes.
+        // The restart keeps the process (and its pid): its command line changes. Read until
+        // then, until the process ends, or for 60 s at most.
         let capped = false
-        while (!capped && cli.child.process.exitCode === null) {
+        const deadline = Date.now() + 60_000
+        while (!capped && cli.child.process.exitCode === null && Date.now() < deadline) {
           const cmdline = yield* Effect.sync(() => Fs.readFileSync(`/proc/${pid}/cmdline`, "latin1")).pipe(
             Effect.orElseSucceed(() => "")
           )
