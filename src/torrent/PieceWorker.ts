@@ -229,7 +229,9 @@ const make = Effect.gen(function*() {
       if (inPlace && !sha1Equals(data, sha1)) return Effect.succeed(false)
       return Effect.uninterruptible(
         Effect.flatMap(
-          call({ op: "write", data, parts, sha1: inPlace ? undefined : sha1 }),
+          // The hash is a copy: it is a view on the torrent's piece hashes,
+          // and posting a view copies all of the memory under it.
+          call({ op: "write", data, parts, sha1: inPlace ? undefined : sha1?.slice() }),
           (reply) =>
             "error" in reply
               ? Effect.fail(new WriteFailed(reply.error))
