@@ -6,7 +6,8 @@
  * 1. Completion from one aria2c seeder: a BENCH_MIB MiB file (default 1024)
  *    in torrents of each piece size in BENCH_PIECES_KIB (default
  *    "256,512,1024"); effect-torrent (the built CLI) and aria2c leech in
- *    turns, BENCH_RUNS times each (default 3, the first client alternating).
+ *    turns, BENCH_RUNS times each (default 3, the first client alternating),
+ *    each after a `sync`.
  *    Completion time: from launch to the client's own hook, a script that
  *    appends `date +%s.%N` to a file (our `--on-done`, aria2c's
  *    `--on-bt-download-complete`: both run once the data is complete and
@@ -160,6 +161,9 @@ interface Run {
 /** One download of `torrent` into `out` by `client`, timed to its hook and its exit, the file checked. */
 const download = async (client: Client, torrent: string, out: string, expected: string): Promise<Run> => {
   rmSync(out, { recursive: true, force: true })
+  // Every run starts with nothing left to write back (the seed's data, the last run's file): the
+  // kernel's writeback otherwise takes the CPU of whichever client comes next.
+  execFileSync("sync")
   const done = hookFile()
   const run = client === "effect-torrent"
     ? startTimed(ourNode, [cli, torrent, "-o", out, ...ourFlags, "--on-done", hook], 600_000, done.env)
