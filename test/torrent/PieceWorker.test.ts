@@ -1,8 +1,9 @@
 /**
  * PieceWorker on its real thread: SHA-1 and v2 Merkle roots of shared and
  * ordinary buffers (also as tsx compiles the module, as our CLI runs from
- * source), positional writes larger than one write chunk, and a failed write
- * as a typed error naming the system code.
+ * source), positional writes larger than one write chunk, a piece's hash
+ * posted as its own 20 bytes, and a failed write as a typed error naming the
+ * system code.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
@@ -11,6 +12,8 @@ import { execFileSync } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import { join } from "node:path"
+import { Worker } from "node:worker_threads"
+import { vi } from "vitest"
 import * as Merkle from "../../src/protocol/Merkle.ts"
 import * as PieceWorker from "../../src/torrent/PieceWorker.ts"
 import { tempDir } from "../util/Files.ts"
@@ -111,6 +114,26 @@ describe("PieceWorker", () => {
       assert.strictEqual(Fs.readFileSync(join(dir, "data.bin")).length, 0)
       assert.isTrue(yield* worker.write(data, [part], sha1(data)))
       assert.isTrue(Fs.readFileSync(join(dir, "data.bin")).equals(data))
+    }).pipe(Effect.scoped, Effect.provide(layer)))
+
+  it.live("posts a piece's hash as its 20 bytes, not the torrent's hashes under its view", () =>
+    Effect.gen(function*() {
+      const worker = yield* PieceWorker.PieceWorker
+      const dir = yield* tempDir("piece-worker")
+      const fd = Fs.openSync(join(dir, "data.bin"), "w+")
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(fd)))
+      const data = PieceWorker.allocate(100_000)
+      data.set(randomBytes(data.length))
+      // As `Metainfo.pieceHash` gives it: a view on the pieces field (4096 pieces, this one the 8th).
+      const hashes = new Uint8Array(4096 * 20)
+      hashes.set(sha1(data), 7 * 20)
+      const posted = vi.spyOn(Worker.prototype, "postMessage")
+      yield* Effect.addFinalizer(() => Effect.sync(() => posted.mockRestore()))
+      const part = { fd, offset: 0, length: data.length, position: 0 }
+      assert.isTrue(yield* worker.write(data, [part], hashes.subarray(7 * 20, 8 * 20)))
+      // Posting a view copies all the memory under it (80 KiB here), with every piece.
+      const sent = posted.mock.calls.flatMap(([message]) => (message as { sha1?: Uint8Array }).sha1 ?? [])
+      assert.deepStrictEqual(sent.map((hash) => hash.buffer.byteLength), [20])
     }).pipe(Effect.scoped, Effect.provide(layer)))
 
   it.live("a failed write is a WriteFailed with the system code, and the worker goes on", () =>
