@@ -22,6 +22,16 @@ const layer = PieceWorker.PieceWorker.layerDigest.pipe(Layer.provideMerge(PieceW
 
 const sha1 = (data: Uint8Array) => new Uint8Array(createHash("sha1").update(data).digest())
 
+/** 100,000 random bytes in shared memory, and the part that writes them to a new file (closed with the scope). */
+const randomPiece = Effect.gen(function*() {
+  const dir = yield* tempDir("piece-worker")
+  const fd = Fs.openSync(join(dir, "data.bin"), "w+")
+  yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(fd)))
+  const data = PieceWorker.allocate(100_000)
+  data.set(randomBytes(data.length))
+  return { data, dir, part: { fd, offset: 0, length: data.length, position: 0 } }
+})
+
 describe("PieceWorker", () => {
   it.live("hashes shared and ordinary buffers, and Digest uses it for large SHA-1 inputs", () =>
     Effect.gen(function*() {
@@ -104,12 +114,7 @@ describe("PieceWorker", () => {
   it.live("with a SHA-1, writes only data that has it", () =>
     Effect.gen(function*() {
       const worker = yield* PieceWorker.PieceWorker
-      const dir = yield* tempDir("piece-worker")
-      const fd = Fs.openSync(join(dir, "data.bin"), "w+")
-      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(fd)))
-      const data = PieceWorker.allocate(100_000)
-      data.set(randomBytes(data.length))
-      const part = { fd, offset: 0, length: data.length, position: 0 }
+      const { data, dir, part } = yield* randomPiece
       assert.isFalse(yield* worker.write(data, [part], sha1(randomBytes(10))))
       assert.strictEqual(Fs.readFileSync(join(dir, "data.bin")).length, 0)
       assert.isTrue(yield* worker.write(data, [part], sha1(data)))
@@ -119,17 +124,12 @@ describe("PieceWorker", () => {
   it.live("posts a piece's hash as its 20 bytes, not the torrent's hashes under its view", () =>
     Effect.gen(function*() {
       const worker = yield* PieceWorker.PieceWorker
-      const dir = yield* tempDir("piece-worker")
-      const fd = Fs.openSync(join(dir, "data.bin"), "w+")
-      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(fd)))
-      const data = PieceWorker.allocate(100_000)
-      data.set(randomBytes(data.length))
+      const { data, part } = yield* randomPiece
       // As `Metainfo.pieceHash` gives it: a view on the pieces field (4096 pieces, this one the 8th).
       const hashes = new Uint8Array(4096 * 20)
       hashes.set(sha1(data), 7 * 20)
       const posted = vi.spyOn(Worker.prototype, "postMessage")
       yield* Effect.addFinalizer(() => Effect.sync(() => posted.mockRestore()))
-      const part = { fd, offset: 0, length: data.length, position: 0 }
       assert.isTrue(yield* worker.write(data, [part], hashes.subarray(7 * 20, 8 * 20)))
       // Posting a view copies all the memory under it (80 KiB here), with every piece.
       const sent = posted.mock.calls.flatMap(([message]) => (message as { sha1?: Uint8Array }).sha1 ?? [])
