@@ -52,7 +52,7 @@ describe("uTP with other clients", () => {
           const manager = yield* TorrentManager
           const handle = yield* manager.add(ws.meta, { peers: [{ host: "127.0.0.1", port: seeder.port }] })
           yield* handle.completed.pipe(within(60_000, "the download over uTP"))
-          types = seeder.types()
+          types = yield* seeder.connected
         }).pipe(
           Effect.scoped,
           Effect.provide(
@@ -121,7 +121,7 @@ describe("uTP with other clients", () => {
           )
           const handle = yield* manager.add(ws.meta, { peers: [{ host: "127.0.0.1", port: seeder.port }] })
           yield* handle.completed.pipe(within(60_000, "the download"))
-          types = seeder.types()
+          types = yield* seeder.connected
         }).pipe(
           Effect.scoped,
           Effect.provide(

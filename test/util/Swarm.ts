@@ -5,7 +5,7 @@
  * Everything listens on 127.0.0.1 only, on ports picked at random; every wait
  * is bounded and fails with what the process printed.
  */
-import { Effect } from "effect"
+import { Deferred, Effect } from "effect"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
@@ -274,15 +274,27 @@ export const webtorrentSeeder = (options: {
     }, 30_000)
     if (!ready.ready) return yield* die(`webtorrent has only ${ready.progress} of the data:\n${child.output()}`)
     let uploaded = 0
-    let types: ReadonlyArray<string> = []
+    const firstTypes = Deferred.makeUnsafe<ReadonlyArray<string>>()
     child.onLine((line) => {
       const report = /^\{"uploaded":(\d+)\}$/.exec(line)
       if (report !== null) uploaded = Number(report[1])
-      if (line.startsWith("{\"types\":")) types = (JSON.parse(line) as { types: ReadonlyArray<string> }).types
+      if (!line.startsWith("{\"types\":")) return
+      const { types } = JSON.parse(line) as { types: ReadonlyArray<string> }
+      if (types.length > 0) Deferred.doneUnsafe(firstTypes, Effect.succeed(types))
     })
     const seeder: Seeder = { child, port, uploaded: () => uploaded }
-    /** `types`: the kinds of its connections now ("tcpIncoming", "utpIncoming"…). */
-    return { ...seeder, types: () => types }
+    /**
+     * `connected`: the kinds of its first connections ("tcpIncoming",
+     * "utpIncoming"…), once it has any. The report may come after a quick
+     * download is over, and the connection gone: it is kept, not polled.
+     */
+    const connected = Deferred.await(firstTypes).pipe(
+      Effect.timeoutOrElse({
+        duration: 30_000,
+        orElse: () => die(`webtorrent reported no connection within 30 s:\n${child.output()}`)
+      })
+    )
+    return { ...seeder, connected }
   })
 
 /**

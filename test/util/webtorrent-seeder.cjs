@@ -9,7 +9,8 @@
 // Prints one JSON line {"ready":true,...} once it has verified its data and
 // listens, then {"uploaded":n} whenever the bytes it uploaded changed (at most
 // every 100 ms), and {"types":[...]} whenever the kinds of its connections
-// changed ("tcpIncoming", "utpIncoming"…); exits when stdin closes or on SIGTERM.
+// changed ("tcpIncoming", "utpIncoming"…: at each new connection, else within
+// 100 ms); exits when stdin closes or on SIGTERM.
 "use strict"
 const fs = require("node:fs")
 const WebTorrent = require("./webtorrent-loopback.cjs")
@@ -38,9 +39,14 @@ const report = () => {
   if (!ready) process.exit(3)
   let uploaded = 0
   let types = ""
-  setInterval(() => {
+  const reportTypes = () => {
     const now = JSON.stringify(torrent.wires.map((wire) => wire.type).sort())
     if (now !== types) process.stdout.write(`{"types":${(types = now)}}\n`)
+  }
+  // At once for a new connection: one that ends within 100 ms is still told.
+  torrent.on("wire", reportTypes)
+  setInterval(() => {
+    reportTypes()
     if (torrent.uploaded === uploaded) return
     uploaded = torrent.uploaded
     process.stdout.write(`${JSON.stringify({ uploaded })}\n`)
