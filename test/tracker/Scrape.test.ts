@@ -37,16 +37,18 @@ const swarmAt = (url: string, hash: Uint8Array) =>
 /**
  * Waits (at most 5 s) until opentracker takes announces for `hash` at `url`:
  * it loads its whitelist in a thread of its own after it listens, and until
- * then answers a UDP announce with a bare 8-byte header. The probe's "stopped"
- * counts nowhere.
+ * then answers a UDP announce with a bare 8-byte header. A "stopped" one it
+ * answers in full either way (it checks the whitelist only when it adds a
+ * peer), so the probe peer starts, and once it is in, stops: it counts nowhere.
  */
 const whitelisted = (url: string, hash: Uint8Array) =>
   Effect.gen(function*() {
     const tracker = yield* Tracker.Tracker
-    const probe = request({ infoHash: hash, peerId: peerId(9), port: 7009, left: 0, event: "stopped" })
+    const probe = (event: Tracker.Event) =>
+      tracker.announce(url, request({ infoHash: hash, peerId: peerId(9), port: 7009, left: 1000, event }))
     for (let attempt = 1;; attempt++) {
-      const answer = yield* Effect.result(tracker.announce(url, probe))
-      if (Result.isSuccess(answer)) return
+      const answer = yield* Effect.result(probe("started"))
+      if (Result.isSuccess(answer)) return yield* probe("stopped")
       if (attempt === 50) return yield* answer.failure
       yield* Effect.sleep(100)
     }
