@@ -33,6 +33,12 @@ export interface Settings {
   /** Our 20-byte peer id (Azureus style: -ET0100-…). */
   readonly peerId: Uint8Array
   readonly connectTimeoutMillis: number
+  /**
+   * How long a connected peer may take to answer each handshake stage (MSE's, then BitTorrent's).
+   * Generous, because a busy peer answers late, not never: aria2c takes up three connections a
+   * second, so fifty torrents dialling one aria2c just started (which dials itself fifty times)
+   * wait up to half a minute in its queue, and a dial given up leaves its place there taken.
+   */
   readonly handshakeTimeoutMillis: number
   /** A request not answered in this time is given to another peer. */
   readonly requestTimeoutMillis: number
@@ -109,7 +115,7 @@ export const defaults: Omit<Settings, "peerId"> = {
   strictPort: false,
   listenHost: undefined,
   connectTimeoutMillis: 10_000,
-  handshakeTimeoutMillis: 10_000,
+  handshakeTimeoutMillis: 30_000,
   requestTimeoutMillis: 30_000,
   idleTimeoutMillis: 120_000,
   keepAliveMillis: 90_000,
