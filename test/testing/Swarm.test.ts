@@ -29,10 +29,14 @@ describe("Swarm", () => {
 
   // A peer that takes up our connection late (aria2c works through its accept queue three a second)
   // looks, from our side, like one far away: nothing comes back for a while.
-  it.live("a peer that answers 12 s after each message is reached with the default settings", () =>
-    Effect.gen(function*() {
-      const torrent = yield* Swarm.torrent({ size: 256 * 1024, pieceLength: 64 * 1024 })
-      const run = yield* Swarm.run({ torrent, seeders: 1, leechers: 1, link: { latencyMillis: 6_000 } })
-      assert.isTrue(Buffer.from(run.data[0]!).equals(torrent.data), "the leecher has the torrent's bytes")
-    }), 60_000)
+  it.live(
+    "a peer that answers 12 s after each message is reached with the default settings",
+    () =>
+      Effect.gen(function*() {
+        const torrent = yield* Swarm.torrent({ size: 256 * 1024, pieceLength: 64 * 1024 })
+        const run = yield* Swarm.run({ torrent, seeders: 1, leechers: 1, link: { latencyMillis: 6_000 } })
+        assert.isTrue(Buffer.from(run.data[0]!).equals(torrent.data), "the leecher has the torrent's bytes")
+      }),
+    60_000
+  )
 })
