@@ -551,8 +551,16 @@ const stage = <A, E>(
  * PadA or PadB: its length from Effect's `Random` (a seeded run, as the
  * testing Swarm's, keeps its timing), its bytes from node:crypto.
  */
-const randomPadding = (max: number) =>
-  Effect.map(Random.nextIntBetween(0, max), (length) => new Uint8Array(randomBytes(length)))
+const randomPadding = (min: number, max: number) =>
+  Effect.map(Random.nextIntBetween(min, max), (length) => new Uint8Array(randomBytes(length)))
+
+/**
+ * PadA's least length. A peer without MSE may read our key's first byte as
+ * a handshake's pstrlen and wait for pstrlen + 48 more bytes before it looks
+ * at them (bittorrent-protocol did); with at least 1 + 255 + 48 bytes sent it
+ * always has them, and hangs up at once instead of at our Yb stage's deadline.
+ */
+const minPadA = 1 + 255 + 48 - Mse.keyLength
 
 /** Reads up to and including `marker`, which must start within `Mse.maxPadding` bytes. */
 const skipTo = (
@@ -597,7 +605,7 @@ export const initiate = Effect.fnUntraced(function*(
   const write = (name: Stage, bytes: Uint8Array) => stage(peer, name, stageMillis, inner.writer.write(bytes))
   const inbox = new Inbox(inner.pull)
   const privateKey = randomBytes(Mse.privateKeyLength)
-  yield* write("Yb", concat([Mse.publicKey(privateKey), yield* randomPadding(Mse.maxPadding)]))
+  yield* write("Yb", concat([Mse.publicKey(privateKey), yield* randomPadding(minPadA, Mse.maxPadding)]))
 
   yield* stage(peer, "Yb", stageMillis, inbox.atLeast(Mse.keyLength))
   const yb = inbox.take(Mse.keyLength)
@@ -673,7 +681,7 @@ const respond = Effect.fnUntraced(function*(
   const ya = inbox.take(Mse.keyLength)
   if (!Mse.isValidPublicKey(ya)) return yield* fail(new BadPublicKey())
   const privateKey = randomBytes(Mse.privateKeyLength)
-  yield* write("req1", concat([Mse.publicKey(privateKey), yield* randomPadding(Mse.maxPadding)]))
+  yield* write("req1", concat([Mse.publicKey(privateKey), yield* randomPadding(0, Mse.maxPadding)]))
   const s = Mse.secret(privateKey, ya)
 
   yield* stage(

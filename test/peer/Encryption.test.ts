@@ -265,6 +265,33 @@ describe("Encryption", () => {
         assert.strictEqual(peer.connections(), 2)
       }))
 
+    it.effect("prefer to a peer without MSE that reads 48 bytes past its length byte before checking: it hangs up at once", () =>
+      Effect.gen(function*() {
+        // As bittorrent-protocol before MSE: pstrlen, then pstrlen + 48 bytes, then the check. Our key's
+        // first byte is any of 0-255, so a shorter PadA would leave such a peer waiting for bytes that
+        // never come, and us waiting out the Yb stage before dialling plain.
+        const lengthFirst = (raw: Raw) =>
+          Effect.gen(function*() {
+            const pstrlen = (yield* raw.read(1))[0]!
+            const rest = yield* raw.read(pstrlen + 48)
+            if (pstrlen !== 19 || !contains(concat([Uint8Array.of(pstrlen), rest]), Mse.plainPrefix)) return
+            yield* raw.write(handshakeBytes(2))
+            return yield* Effect.never
+          })
+        for (let seed = 0; seed < 40; seed++) {
+          const fellBack = yield* Effect.gen(function*() {
+            const network = yield* MemoryNetwork.make()
+            yield* rawListener(network, lengthFirst)
+            const client = tapped(yield* on(network, "10.0.0.2"))
+            const dialler = Encryption.make(client.network, { policy: "prefer", stageTimeoutMillis: stageMillis })
+            const opened = yield* Effect.forkScoped(open(yield* dialler.network.connect(server, 1000, { infoHash })))
+            yield* settle
+            return isDone(opened) && client.dials() === 2
+          }).pipe(Effect.scoped, Random.withSeed(`lengthFirst${seed}`))
+          assert.isTrue(fellBack, `seed ${seed}: dialled plain with no time passing`)
+        }
+      }))
+
     it.effect("require never falls back: a peer without MSE is a failed dial", () =>
       Effect.gen(function*() {
         const network = yield* MemoryNetwork.make()
