@@ -133,8 +133,8 @@ export class Host extends Context.Service<Host, {
   readonly offer: (event: PeerEvent) => Effect.Effect<void>
   /** Our pieces now, as a fresh bitfield the session keeps current from the `Have` commands it sends. */
   readonly bitfield: Effect.Effect<Bitfield.Bitfield>
-  /** A block of a piece we have, to upload. */
-  readonly readBlock: (index: number, begin: number, length: number) => Effect.Effect<Uint8Array, BlockUnavailable>
+  /** Copies a block of a piece we have, from `begin`, into all of `into` (to upload). */
+  readonly readBlock: (index: number, begin: number, into: Uint8Array) => Effect.Effect<void, BlockUnavailable>
   /** Waits as the download limits require once `bytes` came in. */
   readonly received: (bytes: number) => Effect.Effect<void>
   /** Waits as the upload limits require before `bytes` go out. */
@@ -671,15 +671,19 @@ const connected = Effect.fnUntraced(function*(
       yield* Queue.take(uploadsReady)
       while (uploads.length > 0) {
         const batch = uploads.splice(0, uploadBatch)
-        const pieces: Array<WireMessage> = []
+        // The blocks go straight from the disk's cache into the batch: a copy of each in a
+        // buffer of its own, held while the socket drains, was promoted and collected again.
         let bytes = 0
+        for (const r of batch) bytes += r.length
+        const out = new Uint8Array(bytes + batch.length * WireMessage_.pieceHeaderLength)
+        let offset = 0
         for (const r of batch) {
-          const block = yield* host.readBlock(r.index, r.begin, r.length)
-          pieces.push({ _tag: "Piece", index: r.index, begin: r.begin, block })
-          bytes += r.length
+          offset = WireMessage_.encodePieceHeader(out, offset, r.index, r.begin, r.length)
+          yield* host.readBlock(r.index, r.begin, out.subarray(offset, offset + r.length))
+          offset += r.length
         }
         yield* host.sending(bytes)
-        yield* io.send(pieces)
+        yield* io.sendRaw(out)
         unreported.bytes += bytes
       }
     }

@@ -142,7 +142,7 @@ export const encodedLength = (msg: WireMessage): number => {
     case "Bitfield":
       return 5 + msg.bytes.length
     case "Piece":
-      return 13 + msg.block.length
+      return pieceHeaderLength + msg.block.length
     case "Extended":
       return 6 + msg.payload.length
     case "HashRequest":
@@ -159,6 +159,22 @@ export const encodedLength = (msg: WireMessage): number => {
  */
 export const encodeInto = (msg: WireMessage, buf: Uint8Array, offset: number): number =>
   write(msg, buf, new DataView(buf.buffer, buf.byteOffset, buf.byteLength), offset)
+
+/** A Piece message's bytes before its block: length prefix, id, index and begin. */
+export const pieceHeaderLength = 13
+
+/**
+ * Writes the header of a Piece message carrying `length` bytes at `offset`
+ * and returns the offset after it, where the block goes.
+ */
+export const encodePieceHeader = (buf: Uint8Array, offset: number, index: number, begin: number, length: number) => {
+  const view = new DataView(buf.buffer, buf.byteOffset + offset, pieceHeaderLength)
+  view.setUint32(0, pieceHeaderLength - 4 + length)
+  view.setUint8(4, ids.Piece)
+  view.setUint32(5, index)
+  view.setUint32(9, begin)
+  return offset + pieceHeaderLength
+}
 
 /** A batch of messages in one buffer: one allocation, each block copied once. */
 export const encodeBatch = (msgs: ReadonlyArray<WireMessage>): Uint8Array => {

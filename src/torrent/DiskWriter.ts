@@ -88,10 +88,11 @@ export class DiskWriter extends Context.Service<DiskWriter, {
   /** Reads piece `index` into `into`; false when some of its data is not on disk. */
   readonly read: (index: number, into: Uint8Array) => Effect.Effect<boolean, DiskError>
   /**
-   * A block of a verified piece, for uploading: pieces are read whole into a
-   * small LRU cache (peers usually ask for a piece's blocks in a row).
+   * Copies a block of a verified piece, from `begin`, into all of `into` (for
+   * uploading: straight into the batch going out). Pieces are read whole into
+   * a small LRU cache (peers usually ask for a piece's blocks in a row).
    */
-  readonly readBlock: (index: number, begin: number, length: number) => Effect.Effect<Uint8Array, DiskError>
+  readonly readBlock: (index: number, begin: number, into: Uint8Array) => Effect.Effect<void, DiskError>
   /** Syncs every open file to disk. */
   readonly flush: Effect.Effect<void, DiskError>
 }>()("effect-torrent/torrent/DiskWriter") {
@@ -316,12 +317,12 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
    * Pieces read for uploads, least recently used first. Buffers are reused:
    * one allocated per piece read lived on into the old generation, and their
    * off-heap bytes forced a full collection every few dozen MiB uploaded (41
-   * per 512 MiB seeded). So what leaves is a copy of the block, which dies
-   * young, and no caller holds a view of a buffer that is read over.
+   * per 512 MiB seeded). So no view of one leaves: the block is copied into
+   * the caller's buffer, and no caller holds memory that is read over.
    */
   const cache = new Map<number, Uint8Array>()
   const cachePieces = Math.max(2, Math.floor(readCacheBytes / meta.pieceLength))
-  const readBlock = Effect.fnUntraced(function*(index: number, begin: number, length: number) {
+  const readBlock = Effect.fnUntraced(function*(index: number, begin: number, into: Uint8Array) {
     let piece = cache.get(index)
     if (piece === undefined) {
       let memory: ArrayBufferLike | undefined
@@ -343,7 +344,7 @@ export const make = Effect.fnUntraced(function*(meta: Metainfo.Metainfo, options
       cache.delete(index)
     }
     cache.set(index, piece)
-    return piece.slice(begin, begin + length)
+    into.set(piece.subarray(begin, begin + into.length))
   })
 
   return DiskWriter.of({ prepare: prepare(), write, read, readBlock, flush })

@@ -72,8 +72,8 @@ export const layer = Layer.effect(
       ...fromConfig(config),
       offer: orchestrator.offer,
       bitfield: orchestrator.bitfield,
-      readBlock: (index, begin, length) =>
-        disk.readBlock(index, begin, length).pipe(
+      readBlock: (index, begin, into) =>
+        disk.readBlock(index, begin, into).pipe(
           Effect.mapError((error) => new PeerSession.BlockUnavailable({ index, detail: error.message }))
         ),
       received: (bytes) => RateLimit.take(limits.download, bytes),

@@ -110,9 +110,9 @@ const makeMemory = (meta: Metainfo.Metainfo, store: Map<string, Uint8Array>): Di
         if (present[index] === 1) into.set(range(index))
         return present[index] === 1
       }),
-    readBlock: (index, begin, length) =>
+    readBlock: (index, begin, into) =>
       present[index] === 1
-        ? Effect.succeed(range(index, begin, length))
+        ? Effect.sync(() => into.set(range(index, begin, into.length)))
         : Effect.fail(
           new DiskWriter.DiskError({ reason: "Io", path: meta.name, detail: `piece ${index} is not stored` })
         ),

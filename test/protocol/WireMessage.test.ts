@@ -64,6 +64,17 @@ describe("WireMessage", () => {
     assert.deepStrictEqual(backing.subarray(8, 17), WireMessage.encode(msg))
   })
 
+  it("encodePieceHeader, then the block after it, is the Piece message, at an offset of a view", () => {
+    const block = Uint8Array.from({ length: 300 }, (_, i) => i % 251)
+    const backing = new Uint8Array(400)
+    const buf = backing.subarray(3)
+    const at = WireMessage.encodePieceHeader(buf, 5, 0x01020304, 0x4000, block.length)
+    assert.strictEqual(at, 5 + WireMessage.pieceHeaderLength)
+    buf.set(block, at)
+    const piece = WireMessage.encode({ _tag: "Piece", index: 0x01020304, begin: 0x4000, block })
+    assert.deepStrictEqual(backing.subarray(8, 8 + piece.length), piece)
+  })
+
   it("Piece, Bitfield and Extended payloads are views on the input", () => {
     const payload = new Uint8Array([0, 0, 0, 1, 0, 0, 0, 0, 5, 6, 7])
     const piece = Result.getOrThrow(WireMessage.parse(WireMessage.ids.Piece, payload))

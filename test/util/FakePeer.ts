@@ -167,10 +167,10 @@ export const makeDisk = (data: Uint8Array, pieceLength: number): RecordingDisk =
         into.set(at(index, 0, into.length))
         return true
       }),
-    readBlock: (index, begin, length) =>
+    readBlock: (index, begin, into) =>
       Effect.sync(() => {
-        reads.push({ index, begin, length })
-        return at(index, begin, length).slice()
+        reads.push({ index, begin, length: into.length })
+        into.set(at(index, begin, into.length))
       }),
     flush: Effect.void
   })
