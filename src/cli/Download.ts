@@ -86,7 +86,7 @@ export const flags = {
   onDone: Flag.String("on-done").pipe(
     Flag.withMetavar("CMD"),
     Flag.withDescription(
-      "a shell command run when a torrent is complete and verified, with ET_NAME, ET_INFO_HASH, ET_DIR and ET_SIZE set"
+      "a shell command run when a torrent is complete and verified (written; synced to disk before exit), with ET_NAME, ET_INFO_HASH, ET_DIR and ET_SIZE set"
     ),
     Flag.optional
   ),

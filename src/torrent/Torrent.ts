@@ -284,6 +284,9 @@ const body = Effect.fnUntraced(function*(
 
   const wasComplete = sync.isComplete()
   yield* Deferred.await(orchestrator.completed).pipe(Effect.mapError(fail))
+  // Synced once complete (after the completion is told: see the Orchestrator's
+  // `completeIfDone`), and before the resume state is saved and the trackers told.
+  yield* disk.flush.pipe(Effect.mapError(fail))
   yield* saveResume
   if (!wasComplete) yield* Discovery.announceCompleted(swarms)
   if (options.seed !== true) return

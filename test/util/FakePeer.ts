@@ -145,6 +145,8 @@ export interface RecordingDisk {
   /** Blocks read for uploading, in order. */
   readonly reads: Array<{ readonly index: number; readonly begin: number; readonly length: number }>
   readonly written: Map<number, Uint8Array>
+  /** How many times the files were synced. */
+  readonly flushes: () => number
   readonly layer: Layer.Layer<DiskWriter>
 }
 
@@ -152,6 +154,7 @@ export interface RecordingDisk {
 export const makeDisk = (data: Uint8Array, pieceLength: number): RecordingDisk => {
   const reads: RecordingDisk["reads"] = []
   const written = new Map<number, Uint8Array>()
+  let flushes = 0
   const at = (index: number, begin: number, length: number) =>
     data.subarray(index * pieceLength + begin, index * pieceLength + begin + length)
   const service = DiskWriter.of({
@@ -172,7 +175,9 @@ export const makeDisk = (data: Uint8Array, pieceLength: number): RecordingDisk =
         reads.push({ index, begin, length: into.length })
         into.set(at(index, begin, into.length))
       }),
-    flush: Effect.void
+    flush: Effect.sync(() => {
+      flushes++
+    })
   })
-  return { reads, written, layer: Layer.succeed(DiskWriter, service) }
+  return { reads, written, flushes: () => flushes, layer: Layer.succeed(DiskWriter, service) }
 }
