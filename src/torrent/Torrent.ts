@@ -250,7 +250,14 @@ const body = Effect.fnUntraced(function*(
   // then the trackers hear that we left.
   const swarms = yield* Discovery.swarms(meta, tiers, meta.announce, params)
   yield* Effect.addFinalizer(() => Discovery.announceStopped(swarms))
-  yield* Effect.addFinalizer(() => disk.flush.pipe(Effect.ignore, Effect.andThen(saveResume)))
+  // A failed sync is told, not dropped: the CLI stops a torrent as soon as its
+  // completion is told, which may be while `run` below still syncs it.
+  yield* Effect.addFinalizer(() =>
+    disk.flush.pipe(
+      Effect.catch((error) => Effect.logWarning(error.message)),
+      Effect.andThen(saveResume)
+    )
+  )
 
   // These run until the scope ends; should one fail (a defect, e.g. the
   // PieceWorker thread died), the download fails with it instead of waiting.
