@@ -54,24 +54,28 @@ describe("the built CLI", () => {
     }), 90_000)
 
   it.live(
-    "on Node >= 22.15 restarts itself once with V8's young generation capped, then downloads",
+    "on Node >= 22.15 restarts itself once with V8's young generation capped and one malloc arena, then downloads",
     () =>
       Effect.gen(function*() {
         const cli = yield* download(node22())
         const pid = cli.child.process.pid!
-        // The restart keeps the process (and its pid): its command line changes. Read until
-        // then, until the process ends, or for 60 s at most.
+        // The restart keeps the process (and its pid): its command line and environment change.
+        // Read until then, until the process ends, or for 60 s at most.
+        const read = (what: string) =>
+          Effect.sync(() => Fs.readFileSync(`/proc/${pid}/${what}`, "latin1").split("\0")).pipe(
+            Effect.orElseSucceed((): Array<string> => [])
+          )
         let capped = false
+        let oneArena = false
         const deadline = Date.now() + 60_000
         while (!capped && cli.child.process.exitCode === null && Date.now() < deadline) {
-          const cmdline = yield* Effect.sync(() => Fs.readFileSync(`/proc/${pid}/cmdline`, "latin1")).pipe(
-            Effect.orElseSucceed(() => "")
-          )
-          capped = cmdline.split("\0").includes("--max-semi-space-size=4")
-          if (!capped) yield* Effect.sleep(10)
+          capped = (yield* read("cmdline")).includes("--max-semi-space-size=4")
+          if (capped) oneArena = (yield* read("environ")).includes("MALLOC_ARENA_MAX=1")
+          else yield* Effect.sleep(10)
         }
         assert.strictEqual(yield* exitOf(cli.child, 60_000), 0, cli.child.output())
         assert.isTrue(capped, "the CLI ran without the cap")
+        assert.isTrue(oneArena, "the CLI ran without MALLOC_ARENA_MAX=1")
         assert.isTrue(cli.sameAsSource(), "the download differs from the source")
       }),
     90_000
