@@ -595,9 +595,9 @@ export const make = Effect.fnUntraced(function*(bans: Bans, trackers: () => Trac
 
   /**
    * Once every selected piece is verified and written, the download is
-   * complete. The files are synced after (see `Torrent`), as aria2c and
-   * libtorrent do: syncing a GiB just written takes a third of a second,
-   * and nothing here waits on it.
+   * complete. The files are synced after (see `Torrent`): syncing a GiB just
+   * written takes a third of a second, and nothing here waits on it. aria2c
+   * too runs its completion hook before its sync; libtorrent does not sync.
    */
   const completeIfDone = Effect.gen(function*() {
     if (!isDone() || (yield* Deferred.isDone(completed))) return
