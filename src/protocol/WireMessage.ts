@@ -210,9 +210,8 @@ const write = (msg: WireMessage, buf: Uint8Array, view: DataView, offset: number
       view.setUint32(at + 8, msg.length)
       break
     case "Piece":
-      view.setUint32(at, msg.index)
-      view.setUint32(at + 4, msg.begin)
-      buf.set(msg.block, at + 8)
+      // The header as uploads write it (the prefix and id again, the same bytes).
+      buf.set(msg.block, encodePieceHeader(buf, offset, msg.index, msg.begin, msg.block.length))
       break
     case "Bitfield":
       buf.set(msg.bytes, at)
