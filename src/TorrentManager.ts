@@ -210,7 +210,7 @@ export class TorrentManager extends Context.Service<TorrentManager, {
   /** Needs TorrentConfig, FileSystem, Path, Digest, Storage, Network and Tracker; with an HttpClient, torrents use their web seeds. */
   static readonly layer = Layer.effect(TorrentManager, Effect.suspend(() => make))
 
-  /** Everything on Node: TCP peers, HTTP/UDP trackers, files, SHA-1 and writes on a worker thread. */
+  /** Everything on Node: TCP peers, HTTP/UDP trackers, files, SHA-1 and writes in this thread (`PieceWorker.layer`). */
   static readonly layerNode = (settings: Partial<TorrentConfig["Service"]> = {}) =>
     TorrentManager.layer.pipe(
       Layer.provide(Layer.mergeAll(

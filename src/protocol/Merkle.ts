@@ -24,7 +24,7 @@ export const nextPowerOfTwo = (n: number): number => (n <= 1 ? 1 : 2 ** Math.cei
  * number of blocks. One buffer of `leaves` hashes is the only allocation
  * besides the digests.
  *
- * Self-contained (its one helper comes as an argument): the PieceWorker
+ * Self-contained (its one helper comes as an argument): the PieceWorker's
  * thread runs it from its source text.
  */
 export function blocksRoot(

@@ -3,7 +3,7 @@
  * back (resume checks, seeding).
  *
  * A piece may span several files; each part is written at its position by
- * the PieceWorker thread. Files are created lazily (sparse), zero-length
+ * the PieceWorker. Files are created lazily (sparse), zero-length
  * files and folders up front.
  * At most `maxOpenFiles` handles stay open (least recently used is closed).
  * Every path is resolved under the download folder and checked again after

@@ -2,8 +2,8 @@
  * PieceCheck: whether a piece's bytes are the torrent's. A v1 piece is
  * checked by its SHA-1, a v2 piece by the root of the SHA-256 tree over its
  * blocks against its file's piece layer (BEP 52), a hybrid piece by both.
- * Both hashes run where the layers put them (`Digest`, `MerkleHasher`): on the
- * PieceWorker thread under `TorrentManager.layerNode`.
+ * Both hashes run where the layers put them (`Digest`, `MerkleHasher`): by the
+ * PieceWorker under `TorrentManager.layerNode`.
  */
 import { Effect } from "effect"
 import { Digest } from "effect/crypto"

@@ -13,7 +13,7 @@
  * the limit): a torrent seeding after its download keeps that much (16 MiB
  * for one torrent's open and pending pieces), and downloads in bursts (fifty
  * torrents from one seeder) reuse it rather than allocate. Reuse is what bounds the memory: a
- * piece's buffer is shared with the PieceWorker's thread, and a dropped one
+ * piece's buffer is shared with the PieceWorker's thread (when it has one), and a dropped one
  * is freed only once that thread collects its garbage too, which it seldom
  * does (it allocates little). Fifty torrents dropping their pieces' buffers
  * as they closed held 200 MiB of them.
@@ -52,7 +52,7 @@ export const make = (limitBytes: number): Pool => {
       }
       // Room for a new one: the oldest kept buffers go (too small for this piece).
       while (free.length > 0 && inUse + freeBytes > Math.max(limitBytes, peak)) drop(0)
-      // Shared memory: hashed and written by the PieceWorker without a copy.
+      // Shared memory: posted to the PieceWorker's thread (if it has one) without a copy.
       return PieceWorker.allocate(size)
     },
     give: (buffer, reusable) => {

@@ -41,7 +41,8 @@ export interface Folder {
 
 /**
  * A `node:fs` call as an Effect. Open files are plain descriptors (not
- * FileSystem.File) because the PieceWorker thread writes to them by number.
+ * FileSystem.File) because the PieceWorker writes to them by number (on its
+ * thread, if it has one).
  */
 export const nodeFs = <A>(call: (done: (error: NodeJS.ErrnoException | null, value: A) => void) => void) =>
   Effect.callback<A, NodeJS.ErrnoException>((resume) =>

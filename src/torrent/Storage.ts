@@ -1,8 +1,8 @@
 /**
  * Storage: where a torrent's pieces live. Each torrent asks it for its
  * DiskWriter when it starts: `layerNode` gives one on files (through the
- * PieceWorker thread), `layerMemory` one on bytes in memory (tests and
- * simulations: no files, no thread).
+ * PieceWorker), `layerMemory` one on bytes in memory (tests and
+ * simulations: no files).
  */
 import { Context, Effect, type FileSystem, Layer, type Path, Scope } from "effect"
 import { createHash } from "node:crypto"

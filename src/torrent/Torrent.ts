@@ -260,7 +260,7 @@ const body = Effect.fnUntraced(function*(
   )
 
   // These run until the scope ends; should one fail (a defect, e.g. the
-  // PieceWorker thread died), the download fails with it instead of waiting.
+  // PieceWorker's thread died), the download fails with it instead of waiting.
   const failsDownload = Effect.tapCause((cause: Cause.Cause<unknown>) =>
     Cause.hasInterruptsOnly(cause)
       ? Effect.void

@@ -1,8 +1,7 @@
 /**
  * The CLI as users run it: bin/effect-torrent.js loading the bundled
  * dist/bundle/cli.js (built before the tests by test/globalSetup.ts). The other CLI tests
- * run the source under tsx, so only this one would catch a bundling mistake
- * (the PieceWorker thread's program is taken from the bundle's source text).
+ * run the source under tsx, so only this one would catch a bundling mistake.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"

@@ -1,9 +1,9 @@
 /**
- * PieceWorker on its real thread: SHA-1 and v2 Merkle roots of shared and
- * ordinary buffers (also as tsx compiles the module, as our CLI runs from
- * source), positional writes larger than one write chunk, a piece's hash
- * posted as its own 20 bytes, and a failed write as a typed error naming the
- * system code.
+ * PieceWorker in this thread and on its real thread of its own: SHA-1 and v2
+ * Merkle roots of shared and ordinary buffers, positional writes larger than
+ * one write chunk, and a failed write as a typed error naming the system
+ * code. The thread's program also as tsx compiles the module (as our CLI
+ * runs from source), and a piece's hash posted to it as its own 20 bytes.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
@@ -18,7 +18,8 @@ import * as Merkle from "../../src/protocol/Merkle.ts"
 import * as PieceWorker from "../../src/torrent/PieceWorker.ts"
 import { tempDir } from "../util/Files.ts"
 
-const layer = PieceWorker.PieceWorker.layerDigest.pipe(Layer.provideMerge(PieceWorker.PieceWorker.layer))
+const withDigest = (worker: Layer.Layer<PieceWorker.PieceWorker>) =>
+  PieceWorker.PieceWorker.layerDigest.pipe(Layer.provideMerge(worker))
 
 const sha1 = (data: Uint8Array) => new Uint8Array(createHash("sha1").update(data).digest())
 
@@ -32,7 +33,12 @@ const randomPiece = Effect.gen(function*() {
   return { data, dir, part: { fd, offset: 0, length: data.length, position: 0 } }
 })
 
-describe("PieceWorker", () => {
+describe.each([
+  ["in this thread", PieceWorker.PieceWorker.layer],
+  ["on a thread of its own", PieceWorker.PieceWorker.layerThread]
+])("PieceWorker %s", (_, pieceWorker) => {
+  const layer = withDigest(pieceWorker)
+
   it.live("hashes shared and ordinary buffers, and Digest uses it for large SHA-1 inputs", () =>
     Effect.gen(function*() {
       const worker = yield* PieceWorker.PieceWorker
@@ -68,25 +74,6 @@ describe("PieceWorker", () => {
       assert.deepStrictEqual(yield* hasher.root(shared, 8), Merkle.blocksRoot(Merkle.sha256, shared, 8))
     }).pipe(Effect.scoped, Effect.provide(layer)))
 
-  it("runs its thread's program as tsx compiles it (esbuild's keepNames adds helpers the thread lacks)", () => {
-    const program = [
-      `import { Effect } from "effect"`,
-      `import * as PieceWorker from "./src/torrent/PieceWorker.ts"`,
-      `const data = new Uint8Array(100000).fill(7)`,
-      `const worker = Effect.gen(function*() { return yield* PieceWorker.PieceWorker })`,
-      `const root = await Effect.runPromise(worker.pipe(`,
-      `  Effect.flatMap((w) => Effect.zip(w.merkleRoot(data, 8), w.sha1(data))),`,
-      `  Effect.scoped, Effect.provide(PieceWorker.PieceWorker.layer)))`,
-      `console.log(Buffer.from(root[0]).toString("hex"))`
-    ].join("\n")
-    const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", program], {
-      encoding: "utf8",
-      timeout: 60_000
-    })
-    const data = new Uint8Array(100000).fill(7)
-    assert.strictEqual(out.trim(), Buffer.from(Merkle.blocksRoot(Merkle.sha256, data, 8)).toString("hex"))
-  }, 60_000)
-
   it.live("writes each part of a buffer at its position in its file, in several writes", () =>
     Effect.gen(function*() {
       const worker = yield* PieceWorker.PieceWorker
@@ -121,21 +108,6 @@ describe("PieceWorker", () => {
       assert.isTrue(Fs.readFileSync(join(dir, "data.bin")).equals(data))
     }).pipe(Effect.scoped, Effect.provide(layer)))
 
-  it.live("posts a piece's hash as its 20 bytes, not the torrent's hashes under its view", () =>
-    Effect.gen(function*() {
-      const worker = yield* PieceWorker.PieceWorker
-      const { data, part } = yield* randomPiece
-      // As `Metainfo.pieceHash` gives it: a view on the pieces field (4096 pieces, this one the 8th).
-      const hashes = new Uint8Array(4096 * 20)
-      hashes.set(sha1(data), 7 * 20)
-      const posted = vi.spyOn(Worker.prototype, "postMessage")
-      yield* Effect.addFinalizer(() => Effect.sync(() => posted.mockRestore()))
-      assert.isTrue(yield* worker.write(data, [part], hashes.subarray(7 * 20, 8 * 20)))
-      // Posting a view copies all the memory under it (80 KiB here), with every piece.
-      const sent = posted.mock.calls.flatMap(([message]) => (message as { sha1?: Uint8Array }).sha1 ?? [])
-      assert.deepStrictEqual(sent.map((hash) => hash.buffer.byteLength), [20])
-    }).pipe(Effect.scoped, Effect.provide(layer)))
-
   it.live("a failed write is a WriteFailed with the system code, and the worker goes on", () =>
     Effect.gen(function*() {
       const worker = yield* PieceWorker.PieceWorker
@@ -155,5 +127,43 @@ describe("PieceWorker", () => {
       assert.strictEqual(error.part, 1)
       const data = randomBytes(100_000)
       assert.deepStrictEqual(yield* worker.sha1(data), sha1(data))
+    }).pipe(Effect.scoped, Effect.provide(layer)))
+})
+
+describe("PieceWorker's thread", () => {
+  const layer = withDigest(PieceWorker.PieceWorker.layerThread)
+
+  it("runs its thread's program as tsx compiles it (esbuild's keepNames adds helpers the thread lacks)", () => {
+    const program = [
+      `import { Effect } from "effect"`,
+      `import * as PieceWorker from "./src/torrent/PieceWorker.ts"`,
+      `const data = new Uint8Array(100000).fill(7)`,
+      `const worker = Effect.gen(function*() { return yield* PieceWorker.PieceWorker })`,
+      `const root = await Effect.runPromise(worker.pipe(`,
+      `  Effect.flatMap((w) => Effect.zip(w.merkleRoot(data, 8), w.sha1(data))),`,
+      `  Effect.scoped, Effect.provide(PieceWorker.PieceWorker.layerThread)))`,
+      `console.log(Buffer.from(root[0]).toString("hex"))`
+    ].join("\n")
+    const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", program], {
+      encoding: "utf8",
+      timeout: 60_000
+    })
+    const data = new Uint8Array(100000).fill(7)
+    assert.strictEqual(out.trim(), Buffer.from(Merkle.blocksRoot(Merkle.sha256, data, 8)).toString("hex"))
+  }, 60_000)
+
+  it.live("posts a piece's hash as its 20 bytes, not the torrent's hashes under its view", () =>
+    Effect.gen(function*() {
+      const worker = yield* PieceWorker.PieceWorker
+      const { data, part } = yield* randomPiece
+      // As `Metainfo.pieceHash` gives it: a view on the pieces field (4096 pieces, this one the 8th).
+      const hashes = new Uint8Array(4096 * 20)
+      hashes.set(sha1(data), 7 * 20)
+      const posted = vi.spyOn(Worker.prototype, "postMessage")
+      yield* Effect.addFinalizer(() => Effect.sync(() => posted.mockRestore()))
+      assert.isTrue(yield* worker.write(data, [part], hashes.subarray(7 * 20, 8 * 20)))
+      // Posting a view copies all the memory under it (80 KiB here), with every piece.
+      const sent = posted.mock.calls.flatMap(([message]) => (message as { sha1?: Uint8Array }).sha1 ?? [])
+      assert.deepStrictEqual(sent.map((hash) => hash.buffer.byteLength), [20])
     }).pipe(Effect.scoped, Effect.provide(layer)))
 })
