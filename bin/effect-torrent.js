@@ -10,9 +10,9 @@ import v8 from "node:v8"
 // A download makes V8 grow its young generation to 16 MiB semi-spaces, 32 MiB
 // of the peak RSS; capped at 4 MiB it took 20-26 MiB off a download's peak at
 // no measurable cost in CPU (Node 20 and 22). And glibc gives each thread that
-// allocates (V8's compiler threads, the PieceWorker, the thread pool) an arena
-// of its own: 21 MiB of a 1 GiB download's peak on Node 22; one arena for all
-// took the peak from 127 to 114 MiB, at the same CPU. V8 reads the cap and
+// allocates (V8's compiler threads, the thread pool) an arena of its own: 21
+// MiB of a 1 GiB download's peak on Node 22 when the PieceWorker had a thread
+// too; one arena for all took the peak from 127 to 114 MiB, at the same CPU. V8 reads the cap and
 // glibc the arenas only as the process starts, so where Node can replace its
 // process in place (process.execve: Node >= 22.15, not Windows) the CLI
 // restarts itself once with both, unless it was given them. (Elsewhere than
