@@ -12,11 +12,11 @@ import v8 from "node:v8"
 // no measurable cost in CPU (Node 20 and 22). And glibc gives each thread that
 // allocates (V8's compiler threads, the thread pool) an arena of its own: 21
 // MiB of a 1 GiB download's peak on Node 22 when the PieceWorker had a thread
-// too; one arena for all took the peak from 127 to 114 MiB, at the same CPU,
-// and without that thread from 108 to 96 MiB (MALLOC_ARENA_MAX=8 given). V8 reads the cap and
-// glibc the arenas only as the process starts, so where Node can replace its
-// process in place (process.execve: Node >= 22.15, not Windows) the CLI
-// restarts itself once with both, unless it was given them. (Elsewhere than
+// too. One arena for all took the peak from 127 to 114 MiB then, and from 108
+// (MALLOC_ARENA_MAX=8 given) to 96 MiB without that thread, at the same CPU.
+// V8 reads the cap and glibc the arenas only as the process starts, so where
+// Node can replace its process in place (process.execve: Node >= 22.15, not
+// Windows) the CLI restarts itself once with both, unless it was given them. (Elsewhere than
 // glibc, MALLOC_ARENA_MAX means nothing; commands the CLI runs, such as
 // --on-done's, inherit it.)
 const youngCap = "--max-semi-space-size"

@@ -12,11 +12,12 @@
  * that all of them together stay within the most ever in use at once (or
  * the limit): a torrent seeding after its download keeps that much (16 MiB
  * for one torrent's open and pending pieces), and downloads in bursts (fifty
- * torrents from one seeder) reuse it rather than allocate. Reuse is what bounds the memory: a
- * piece's buffer is shared with the PieceWorker's thread (when it has one), and a dropped one
- * is freed only once that thread collects its garbage too, which it seldom
- * does (it allocates little). Fifty torrents dropping their pieces' buffers
- * as they closed held 200 MiB of them.
+ * torrents from one seeder) reuse it rather than allocate. Reuse is what
+ * bounds the memory: a piece's buffer is shared with the PieceWorker's thread
+ * (when it has one), and a dropped one is freed only once that thread
+ * collects its garbage too, which it seldom does (it allocates little).
+ * Fifty torrents dropping their pieces' buffers as they closed held 200 MiB
+ * of them.
  */
 import { Context, Layer } from "effect"
 import * as PieceWorker from "./PieceWorker.ts"

@@ -243,8 +243,9 @@ const serviceOf = (call: (ask: Ask) => Effect.Effect<Reply>) => {
         : Effect.sync(() => Merkle.blocksRoot(Merkle.sha256, data, leaves)),
     write: (data, parts, sha1) => {
       // A small piece is checked in place: a bad one is refused at once,
-      // without a round trip to a thread (a peer sending bad pieces fast fails fewer of
-      // them before it is banned), and a good one is not hashed twice.
+      // without a round trip to a thread (a peer sending bad pieces fast
+      // fails fewer of them before it is banned), and a good one is not
+      // hashed twice.
       const inPlace = sha1 !== undefined && data.length < offloadBytes
       if (inPlace && !sha1Equals(data, sha1)) return Effect.succeed(false)
       return Effect.uninterruptible(
