@@ -8,7 +8,7 @@ import { Effect } from "effect"
 import * as Fs from "node:fs"
 import { homedir } from "node:os"
 import { join } from "node:path"
-import { createWithMktorrent, sameBytes, tempDir, writeTree } from "../util/Files.ts"
+import { createWithMktorrent, sameBytes, sourceTorrent, tempDir, writeTree } from "../util/Files.ts"
 import { aria2Seeder, exitOf, freePort, opentracker, spawnChild, trackerUrls, waitForSeeders } from "../util/Swarm.ts"
 
 /** The bundle's files that `file` loads as it starts: its static imports, and theirs (not `import()`). */
@@ -78,6 +78,43 @@ describe("the built CLI", () => {
         assert.isTrue(cli.sameAsSource(), "the download differs from the source")
       }),
     90_000
+  )
+
+  it.live(
+    "prints `info` without that restart, and restarts for a download (Node >= 22.15)",
+    () =>
+      Effect.gen(function*() {
+        const { torrentFile, dst } = yield* sourceTorrent("info-boots", 100_000, 32 * 1024)
+        // A module Node loads as it starts, before the CLI, which the restart carries over: one line per start.
+        const dir = yield* tempDir("boots")
+        const preload = join(dir, "count.mjs")
+        const counted = join(dir, "boots")
+        Fs.writeFileSync(
+          preload,
+          `import { appendFileSync } from "node:fs"\nappendFileSync(${JSON.stringify(counted)}, "x")\n`
+        )
+        const boots = (args: ReadonlyArray<string>) =>
+          Effect.gen(function*() {
+            Fs.rmSync(counted, { force: true })
+            const cli = yield* spawnChild("built CLI", node22(), [
+              "--import",
+              preload,
+              "bin/effect-torrent.js",
+              ...args
+            ])
+            const code = yield* exitOf(cli, 30_000)
+            return { code, boots: Fs.readFileSync(counted, "utf8").length, output: cli.output() }
+          })
+        const info = yield* boots(["info", torrentFile])
+        assert.strictEqual(info.code, 0, info.output)
+        assert.include(info.output, "info-boots.bin")
+        assert.strictEqual(info.boots, 1, "`info` started Node more than once")
+        // The same count sees a download's restart (given --help too, it prints the help once restarted).
+        const download = yield* boots([torrentFile, "-o", dst, "--help"])
+        assert.strictEqual(download.code, 0, download.output)
+        assert.strictEqual(download.boots, 2, "the download's command did not restart")
+      }),
+    60_000
   )
 })
 
