@@ -9,7 +9,10 @@ import v8 from "node:v8"
 
 // A download makes V8 grow its young generation to 16 MiB semi-spaces, 32 MiB
 // of the peak RSS; capped at 4 MiB it took 20-26 MiB off a download's peak at
-// no measurable cost in CPU (Node 20 and 22). And glibc gives each thread that
+// no measurable cost in CPU (Node 20 and 22). At 2 MiB, without
+// --optimize-for-size (below), 1 GiB from aria2c peaked at 91 MiB against 95
+// at 4 MiB with it, and at 95-97 against 110 with 256 KiB pieces at 4 MiB
+// without it (Node 22, alternating runs). And glibc gives each thread that
 // allocates (V8's compiler threads, the thread pool) an arena of its own: 21
 // MiB of a 1 GiB download's peak on Node 22 when the PieceWorker had a thread
 // too. One arena for all took the peak from 127 to 114 MiB then, and from 108
@@ -31,7 +34,7 @@ if (typeof process.execve === "function" && !printsAndExits && (!capGiven || pro
   try {
     process.execve(
       process.execPath,
-      [process.execPath, ...(capGiven ? [] : [`${youngCap}=4`]), ...process.execArgv, ...process.argv.slice(1)],
+      [process.execPath, ...(capGiven ? [] : [`${youngCap}=2`]), ...process.execArgv, ...process.argv.slice(1)],
       { ...process.env, [arenas]: process.env[arenas] ?? "1" }
     )
   } catch {
@@ -39,20 +42,10 @@ if (typeof process.execve === "function" && !printsAndExits && (!capGiven || pro
   }
 }
 
-// Fifty torrents downloading at once keep requests alive across many young
-// collections, so V8 promotes them, and it let 60 MiB of that garbage pile up
-// in the old generation before its first full collection (peak RSS 207-215
-// MiB). Favouring size, it collects sooner: 139-148 MiB. V8 reads this flag
-// at each collection, so setting it once running is enough (Node 20 has no
-// way to restart with it). It is not free: with the young generation capped,
-// one torrent's 1 GiB took a tenth more CPU with it than without (Node 22,
-// 512 KiB pieces), but 256 KiB pieces peaked at 110 MiB without it, against
-// 96, and the fifty at 168-190 against 110-154. Limits on the old
-// generation's growth instead (--heap-growing-percent,
-// --initial-old-space-size) made a seeder collect it 35-75 times per GiB sent,
-// at 1.3-2 times the CPU: the blocks it sends are fresh buffers outside V8's
-// heap, which count towards those limits.
-v8.setFlagsFromString("--optimize-for-size")
+// With the young generation uncapped (Node 20 cannot restart), favouring size
+// also keeps it small; the commands that run many torrents at once set this
+// flag where it is capped too (src/cli/HeapSize.ts says why only they).
+if (!capGiven) v8.setFlagsFromString("--optimize-for-size")
 
 module.enableCompileCache?.()
 await import("../dist/bundle/cli.js")

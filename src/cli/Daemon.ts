@@ -10,6 +10,7 @@ import { Command, Flag } from "effect/cli"
 import * as NodeOs from "node:os"
 import { isLoopback } from "../http/Loopback.ts"
 import * as Download from "./Download.ts"
+import * as HeapSize from "./HeapSize.ts"
 import * as Input from "./Input.ts"
 import { Screen } from "./Screen.ts"
 import * as Usage from "./Usage.ts"
@@ -86,6 +87,8 @@ const run = Effect.fnUntraced(function*(input: Command.Command.Config.Infer<type
   yield* fs.makeDirectory(downloadDir, { recursive: true }).pipe(
     Effect.mapError((error) => new Input.InputError({ input: downloadDir, detail: `cannot make it: ${error.message}` }))
   )
+  // A daemon runs many torrents at once.
+  yield* HeapSize.favourSize
   // The engine and the server are loaded here, once the command runs: the other commands start without them.
   const Daemon = yield* Effect.promise(() => import("../daemon/Daemon.ts"))
   const { TorrentManager } = yield* Effect.promise(() => import("../TorrentManager.ts"))

@@ -19,6 +19,7 @@ import * as Metainfo from "../protocol/Metainfo.ts"
 import type { TorrentHandle } from "../TorrentManager.ts"
 import * as Display from "./Display.ts"
 import * as Format from "./Format.ts"
+import * as HeapSize from "./HeapSize.ts"
 import * as Input from "./Input.ts"
 import * as OnDone from "./OnDone.ts"
 import { Screen } from "./Screen.ts"
@@ -293,6 +294,7 @@ const download = Effect.fnUntraced(function*(options: Options) {
   const peers = yield* parseAddresses("peer", options.peer)
   const dhtBootstrap = yield* parseAddresses("dht-bootstrap", options.dhtBootstrap)
   const sources = yield* Effect.forEach(options.torrents, Input.load)
+  if (sources.length > 1) yield* HeapSize.favourSize
   const magnets = sources.filter((source) => source._tag === "Magnet")
   if (Option.isSome(options.saveTorrent) && (sources.length !== 1 || magnets.length !== 1)) {
     return yield* usage("--save-torrent needs exactly one magnet link")

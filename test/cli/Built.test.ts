@@ -68,7 +68,7 @@ describe("the built CLI", () => {
         let oneArena = false
         const deadline = Date.now() + 60_000
         while (!capped && cli.child.process.exitCode === null && Date.now() < deadline) {
-          capped = (yield* read("cmdline")).includes("--max-semi-space-size=4")
+          capped = (yield* read("cmdline")).includes("--max-semi-space-size=2")
           if (capped) oneArena = (yield* read("environ")).includes("MALLOC_ARENA_MAX=1")
           else yield* Effect.sleep(10)
         }
