@@ -9,7 +9,7 @@
  * aria2c on Node 22, without it and the young generation at 2 MiB against
  * with it at 4: 15,000 page faults against 27,000, 2.8-3.2 CPU s against
  * 3.1-4.0, a peak 4 MiB lower). V8 reads the flag at each collection, so
- * setting it once running is enough; the CLI sets it itself where it cannot
+ * setting it once running is enough; the bin sets it itself where it cannot
  * cap the young generation (Node 20).
  */
 import { Effect } from "effect"

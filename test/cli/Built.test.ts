@@ -85,7 +85,7 @@ describe("the built CLI", () => {
     () =>
       Effect.gen(function*() {
         const { torrentFile, dst } = yield* sourceTorrent("info-boots", 100_000, 32 * 1024)
-        // A module Node loads as it starts, before the CLI, which the restart carries over: one line per start.
+        // A module Node loads as it starts, before the CLI, which the restart carries over: an "x" per start.
         const dir = yield* tempDir("boots")
         const preload = join(dir, "count.mjs")
         const counted = join(dir, "boots")
