@@ -9,21 +9,21 @@ import v8 from "node:v8"
 
 // A download makes V8 grow its young generation to 16 MiB semi-spaces, 32 MiB
 // of the peak RSS; capped at 4 MiB it took 20-26 MiB off a download's peak at
-// no measurable cost in CPU (Node 20 and 22). At 2 MiB, without
-// --optimize-for-size (below), 1 GiB from aria2c peaked at 91 MiB against 95
-// at 4 MiB with it, and at 95-97 against 110 with 256 KiB pieces at 4 MiB
-// without it (Node 22, alternating runs). And glibc gives each thread that
-// allocates (V8's compiler threads, the thread pool) an arena of its own: 21
-// MiB of a 1 GiB download's peak on Node 22 when the PieceWorker had a thread
-// too. One arena for all took the peak from 127 to 114 MiB then, and from 108
-// (MALLOC_ARENA_MAX=8 given) to 96 MiB without that thread, at the same CPU.
-// V8 reads the cap and glibc the arenas only as the process starts, so where
-// Node can replace its process in place (process.execve: Node >= 22.15, not
-// Windows) the CLI restarts itself once with both, unless it was given them. (Elsewhere than
-// glibc, MALLOC_ARENA_MAX means nothing; commands the CLI runs, such as
-// --on-done's, inherit it.) Commands that print and exit skip the restart:
-// they hold no pieces, and Node's second start was a third of `info`'s 0.34 s
-// (Node 22).
+// no measurable cost in CPU (Node 20 and 22), and at 2 MiB (without
+// --optimize-for-size: src/cli/HeapSize.ts) another 3-4 MiB, at less CPU.
+// And glibc gives each thread that allocates (V8's compiler threads, the
+// thread pool) an arena of its own: 21 MiB of a 1 GiB download's peak on Node
+// 22 when the PieceWorker had a thread too. One arena for all took the peak
+// from 127 to 114 MiB then, and from 108 (MALLOC_ARENA_MAX=8 given) to 96 MiB
+// without that thread, at the same CPU. V8 reads the cap and glibc the arenas
+// only as the process starts, so where Node can replace its process in place
+// (process.execve: Node >= 22.15, not Windows) the CLI restarts itself once
+// with both, unless it was given them. (Elsewhere than glibc,
+// MALLOC_ARENA_MAX means nothing; commands the CLI runs, such as --on-done's,
+// inherit it.) Commands that print and exit skip the restart: they hold no
+// pieces, and Node's second start was a third of `info`'s 0.34 s (Node 22).
+// (Their names are repeated here from src/cli/main.ts: the bin decides before
+// it loads the CLI.)
 const youngCap = "--max-semi-space-size"
 const arenas = "MALLOC_ARENA_MAX"
 const capGiven = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some((arg) =>
