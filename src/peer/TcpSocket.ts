@@ -7,9 +7,7 @@
  * memory pile up before it collects: that was a third of a download's peak
  * memory. Here each read goes into a slot taken from a pool shared by every
  * connection (`onread`), and the slot goes back to the pool when the reader
- * pulls again. Reads that fill their slot are handed over together once
- * libuv stops reading, so a burst costs the reader one wake-up, not one per
- * 64 KiB.
+ * pulls again.
  *
  * So a chunk from `pull` is lent: valid until the next pull. Every reader of
  * peer connections copies what it keeps (`Frame.FrameDecoder`, and the
@@ -89,15 +87,6 @@ export const make = (options: Options): Socket.Socket => {
         resume(Effect.fail(failure))
       }
     }
-    let scheduled = false
-    const later = () => {
-      if (scheduled) return
-      scheduled = true
-      setImmediate(() => {
-        scheduled = false
-        deliver()
-      })
-    }
     const fail = (error: Socket.SocketError) => {
       failure ??= error
       deliver()
@@ -116,13 +105,6 @@ export const make = (options: Options): Socket.Socket => {
             slots.push(slot)
             bytes += n
             large = n === slot.length
-            if (bytes < pauseBytes && large) {
-              // A full slot means more is waiting, and libuv reads again at once (up to 32
-              // times): the reader gets those reads together, at the end of this poll
-              // phase, rather than one wake-up of the session per read.
-              later()
-              return true
-            }
             deliver()
             if (bytes < pauseBytes) return true
             paused = true

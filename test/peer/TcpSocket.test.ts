@@ -54,24 +54,6 @@ describe("TcpSocket", () => {
       assert.isBelow(slots.size, data.length / (64 * 1024) / 4)
     }).pipe(Effect.scoped))
 
-  it.live("a burst's reads reach the reader together, not one pull each", () =>
-    Effect.gen(function*() {
-      const data = randomBytes(32 * 1024 * 1024)
-      const port = yield* server((socket) => socket.end(data))
-      const pull = yield* Socket.readerBytes(dial(port))
-      let received = 0
-      let pulls = 0
-      let chunks = 0
-      while (received < data.length) {
-        const got = yield* pull
-        pulls++
-        chunks += got.length
-        for (const chunk of got) received += chunk.length
-      }
-      // Delivered as each read lands, a reader as quick as this one gets one read per pull.
-      assert.isAtLeast(chunks / pulls, 2, `${chunks} reads in ${pulls} pulls`)
-    }).pipe(Effect.scoped))
-
   it.live("a reader that stops pulling holds the sender back: the connection stops reading", () =>
     Effect.gen(function*() {
       const total = 256 * 1024 * 1024
