@@ -3,8 +3,7 @@
  *
  * It remembers which blocks we asked this peer for and when, sizes the
  * pipeline to the peer's rate (enough requests to cover `queueSeconds` of
- * transfer, between `minDepth` and the peer's own queue limit; before the
- * first rate, a slow start as TCP's), hands back
+ * transfer, between `minDepth` and the peer's own queue limit), hands back
  * requests that time out or are dropped by a choke, and tells a snubbing
  * peer (requests outstanding, no block for `snubMillis`) from a slow one.
  *
@@ -59,10 +58,6 @@ export const make = (options: Options) => {
       outstanding.delete(key)
       windowBytes += length
       lastBlockAt = now
-      // Slow start, until a tick has measured a rate: one more request per block that
-      // arrives, so the pipeline doubles each round trip instead of waiting a second
-      // at `minDepth` (a fast peer sent 60-90 MiB/s through that, against 300 after).
-      if (rate === 0) depth = Math.min(maxDepth, depth + 1)
       return true
     },
     /** We cancelled a request (endgame). */

@@ -35,25 +35,6 @@ describe("Coordinator", () => {
       assert.strictEqual(c.depth, floor)
     })
 
-    it("starts slowly: one more request per block received until a tick has measured a rate", () => {
-      const c = Coordinator.make({ requestTimeoutMillis: 30_000, maxDepth: 2000 })
-      // A round trip's worth at a time: the pipeline doubles each one.
-      transfer(c, 0, floor, 0)
-      assert.strictEqual(c.depth, 2 * floor)
-      transfer(c, 1, 2 * floor, 10)
-      assert.strictEqual(c.depth, 4 * floor)
-      // Once a tick has measured the rate, the depth follows it (two seconds of 3 · floor
-      // blocks a second) and blocks no longer add to it.
-      c.tick(1000)
-      assert.strictEqual(c.depth, 6 * floor)
-      transfer(c, 2, 5, 1000)
-      assert.strictEqual(c.depth, 6 * floor)
-
-      const capped = Coordinator.make({ requestTimeoutMillis: 30_000, maxDepth: floor + 8 })
-      transfer(capped, 0, 100, 0)
-      assert.strictEqual(capped.depth, floor + 8)
-    })
-
     it("grows with the peer's rate: two seconds' worth of blocks", () => {
       const c = Coordinator.make({ requestTimeoutMillis: 30_000 })
       // 80 blocks in one second: 1.25 MiB/s, 2 s of it is 160 blocks.
