@@ -675,8 +675,7 @@ const connected = Effect.fnUntraced(function*(
         // buffer of its own, held while the socket drains, was promoted and collected again.
         let bytes = 0
         for (const r of batch) bytes += r.length
-        // Not zeroed (a tenth of a seeder's CPU): every byte is a header or a block read over it.
-        const out: Uint8Array = Buffer.allocUnsafeSlow(bytes + batch.length * WireMessage_.pieceHeaderLength)
+        const out = new Uint8Array(bytes + batch.length * WireMessage_.pieceHeaderLength)
         let offset = 0
         for (const r of batch) {
           offset = WireMessage_.encodePieceHeader(out, offset, r.index, r.begin, r.length)
